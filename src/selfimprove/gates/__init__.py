@@ -51,6 +51,18 @@ GATES: dict[str, str] = {
     "min_share": "selfimprove.gates.confidence:min_share",
     "min_votes": "selfimprove.gates.confidence:min_votes",
     "not_truncated": "selfimprove.gates.confidence:not_truncated",
+    "logprob_margin": "selfimprove.gates.confidence:logprob_margin",
+    "critique": "selfimprove.gates.critique:critique",
+    "equivalent_to_majority": "selfimprove.gates.verify:equivalent_to_majority",
+    "arithmetic": "selfimprove.gates.verify:arithmetic",
+    "code_tests": "selfimprove.gates.verify:code_tests",
+    "length_outlier": "selfimprove.gates.hacking:length_outlier",
+    "answer_format": "selfimprove.gates.hacking:answer_format",
+    "near_duplicate": "selfimprove.gates.hacking:near_duplicate",
+    "template_cap": "selfimprove.gates.hacking:template_cap",
+    "all_of": "selfimprove.gates.combine:all_of",
+    "any_of": "selfimprove.gates.combine:any_of",
+    "weighted_vote": "selfimprove.gates.combine:weighted_vote",
 }
 
 

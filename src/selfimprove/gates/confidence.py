@@ -50,3 +50,41 @@ def not_truncated(context: GateContext):
                 for c in candidates]
 
     return gate
+
+
+def logprob_margin(context: GateContext, margin: float = 0.0):
+    """Keep questions whose majority answer is also the likelier one, by at least `margin` nats/token.
+
+    Each answer's score is the mean per-token log-probability of the paths that gave it; the margin
+    is the majority's score minus the best competing answer's. A question with no competing answer
+    passes (its margin is unbounded). Per token, so long and short rationales compare fairly.
+    """
+
+    def gate(candidates: list[Candidate]) -> list[Verdict]:
+        per_question: dict[str, dict[str, list[float]]] = {}
+        for c in candidates:
+            if c.sample.answer is not None:
+                rate = c.sample.logprob / max(1, c.sample.num_tokens)
+                per_question.setdefault(c.sample.question_id, {}).setdefault(c.sample.answer, []).append(rate)
+        majority = {c.sample.question_id: c.vote.answer for c in candidates}
+        margins = {q: _margin(scores, majority[q]) for q, scores in per_question.items()}
+        out = []
+        for c in candidates:
+            m = margins.get(c.sample.question_id)
+            if m is None:
+                out.append(Verdict(False, "no scored majority answer"))
+            else:
+                # score None for "no competitor": an infinite score would not survive JSON
+                out.append(Verdict(m >= margin, f"log-prob margin {m:.3f} vs {margin}",
+                                   m if m != float("inf") else None))
+        return out
+
+    return gate
+
+
+def _margin(scores: dict[str, list[float]], majority: str | None) -> float | None:
+    if majority not in scores:
+        return None
+    mean = {a: sum(v) / len(v) for a, v in scores.items()}
+    others = [s for a, s in mean.items() if a != majority]
+    return mean[majority] - max(others) if others else float("inf")

@@ -1,0 +1,154 @@
+"""External verifiers: checks that do not trust the model. Each gate reads only the sample's text.
+
+- `equivalent_to_majority`: the sample's answer equals the majority under the task's own
+  equivalence ("0.5" and "1/2"), where the `majority` gate compares strings.
+- `arithmetic`: re-computes every "a op b = c" written in the rationale ("3 + 4 = 7",
+  "1,200 × 3 = 3,600", "12 ÷ 4 = 3"); one wrong line fails the path.
+- `code_tests`: runs the candidate's code followed by the question's tests in the sandbox.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from fractions import Fraction
+
+from selfimprove.gates import Candidate, GateContext, Verdict
+
+
+def equivalent_to_majority(context: GateContext):
+    """Keep paths whose answer is equivalent to the question's majority answer (per the task)."""
+
+    def gate(candidates: list[Candidate]) -> list[Verdict]:
+        out = []
+        for c in candidates:
+            a, b = c.sample.answer, c.vote.answer
+            if a is None or b is None:
+                out.append(Verdict(False, "no answer" if a is None else "no majority"))
+            else:
+                same = a == b or context.task.is_equivalent(a, b)
+                out.append(Verdict(same, f"{a} {'is' if same else 'is not'} equivalent to majority {b}"))
+        return out
+
+    return gate
+
+
+# A number as written: "7", "2.5", "1,200" (commas only in groups of three, so "7," is 7).
+_NUM = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d,]\d)"
+# An expression: numbers, operators (ASCII and unicode), parentheses. "x" only between spaces.
+_EXPR = rf"[-−(]*\s*{_NUM}(?:\s*(?:[-+*/×÷·−]|\s[xX]\s)\s*[(\s]*-?{_NUM}\)*)+"
+_EQUATION = re.compile(rf"(?<![\w.,])({_EXPR})\s*=\s*\$?\s*(-?{_NUM})")
+_THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def to_number(text: str) -> Fraction | None:
+    """"1,200" -> 1200, "2.5" -> 5/2; None when it is not a plain number (e.g. "1,2")."""
+    text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text.strip().rstrip("."))
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def evaluate(expression: str) -> Fraction | None:
+    """Exact value of an arithmetic expression (+ - * / and parentheses); None when it is not one."""
+    text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), expression)
+    text = re.sub(r"\s[xX]\s", " * ", text)
+    text = text.replace("×", "*").replace("·", "*").replace("÷", "/").replace("−", "-")
+    if "," in text:
+        return None  # a comma that is not a thousands separator: a list, not arithmetic
+    try:
+        return _value(ast.parse(text.strip(), mode="eval").body)
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+        return None
+
+
+def _value(node: ast.AST) -> Fraction | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return Fraction(str(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _value(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left, right = _value(node.left), _value(node.right)
+        if left is None or right is None:
+            return None
+        return _OPS[type(node.op)](left, right)
+    return None
+
+
+def check_equations(text: str) -> list[tuple[str, bool]]:
+    """Every "expression = number" in `text` with whether it is right.
+
+    The result may be rounded as written: "10 / 3 = 3.33" is right (to the digits shown).
+    """
+    found = []
+    text = re.sub(r"[$€£](?=\s*\d)", "", text)  # "$5 + $3 = $8"
+    for match in _EQUATION.finditer(text):
+        left, right = evaluate(match.group(1)), to_number(match.group(2))
+        if left is None or right is None:
+            continue
+        decimals = len(match.group(2).partition(".")[2])
+        tolerance = Fraction(1, 2 * 10**decimals) if decimals else Fraction(0)
+        found.append((match.group(0).strip(), abs(left - right) <= tolerance))
+    return found
+
+
+def arithmetic(context: GateContext, require_equations: bool = False):
+    """Drop paths with any wrong written calculation; score = share of calculations that are right."""
+
+    def gate(candidates: list[Candidate]) -> list[Verdict]:
+        out = []
+        for c in candidates:
+            checks = check_equations(c.sample.text)
+            wrong = [eq for eq, ok in checks if not ok]
+            if not checks:
+                out.append(Verdict(not require_equations, "no arithmetic to check"))
+            elif wrong:
+                out.append(Verdict(False, f"{len(wrong)}/{len(checks)} calculations wrong, e.g. {wrong[0]!r}",
+                                   1 - len(wrong) / len(checks)))
+            else:
+                out.append(Verdict(True, f"{len(checks)} calculations right", 1.0))
+        return out
+
+    return gate
+
+
+_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def extract_code(text: str) -> str | None:
+    """The last fenced code block of a completion; None when it has none."""
+    blocks = _FENCE.findall(text or "")
+    return blocks[-1] if blocks else None
+
+
+def code_tests(context: GateContext, timeout_s: float = 5.0, memory_mb: int = 512):
+    """Keep paths whose code passes the question's tests, run together in the sandbox.
+
+    The task must offer `tests(question_id) -> str | None` (Python that raises on failure, e.g.
+    asserts). Identical code for one question runs once.
+    """
+    from selfimprove import sandbox
+
+    def gate(candidates: list[Candidate]) -> list[Verdict]:
+        results: dict[tuple[str, str], Verdict] = {}
+        out = []
+        for c in candidates:
+            code = extract_code(c.sample.text)
+            tests = context.task.tests(c.sample.question_id)
+            if code is None or tests is None:
+                out.append(Verdict(False, "no code" if code is None else "no tests for this question"))
+                continue
+            key = (c.sample.question_id, code)
+            if key not in results:
+                result = sandbox.run(code + "\n\n" + tests, timeout_s=timeout_s, memory_mb=memory_mb)
+                last = (result.stderr.strip().splitlines() or [""])[-1][:120]
+                reason = "tests pass" if result.status == "ok" else f"tests {result.status}: {result.detail}; {last}"
+                results[key] = Verdict(result.status == "ok", reason)
+            out.append(results[key])
+        return out
+
+    return gate
