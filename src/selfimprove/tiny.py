@@ -7,6 +7,7 @@ a random model writes random characters, not random sub-words.
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -82,3 +83,31 @@ def save_tiny_model(path: str | Path, chat_template: bool = False, **sizes) -> P
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_word_tokenizer(words: list[str], alphabet: str = DEFAULT_ALPHABET,
+                         chat_template: bool = False) -> PreTrainedTokenizerFast:
+    """One token per known word (with or without its leading space), per digit and per character.
+
+    A word-level vocabulary makes sequences about five times shorter than characters, which is
+    what makes training a from-scratch model on 2 CPU cores fast; digits stay single tokens so
+    arithmetic is written digit by digit, and any unknown word falls back to characters.
+    """
+    words = sorted(set(words), key=lambda w: (-len(w), w))
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for ch in sorted(set(alphabet)):
+        vocab.setdefault(ch, len(vocab))
+        vocab.setdefault(" " + ch, len(vocab))
+    for w in words:
+        vocab.setdefault(w, len(vocab))
+        vocab.setdefault(" " + w, len(vocab))
+    known = "|".join(re.escape(w) for w in words)
+    pattern = rf" ?(?:{known})(?![A-Za-z])| ?[^\s]|[\s\S]" if words else r" ?[^\s]|[\s\S]"
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", padding_side="left")
+    if chat_template:
+        fast.chat_template = CHAT_TEMPLATE
+    return fast

@@ -1,0 +1,174 @@
+"""Generation with Hugging Face transformers: batched across prompts, K samples per prompt.
+
+Prompts are sorted by length and batched (left padding) so that a batch wastes little on
+padding; each prompt's K samples come from `num_return_sequences` in the same `generate` call.
+Log-probabilities are recorded on the fly (one vocabulary row per step, never the whole
+[steps x batch x vocab] tensor), so large vocabularies do not blow up memory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+
+from selfimprove.backends.base import Completion, SamplingParams
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def load_model_and_tokenizer(name: str, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False):
+    """Load a causal LM and its tokenizer from a local folder or a Hugging Face id, with a clear error."""
+    local = Path(name).expanduser()
+    looks_local = name.startswith((".", "/", "~")) or local.exists()
+    if looks_local and not (local / "config.json").exists():
+        raise ModelLoadError(f"model path {name!r} does not exist or has no config.json; "
+                             "give a folder written by save_pretrained or a Hugging Face model id")
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        offline = " (HF_HUB_OFFLINE=1 is set: only cached models load)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise ModelLoadError(f"could not load model {name!r}{offline}: {str(err).splitlines()[0]}") from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device), tokenizer
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+class _LogprobRecorder(LogitsProcessor):
+    """Sums log p(token) of the sampled tokens under the raw model distribution.
+
+    A processor sees step t's logits before the token is drawn; the token appears in
+    `input_ids` at step t+1, so each call scores the previous step's choice.
+    """
+
+    def __init__(self, prompt_len: int):
+        self.prompt_len = prompt_len
+        self.previous: torch.Tensor | None = None
+        self.chosen: list[torch.Tensor] = []
+
+    def __call__(self, input_ids, scores):
+        if self.previous is not None:
+            self.chosen.append(self.previous.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """[rows, new_tokens] log-probabilities of the generated tokens."""
+        if self.previous is not None and sequences.shape[1] > self.prompt_len + len(self.chosen):
+            self.chosen.append(self.previous.gather(1, sequences[:, -1:]).squeeze(1))
+        if not self.chosen:
+            return torch.zeros(sequences.shape[0], 0)
+        return torch.stack(self.chosen, dim=1)
+
+
+class TransformersBackend:
+    def __init__(self, model: str, adapter: str | None = None, dtype: str = "auto", device: str = "auto",
+                 batch_size: int = 16, trust_remote_code: bool = False):
+        self.model_name = model
+        self.adapter = adapter
+        self.batch_size = batch_size  # prompts per generate call; each brings K rows
+        self.model, self.tokenizer = load_model_and_tokenizer(model, dtype, device, trust_remote_code)
+        if adapter:
+            self.model = load_adapter(self.model, adapter)
+        self.model.eval()
+
+    @property
+    def max_context(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def render_chat(self, messages: list[dict]) -> str | None:
+        if not self.tokenizer.chat_template:
+            return None
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[Completion]]:
+        lengths = [self.count_tokens(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])  # longest first: OOM shows up at once
+        results: list[list[Completion] | None] = [None] * len(prompts)
+        for b, start in enumerate(range(0, len(order), self.batch_size)):
+            batch = order[start:start + self.batch_size]
+            completions = self._generate_batch([prompts[i] for i in batch], params, seed=params.seed + 7919 * b)
+            for i, comps in zip(batch, completions):
+                results[i] = comps
+            if progress:
+                progress(len(batch))
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _generate_batch(self, prompts: list[str], params: SamplingParams, seed: int) -> list[list[Completion]]:
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        prompt_len = enc.input_ids.shape[1]
+        recorder = _LogprobRecorder(prompt_len)
+        sampling = params.temperature > 0
+        torch.manual_seed(seed)
+        out = self.model.generate(
+            **enc,
+            do_sample=sampling,
+            temperature=params.temperature if sampling else None,
+            top_p=params.top_p if sampling else None,
+            top_k=None,
+            num_return_sequences=params.n,
+            max_new_tokens=params.max_new_tokens,
+            logits_processor=LogitsProcessorList([recorder]),
+            stop_strings=list(params.stop) or None,
+            tokenizer=self.tokenizer if params.stop else None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            return_dict_in_generate=True,
+        )
+        new = out.sequences[:, prompt_len:].cpu()
+        token_logprobs = recorder.finish(out.sequences).cpu()
+        rows = []
+        for r in range(new.shape[0]):
+            rows.append(self._completion(new[r], token_logprobs[r], params))
+        return [rows[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+
+    def _completion(self, tokens: torch.Tensor, logprobs: torch.Tensor, params: SamplingParams) -> Completion:
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        ids = tokens.tolist()
+        end = len(ids)
+        for j, t in enumerate(ids):
+            if t == eos or (t == pad and pad != eos):
+                end = j
+                break
+        text = self.tokenizer.decode(ids[:end], skip_special_tokens=True)
+        stopped_by_string = False
+        for stop in params.stop:
+            cut = text.find(stop)
+            if cut >= 0:
+                text, stopped_by_string = text[:cut], True
+        truncated = end == len(ids) and len(ids) >= params.max_new_tokens and not stopped_by_string
+        return Completion(text=text, num_tokens=end, truncated=truncated, logprob=float(logprobs[:end].sum()))
+
+
+def load_adapter(model, adapter: str):
+    """Attach a PEFT adapter folder (LoRA) to `model` for inference."""
+    from peft import PeftModel
+
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise ModelLoadError(f"adapter {adapter!r} has no adapter_config.json (expected a PEFT folder)")
+    return PeftModel.from_pretrained(model, adapter)

@@ -1,0 +1,127 @@
+"""Command line: `selfimprove run | eval | validate | ls | demo`. Thin: parse, load config, call the loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Make a language model better at a task from its own answers, without labels.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+
+
+def _quiet_libraries() -> None:
+    """Keep our progress bars and the training bar; hide per-file loading and dataset-map bars."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. run.rounds=2 generate.k=16")]
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/] {err}")
+    raise typer.Exit(2)
+
+
+def _load(config: Path, overrides: list[str] | None):
+    from selfimprove.config import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as err:
+        _fail(err)
+
+
+def _user_errors():
+    from selfimprove.backends.transformers import ModelLoadError
+    from selfimprove.config import ConfigError
+    from selfimprove.generate import PromptTooLongError
+    from selfimprove.loop import ConfigChangedError
+    from selfimprove.store import StoreError
+
+    return (ConfigError, ModelLoadError, PromptTooLongError, ConfigChangedError, StoreError, ValueError,
+            FileNotFoundError)
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="YAML config (see configs/)")], overrides: Overrides = None,
+        allow_config_change: Annotated[bool, typer.Option(help="Resume a run directory whose saved config differs")] = False):
+    """Run the self-improvement rounds of CONFIG. Rerunning the same command resumes where it stopped."""
+    from selfimprove.loop import run as run_loop
+
+    cfg = _load(config, overrides)
+    _quiet_libraries()
+    try:
+        summary = run_loop(cfg, allow_config_change=allow_config_change, console=console)
+    except _user_errors() as err:
+        _fail(err)
+    console.print_json(json.dumps({k: summary[k] for k in ("base_accuracy", "final_accuracy")}))
+
+
+@app.command("eval")
+def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task and evaluate sections are used")],
+          overrides: Overrides = None,
+          adapter: Annotated[Optional[str], typer.Option(help="PEFT adapter folder to evaluate on top of the model")] = None):
+    """Score a model (optionally with an adapter) on the config's held-out split: greedy, maj@k, pass@k."""
+    from selfimprove import collect, evaluate
+    from selfimprove.backends import load_backend
+    from selfimprove.generate import progress_bar, prompt_style
+    from selfimprove.tasks import get_task
+
+    cfg = _load(config, overrides)
+    try:
+        task = get_task(cfg.task.name)
+        items = collect.load_heldout(task, cfg.task)
+        backend = load_backend(cfg.generate.backend, cfg.model.name, adapter=adapter, dtype=cfg.model.dtype,
+                               device=cfg.model.device, batch_size=cfg.generate.batch_size)
+        style = prompt_style(task, backend, cfg.model.chat, cfg.generate.num_exemplars)
+        with progress_bar() as progress:
+            _, metrics = evaluate.heldout_accuracy(
+                backend, task, items, style, cfg.evaluate.format, cfg.evaluate.k, cfg.evaluate.temperature,
+                cfg.evaluate.max_new_tokens or cfg.generate.max_new_tokens, 0, cfg.run.seed, progress)
+    except _user_errors() as err:
+        _fail(err)
+    console.print_json(json.dumps(metrics))
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")], overrides: Overrides = None):
+    """Check CONFIG strictly (unknown or duplicate keys, bad values) and print it fully resolved."""
+    from selfimprove.config import dump_config
+
+    console.print(dump_config(_load(config, overrides)), markup=False, highlight=False)
+
+
+@app.command()
+def ls():
+    """List the tasks, backends and gates that configs can name."""
+    from selfimprove.backends import BACKENDS
+    from selfimprove.gates import GATES
+    from selfimprove.tasks import TASKS
+
+    for title, table in (("tasks", TASKS), ("backends", BACKENDS), ("gates", GATES)):
+        console.print(f"[bold]{title}[/]")
+        for name, target in table.items():
+            console.print(f"  {name:<16} {target}", highlight=False)
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/demo"),
+         seed: Annotated[int, typer.Option(help="Seed for data, model and sampling")] = 0,
+         quick: Annotated[bool, typer.Option(help="One small round (about a minute), for a first look and CI")] = False):
+    """The embedded demo: a tiny model, trained here, improves itself on arithmetic word problems without labels."""
+    from selfimprove.embedded.demo import main
+
+    main(out, seed, quick)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,216 @@
+"""Typed run configuration: one small section per stage, loaded strictly from YAML.
+
+Unknown keys and duplicate keys are errors that name the key and the file. Command-line
+overrides are dotted `key=value` pairs (`adapt.learning_rate=1e-4`), parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(Section):
+    out_dir: str = "runs/default"  # everything the run writes lives here; rerunning resumes it
+    seed: int = 0
+    rounds: int = Field(3, ge=1)  # LMSI fine-tunes once; STaR/ReST-EM gain over 2-5 rounds
+
+
+class ModelConfig(Section):
+    name: str  # Hugging Face id or local folder
+    dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
+    device: str = "auto"
+    trust_remote_code: bool = False
+    chat: Literal["auto", "on", "off"] = "auto"  # auto = use the chat template when the tokenizer has one
+
+
+class FieldsConfig(Section):
+    question: str = "question"
+    answer: str | None = "answer"
+    id: str | None = None
+
+
+class TaskConfig(Section):
+    name: str = "gsm8k"
+    source: str | None = None  # file, folder or dataset id; None = the task's public dataset
+    split: str = "train"  # the unlabeled pool; its gold answers are hidden from training
+    limit: int | None = None
+    fields: FieldsConfig | None = None
+    eval_source: str | None = None  # None = same as source
+    eval_split: str = "test"
+    eval_limit: int | None = 200  # held-out questions scored every round
+
+
+class GenerateConfig(Section):
+    backend: str = "transformers"
+    k: int = Field(8, ge=1)  # samples per question per format (LMSI: 32; 8 already gives most of the gain)
+    temperature: float = Field(0.7, ge=0)  # LMSI samples at T=0.7
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(16, ge=1)  # prompts per generate call; each brings k sequences
+    formats: list[str] = ["cot_fewshot"]  # prompt styles to sample with
+    num_exemplars: int | None = None  # few-shot exemplars used (None = all the task has)
+    checkpoint_every: int = Field(64, ge=1)  # questions per checkpointed chunk: a kill loses at most one
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, v: list[str]) -> list[str]:
+        for f in v:
+            if f not in FORMATS:
+                raise ValueError(f"unknown format {f!r}; use one of {', '.join(FORMATS)}")
+        return v
+
+
+class VoteConfig(Section):
+    tie_break: Literal["first", "logprob", "abstain"] = "first"  # first = answer seen first wins
+
+
+class CurateConfig(Section):
+    # Each gate: {"name": ..., <params>}. A path is kept only if every gate passes it.
+    gates: list[dict[str, Any]] = [{"name": "majority"}, {"name": "min_share", "threshold": 0.5},
+                                   {"name": "not_truncated"}]
+    max_paths_per_question: int = Field(4, ge=1)  # stops easy questions from dominating the data
+    dedupe: bool = True  # drop exact duplicate rationales within a question
+
+
+class AdaptConfig(Section):
+    method: Literal["lora", "full"] = "lora"
+    init: Literal["base", "previous"] = "base"  # base = each round restarts from the base model (ReST-EM)
+    data: Literal["replace", "accumulate"] = "replace"  # accumulate = train on all earlier rounds' kept paths too
+    formats: dict[str, float] = {f: 1.0 for f in FORMATS}  # chance each kept path is used in each format
+    replay: str | None = None  # JSONL of labelled question/rationale/answer rows mixed into every round
+    learning_rate: float = 2e-4
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 2048  # prompt + completion tokens; longer examples are truncated by TRL
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str | list[str] = "all-linear"
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, v: dict[str, float]) -> dict[str, float]:
+        for f, w in v.items():
+            if f not in FORMATS:
+                raise ValueError(f"unknown format {f!r}; use one of {', '.join(FORMATS)}")
+            if not 0 <= w <= 1:
+                raise ValueError(f"format weight {f}={w} must be within [0, 1]")
+        return v
+
+
+class EvaluateConfig(Section):
+    format: str = "cot_fewshot"
+    k: int = Field(8, ge=1)  # samples for majority-vote accuracy and pass@k
+    temperature: float = 0.7
+    max_new_tokens: int | None = None  # None = generate.max_new_tokens
+
+
+class MonitorConfig(Section):
+    min_return: float | None = None  # stop when held-out accuracy gained per round falls below this
+    reset_tolerance: float | None = None  # restore the best model when accuracy drops more than this
+
+
+class Config(Section):
+    run: RunConfig = RunConfig()
+    model: ModelConfig
+    task: TaskConfig = TaskConfig()
+    generate: GenerateConfig = GenerateConfig()
+    vote: VoteConfig = VoteConfig()
+    curate: CurateConfig = CurateConfig()
+    adapt: AdaptConfig = AdaptConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    monitor: MonitorConfig = MonitorConfig()
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of keeping the last one silently."""
+
+
+def _no_duplicates(loader: _StrictLoader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"{loader.name}: line {key_node.start_mark.line + 1}: duplicate key {key!r} "
+                              f"(first at line {seen[key]}); keep one")
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    loader = _StrictLoader(text)
+    loader.name = str(path)
+    try:
+        data = loader.get_single_data() or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (run, model, task, ...)")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted `key=value` pairs in a nested dict; the value is parsed as a YAML scalar or list."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value (e.g. run.rounds=2)")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw else None
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                lines.append(f"unknown key {where!r}; check the spelling (`selfimprove validate` lists sections)")
+            elif e["type"] == "missing":
+                lines.append(f"missing key {where!r}")
+            else:
+                lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    data = apply_overrides(read_yaml(path), list(overrides))
+    return parse_config(data, source=str(path))
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,58 @@
+"""Evaluate: held-out accuracy of the current model, and how good the pool's pseudo-labels were.
+
+Greedy accuracy (one path at temperature 0), majority-vote accuracy at K and pass@K on the
+labelled held-out split. Pseudo-label accuracy compares the round's votes with the pool's hidden
+gold answers: a diagnostic only, never fed back into training.
+"""
+
+from __future__ import annotations
+
+from selfimprove.backends import SamplingParams
+from selfimprove.generate import sample_paths
+from selfimprove.records import Item, Sample, Vote
+from selfimprove.vote import vote_all
+
+
+def _share(hits: int, total: int) -> float | None:
+    return hits / total if total else None
+
+
+def heldout_accuracy(backend, task, items: list[Item], style, fmt: str, k: int, temperature: float,
+                     max_new_tokens: int, round_: int, seed: int, progress=None) -> tuple[list[Sample], dict]:
+    if not items:
+        return [], {}
+    greedy = sample_paths(backend, task, items, style,
+                          SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed), [fmt],
+                          round_, progress)
+    sampled = sample_paths(backend, task, items, style,
+                           SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
+                                          seed=seed + 1), [fmt], round_, progress)
+    gold = {i.id: i.gold for i in items}
+
+    def right(answer: str | None, qid: str) -> bool:
+        return answer is not None and task.is_equivalent(answer, gold[qid])
+
+    greedy_answer = {s.question_id: s.answer for s in greedy}
+    votes = {v.question_id: v for v in vote_all(sampled, is_equivalent=task.is_equivalent)}
+    solved = {s.question_id for s in sampled if right(s.answer, s.question_id)}
+    n = len(items)
+    metrics = {
+        "accuracy": sum(right(greedy_answer.get(q), q) for q in gold) / n,
+        "majority_accuracy": sum(right(votes[q].answer, q) for q in gold) / n,
+        "pass_at_k": len(solved) / n,
+        "heldout_agreement": sum(v.share for v in votes.values()) / n,
+        "eval_k": k,
+        "eval_questions": n,
+    }
+    return greedy + sampled, metrics
+
+
+def pseudo_label_accuracy(task, votes: list[Vote], gold: dict[str, str], kept_ids: set[str]) -> dict:
+    """Share of majority answers that match the hidden gold, over all voted and over kept questions."""
+    judged = [v for v in votes if v.answer is not None and v.question_id in gold]
+    right = {v.question_id for v in judged if task.is_equivalent(v.answer, gold[v.question_id])}
+    kept = [v for v in judged if v.question_id in kept_ids]
+    return {
+        "pseudo_label_accuracy": _share(len(right), len(judged)),
+        "kept_pseudo_label_accuracy": _share(sum(v.question_id in right for v in kept), len(kept)),
+    }

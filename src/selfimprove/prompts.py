@@ -1,0 +1,70 @@
+"""The four LMSI prompt formats, in plain-completion mode and chat mode.
+
+    cot_fewshot      exemplars with rationales, then "Q: ...\nA:"
+    direct_fewshot   exemplars with answers only
+    cot_zeroshot     "Q: ...\nA: Let's think step by step."
+    direct_zeroshot  "Q: ...\nA:"
+
+A training target is always "<rationale> The answer is X." (CoT) or "The answer is X." (direct),
+so a path sampled in one format can teach all four.
+"""
+
+from __future__ import annotations
+
+from selfimprove.records import Exemplar
+
+STEP_BY_STEP = "Let's think step by step."
+STOP = ("\nQ:",)  # in completion mode a model that keeps going writes the next question
+
+
+def is_cot(fmt: str) -> bool:
+    return fmt.startswith("cot")
+
+
+def target(rationale: str, answer: str, fmt: str, answer_prefix: str = "The answer is") -> str:
+    sentence = f"{answer_prefix} {answer}."
+    if is_cot(fmt) and rationale:
+        return f"{rationale} {sentence}"
+    return sentence
+
+
+def rationale_of(text: str, answer_prefix: str = "The answer is") -> str:
+    """The reasoning in a sampled completion: everything before its last answer sentence."""
+    cut = text.rfind(answer_prefix)
+    head = text[:cut] if cut >= 0 else text
+    head = head.strip()
+    if head.startswith(STEP_BY_STEP):
+        head = head[len(STEP_BY_STEP):].strip()
+    return head
+
+
+def plain_prompt(question: str, fmt: str, exemplars: list[Exemplar], answer_prefix: str = "The answer is") -> str:
+    shots = exemplars if fmt.endswith("fewshot") else []
+    parts = [f"Q: {ex.question}\nA: {target(ex.rationale, ex.answer, fmt, answer_prefix)}\n\n" for ex in shots]
+    tail = f" {STEP_BY_STEP}" if fmt == "cot_zeroshot" else ""
+    return "".join(parts) + f"Q: {question}\nA:{tail}"
+
+
+def _instruction(question: str, fmt: str, answer_prefix: str) -> str:
+    if is_cot(fmt):
+        return f'{question}\n{STEP_BY_STEP} End with "{answer_prefix} <answer>."'
+    return f'{question}\nReply only with "{answer_prefix} <answer>."'
+
+
+def chat_messages(question: str, fmt: str, exemplars: list[Exemplar], answer_prefix: str = "The answer is") -> list[dict]:
+    shots = exemplars if fmt.endswith("fewshot") else []
+    messages = []
+    for ex in shots:
+        messages.append({"role": "user", "content": _instruction(ex.question, fmt, answer_prefix)})
+        messages.append({"role": "assistant", "content": target(ex.rationale, ex.answer, fmt, answer_prefix)})
+    messages.append({"role": "user", "content": _instruction(question, fmt, answer_prefix)})
+    return messages
+
+
+def training_pair(question: str, rationale: str, answer: str, fmt: str, exemplars: list[Exemplar],
+                  chat: bool, answer_prefix: str = "The answer is") -> tuple[str | list[dict], str | list[dict]]:
+    """(prompt, completion) in TRL's prompt-completion form: strings, or chat messages in chat mode."""
+    completion = target(rationale, answer, fmt, answer_prefix)
+    if chat:
+        return chat_messages(question, fmt, exemplars, answer_prefix), [{"role": "assistant", "content": completion}]
+    return plain_prompt(question, fmt, exemplars, answer_prefix), " " + completion

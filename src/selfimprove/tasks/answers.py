@@ -1,0 +1,138 @@
+"""Finding and normalising final answers in model text; shared by the math, choice and yes/no tasks.
+
+Reads strings only. Every finder returns None when there is no answer: never a sentinel string,
+so an unparsable completion abstains in the vote instead of competing as a fake answer.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+# "The answer is", "the final answer is", "So the answer is:" ...; the contract's answer_prefix.
+_ANSWER_IS = re.compile(r"answer\s+is\b\s*:?", re.IGNORECASE)
+_HASHES = re.compile(r"####")
+# A sentence ends at a newline or at a period followed by space / end (not the "." of "0.5").
+_SENTENCE_END = re.compile(r"\n|\.(?=\s|$)")
+
+# Thousands groups only when they are exact groups of three ("1,000" yes, "1,2" no).
+_NUMBER = re.compile(
+    r"(?P<sign>-)?(?:(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?P<dec>\.\d+)?|(?P<bare>\.\d+))"
+    r"(?:\s*/\s*(?P<den>\d+)(?![\d.]))?"
+)
+_CURRENCY = re.compile(r"[$€£¥₹¢]|\\\$|\b(?:USD|EUR|GBP|Rs\.?)\s*")
+_FRAC = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]*)\}\s*\{\s*([^{}]*)\}")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+
+
+def normalise_text(text: str) -> str:
+    """Unicode folding: full-width digits ("３") and letters become ASCII; the minus sign becomes "-"."""
+    text = unicodedata.normalize("NFKC", text)
+    return text.replace("\u2212", "-").replace("\u200b", "")
+
+
+def _sentence(text: str) -> str:
+    end = _SENTENCE_END.search(text)
+    return text[: end.start()] if end else text
+
+
+def answer_spans(text: str) -> list[str]:
+    """The text after each "answer is", up to the end of its sentence; the last one first."""
+    starts = [m.end() for m in _ANSWER_IS.finditer(text)]
+    return [_sentence(text[s:]) for s in reversed(starts)]
+
+
+def hash_spans(text: str) -> list[str]:
+    """The rest of the line after each "####" (GSM8K reference style); the last one first."""
+    starts = [m.end() for m in _HASHES.finditer(text)]
+    return [text[s:].split("\n", 1)[0] for s in reversed(starts)]
+
+
+def boxed_spans(text: str) -> list[str]:
+    r"""The contents of each \boxed{...} (nested braces allowed); the last one first."""
+    spans = []
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            spans.append(text[m.end(): i - 1])
+    return spans[::-1]
+
+
+def _unlatex(span: str) -> str:
+    r"""Turn the LaTeX a model wraps around a number into plain text: \frac{1}{2} -> (1)/(2)."""
+    inner = boxed_spans(span)
+    if inner:
+        span = inner[0]
+    span = _TEXT_CMD.sub(r" \1 ", span)
+    span = _FRAC.sub(r"\1/\2", span)
+    for old, new in (("{,}", ""), ("\\,", ""), ("\\!", ""), ("\\%", "%"), ("\\left", ""), ("\\right", ""),
+                     ("\\(", " "), ("\\)", " "), ("\\[", " "), ("\\]", " "), ("**", "")):
+        span = span.replace(old, new)
+    return span
+
+
+def _format(value: Fraction) -> str:
+    """Canonical text of a number: no grouping, no trailing zeros; a repeating fraction stays a/b."""
+    den = value.denominator
+    for p in (2, 5):
+        while den % p == 0:
+            den //= p
+    if den != 1:
+        return f"{value.numerator}/{value.denominator}"
+    with localcontext() as ctx:
+        ctx.prec = 200  # exact for any answer a model can write
+        text = format((Decimal(value.numerator) / Decimal(value.denominator)).normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def _value(m: re.Match) -> Fraction | None:
+    digits = (m["int"] or "").replace(",", "") + (m["dec"] or m["bare"] or "")
+    value = Fraction(digits)
+    if m["den"] is not None:
+        if m["dec"] or int(m["den"]) == 0:
+            return None  # "2.5/3" or "1/0": not an answer we can normalise
+        value /= int(m["den"])
+    return -value if m["sign"] else value
+
+
+def find_number(span: str) -> str | None:
+    """The canonical first number in an answer span ("$1,000.00 in total" -> "1000"), or None.
+
+    After an "=" the result is what counts ("5 + 3 = 8" -> "8"), so only the part after the last "=" is read.
+    """
+    span = _unlatex(normalise_text(span))
+    span = span.rsplit("=", 1)[-1]
+    span = _CURRENCY.sub("", span)
+    span = re.sub(r"-\s*\(\s*(?=[\d.])", "-", span)  # "-(1/3)" is minus a third
+    for m in _NUMBER.finditer(span):
+        value = _value(m)
+        if value is not None:
+            return _format(value)
+        return None
+    return None
+
+
+def canonical_number(text: str) -> str | None:
+    """The canonical form of a string that is just a number (gold labels), or None if it is not one.
+
+    "1,000" / "$1000.00" / "1000." / "-3" / ".5" / "\\frac{1}{2}" / "50%" -> "1000" / "1000" / "1000" / "-3" / "0.5" / "0.5" / "50".
+    """
+    cleaned = _CURRENCY.sub("", _unlatex(normalise_text(str(text)))).strip().rstrip(".%").strip()
+    m = _NUMBER.fullmatch(cleaned.replace("$", "").replace(" ", ""))
+    if m is None:
+        return None
+    value = _value(m)
+    return None if value is None else _format(value)
+
+
+def as_fraction(canonical: str) -> Fraction | None:
+    """Exact value of a canonical number ("0.5", "3/7"), or None when it is not one."""
+    try:
+        return Fraction(canonical)
+    except (ValueError, ZeroDivisionError):
+        return None

@@ -1,0 +1,272 @@
+"""Reading a task's rows from a local file or directory, or from a Hugging Face dataset, into `Item`s.
+
+Reads: JSONL (.jsonl, or .json holding JSON lines), a JSON array (.json), CSV (.csv) and Parquet
+(.parquet) files; a directory holding one file per split ("train.jsonl", "test.json", sharded
+"test-00000-of-00001.parquet", also one level down as in a cloned Hugging Face repo); or a
+Hugging Face dataset id ("openai/gsm8k", "openai/gsm8k:main" for a config) through
+`datasets.load_dataset`, which works offline (HF_HUB_OFFLINE=1) only for cached datasets.
+Writes nothing.
+
+Every problem with the input is one `DataError` that names the file, the line or row and the
+field, and says how to fix it; rows are never dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from selfimprove.records import Item
+from selfimprove.tasks.base import Fields
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+class DataError(ValueError):
+    """The input data cannot be read as asked; the message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One raw row and where it came from ("data/x.jsonl:17", "openai/gsm8k[test] row 17")."""
+
+    data: dict[str, Any]
+    origin: str
+    index: int  # 0-based position within its split
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Where a task's questions live and how its native columns become question / answer / id.
+
+    `native` turns one row of the task's own dataset (local copy or Hugging Face) into the
+    columns of `Fields()`; it is skipped when the user passes `fields` for their own data.
+    """
+
+    name: str  # task name; prefix of item ids
+    default_source: str  # Hugging Face dataset id
+    default_config: str | None = None
+    native: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    hf_splits: dict[str, str] = field(default_factory=dict)  # our split -> the Hub's split name
+    dir_splits: dict[str, str] = field(default_factory=dict)  # our split -> file stem when ours is absent
+    # One set of questions without splits (SVAMP, ASDiv): train/test are carved by a hash of the id.
+    carve_test_percent: int | None = None
+
+
+# ---------------------------------------------------------------- reading rows
+
+
+def _read_jsonl(path: Path) -> list[Row]:
+    rows = []
+    with path.open(encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg}, column {e.colno}). "
+                                "Each line of a JSON Lines file must be one complete JSON object; "
+                                "fix or delete that line.") from None
+            rows.append(_as_row(data, f"{path}:{lineno}", len(rows)))
+    return rows
+
+
+def _read_json(path: Path) -> list[Row]:
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data":  # several top-level values: JSON lines in a .json file (AQuA)
+            return _read_jsonl(path)
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno}). "
+                        "Expected a JSON array of objects, or one JSON object per line.") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array of objects, found a JSON {type(data).__name__}.")
+    return [_as_row(d, f"{path} row {i}", i) for i, d in enumerate(data)]
+
+
+def _read_csv(path: Path) -> list[Row]:
+    rows = []
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        for data in reader:
+            where = f"{path}:{reader.line_num}"
+            if None in data or None in data.values():
+                raise DataError(f"{where}: this row has a different number of fields than the header "
+                                f"({len(header)}: {', '.join(header)}). Quote values that contain commas.")
+            rows.append(Row(dict(data), where, len(rows)))
+    return rows
+
+
+def _read_parquet(path: Path) -> list[Row]:
+    import pyarrow.parquet as pq  # comes with `datasets`; only needed for parquet
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several unrelated types for a bad file
+        raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e}).") from None
+    return [Row(d, f"{path} row {i}", i) for i, d in enumerate(table.to_pylist())]
+
+
+def _as_row(data: Any, where: str, index: int) -> Row:
+    if not isinstance(data, dict):
+        raise DataError(f"{where}: expected a JSON object with named fields, found a JSON {type(data).__name__}.")
+    return Row(data, where, index)
+
+
+def read_file(path: Path) -> list[Row]:
+    """All rows of one data file, chosen by its extension."""
+    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
+    if path.suffix.lower() not in readers:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}.")
+    try:
+        return readers[path.suffix.lower()](path)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8.") from None
+
+
+def split_files(directory: Path, split: str) -> list[Path]:
+    """The file(s) of one split in a directory: "<split>.<ext>" or shards "<split>-*.<ext>", one level deep at most."""
+    found = []
+    for path in sorted(directory.glob("*")) + sorted(directory.glob("*/*")):
+        named = path.stem == split or path.stem.startswith(f"{split}-")
+        if path.is_file() and path.suffix.lower() in SUFFIXES and named:
+            found.append(path)
+    return found
+
+
+def _read_directory(directory: Path, split: str, fallback: dict[str, str]) -> tuple[list[Row], str]:
+    paths = split_files(directory, split)
+    if not paths and split in fallback:
+        log.warning("%s: no %r split; using %r instead", directory, split, fallback[split])
+        split = fallback[split]
+        paths = split_files(directory, split)
+    if not paths:
+        present = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
+        raise DataError(f"{directory}: no file for split {split!r} (looked for {split}.jsonl, {split}.json, "
+                        f"{split}.csv, {split}.parquet or {split}-*.<ext>); the directory holds: {present}. "
+                        "Pass the file itself as the source, or ask for a split that exists.")
+    rows = [row for path in paths for row in read_file(path)]
+    # Positions run across shards, so index-based ids stay unique.
+    return [Row(row.data, row.origin, i) for i, row in enumerate(rows)], split
+
+
+def looks_like_path(source: str) -> bool:
+    return (source.startswith((".", "/", "~")) or "\\" in source or source.lower().endswith(SUFFIXES)
+            or source.count("/") > 1)
+
+
+def _read_hub(source: str, split: str, config: str | None) -> list[Row]:
+    import datasets  # heavy; only when a Hub dataset is asked for
+
+    name, _, given_config = source.partition(":")
+    config = given_config or config
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except Exception as e:  # network, cache, unknown split: one message for all
+        raise DataError(f"could not load Hugging Face dataset {name!r} (config {config!r}, split {split!r}): "
+                        f"{type(e).__name__}: {e}. Offline (HF_HUB_OFFLINE=1) only cached datasets load; "
+                        "pass a local file or directory as the source instead.") from None
+    return [Row(dict(d), f"{name}[{split}] row {i}", i) for i, d in enumerate(ds)]
+
+
+def read_rows(dataset: Dataset, source: str | Path, split: str) -> tuple[list[Row], str, bool]:
+    """Rows of `split` from `source`, the split actually read (a directory may fall back, see
+    `Dataset.dir_splits`), and whether the source was one undivided set (a single file)."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return read_file(path), split, True
+    if path.is_dir():
+        rows, split = _read_directory(path, split, dataset.dir_splits)
+        return rows, split, False
+    if isinstance(source, Path) or looks_like_path(str(source)):
+        raise DataError(f"{source}: no such file or directory. Give the path of a data file "
+                        f"({', '.join(SUFFIXES)}), a directory of split files, or a Hugging Face dataset id.")
+    config = dataset.default_config if source == dataset.default_source else None
+    hub_split = dataset.hf_splits.get(split, split)
+    one_set = dataset.hf_splits.get("train") is not None and dataset.hf_splits.get("train") == dataset.hf_splits.get("test")
+    return _read_hub(str(source), hub_split, config), split, one_set
+
+
+# ---------------------------------------------------------------- rows -> items
+
+
+def column(row: Row, name: str, columns: dict[str, Any] | None = None) -> Any:
+    """`row[name]`, or a DataError naming the field, the row, the columns there are and the fix."""
+    data = row.data if columns is None else columns
+    if name in data and data[name] is not None and str(data[name]).strip() != "":
+        return data[name]
+    state = "is empty in" if name in data else "is missing from"
+    raise DataError(f"{row.origin}: field {name!r} {state} this row (columns: {', '.join(map(str, row.data))}). "
+                    f"If your data names it differently, map the columns with "
+                    f"fields=Fields(question=..., answer=..., id=...).")
+
+
+def carve(item_id: str, test_percent: int) -> str:
+    """Deterministic split of an undivided set: sha256 of the id, so it is stable under reordering and limits."""
+    bucket = int(hashlib.sha256(item_id.encode()).hexdigest(), 16) % 100
+    return "test" if bucket < test_percent else "train"
+
+
+def to_item(dataset: Dataset, row: Row, split: str, fields: Fields | None,
+            gold: Callable[[Any], str | None]) -> Item | None:
+    """One `Item`: question text, stable id, canonical gold (None when the data has no answer column).
+
+    None when the task's own format says the row is not one of its questions (ASDiv's non-numeric answers).
+    """
+    columns = row.data
+    if fields is not None and fields.answer is not None:
+        column(row, fields.answer)  # a mapped answer column must exist; Fields(answer=None) for unlabeled data
+    if fields is None:
+        fields = Fields(id="id")
+        columns = dataset.native(row.data) if dataset.native else row.data
+        if columns is None:
+            return None
+    question = str(column(row, fields.question, columns)).strip()
+    has_id = fields.id is not None and columns.get(fields.id) not in (None, "")
+    item_id = f"{dataset.name}/{columns[fields.id]}" if has_id else f"{dataset.name}/{split}/{row.index}"
+    answer = None
+    if fields.answer is not None and columns.get(fields.answer) is not None:
+        answer = gold(columns[fields.answer])
+        if answer is None:
+            raise DataError(f"{row.origin}: field {fields.answer!r} holds {columns[fields.answer]!r}, which is not "
+                            f"a {dataset.name} answer. Fix the value, or set fields=Fields(answer=None) "
+                            "to load the questions unlabeled.")
+    return Item(id=item_id, question=question, gold=answer)
+
+
+def load_items(dataset: Dataset, gold: Callable[[Any], str | None], source: str | Path | None, split: str,
+               limit: int | None, fields: Fields | None) -> list[Item]:
+    """The whole load path of a task: read rows, make items, check ids, carve a split if needed, limit."""
+    source = source or dataset.default_source
+    rows, read_split, one_set = read_rows(dataset, source, split)
+    if not rows:
+        raise DataError(f"{source}: no rows (split {split!r}); the source is empty.")
+    items, seen = [], {}
+    for row in rows:
+        item = to_item(dataset, row, read_split, fields, gold)
+        if item is None:
+            continue
+        if item.id in seen:
+            raise DataError(f"{row.origin}: duplicate id {item.id!r} (first at {seen[item.id]}); ids must be unique.")
+        seen[item.id] = row.origin
+        items.append(item)
+    if len(items) < len(rows):
+        log.warning("%s: skipped %d of %d rows that are not %s questions (see the task's docstring)",
+                    source, len(rows) - len(items), len(rows), dataset.name)
+    if one_set and dataset.carve_test_percent is not None and split != "all":
+        if split not in ("train", "test"):
+            raise DataError(f"{source}: {dataset.name} is one undivided set; ask for split 'train', 'test' or 'all'.")
+        items = [it for it in items if carve(it.id, dataset.carve_test_percent) == split]
+    return items[:limit] if limit is not None else items
