@@ -226,8 +226,10 @@ def to_item(dataset: Dataset, row: Row, split: str, fields: Fields | None,
     None when the task's own format says the row is not one of its questions (ASDiv's non-numeric answers).
     """
     columns = row.data
-    if fields is not None and fields.answer is not None:
-        column(row, fields.answer)  # a mapped answer column must exist; Fields(answer=None) for unlabeled data
+    if fields is not None:  # the user's own mapping: every column it names must be there
+        for name in (fields.answer, fields.id):
+            if name is not None:
+                column(row, name)  # Fields(answer=None) for unlabeled data
     if fields is None:
         fields = Fields(id="id")
         columns = dataset.native(row.data) if dataset.native else row.data
