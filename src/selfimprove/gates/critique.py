@@ -20,7 +20,7 @@ PROMPT = (
 
 # Negative words are matched first: "incorrect" and "not correct" contain "correct".
 _NEGATIVE = re.compile(r"\b(?:incorrect|wrong|invalid|false|no|not\s+(?:correct|valid|right)|"
-                       r"does\s+not\s+support|doesn't\s+support|mistakes?|errors?)\b", re.IGNORECASE)
+                       r"(?:do|does|did)\s+not\s+support|(?:don't|doesn't)\s+support|mistakes?|errors?)\b", re.IGNORECASE)
 _POSITIVE = re.compile(r"\b(?:correct|right|valid|true|yes|supports?)\b", re.IGNORECASE)
 
 
