@@ -1,7 +1,7 @@
 """Ensembles: one gate made of other gates, combined by all / any / a weighted vote.
 
 Each member is a spec like a config entry, {"name": "min_share", "threshold": 0.6}; a weighted
-vote's member may add "weight" (default 1). The combined verdict's reason lists every member's
+vote's member may add "weight" (default 1); a "label" is ignored. The combined verdict's reason lists every member's
 verdict, so nothing is hidden by combining.
 """
 
@@ -21,6 +21,7 @@ def _members(context: GateContext, gates: list[dict[str, Any]]) -> list[tuple[st
         if "name" not in params:
             raise ValueError(f"member gate spec {spec} has no 'name'")
         name, weight = params.pop("name"), float(params.pop("weight", 1.0))
+        params.pop("label", None)  # curate's display name; not a gate parameter
         members.append((name, weight, build_gate(name, context, params)))
     return members
 
