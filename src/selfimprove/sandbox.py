@@ -246,8 +246,11 @@ def _worker_main(libc, config: dict, as_root: bool, layers: list[str]) -> None:
 
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     workdir = os.path.realpath(config["dir"])
-    if as_root and _drop_to_nobody(libc, workdir):
-        layers = layers + ["nobody"]
+    try:
+        if as_root and _drop_to_nobody(libc, workdir):
+            layers = layers + ["nobody"]
+    except OSError:
+        pass  # a container without CAP_SETUID: run on as root; `isolation` will not say "nobody"
     os.write(config["info_fd"], ",".join(layers).encode())
     os.close(config["info_fd"])
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
