@@ -123,6 +123,11 @@ def generate_problem(rng: random.Random, steps: int, knobs: Knobs, id: str) -> P
     return Problem(id=id, question=question, rationale=rationale, answer=value, steps=steps)
 
 
+def reasoning(problem: Problem) -> str:
+    """The rationale without its closing "The answer is N." sentence."""
+    return problem.rationale.rsplit(" The answer is", 1)[0]
+
+
 def generate_problems(n: int, seed: int = 0, steps: tuple[int, ...] = (3,), max_value: int = 60,
                       ops: str = "+-*/", templates: int = 0, prefix: str = "arith") -> list[Problem]:
     """`n` problems drawn from a seeded generator; the same arguments give the same problems."""
@@ -222,7 +227,8 @@ class ArithmeticTask:
     def exemplars(self) -> list[Exemplar]:
         """Four fixed worked examples (one per operation mix) for few-shot prompts."""
         problems = generate_problems(4, seed=12345, steps=(2, 3))
-        return [Exemplar(question=p.question, rationale=p.rationale, answer=str(p.answer)) for p in problems]
+        # An exemplar's rationale stops before the answer sentence, which the prompt adds itself.
+        return [Exemplar(question=p.question, rationale=reasoning(p), answer=str(p.answer)) for p in problems]
 
 
 TASK = ArithmeticTask()
