@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 from selfimprove import prompts
 from selfimprove.generate import progress_bar
@@ -115,6 +115,7 @@ def train(examples: list[dict], start: ModelState, base_model: str, cfg: AdaptCo
     dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config, callbacks=[RichProgress()])
+    trainer.remove_callback(PrinterCallback)  # RichProgress shows the loss; train_log.jsonl keeps it all
     trainer.train()
     shutil.rmtree(scratch, ignore_errors=True)
     tokenizer.padding_side = "left"

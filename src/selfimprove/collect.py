@@ -27,6 +27,16 @@ def load_pool(task, cfg: TaskConfig) -> tuple[list[Item], dict[str, str]]:
     return [replace(i, gold=None) for i in items], gold
 
 
+def _key(question: str) -> str:
+    return " ".join(question.lower().split())
+
+
+def without_heldout(pool: list[Item], heldout: list[Item]) -> list[Item]:
+    """Drop pool questions that are also held-out questions (one file given as both splits, say)."""
+    seen = {_key(i.question) for i in heldout}
+    return [i for i in pool if _key(i.question) not in seen]
+
+
 def load_heldout(task, cfg: TaskConfig) -> list[Item]:
     if cfg.eval_limit == 0:
         return []

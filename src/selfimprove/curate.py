@@ -36,7 +36,9 @@ def curate(samples: list[Sample], votes: list[Vote], questions: dict[str, str], 
         failed = [name for name, v in per_gate.items() if not v.passed]
         seen = kept_texts.setdefault(s.question_id, set())
         reason = "kept"
-        if failed:
+        if s.answer is None:
+            reason = "no answer"  # whatever the gates say: there is nothing to train towards
+        elif failed:
             reason = "failed " + ", ".join(failed)
         elif dedupe and s.text.strip() in seen:
             reason = "duplicate of a kept path"

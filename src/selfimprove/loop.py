@@ -64,6 +64,10 @@ def collect_stage(store: RunStore, task, config: Config) -> tuple[list[Item], di
     if not store.done("heldout.jsonl"):
         pool, gold = collect.load_pool(task, config.task)
         heldout = collect.load_heldout(task, config.task)
+        pool = collect.without_heldout(pool, heldout)
+        if not pool:
+            raise ValueError("every pool question is also a held-out question: give task.eval_source or "
+                             "task.eval_split a different set")
         store.write_jsonl("pool_gold.jsonl", [{"id": k, "gold": v} for k, v in gold.items()])
         store.write_jsonl("pool.jsonl", [to_row(i) for i in pool])
         store.write_jsonl("heldout.jsonl", [to_row(i) for i in heldout])

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny real Hugging Face models built locally (nothing is downloaded)."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # two shared cores: one thread is several times faster for tiny models
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A random tiny Llama with a character tokenizer and no chat template (completion mode)."""
+    from selfimprove.tiny import save_tiny_model
+
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory):
+    """The same tiny Llama, with a chat template (chat mode)."""
+    from selfimprove.tiny import save_tiny_model
+
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny_chat") / "model", chat_template=True))
+
+
+@pytest.fixture(scope="session")
+def gsm8k_dir():
+    from selfimprove.tasks import local_source
+
+    path = local_source("gsm8k")
+    if path is None:
+        pytest.skip("../shared/data/gsm8k is not present")
+    return str(path)

@@ -1,0 +1,54 @@
+"""Self-consistency voting: table-driven cases for majority, ties, abstentions and equivalence."""
+
+import pytest
+
+from selfimprove.records import Sample
+from selfimprove.tasks import get_task
+from selfimprove.vote import majority, vote_all
+
+
+@pytest.mark.parametrize("answers, tie_break, expected, share, abstain", [
+    (["3", "3", "5"], "first", "3", 2 / 3, 0),
+    (["5", "3", "3"], "first", "3", 2 / 3, 0),
+    (["5", "3", "3", "5"], "first", "5", 0.5, 0),          # tie: the answer sampled first wins
+    (["3", "5", "5", "3"], "first", "3", 0.5, 0),
+    (["5", "3", "3", "5"], "abstain", None, 0.5, 0),       # tie: no majority at all
+    ([None, None, None], "first", None, 0.0, 3),           # every path abstained
+    ([None, "7", None], "first", "7", 1.0, 2),             # abstentions never vote
+    ([], "first", None, 0.0, 0),
+    (["é", "é", "e"], "first", "é", 2 / 3, 0),             # unicode answers are plain keys
+])
+def test_majority(answers, tie_break, expected, share, abstain):
+    answer, got_share, counts, got_abstain = majority(answers, tie_break)
+    assert answer == expected
+    assert got_share == pytest.approx(share)
+    assert got_abstain == abstain
+    assert sum(counts.values()) == len([a for a in answers if a is not None])
+
+
+def test_tie_break_by_logprob_prefers_the_likelier_answer():
+    answers = ["5", "3", "3", "5"]
+    logprobs = [-9.0, -1.0, -2.0, -8.0]
+    assert majority(answers, "logprob", logprobs)[0] == "3"
+    assert majority(answers, "logprob", [-1.0, -9.0, -8.0, -2.0])[0] == "5"
+
+
+def test_equivalent_answers_vote_together():
+    task = get_task("gsm8k")
+    answer, share, counts, _ = majority(["0.5", "\\frac{1}{2}", "2", "1/2"], "first", is_equivalent=task.is_equivalent)
+    assert answer == "0.5"
+    assert share == pytest.approx(0.75)
+    assert counts == {"0.5": 3, "2": 1}
+
+
+def _sample(qid, i, answer, logprob=-1.0):
+    return Sample(question_id=qid, round=1, index=i, prompt_format="cot_fewshot", seed=0, model="m", adapter=None,
+                  text=f"The answer is {answer}.", answer=answer, num_tokens=5, truncated=False, logprob=logprob)
+
+
+def test_vote_all_groups_by_question():
+    samples = [_sample("a", 0, "1"), _sample("b", 0, None), _sample("a", 1, "1"), _sample("a", 2, "2"),
+               _sample("b", 1, "4")]
+    votes = {v.question_id: v for v in vote_all(samples)}
+    assert votes["a"].answer == "1" and votes["a"].num_votes == 3 and votes["a"].num_abstain == 0
+    assert votes["b"].answer == "4" and votes["b"].share == 1.0 and votes["b"].num_abstain == 1
