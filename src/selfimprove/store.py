@@ -6,7 +6,9 @@ Layout:
     rounds/r01/samples.jsonl votes.jsonl verdicts.jsonl train.jsonl adapter/ train_log.jsonl eval_*.jsonl metrics.json
 
 An artifact counts as done only when the manifest lists it with a matching checksum; anything
-else (a half-written file from a kill) is redone.
+else (a half-written file from a kill) is redone. A damaged file that is about to be rewritten is
+moved to `damaged/` first, never deleted, so nothing a person might still want is thrown away.
+`verify()` names every problem (missing, bad checksum, wrong row count, half-written last line).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import hashlib
 import json
 import os
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,6 +27,18 @@ FORMAT_VERSION = 1
 
 class StoreError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a run directory: which artifact, what is wrong, what to do."""
+
+    name: str
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.what}; {self.fix}"
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -60,11 +76,12 @@ class RunStore:
         self._manifest_path = self.root / "manifest.json"
         self.manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "artifacts": {}}
         if self._manifest_path.exists():
-            self.manifest = json.loads(self._manifest_path.read_text())
+            self.manifest = _load_manifest(self._manifest_path)
             version = self.manifest.get("format_version")
             if version != FORMAT_VERSION:
                 raise StoreError(f"{self.root} was written by run-directory format {version}, this is "
-                                 f"{FORMAT_VERSION}: start a new run directory (run.out_dir)")
+                                 f"{FORMAT_VERSION}: start a new run directory (run.out_dir), or read it with "
+                                 "the selfimprove version that wrote it")
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -75,7 +92,44 @@ class RunStore:
             return False
         if entry.get("sha256") is not None:
             return _sha256(self.path(name)) == entry["sha256"]
+        if entry.get("sizes") is not None:
+            return _dir_sizes(self.path(name)) == entry["sizes"]
         return True
+
+    def problem(self, name: str) -> Problem | None:
+        """Why `name` is not a complete artifact, or None when it is."""
+        entry = self.manifest["artifacts"].get(name)
+        path = self.path(name)
+        redo = "rerun the same command: the stage that writes it runs again"
+        if entry is None:
+            what = "exists but is not in the manifest (written by a killed stage)" if path.exists() else "missing"
+            return Problem(name, what, redo)
+        if not path.exists():
+            return Problem(name, "listed in the manifest but the file is gone", redo)
+        if entry.get("sha256") is not None and _sha256(path) != entry["sha256"]:
+            what = "checksum does not match the manifest (changed or damaged after it was written)"
+            if path.suffix == ".jsonl":
+                what += "; " + _jsonl_damage(path, entry.get("rows"))
+            return Problem(name, what, redo + " (the damaged copy is kept under damaged/)")
+        if entry.get("sizes") is not None and _dir_sizes(path) != entry["sizes"]:
+            return Problem(name, "folder contents differ from the manifest", redo)
+        return None
+
+    def verify(self) -> list[Problem]:
+        """Every artifact the manifest lists, checked; plus leftovers of killed writes."""
+        problems = [p for name in sorted(self.manifest["artifacts"]) if (p := self.problem(name))]
+        for tmp in sorted(self.root.rglob(".*.tmp")):
+            problems.append(Problem(str(tmp.relative_to(self.root)), "unfinished write left by a kill",
+                                    "harmless: it is replaced when the stage reruns"))
+        return problems
+
+    def _keep_damaged(self, name: str) -> None:
+        """Before overwriting a listed artifact that no longer matches its checksum, move it aside."""
+        path = self.path(name)
+        if name in self.manifest["artifacts"] and path.is_file() and not self.done(name):
+            aside = self.root / "damaged" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, aside)
 
     def _record(self, name: str, **info) -> None:
         self.manifest["artifacts"][name] = info
@@ -83,22 +137,24 @@ class RunStore:
 
     def write_jsonl(self, name: str, rows: list[dict]) -> None:
         data = jsonl_bytes(rows)
+        self._keep_damaged(name)
         _atomic_write_bytes(self.path(name), data)
         self._record(name, rows=len(rows), sha256=hashlib.sha256(data).hexdigest())
 
     def read_jsonl(self, name: str) -> list[dict]:
-        if not self.done(name):
-            raise StoreError(f"{self.path(name)} is missing or incomplete; rerun the stage that writes it")
+        if (problem := self.problem(name)) is not None:
+            raise StoreError(f"{self.root}/{problem}")
         return read_jsonl(self.path(name))
 
     def write_json(self, name: str, obj: Any) -> None:
         data = json.dumps(obj, indent=1, ensure_ascii=False).encode()
+        self._keep_damaged(name)
         _atomic_write_bytes(self.path(name), data)
         self._record(name, sha256=hashlib.sha256(data).hexdigest())
 
     def read_json(self, name: str) -> Any:
-        if not self.done(name):
-            raise StoreError(f"{self.path(name)} is missing or incomplete; rerun the stage that writes it")
+        if (problem := self.problem(name)) is not None:
+            raise StoreError(f"{self.root}/{problem}")
         return json.loads(self.path(name).read_text())
 
     def write_text(self, name: str, text: str) -> None:
@@ -113,7 +169,7 @@ class RunStore:
         build(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        self._record(name, kind="dir", files=sorted(p.name for p in final.iterdir()))
+        self._record(name, kind="dir", files=sorted(p.name for p in final.iterdir()), sizes=_dir_sizes(final))
         return final
 
 
@@ -123,3 +179,39 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _dir_sizes(path: Path) -> dict[str, int]:
+    """File sizes under a folder: cheap to check, unlike hashing gigabytes of full-model weights."""
+    return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _jsonl_damage(path: Path, rows: int | None) -> str:
+    """Describe how a JSONL file differs from what was recorded: half-written line, row count."""
+    data = path.read_bytes()
+    lines = data.splitlines()
+    bad = []
+    for n, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except ValueError:
+            bad.append(n)
+    parts = []
+    if data and not data.endswith(b"\n"):
+        parts.append("the last line is half-written (no newline)")
+    if bad:
+        parts.append(f"line(s) {', '.join(map(str, bad[:5]))} are not valid JSON")
+    if rows is not None and len(lines) != rows:
+        parts.append(f"{len(lines)} rows, the manifest says {rows}")
+    return ", ".join(parts) or "rows parse but their content changed"
+
+
+def _load_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError:
+        raise StoreError(f"{path} is not valid JSON (damaged): move the run directory aside and start a new "
+                         "one; its JSONL artifacts are still readable by hand") from None
+    if not isinstance(manifest, dict) or "artifacts" not in manifest:
+        raise StoreError(f"{path} is not a selfimprove manifest: is {path.parent} a run directory?")
+    return manifest

@@ -1,0 +1,94 @@
+"""The rationale cache: a backend's `generate` answers, stored by what determines them.
+
+Reads and writes `<cache_dir>/<key[:2]>/<key>.json`, one file per `generate` call. The key is a
+hash of the model and adapter fingerprint, the prompts, and every sampling parameter including
+the seed. A call, not a single prompt, is the unit because a batched sampler's output for one
+prompt depends on the batch it ran in; caching calls keeps a cached run equal to a fresh one.
+The run directory's own `cache/` is the default; SELFIMPROVE_CACHE_DIR shares one across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+from selfimprove.backends.base import Completion, SamplingParams
+from selfimprove.store import _atomic_write_bytes
+
+
+@lru_cache(maxsize=64)
+def fingerprint(path: str | None) -> str | None:
+    """What identifies a model or adapter's weights. A local folder: every file's name and size,
+    plus the full content of files under 64 MiB (configs, tokenizers, adapters) and the first and
+    last MiB of larger ones (full-model shards: hashing gigabytes per round costs minutes).
+    A hub id: the id itself (the hub cache pins a revision)."""
+    if path is None:
+        return None
+    folder = Path(path)
+    if not folder.is_dir():
+        return f"id:{path}"
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = f.stat().st_size
+        h.update(f"{f.relative_to(folder)}:{size}\n".encode())
+        with open(f, "rb") as fh:
+            if size < 64 << 20:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(1 << 20))
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read())
+    return h.hexdigest()
+
+
+def call_key(model: str, adapter: str | None, prompts: list[str], params: SamplingParams) -> str:
+    data = {"model": fingerprint(model), "adapter": fingerprint(adapter), "prompts": prompts,
+            "params": asdict(params)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+class CachedBackend:
+    """A backend whose `generate` looks in the cache first; everything else is the wrapped backend's."""
+
+    def __init__(self, backend, cache_dir: str | Path):
+        self.backend = backend
+        self.cache_dir = Path(cache_dir)
+        self.model_name = backend.model_name
+        self.adapter = backend.adapter
+        self.hits = 0  # generate calls answered from the cache (counted for tests and the resume benchmark)
+        self.misses = 0
+
+    def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[Completion]]:
+        key = call_key(self.model_name, self.adapter, prompts, params)
+        path = self.cache_dir / key[:2] / f"{key}.json"
+        if path.exists():
+            try:
+                rows = json.loads(path.read_text())
+                self.hits += 1
+                if progress:
+                    progress(len(prompts))
+                return [[Completion(**c) for c in comps] for comps in rows]
+            except (ValueError, TypeError):
+                pass  # a damaged entry is regenerated and overwritten
+        self.misses += 1
+        out = self.backend.generate(prompts, params, progress)
+        _atomic_write_bytes(path, json.dumps([[asdict(c) for c in comps] for comps in out]).encode())
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return self.backend.count_tokens(text)
+
+    @property
+    def max_context(self) -> int:
+        return self.backend.max_context
+
+    def render_chat(self, messages: list[dict]) -> str | None:
+        return self.backend.render_chat(messages)
+
+
+def cache_dir_for(run_dir: str | Path) -> Path:
+    return Path(os.environ.get("SELFIMPROVE_CACHE_DIR") or Path(run_dir) / "cache")

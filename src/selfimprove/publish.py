@@ -1,0 +1,48 @@
+"""Self-generated data as a dataset: each round's kept training examples as Parquet, pushable to a hub.
+
+Reads `rounds/rNN/train.jsonl`; writes `RUN_DIR/dataset/rNN.parquet` and a `README.md` dataset
+card whose `configs` section names one split per round, so `datasets.load_dataset(RUN_DIR/dataset)`
+returns a DatasetDict {r01, r02, ...}. `push` uploads that folder with huggingface_hub (the user's
+own token and repository; nothing is uploaded otherwise).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selfimprove.store import RunStore
+
+
+def export_dataset(run_dir: str | Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = RunStore(run_dir)
+    out = store.root / "dataset"
+    out.mkdir(exist_ok=True)
+    rounds = sorted(k.split("/")[1] for k in store.manifest["artifacts"]
+                    if k.startswith("rounds/") and k.endswith("/train.jsonl"))
+    if not rounds:
+        raise FileNotFoundError(f"{store.root} has no rounds/rNN/train.jsonl yet: run a round first")
+    splits = []
+    for rd in rounds:
+        rows = [r for r in store.read_jsonl(f"rounds/{rd}/train.jsonl") if not r["question_id"].startswith("replay/")]
+        if rows:
+            pq.write_table(pa.Table.from_pylist(rows), out / f"{rd}.parquet")
+            splits.append(rd)
+    files = "".join(f"  - split: {rd}\n    path: {rd}.parquet\n" for rd in splits)
+    (out / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: default\n  data_files:\n{files}---\n\n"
+        f"Kept self-generated training examples of the selfimprove run `{store.root.name}`, one split per round "
+        "(pseudo-labels from majority vote, filtered by the run's gates; no human labels).\n")
+    return out
+
+
+def push(run_dir: str | Path, repo_id: str, private: bool = True) -> str:
+    from huggingface_hub import HfApi
+
+    folder = export_dataset(run_dir)
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset")
+    return f"https://huggingface.co/datasets/{repo_id}"

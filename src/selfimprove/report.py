@@ -1,0 +1,271 @@
+"""`selfimprove report RUN_DIR`: one self-contained HTML page (no network) from a run's recorded data.
+
+Reads `rounds/rNN/metrics.json`, `votes.jsonl`, `samples.jsonl`, `verdicts.jsonl`, `train.jsonl`,
+`pool.jsonl` and `pool_gold.jsonl` (hidden gold, for calibration only). Writes `RUN_DIR/report.html`:
+plots as inline SVG (accuracy, agreement and pseudo-label accuracy, calibration, diversity and
+length, gate pass rates) and a browser of questions with their rationales, votes, gate verdicts
+and kept training examples. It computes nothing the run did not record except grouping: the
+calibration bins and per-gate pass shares are counts over the stored verdicts and votes.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from selfimprove.store import RunStore, StoreError
+
+BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)  # vote-share bins of the calibration curve
+MAX_QUESTIONS = 300  # questions per round in the browser: keeps the page small for big pools
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+@dataclass
+class RoundData:
+    number: int
+    votes: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)
+    verdicts: list[dict] = field(default_factory=list)
+    train: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class RunData:
+    root: Path
+    history: list[dict]
+    rounds: list[RoundData]
+    questions: dict[str, str]
+    gold: dict[str, str]
+    notes: list[str]  # what could not be read and why
+
+
+def _read(store: RunStore, name: str, notes: list[str]) -> list[dict]:
+    try:
+        return store.read_jsonl(name)
+    except StoreError as err:
+        notes.append(str(err))
+        return []
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    root = Path(run_dir)
+    if not (root / "manifest.json").exists():
+        raise ReportError(f"{root} has no manifest.json: not a run directory (give the run.out_dir of a run)")
+    try:
+        store = RunStore(root)
+    except StoreError as err:
+        raise ReportError(str(err)) from None
+    notes = [str(p) for p in store.verify() if "unfinished write" not in p.what]
+    rounds_done = sorted(int(k[8:10]) for k in store.manifest["artifacts"] if k.endswith("/metrics.json"))
+    history = []
+    for r in rounds_done:
+        try:
+            history.append(store.read_json(f"rounds/r{r:02d}/metrics.json"))
+        except StoreError as err:
+            notes.append(str(err))
+    if not history:
+        raise ReportError(f"{root} has no finished round yet (no rounds/rNN/metrics.json): let "
+                          "`selfimprove run` finish round 0, then report again")
+    rounds = [RoundData(r, *(_read(store, f"rounds/r{r:02d}/{n}.jsonl", notes) if store.done(f"rounds/r{r:02d}/{n}.jsonl")
+                             else [] for n in ("votes", "samples", "verdicts", "train")))
+              for r in rounds_done if r > 0]
+    questions = {q["id"]: q["question"] for q in _read(store, "pool.jsonl", notes)}
+    gold = {g["id"]: g["gold"] for g in _read(store, "pool_gold.jsonl", notes)}
+    if not gold:
+        notes.append("pool_gold.jsonl is missing: no calibration curve (it needs the pool's hidden answers)")
+    return RunData(root, history, rounds, questions, gold, notes)
+
+
+def calibration(votes: list[dict], gold: dict[str, str]) -> list[dict]:
+    """Accuracy of the majority answer by vote-share bin (exact match of canonical answers)."""
+    rows = []
+    for lo, hi in zip(BINS, BINS[1:]):
+        inside = [v for v in votes if v["answer"] is not None and v["question_id"] in gold and lo <= v["share"] < hi]
+        if inside:
+            rows.append({"lo": lo, "hi": min(hi, 1.0), "n": len(inside),
+                         "share": sum(v["share"] for v in inside) / len(inside),
+                         "accuracy": sum(v["answer"] == gold[v["question_id"]] for v in inside) / len(inside)})
+    return rows
+
+
+def gate_pass_rates(verdicts: list[dict]) -> dict[str, float]:
+    names = sorted({g for v in verdicts for g in v["gates"]})
+    rates = {g: sum(v["gates"][g]["passed"] for v in verdicts if g in v["gates"]) / len(verdicts) for g in names}
+    rates["kept"] = sum(v["kept"] for v in verdicts) / len(verdicts) if verdicts else 0.0
+    return rates
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _line_plot(title: str, history: list[dict], keys: dict[str, str], ylabel: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for key, label in keys.items():
+        points = [(h["round"], h[key]) for h in history if h.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=label)
+    ax.set(title=title, xlabel="round", ylabel=ylabel)
+    ax.set_xticks([h["round"] for h in history])
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    return _svg(fig)
+
+
+def plots(run: RunData) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = run.history
+    out = {
+        "accuracy": _line_plot("Held-out accuracy", h, {"accuracy": "greedy", "majority_accuracy": "majority (maj@k)",
+                                                         "pass_at_k": "pass@k"}, "accuracy"),
+        "agreement": _line_plot("Pool agreement and pseudo-label accuracy", h,
+                                {"agreement": "agreement (mean vote share)", "pseudo_label_accuracy": "pseudo-label acc.",
+                                 "kept_pseudo_label_accuracy": "pseudo-label acc. (kept)"}, "share"),
+        "diversity": _line_plot("Rationale diversity", h, {"distinct_2": "distinct-2",
+                                                           "abstention_rate": "abstention rate"}, "share"),
+        "length": _line_plot("Rationale length", h, {"mean_tokens": "mean tokens"}, "tokens"),
+    }
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="calibrated")
+    for rd in run.rounds:
+        curve = calibration(rd.votes, run.gold)
+        if curve:
+            ax.plot([c["share"] for c in curve], [c["accuracy"] for c in curve], marker="o", label=f"round {rd.number}")
+    ax.set(title="Calibration: pseudo-label accuracy by vote share", xlabel="vote share", ylabel="accuracy",
+           xlim=(0, 1.02), ylim=(-0.02, 1.02))
+    ax.legend(fontsize=8)
+    out["calibration"] = _svg(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    rates = {rd.number: gate_pass_rates(rd.verdicts) for rd in run.rounds if rd.verdicts}
+    names = sorted({g for r in rates.values() for g in r})
+    width = 0.8 / max(1, len(rates))
+    for i, (r, rate) in enumerate(rates.items()):
+        ax.bar([j + i * width for j in range(len(names))], [rate.get(g, 0) for g in names], width, label=f"round {r}")
+    ax.set_xticks([j + width * (len(rates) - 1) / 2 for j in range(len(names))], names, rotation=20, fontsize=8)
+    ax.set(title="Gate pass rates (share of sampled paths)", ylabel="passed", ylim=(0, 1.05))
+    if rates:
+        ax.legend(fontsize=8)
+    out["gates"] = _svg(fig)
+    return out
+
+
+def browser_data(run: RunData) -> list[dict]:
+    """Per round, per question: question, hidden gold, vote, every sample with its verdict, kept examples."""
+    rounds = []
+    for rd in run.rounds:
+        verdict = {(v["question_id"], v["prompt_format"], v["index"]): v for v in rd.verdicts}
+        examples: dict[str, list] = {}
+        for e in rd.train:
+            examples.setdefault(e["question_id"], []).append({"format": e["format"], "completion": e["completion"]})
+        samples: dict[str, list] = {}
+        for s in rd.samples:
+            v = verdict.get((s["question_id"], s["prompt_format"], s["index"]), {})
+            samples.setdefault(s["question_id"], []).append({
+                "index": s["index"], "format": s["prompt_format"], "text": s["text"], "answer": s["answer"],
+                "kept": v.get("kept"), "reason": v.get("reason"),
+                "gates": {g: [x["passed"], x["reason"]] for g, x in v.get("gates", {}).items()}})
+        questions = [{"id": v["question_id"], "question": run.questions.get(v["question_id"], ""),
+                      "gold": run.gold.get(v["question_id"]), "vote": v["answer"], "share": v["share"],
+                      "counts": v["counts"], "samples": samples.get(v["question_id"], []),
+                      "examples": examples.get(v["question_id"], [])} for v in rd.votes[:MAX_QUESTIONS]]
+        rounds.append({"round": rd.number, "questions": questions, "total": len(rd.votes)})
+    return rounds
+
+
+def metrics_table(history: list[dict]) -> str:
+    cols = ["round", "accuracy", "majority_accuracy", "pass_at_k", "agreement", "pseudo_label_accuracy", "kept",
+            "train_examples", "train_loss_last", "decision"]
+    head = "".join(f"<th>{c}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(h.get(c))}</td>" for c in cols) + "</tr>" for h in history)
+    return f"<table class='metrics'><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return html.escape("-" if value is None else str(value))
+
+
+def render(run: RunData) -> str:
+    figures = "".join(f"<figure class='plot' id='plot-{name}'>{svg}</figure>" for name, svg in plots(run).items())
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in run.notes) or "<li>none: every artifact matches its checksum</li>"
+    data = json.dumps(browser_data(run), ensure_ascii=False).replace("</", "<\\/")
+    return (TEMPLATE.replace("%TITLE%", html.escape(str(run.root)))
+            .replace("%TABLE%", metrics_table(run.history)).replace("%PLOTS%", figures)
+            .replace("%NOTES%", notes).replace("%DATA%", data))
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    run = load_run(run_dir)
+    out = Path(out) if out else run.root / "report.html"
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(render(run), encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+TEMPLATE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>selfimprove report: %TITLE%</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222} h1{font-size:1.3em}
+table.metrics{border-collapse:collapse;font-size:.85em} table.metrics td,table.metrics th{border:1px solid #ccc;padding:2px 6px;text-align:right}
+.plots{display:flex;flex-wrap:wrap;gap:8px} figure.plot{margin:0;border:1px solid #eee} figure.plot svg{width:420px;height:auto}
+#browser{display:flex;gap:12px} #qlist{width:32%;max-height:640px;overflow:auto;border:1px solid #ddd}
+#qlist div{padding:4px;border-bottom:1px solid #eee;cursor:pointer;font-size:.85em} #qlist div.sel{background:#e8f0ff}
+#detail{flex:1;font-size:.9em} .sample{border:1px solid #ddd;margin:4px 0;padding:4px} .kept{border-left:4px solid #2a2}
+.dropped{border-left:4px solid #c33} pre{white-space:pre-wrap;margin:2px 0} .gate{font-size:.8em;color:#555}
+</style></head><body>
+<h1>selfimprove report: %TITLE%</h1>
+%TABLE%
+<h2>Plots</h2><div class="plots">%PLOTS%</div>
+<h2>Problems found in the run directory</h2><ul id="notes">%NOTES%</ul>
+<h2>Questions</h2>
+<p>Round <select id="round"></select> <input id="filter" placeholder="filter questions"> <span id="count"></span></p>
+<div id="browser"><div id="qlist"></div><div id="detail">Pick a question.</div></div>
+<script type="application/json" id="data">%DATA%</script>
+<script>
+const rounds = JSON.parse(document.getElementById('data').textContent);
+const sel = document.getElementById('round'), list = document.getElementById('qlist'), detail = document.getElementById('detail');
+const esc = s => String(s ?? '-').replace(/[&<>]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));
+rounds.forEach((r, i) => sel.add(new Option('round ' + r.round, i)));
+function show(q) {
+  let h = `<h3>${esc(q.id)}</h3><pre>${esc(q.question)}</pre><p>majority <b>${esc(q.vote)}</b> (share ${q.share.toFixed(2)}; votes ${esc(JSON.stringify(q.counts))}); hidden gold ${esc(q.gold)}</p><h4>Sampled rationales</h4>`;
+  for (const s of q.samples) {
+    const gates = Object.entries(s.gates).map(([g, [ok, why]]) => `${ok ? '&#10003;' : '&#10007;'} ${esc(g)}${why ? ': ' + esc(why) : ''}`).join(' &middot; ');
+    h += `<div class="sample ${s.kept ? 'kept' : 'dropped'}"><b>#${s.index}</b> ${esc(s.format)}: answer <b>${esc(s.answer)}</b>, ${esc(s.reason)}<pre>${esc(s.text)}</pre><div class="gate">${gates}</div></div>`;
+  }
+  h += '<h4>Kept training examples</h4>' + (q.examples.map(e => `<div class="sample kept">${esc(e.format)}<pre>${esc(typeof e.completion === 'string' ? e.completion : JSON.stringify(e.completion))}</pre></div>`).join('') || '<p>none</p>');
+  detail.innerHTML = h;
+}
+function fill() {
+  const r = rounds[sel.value]; if (!r) return;
+  const f = document.getElementById('filter').value.toLowerCase();
+  list.innerHTML = '';
+  const qs = r.questions.filter(q => (q.id + q.question).toLowerCase().includes(f));
+  document.getElementById('count').textContent = `${qs.length} shown of ${r.total} questions`;
+  qs.forEach((q, i) => { const d = document.createElement('div'); d.textContent = `${q.id}: ${q.question.slice(0, 80)}`;
+    d.onclick = () => { list.querySelectorAll('.sel').forEach(x => x.classList.remove('sel')); d.classList.add('sel'); show(q); };
+    list.appendChild(d); if (i === 0) d.click(); });
+}
+sel.onchange = fill; document.getElementById('filter').oninput = fill; fill();
+</script></body></html>
+"""
