@@ -1,4 +1,4 @@
-"""Command line: `selfimprove run | eval | validate | ls | demo`. Thin: parse, load config, call the loop."""
+"""Command line: `selfimprove run | eval | validate | ls | demo | report | verify | review | push`. Thin: parse, load config, call the loop."""
 
 from __future__ import annotations
 
@@ -121,6 +121,87 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/d
     from selfimprove.embedded.demo import main
 
     main(out, seed, quick)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (run.out_dir)")],
+           out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default RUN_DIR/report.html)")] = None):
+    """Write a self-contained HTML report of a run: plots per round and a browser of questions and rationales."""
+    from selfimprove.report import ReportError, write_report
+
+    try:
+        console.print(f"wrote {write_report(run_dir, out)}")
+    except ReportError as err:
+        _fail(err)
+
+
+@app.command()
+def verify(run_dir: Annotated[Path, typer.Argument(help="A run directory (run.out_dir)")]):
+    """Check every artifact of a run against its manifest (checksum, rows, half-written lines)."""
+    from selfimprove.store import RunStore, StoreError
+
+    try:
+        problems = RunStore(run_dir).verify()
+    except StoreError as err:
+        _fail(err)
+    for p in problems:
+        console.print(str(p), highlight=False)
+    console.print(f"{len(problems)} problem(s)")
+    raise typer.Exit(1 if any("unfinished write" not in p.what for p in problems) else 0)
+
+
+review_app = typer.Typer(help="Human review of kept (and dropped) paths.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+def review_export(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
+                  round_: Annotated[int, typer.Option("--round", help="Round whose paths to export")],
+                  out: Annotated[Optional[Path], typer.Option(help=".jsonl or .csv (default RUN_DIR/review/rNN.jsonl)")] = None,
+                  dropped: Annotated[bool, typer.Option(help="Also export the paths the gates dropped")] = False):
+    """Write a round's paths for review; fill `decision` (accept/reject) and `note`, then `review import`."""
+    from selfimprove.review import ReviewError, export
+    from selfimprove.store import StoreError
+
+    out = out or run_dir / "review" / f"r{round_:02d}.jsonl"
+    try:
+        n = export(run_dir, round_, out, dropped)
+    except (ReviewError, StoreError) as err:
+        _fail(err)
+    console.print(f"wrote {n} paths to {out}")
+
+
+@review_app.command("import")
+def review_import(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
+                  marks: Annotated[Path, typer.Argument(help="The reviewed .jsonl or .csv file")],
+                  reviewer: Annotated[str, typer.Option(help="Who reviewed (recorded in review/log.jsonl)")] = ""):
+    """Record accept/reject marks; later rounds' training data honours them. Invalid rows are named, valid ones kept."""
+    from selfimprove.review import ReviewError, import_marks
+    from selfimprove.store import StoreError
+
+    try:
+        result = import_marks(run_dir, marks, reviewer)
+    except (ReviewError, StoreError) as err:
+        _fail(err)
+    console.print(f"{result.changed} mark(s) recorded, {result.unchanged} unchanged, {result.unmarked} without a decision")
+    if result.problems:
+        for p in result.problems:
+            console.print(f"[red]{marks}: {p}[/]", highlight=False)
+        console.print(f"{len(result.problems)} row(s) not imported: fix them and import the file again")
+        raise typer.Exit(1)
+
+
+@app.command()
+def push(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
+         repo_id: Annotated[str, typer.Argument(help="Hub dataset repository, e.g. user/my-selfimprove-data")],
+         public: Annotated[bool, typer.Option(help="Create the repository public (default private)")] = False):
+    """Export each round's kept examples as Parquet (RUN_DIR/dataset) and upload them to the Hugging Face Hub."""
+    from selfimprove.publish import push as push_dataset
+
+    try:
+        console.print(f"pushed to {push_dataset(run_dir, repo_id, private=not public)}")
+    except (FileNotFoundError, OSError) as err:
+        _fail(err)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ Reads the round's questions; writes `rounds/rNN/samples.jsonl` (one `Sample` per
 
 from __future__ import annotations
 
-import shutil
 import zlib
 from dataclasses import dataclass
 
@@ -103,5 +102,5 @@ def generate_round(store: RunStore, name: str, backend: Backend, task, items: li
             progress.advance(bar, len(chunk))
     rows = [r for c in range(len(chunks)) for r in store.read_jsonl(f"{parts}/{c:05d}.jsonl")]
     store.write_jsonl(name, rows)
-    shutil.rmtree(store.path(parts), ignore_errors=True)
+    store.remove(parts)  # the merged file is the artifact now
     return rows

@@ -15,8 +15,9 @@ from importlib import metadata
 from rich.console import Console
 from rich.table import Table
 
-from selfimprove import adapt, collect, evaluate, monitor
+from selfimprove import adapt, collect, evaluate, monitor, review, tracking
 from selfimprove.backends import SamplingParams, load_backend
+from selfimprove.cache import CachedBackend, cache_dir_for
 from selfimprove.config import Config, dump_config
 from selfimprove.curate import build_gates, curate
 from selfimprove.gates import GateContext
@@ -37,6 +38,8 @@ def open_run(config: Config, allow_config_change: bool = False) -> RunStore:
     store = RunStore(config.run.out_dir)
     text = dump_config(config)
     saved = store.path("config.yaml")
+    if saved.exists() and saved.read_text() != text and allow_config_change:
+        _record_config_change(store, saved.read_text(), text)
     if saved.exists() and saved.read_text() != text and not allow_config_change:
         import difflib
 
@@ -54,6 +57,14 @@ def open_run(config: Config, allow_config_change: bool = False) -> RunStore:
     store.write_json("environment.json", {"python": platform.python_version(), "platform": platform.platform(),
                                           "seed": config.run.seed, "packages": versions})
     return store
+
+
+def _record_config_change(store: RunStore, old: str, new: str) -> None:
+    """Keep the replaced config and which rounds it finished: the run branches here."""
+    changes = store.read_jsonl("config_changes.jsonl") if store.done("config_changes.jsonl") else []
+    done = sorted(int(k[8:10]) for k in store.manifest["artifacts"] if k.endswith("/metrics.json"))
+    store.write_jsonl("config_changes.jsonl", changes + [{
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "rounds_done_before": done, "old_config": old, "new_config": new}])
 
 
 def _round_dir(r: int) -> str:
@@ -78,8 +89,9 @@ def collect_stage(store: RunStore, task, config: Config) -> tuple[list[Item], di
 
 
 def _backend(config: Config, state: adapt.ModelState):
-    return load_backend(config.generate.backend, state.model, adapter=state.adapter, dtype=config.model.dtype,
-                        device=config.model.device, batch_size=config.generate.batch_size)
+    backend = load_backend(config.generate.backend, state.model, adapter=state.adapter, dtype=config.model.dtype,
+                           device=config.model.device, batch_size=config.generate.batch_size)
+    return CachedBackend(backend, cache_dir_for(config.run.out_dir))  # nothing is sampled twice on resume
 
 
 def evaluate_stage(store: RunStore, config: Config, task, backend, heldout: list[Item], r: int) -> dict:
@@ -100,14 +112,16 @@ def train_stage(store: RunStore, config: Config, task, style, pool: list[Item], 
     if not store.done(f"{rd}/train.jsonl"):
         question = {i.id: i.question for i in pool}
         kept = [s for s, v in zip(samples, verdicts) if v["kept"]]
+        kept, reviewed, rejected = review.apply_marks(store, r, kept, task.answer_prefix)  # a person's marks win
         paths = [adapt.TrustedPath(s.question_id, question[s.question_id],
                                    adapt.prompts.rationale_of(s.text, task.answer_prefix), s.answer, s.index)
-                 for s in kept]
+                 for s in kept] + reviewed
         examples = adapt.example_rows(adapt.examples_for(paths, config.adapt.formats, style.exemplars, style.chat,
                                                          r, config.run.seed, task.answer_prefix))
         if config.adapt.data == "accumulate":
             examples += [e for p in range(1, r) if store.done(f"{_round_dir(p)}/train.jsonl")
-                         for e in store.read_jsonl(f"{_round_dir(p)}/train.jsonl") if not e["question_id"].startswith("replay/")]
+                         for e in store.read_jsonl(f"{_round_dir(p)}/train.jsonl") if not e["question_id"].startswith("replay/")
+                         and (e["question_id"], e["answer"]) not in rejected]
         if config.adapt.replay and examples:
             replay = adapt.examples_for(adapt.read_replay(config.adapt.replay), config.adapt.formats,
                                         style.exemplars, style.chat, r, config.run.seed, task.answer_prefix)
@@ -210,6 +224,7 @@ def run(config: Config, allow_config_change: bool = False, console: Console | No
             decision = monitor.decide(history + [metrics], config.monitor)
             metrics |= {"decision": decision.action, "decision_reason": decision.reason, "best_round": decision.best_round}
             store.write_json(name, metrics)
+            tracking.log_history(store.root, history + [metrics])
             console.print(round_table(history + [metrics]))
         metrics = store.read_json(name)
         history.append(metrics)
@@ -223,7 +238,18 @@ def run(config: Config, allow_config_change: bool = False, console: Console | No
     store.write_text("metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     summary = summarize(history)
     store.write_json("summary.json", summary)
+    tracking.log_history(store.root, history)
+    _write_report(store, console)
     return summary
+
+
+def _write_report(store: RunStore, console: Console) -> None:
+    from selfimprove.report import ReportError, write_report
+
+    try:
+        console.print(f"report: {write_report(store.root)}")
+    except ReportError as err:  # the run itself succeeded; say why there is no report
+        console.print(f"[yellow]no report: {err}[/]")
 
 
 def summarize(history: list[dict]) -> dict:

@@ -160,6 +160,14 @@ class RunStore:
     def write_text(self, name: str, text: str) -> None:
         _atomic_write_bytes(self.path(name), text.encode())
 
+    def remove(self, name: str) -> None:
+        """Delete a file or folder and forget it and everything under it in the manifest."""
+        path = self.path(name)
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        self.manifest["artifacts"] = {k: v for k, v in self.manifest["artifacts"].items()
+                                      if k != name and not k.startswith(name + "/")}
+        _atomic_write_bytes(self._manifest_path, json.dumps(self.manifest, indent=1).encode())
+
     def commit_dir(self, name: str, build) -> Path:
         """Let `build(tmp_dir)` fill a folder, then move it into place and record it as done."""
         final = self.path(name)
