@@ -73,3 +73,21 @@ def test_missing_model_path_is_a_clear_error(name):
 def test_unknown_hub_id_offline_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="could not load model"):
         load_backend("transformers", "nobody-here/no-such-model-xyz")
+
+
+def test_shared_prefill_scores_match_a_forward_pass(backend):
+    """K samples decoded from one shared prompt cache are scored exactly as the model scores them."""
+    prompt = PROMPTS[1]
+    comps = backend.generate([prompt, PROMPTS[0]], SamplingParams(n=3, temperature=1.0, max_new_tokens=10, seed=2))[0]
+    tok = backend.tokenizer
+    p_ids = tok(prompt, add_special_tokens=False).input_ids
+    assert len({c.text for c in comps}) > 1, "K samples differ"
+    # A sampled special token (<s>, <unk>) vanishes from the decoded text: score only clean round-trips.
+    clean = [c for c in comps if len(tok(c.text, add_special_tokens=False).input_ids) == c.num_tokens]
+    assert clean
+    for c in clean:
+        ids = torch.tensor([p_ids + tok(c.text, add_special_tokens=False).input_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(backend.model(ids).logits[0, :-1].float(), -1)
+        expected = logp[len(p_ids) - 1:].gather(1, ids[0, len(p_ids):, None]).sum().item()
+        assert c.logprob == pytest.approx(expected, abs=1e-3)

@@ -1,7 +1,8 @@
 """Generation with Hugging Face transformers: batched across prompts, K samples per prompt.
 
 Prompts are sorted by length and batched (left padding) so that a batch wastes little on
-padding; each prompt's K samples come from `num_return_sequences` in the same `generate` call.
+padding; each prompt is prefilled once and its KV cache copied to its K samples, which are then
+decoded together in one `generate` call.
 Log-probabilities are recorded on the fly (one vocabulary row per step, never the whole
 [steps x batch x vocab] tensor), so large vocabularies do not blow up memory.
 """
@@ -123,14 +124,15 @@ class TransformersBackend:
         prompt_len = enc.input_ids.shape[1]
         recorder = _LogprobRecorder(prompt_len)
         sampling = params.temperature > 0
+        inputs, n = self._shared_prefill(enc, params.n) if params.n > 1 else (dict(enc), 1)
         torch.manual_seed(seed)
         out = self.model.generate(
-            **enc,
+            **inputs,
             do_sample=sampling,
             temperature=params.temperature if sampling else None,
             top_p=params.top_p if sampling else None,
             top_k=None,
-            num_return_sequences=params.n,
+            num_return_sequences=n,
             max_new_tokens=params.max_new_tokens,
             logits_processor=LogitsProcessorList([recorder]),
             stop_strings=list(params.stop) or None,
@@ -141,10 +143,25 @@ class TransformersBackend:
         )
         new = out.sequences[:, prompt_len:].cpu()
         token_logprobs = recorder.finish(out.sequences).cpu()
-        rows = []
-        for r in range(new.shape[0]):
-            rows.append(self._completion(new[r], token_logprobs[r], params))
+        rows = [self._completion(new[r], token_logprobs[r], params) for r in range(new.shape[0])]
         return [rows[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+
+    def _shared_prefill(self, enc, n: int) -> tuple[dict, int]:
+        """Run each prompt through the model once and copy its KV cache to its K samples.
+
+        `generate(num_return_sequences=K)` would prefill every prompt K times; with few-shot
+        prompts that is most of the work. Position ids follow generate's own rule for left padding.
+        """
+        from transformers import DynamicCache
+
+        ids, mask = enc.input_ids, enc.attention_mask
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                   past_key_values=cache, use_cache=True)
+        cache.batch_repeat_interleave(n)
+        return {"input_ids": ids.repeat_interleave(n, 0), "attention_mask": mask.repeat_interleave(n, 0),
+                "past_key_values": cache}, 1
 
     def _completion(self, tokens: torch.Tensor, logprobs: torch.Tensor, params: SamplingParams) -> Completion:
         eos = self.tokenizer.eos_token_id
