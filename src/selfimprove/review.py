@@ -150,6 +150,7 @@ def import_marks(run_dir: str | Path, path: str | Path, reviewer: str = "") -> I
 
 
 def load_marks(store: RunStore) -> list[dict]:
+    store = RunStore(store.root)  # marks may have been imported by another process since `store` was opened
     return store.read_jsonl("review/marks.jsonl") if store.done("review/marks.jsonl") else []
 
 

@@ -132,7 +132,13 @@ class RunStore:
             os.replace(path, aside)
 
     def _record(self, name: str, **info) -> None:
-        self.manifest["artifacts"][name] = info
+        self._update(lambda artifacts: artifacts | {name: info})
+
+    def _update(self, change) -> None:
+        """Re-read the manifest before changing it: another process (`review import`) may have added entries."""
+        if self._manifest_path.exists():
+            self.manifest = _load_manifest(self._manifest_path)
+        self.manifest["artifacts"] = change(self.manifest["artifacts"])
         _atomic_write_bytes(self._manifest_path, json.dumps(self.manifest, indent=1).encode())
 
     def write_jsonl(self, name: str, rows: list[dict]) -> None:
@@ -164,9 +170,8 @@ class RunStore:
         """Delete a file or folder and forget it and everything under it in the manifest."""
         path = self.path(name)
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        self.manifest["artifacts"] = {k: v for k, v in self.manifest["artifacts"].items()
-                                      if k != name and not k.startswith(name + "/")}
-        _atomic_write_bytes(self._manifest_path, json.dumps(self.manifest, indent=1).encode())
+        self._update(lambda artifacts: {k: v for k, v in artifacts.items()
+                                        if k != name and not k.startswith(name + "/")})
 
     def commit_dir(self, name: str, build) -> Path:
         """Let `build(tmp_dir)` fill a folder, then move it into place and record it as done."""

@@ -1,0 +1,123 @@
+"""Human review: export, import with validation and a change log, the next round honours the marks; dataset export."""
+
+import csv
+import json
+
+import pytest
+from fake_run import make_run
+
+from selfimprove.publish import export_dataset, push
+from selfimprove.records import Sample, from_row
+from selfimprove.review import ReviewError, apply_marks, export, import_marks
+from selfimprove.store import RunStore
+
+
+def test_export_import_round_trip_records_every_change(tmp_path):
+    make_run(tmp_path)
+    out = tmp_path / "review.csv"
+    assert export(tmp_path, 1, out) == 9  # kept only
+    assert export(tmp_path, 1, tmp_path / "all.jsonl", dropped=True) == 20
+    rows = list(csv.DictReader(out.open()))
+    rows[0]["decision"], rows[0]["note"] = "reject", "2+2 is not 1"
+    rows[1]["decision"] = "accept"
+    with out.open("w") as f:
+        writer = csv.DictWriter(f, fieldnames=rows[0].keys())
+        writer.writeheader()
+        writer.writerows(rows)
+    result = import_marks(tmp_path, out, reviewer="ana")
+    assert (result.changed, result.unmarked, result.problems) == (2, 7, [])
+    assert import_marks(tmp_path, out, reviewer="ana").unchanged == 2  # importing again changes nothing
+    rows[0]["decision"] = "accept"
+    with out.open("w") as f:
+        writer = csv.DictWriter(f, fieldnames=rows[0].keys())
+        writer.writeheader()
+        writer.writerows(rows)
+    import_marks(tmp_path, out, reviewer="bo")
+    store = RunStore(tmp_path)
+    log = store.read_jsonl("review/log.jsonl")
+    assert [(e["reviewer"], e["before"], e["after"]) for e in log] == [("ana", None, "reject"), ("ana", None, "accept"),
+                                                                      ("bo", "reject", "accept")]
+    assert {m["decision"] for m in store.read_jsonl("review/marks.jsonl")} == {"accept"}
+
+
+def test_bad_review_rows_are_named_and_valid_ones_kept(tmp_path):
+    make_run(tmp_path)
+    out = tmp_path / "r.jsonl"
+    export(tmp_path, 1, out)
+    good = json.loads(out.read_text().splitlines()[0])
+    lines = [json.dumps({**good, "decision": "reject"}), "{not json", json.dumps({**good, "id": "r01|q9|x|0",
+             "decision": "accept"}), json.dumps({**good, "decision": "maybe"}), json.dumps({"decision": "accept"}),
+             json.dumps({**good, "id": "r07|q0|cot_zeroshot|0", "decision": "accept"})]
+    out.write_text("\n".join(lines) + "\n")
+    result = import_marks(tmp_path, out)
+    assert result.changed == 1
+    assert result.problems == ["line 2: not valid JSON", "line 3: unknown id 'r01|q9|x|0' (not a path of this run)",
+                               "line 4: decision 'maybe' must be accept, reject or blank", "line 5: no 'id'",
+                               "line 6: unknown id 'r07|q0|cot_zeroshot|0' (not a path of this run)"]
+    with pytest.raises(ReviewError, match="does not exist"):
+        import_marks(tmp_path, tmp_path / "nope.jsonl")
+    with pytest.raises(ReviewError, match="round 5 has no complete verdicts"):
+        export(tmp_path, 5, tmp_path / "x.jsonl")
+
+
+def test_next_round_training_data_honours_marks(tmp_path):
+    make_run(tmp_path)
+    out = tmp_path / "r.jsonl"
+    export(tmp_path, 1, out, dropped=True)
+    rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    rows["r01|q0|cot_zeroshot|0"]["decision"] = "reject"  # q0's pseudo-label "0" is wrong, says the reviewer
+    rows["r01|q3|cot_zeroshot|1"]["decision"] = "accept"  # a dropped path the reviewer vouches for
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+    import_marks(tmp_path, out)
+    store = RunStore(tmp_path)
+    kept = [from_row(Sample, s) for s in store.read_jsonl("rounds/r02/samples.jsonl") if s["answer"] in ("0", "2")]
+    filtered, added, rejected = apply_marks(store, 2, kept, "The answer is")
+    assert {s.question_id for s in filtered} == {"q1"} and rejected == {("q0", "0")}
+    assert [(p.question_id, p.answer, p.rationale) for p in added] == [("q3", "7", "Step 1 for q3.")]
+    applied = store.read_json("rounds/r02/review_applied.json")
+    assert applied["kept_paths_removed"] == 4 and applied["accepted_paths_added"] == 1
+    assert apply_marks(store, 1, kept, "The answer is")[0] == kept  # a round's own marks apply to later rounds
+
+
+def test_train_stage_uses_the_marks(tmp_path, tiny_model):
+    from selfimprove.config import parse_config
+    from selfimprove.generate import PromptStyle
+    from selfimprove.loop import train_stage
+    from selfimprove.adapt import ModelState
+    from selfimprove.records import Item
+    from selfimprove.tasks import get_task
+
+    store = make_run(tmp_path)
+    (tmp_path / "marks.jsonl").write_text(json.dumps({"id": "r01|q1|cot_zeroshot|0", "decision": "reject"}) + "\n")
+    import_marks(tmp_path, tmp_path / "marks.jsonl")
+    cfg = parse_config({"model": {"name": tiny_model}, "adapt": {"max_steps": 1, "batch_size": 2, "max_length": 64,
+                                                                  "formats": {"cot_zeroshot": 1.0}}})
+    pool = [Item(r["id"], r["question"]) for r in store.read_jsonl("pool.jsonl")]
+    samples = [from_row(Sample, s) for s in store.read_jsonl("rounds/r02/samples.jsonl")]
+    verdicts = store.read_jsonl("rounds/r02/verdicts.jsonl")
+    store.remove("rounds/r02/train.jsonl")
+    train_stage(store, cfg, get_task("gsm8k"), PromptStyle([], False), pool, samples, verdicts, ModelState(tiny_model), 2)
+    train = store.read_jsonl("rounds/r02/train.jsonl")
+    assert train and not [e for e in train if e["question_id"] == "q1"]
+
+
+def test_kept_examples_load_as_a_dataset_and_push_uploads_the_folder(tmp_path, monkeypatch):
+    from datasets import load_dataset
+
+    make_run(tmp_path)
+    folder = export_dataset(tmp_path)
+    data = load_dataset(str(folder))
+    assert sorted(data) == ["r01", "r02"] and len(data["r01"]) == 9
+    assert data["r01"][0]["completion"].endswith("The answer is 0.")
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kw):
+            calls.append(("create", repo_id, kw["private"]))
+
+        def upload_folder(self, repo_id, folder_path, repo_type):
+            calls.append(("upload", repo_id, folder_path, repo_type))
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    push(tmp_path, "me/data")
+    assert calls == [("create", "me/data", True), ("upload", "me/data", str(folder), "dataset")]
