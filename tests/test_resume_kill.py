@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from selfimprove.cache import canonical_adapter_config
 from selfimprove.config import parse_config
 from selfimprove.loop import run
 
@@ -86,6 +87,8 @@ def final_artifacts(root: Path) -> dict:
             continue
         if p.suffix == ".jsonl":
             out[rel] = [_normal(json.loads(line), str(root.resolve())) for line in p.read_text().splitlines()]
+        elif p.name == "adapter_config.json":
+            out[rel] = canonical_adapter_config(p.read_text())
         elif p.suffix == ".json" and "adapter" not in rel:
             out[rel] = _normal(json.loads(p.read_text()), str(root.resolve()))
         else:

@@ -35,6 +35,9 @@ def fingerprint(path: str | None) -> str | None:
     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
         size = f.stat().st_size
         h.update(f"{f.relative_to(folder)}:{size}\n".encode())
+        if f.name == "adapter_config.json":
+            h.update(canonical_adapter_config(f.read_text()).encode())
+            continue
         with open(f, "rb") as fh:
             if size < 64 << 20:
                 h.update(fh.read())
@@ -43,6 +46,15 @@ def fingerprint(path: str | None) -> str | None:
                 fh.seek(-(1 << 20), os.SEEK_END)
                 h.update(fh.read())
     return h.hexdigest()
+
+
+def canonical_adapter_config(text: str) -> str:
+    """PEFT saves `target_modules` (a set) in hash order, which changes from process to process;
+    sorted, the same adapter gets the same fingerprint after a resume."""
+    config = json.loads(text)
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    return json.dumps(config, sort_keys=True)
 
 
 def call_key(model: str, adapter: str | None, prompts: list[str], params: SamplingParams) -> str:

@@ -87,9 +87,11 @@ def progress_bar() -> Progress:
 def generate_round(store: RunStore, name: str, backend: Backend, task, items: list[Item], style: PromptStyle,
                    params: SamplingParams, formats: list[str], round_: int, checkpoint_every: int) -> list[dict]:
     """Sample every question of the pool; resume from saved chunks. Returns the sample rows."""
-    if store.done(name):
-        return store.read_jsonl(name)
     parts = f"{name}.parts"
+    if store.done(name):
+        if store.path(parts).exists():
+            store.remove(parts)  # left by a kill between merging the chunks and cleaning them up
+        return store.read_jsonl(name)
     chunks = [items[i:i + checkpoint_every] for i in range(0, len(items), checkpoint_every)]
     with progress_bar() as progress:
         bar = progress.add_task(f"round {round_}: sampling", total=len(items))
