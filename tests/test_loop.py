@@ -5,24 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from selfimprove.adapt import ModelState, train
-from selfimprove.config import AdaptConfig, parse_config
+from selfimprove.config import parse_config
 from selfimprove.loop import ConfigChangedError, run
 from selfimprove.store import read_jsonl
 
 LEAK = "987654321"  # every pool question's gold answer in the leak test; the model never writes it
-
-
-@pytest.fixture(scope="module")
-def answering_model(tiny_model, gsm8k_dir, tmp_path_factory):
-    """The tiny model, fully fine-tuned on GSM8K questions to reply "2 + 3 = 5. The answer is 5."."""
-    out = tmp_path_factory.mktemp("answering")
-    lines = (Path(gsm8k_dir) / "train.jsonl").read_text().splitlines()[100:164]
-    rows = [{"prompt": f"Q: {json.loads(line)['question']}\nA: Let's think step by step.",
-             "completion": " 2 + 3 = 5. The answer is 5."} for line in lines]
-    train(rows, ModelState(tiny_model), tiny_model,
-          AdaptConfig(method="full", learning_rate=5e-3, max_steps=120, batch_size=8, max_length=1024), out, seed=0)
-    return str(out)
 
 
 def make_config(model, out_dir, pool_source, eval_source, rounds=2, **over):
