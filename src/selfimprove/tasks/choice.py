@@ -12,14 +12,11 @@ file is not redistributed), so split "train" reads dev.json there, with a logged
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from selfimprove.records import Exemplar, Item
+from selfimprove.records import Exemplar
 from selfimprove.tasks.answers import answer_spans, boxed_spans, normalise_text
-from selfimprove.tasks.base import Fields
-from selfimprove.tasks.sources import Dataset, load_items
+from selfimprove.tasks.sources import Dataset, DatasetTask
 
 _OPTION = re.compile(r"\s*\(?\s*([A-Ea-e])\s*\)\s*(.*)", re.DOTALL)
 
@@ -95,34 +92,10 @@ EXEMPLARS = [
 ]
 
 
-@dataclass(frozen=True)
-class ChoiceTask:
-    """A multiple-choice task whose answers are the letters A-E."""
-
-    dataset: Dataset
-    answer_prefix: str = "The answer is"
-
-    @property
-    def name(self) -> str:
-        return self.dataset.name
-
-    @property
-    def default_source(self) -> str:
-        return self.dataset.default_source
-
-    def load(self, source: str | Path | None = None, split: str = "train", limit: int | None = None,
-             fields: Fields | None = None) -> list[Item]:
-        return load_items(self.dataset, letter_gold, source, split, limit, fields)
-
-    def extract(self, completion: str) -> str | None:
-        return extract_letter(completion)
-
-    def is_equivalent(self, a: str, b: str) -> bool:
-        return a is not None and b is not None and letter_gold(a) is not None and letter_gold(a) == letter_gold(b)
-
-    def exemplars(self) -> list[Exemplar]:
-        return list(EXEMPLARS)
+def same_letter(a: str, b: str) -> bool:
+    return a is not None and b is not None and letter_gold(a) is not None and letter_gold(a) == letter_gold(b)
 
 
-AQUA = ChoiceTask(Dataset(name="aqua", default_source="deepmind/aqua_rat", default_config="raw", native=_aqua_row,
-                          hf_splits={"dev": "validation"}, dir_splits={"train": "dev"}))
+AQUA = DatasetTask(Dataset(name="aqua", default_source="deepmind/aqua_rat", default_config="raw", native=_aqua_row,
+                           hf_splits={"dev": "validation"}, dir_splits={"train": "dev"}),
+                   letter_gold, extract_letter, same_letter, lambda: EXEMPLARS)

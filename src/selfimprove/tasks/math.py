@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfimprove.records import Exemplar, Item
+from selfimprove.records import Exemplar
 from selfimprove.tasks import SHARED_DATA
 from selfimprove.tasks.answers import (answer_spans, as_fraction, boxed_spans, canonical_number, find_number,
                                        hash_spans)
-from selfimprove.tasks.base import Fields
-from selfimprove.tasks.sources import Dataset, load_items
+from selfimprove.tasks.sources import Dataset, DatasetTask
 
 EXEMPLARS = SHARED_DATA / "gsm8k_cot_exemplars" / "gsm8k_cot_8shot.jsonl"
 # ASDiv answers: one number, maybe negated in parentheses ("-(1/3)"), maybe a unit ("9 (apples)").
@@ -115,37 +113,10 @@ def _asdiv_row(row: dict[str, Any]) -> dict[str, Any] | None:
     return {"id": row.get("id"), "question": question.strip(), "answer": answer}
 
 
-@dataclass(frozen=True)
-class MathTask:
-    """A numeric-answer task; `dataset` says where its questions come from."""
-
-    dataset: Dataset
-    answer_prefix: str = "The answer is"
-
-    @property
-    def name(self) -> str:
-        return self.dataset.name
-
-    @property
-    def default_source(self) -> str:
-        return self.dataset.default_source
-
-    def load(self, source: str | Path | None = None, split: str = "train", limit: int | None = None,
-             fields: Fields | None = None) -> list[Item]:
-        return load_items(self.dataset, numeric_gold, source, split, limit, fields)
-
-    def extract(self, completion: str) -> str | None:
-        return extract_number(completion)
-
-    def is_equivalent(self, a: str, b: str) -> bool:
-        return numbers_equivalent(a, b)
-
-    def exemplars(self) -> list[Exemplar]:
-        return load_exemplars()
-
-
-GSM8K = MathTask(Dataset(name="gsm8k", default_source="openai/gsm8k", default_config="main"))
-SVAMP = MathTask(Dataset(name="svamp", default_source="ChilleD/SVAMP", native=_svamp_row, carve_test_percent=30))
-ASDIV = MathTask(Dataset(name="asdiv", default_source="EleutherAI/asdiv", native=_asdiv_row,
-                         hf_splits={"train": "validation", "test": "validation", "all": "validation"},
-                         carve_test_percent=30))
+_MATH = (numeric_gold, extract_number, numbers_equivalent, load_exemplars)
+GSM8K = DatasetTask(Dataset(name="gsm8k", default_source="openai/gsm8k", default_config="main"), *_MATH)
+SVAMP = DatasetTask(Dataset(name="svamp", default_source="ChilleD/SVAMP", native=_svamp_row, carve_test_percent=30),
+                    *_MATH)
+ASDIV = DatasetTask(Dataset(name="asdiv", default_source="EleutherAI/asdiv", native=_asdiv_row,
+                            hf_splits={"train": "validation", "test": "validation", "all": "validation"},
+                            carve_test_percent=30), *_MATH)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from selfimprove.records import Item
+from selfimprove.records import Exemplar, Item
 from selfimprove.tasks.base import Fields
 
 log = logging.getLogger(__name__)
@@ -272,3 +272,36 @@ def load_items(dataset: Dataset, gold: Callable[[Any], str | None], source: str 
             raise DataError(f"{source}: {dataset.name} is one undivided set; ask for split 'train', 'test' or 'all'.")
         items = [it for it in items if carve(it.id, dataset.carve_test_percent) == split]
     return items[:limit] if limit is not None else items
+
+
+@dataclass(frozen=True)
+class DatasetTask:
+    """A task over a dataset: how its gold answers read, how an answer is found in text, when two agree."""
+
+    dataset: Dataset
+    gold: Callable[[Any], str | None]  # a dataset's answer value -> canonical answer
+    find_answer: Callable[[str], str | None]
+    same_answer: Callable[[str, str], bool]
+    exemplar_list: Callable[[], list[Exemplar]]
+    answer_prefix: str = "The answer is"
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def default_source(self) -> str:
+        return self.dataset.default_source
+
+    def load(self, source: str | Path | None = None, split: str = "train", limit: int | None = None,
+             fields: Fields | None = None) -> list[Item]:
+        return load_items(self.dataset, self.gold, source, split, limit, fields)
+
+    def extract(self, completion: str) -> str | None:
+        return self.find_answer(completion)
+
+    def is_equivalent(self, a: str, b: str) -> bool:
+        return self.same_answer(a, b)
+
+    def exemplars(self) -> list[Exemplar]:
+        return list(self.exemplar_list())

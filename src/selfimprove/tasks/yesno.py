@@ -12,14 +12,11 @@ ChilleD/StrategyQA has train/test and "dev" maps to its "test".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from selfimprove.records import Exemplar, Item
+from selfimprove.records import Exemplar
 from selfimprove.tasks.answers import answer_spans, boxed_spans, normalise_text
-from selfimprove.tasks.base import Fields
-from selfimprove.tasks.sources import Dataset, load_items
+from selfimprove.tasks.sources import Dataset, DatasetTask
 
 _WORDS = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
 _FIRST_WORD = re.compile(r"[\W_]*(yes|no|true|false)\b", re.IGNORECASE)
@@ -67,34 +64,10 @@ EXEMPLARS = [
 ]
 
 
-@dataclass(frozen=True)
-class YesNoTask:
-    """A task whose answers are "yes" or "no"."""
-
-    dataset: Dataset
-    answer_prefix: str = "The answer is"
-
-    @property
-    def name(self) -> str:
-        return self.dataset.name
-
-    @property
-    def default_source(self) -> str:
-        return self.dataset.default_source
-
-    def load(self, source: str | Path | None = None, split: str = "train", limit: int | None = None,
-             fields: Fields | None = None) -> list[Item]:
-        return load_items(self.dataset, yes_no, source, split, limit, fields)
-
-    def extract(self, completion: str) -> str | None:
-        return extract_yes_no(completion)
-
-    def is_equivalent(self, a: str, b: str) -> bool:
-        return a is not None and b is not None and yes_no(a) is not None and yes_no(a) == yes_no(b)
-
-    def exemplars(self) -> list[Exemplar]:
-        return list(EXEMPLARS)
+def same_yes_no(a: str, b: str) -> bool:
+    return a is not None and b is not None and yes_no(a) is not None and yes_no(a) == yes_no(b)
 
 
-STRATEGYQA = YesNoTask(Dataset(name="strategyqa", default_source="ChilleD/StrategyQA", native=_strategyqa_row,
-                               hf_splits={"dev": "test"}, dir_splits={"test": "dev"}))
+STRATEGYQA = DatasetTask(Dataset(name="strategyqa", default_source="ChilleD/StrategyQA", native=_strategyqa_row,
+                                 hf_splits={"dev": "test"}, dir_splits={"test": "dev"}),
+                         yes_no, extract_yes_no, same_yes_no, lambda: EXEMPLARS)
