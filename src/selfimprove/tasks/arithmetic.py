@@ -169,6 +169,14 @@ def parse_source(source: str | None) -> tuple[Knobs, int, int]:
     return knobs, n, seed
 
 
+def load_problems(source: str | None, split: str = "train", limit: int | None = None) -> list[Problem]:
+    """The problems (with gold rationales) behind `TASK.load(source, split)`, for oracle baselines."""
+    knobs, n, seed = parse_source(source)
+    n = min(n, limit) if limit is not None else n
+    seed = seed * 10 + SPLIT_OFFSET.get(split, 3)
+    return generate_problems(n, seed, knobs.steps, knobs.max_value, knobs.ops, knobs.templates, prefix=f"arith-{split}")
+
+
 def _load_jsonl(path: Path, limit: int | None, fields: Fields) -> list[Item]:
     items = []
     for i, line in enumerate(path.read_text().splitlines()):
@@ -208,11 +216,7 @@ class ArithmeticTask:
              fields: Fields | None = None) -> list[Item]:
         if source and (source.endswith(".jsonl") or Path(source).is_file()):
             return _load_jsonl(Path(source), limit, fields or Fields())
-        knobs, n, seed = parse_source(source)
-        n = min(n, limit) if limit is not None else n
-        seed = seed * 10 + SPLIT_OFFSET.get(split, 3)
-        problems = generate_problems(n, seed, knobs.steps, knobs.max_value, knobs.ops, knobs.templates,
-                                     prefix=f"arith-{split}")
+        problems = load_problems(source, split, limit)
         return [Item(id=p.id, question=p.question, gold=str(p.answer)) for p in problems]
 
     def extract(self, completion: str) -> str | None:
