@@ -18,7 +18,7 @@ from pathlib import Path
 
 from transformers import PrinterCallback, TrainerCallback
 
-from selfimprove import prompts
+from selfimprove import ema, prompts
 from selfimprove.generate import progress_bar
 from selfimprove.config import AdaptConfig
 from selfimprove.records import Example, Exemplar, to_row
@@ -119,8 +119,12 @@ def train(examples: list[dict], start: ModelState, base_model: str, cfg: AdaptCo
     trainer.train()
     shutil.rmtree(scratch, ignore_errors=True)
     tokenizer.padding_side = "left"
+    if cfg.ema is not None and cfg.method == "full":
+        ema.blend_model(trainer.model, start.model, cfg.ema, dtype, device)
     trainer.model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    if cfg.ema is not None and cfg.method == "lora" and start.adapter:  # round 1 has no adapter to average with
+        ema.blend_adapter(start.adapter, out_dir, cfg.ema)
     return [h for h in trainer.state.log_history if "loss" in h]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
 
@@ -102,6 +102,9 @@ class AdaptConfig(Section):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_target_modules: str | list[str] = "all-linear"
+    # After each round, weights = ema * the round's starting weights + (1 - ema) * the trained ones.
+    # None = off. LoRA needs init=previous: averaging unrelated adapters' A and B matrices means nothing.
+    ema: float | None = Field(None, ge=0, lt=1)
 
     @field_validator("formats")
     @classmethod
@@ -113,6 +116,12 @@ class AdaptConfig(Section):
                 raise ValueError(f"format weight {f}={w} must be within [0, 1]")
         return v
 
+    @model_validator(mode="after")
+    def _ema_needs_previous_adapter(self):
+        if self.ema is not None and self.method == "lora" and self.init == "base":
+            raise ValueError("adapt.ema with method=lora needs init=previous (each round continues one adapter)")
+        return self
+
 
 class EvaluateConfig(Section):
     format: str = "cot_fewshot"
@@ -121,9 +130,33 @@ class EvaluateConfig(Section):
     max_new_tokens: int | None = None  # None = generate.max_new_tokens
 
 
+# Label-free signals the monitor can guard, and the direction in which each one degrades.
+GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",
+                   "truncation_rate": "rises", "skeleton_share": "rises", "anchor_accuracy": "falls"}
+
+
 class MonitorConfig(Section):
-    min_return: float | None = None  # stop when held-out accuracy gained per round falls below this
+    # A round's return = held-out accuracy points gained per million tokens spent (generated + trained).
+    min_return: float | None = None  # stop when the return falls below this (0.0 = when a round stops helping)
+    patience: int = Field(1, ge=1)  # stop only after this many rounds in a row under min_return (accuracy is noisy)
     reset_tolerance: float | None = None  # restore the best model when accuracy drops more than this
+    # {signal: tolerance}: restore the best model when a signal degrades by more than this from its best
+    # earlier value, e.g. {agreement: 0.15, abstention_rate: 0.1}. Works without any labels.
+    signal_tolerance: dict[str, float] = {}
+    # Forgetting: greedy accuracy on an anchor set from the original skill, every round including round 0.
+    anchor_source: str | None = None  # the task's source syntax (file, dataset, knob string); None = no anchor
+    anchor_split: str = "test"
+    anchor_limit: int | None = 200
+
+    @field_validator("signal_tolerance")
+    @classmethod
+    def _known_signals(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, tol in v.items():
+            if name not in GUARDED_SIGNALS:
+                raise ValueError(f"unknown signal {name!r}; guard one of {', '.join(GUARDED_SIGNALS)}")
+            if tol < 0:
+                raise ValueError(f"signal tolerance {name}={tol} must be >= 0")
+        return v
 
 
 class Config(Section):

@@ -173,6 +173,7 @@ def run_round(store: RunStore, config: Config, task, pool, gold, heldout, state:
                "train_loss_first": log[0]["loss"] if log else None, "train_loss_last": log[-1]["loss"] if log else None}
     metrics |= evaluate.pseudo_label_accuracy(task, votes, gold, kept_ids)
     metrics |= monitor.label_free_signals(samples, votes)
+    metrics |= monitor.compute_spent(samples, log)
     if new_state != state and heldout:
         metrics |= evaluate_stage(store, config, task, _backend(config, new_state), heldout, r)
     elif heldout:
@@ -182,7 +183,48 @@ def run_round(store: RunStore, config: Config, task, pool, gold, heldout, state:
 
 
 def _previous_metrics(store: RunStore, r: int) -> dict:
-    return store.read_json(f"{_round_dir(r - 1)}/metrics.json")
+    """Metrics of the weights round r started from: round r-1's, or the round a reset restored."""
+    previous = store.read_json(f"{_round_dir(r - 1)}/metrics.json")
+    return store.read_json(f"{_round_dir(previous.get('weights_round', r - 1))}/metrics.json")
+
+
+def anchor_items(store: RunStore, task, config: Config) -> list[Item]:
+    """The anchor set (the original skill, labelled), collected once into `anchor.jsonl`; [] when not configured."""
+    m = config.monitor
+    if m.anchor_source is None:
+        return []
+    if not store.done("anchor.jsonl"):
+        items = task.load(m.anchor_source, split=m.anchor_split, limit=m.anchor_limit)
+        store.write_jsonl("anchor.jsonl", [to_row(i) for i in items])
+    return [from_row(Item, r) for r in store.read_jsonl("anchor.jsonl")]
+
+
+def anchor_stage(store: RunStore, config: Config, task, anchor: list[Item], state: adapt.ModelState, r: int) -> dict:
+    """Greedy accuracy of `state` on the anchor set; samples to `rounds/rNN/anchor_samples.jsonl`."""
+    if not anchor:
+        return {}
+    backend = _backend(config, state)
+    style = prompt_style(task, backend, config.model.chat, config.generate.num_exemplars)
+    ev = config.evaluate
+    samples, metrics = monitor.anchor_accuracy(backend, task, anchor, style, ev.format,
+                                               ev.max_new_tokens or config.generate.max_new_tokens, r,
+                                               config.run.seed + 1000 * r + 7)
+    store.write_jsonl(f"{_round_dir(r)}/anchor_samples.jsonl", [to_row(s) for s in samples])
+    return metrics
+
+
+def monitor_stage(store: RunStore, config: Config, task, anchor: list[Item], history: list[dict], metrics: dict,
+                  state: adapt.ModelState) -> dict:
+    """The round's forgetting, drift and return against the history, then continue / stop / reset."""
+    new = adapt.ModelState(metrics["model"], metrics["adapter"])
+    if new != state:
+        metrics |= anchor_stage(store, config, task, anchor, new, metrics["round"])
+    elif anchor:
+        metrics["anchor_accuracy"] = history[-1].get("anchor_accuracy")  # same weights, same score
+    metrics |= monitor.compare(history, metrics)
+    decision = monitor.decide(history + [metrics], config.monitor)
+    return metrics | {"decision": decision.action, "decision_reason": decision.reason,
+                      "best_round": decision.best_round, "weights_round": decision.weights_round}
 
 
 def round_table(history: list[dict]) -> Table:
@@ -204,6 +246,7 @@ def run(config: Config, allow_config_change: bool = False, console: Console | No
     store = open_run(config, allow_config_change)
     task = get_task(config.task.name)
     pool, gold, heldout = collect_stage(store, task, config)
+    anchor = anchor_items(store, task, config)
     console.print(f"[bold]{task.name}[/]: {len(pool)} unlabeled questions, {len(heldout)} held-out, "
                   f"run directory {store.root}")
     base = adapt.ModelState(config.model.name)
@@ -213,6 +256,7 @@ def run(config: Config, allow_config_change: bool = False, console: Console | No
         metrics = {"round": 0, "model": base.model, "adapter": None}
         if heldout:
             metrics |= evaluate_stage(store, config, task, _backend(config, base), heldout, 0)
+        metrics |= anchor_stage(store, config, task, anchor, base, 0)
         metrics["seconds"] = round(time.time() - started, 2)
         store.write_json("rounds/r00/metrics.json", metrics)
     history.append(store.read_json("rounds/r00/metrics.json"))
@@ -221,17 +265,14 @@ def run(config: Config, allow_config_change: bool = False, console: Console | No
         name = f"{_round_dir(r)}/metrics.json"
         if not store.done(name):
             metrics = run_round(store, config, task, pool, gold, heldout, state, r)
-            decision = monitor.decide(history + [metrics], config.monitor)
-            metrics |= {"decision": decision.action, "decision_reason": decision.reason, "best_round": decision.best_round}
+            metrics = monitor_stage(store, config, task, anchor, history, metrics, state)
             store.write_json(name, metrics)
             tracking.log_history(store.root, history + [metrics])
             console.print(round_table(history + [metrics]))
         metrics = store.read_json(name)
         history.append(metrics)
-        state = adapt.ModelState(metrics["model"], metrics["adapter"])
-        if metrics["decision"] == "reset":
-            best = history[metrics["best_round"]]
-            state = adapt.ModelState(best["model"], best["adapter"])
+        carry = history[metrics.get("weights_round", r)]  # a reset carries the best earlier round's weights on
+        state = adapt.ModelState(carry["model"], carry["adapter"])
         if metrics["decision"] == "stop":
             console.print(f"[yellow]stopping after round {r}: {metrics['decision_reason']}[/]")
             break
@@ -254,14 +295,16 @@ def _write_report(store: RunStore, console: Console) -> None:
 
 def summarize(history: list[dict]) -> dict:
     rounds = history[1:]
-    final = rounds[-1] if rounds else history[0]
+    final = history[monitor.start_round(history)]  # after a reset or a degraded stop: the best round's weights
     keys = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_accuracy",
-            "kept_pseudo_label_accuracy", "kept", "agreement", "train_loss_last", "seconds", "decision")
+            "kept_pseudo_label_accuracy", "kept", "agreement", "anchor_accuracy", "forgetting", "compute_tokens",
+            "return", "train_loss_last", "seconds", "decision", "weights_round")
     return {
         "base_accuracy": history[0].get("accuracy"),
         "base_majority_accuracy": history[0].get("majority_accuracy"),
         "final_accuracy": final.get("accuracy"),
         "final_majority_accuracy": final.get("majority_accuracy"),
+        "final_round": final["round"],
         "final_model": {"model": final.get("model"), "adapter": final.get("adapter")},
         "rounds": [{k: h.get(k) for k in keys} for h in rounds],
     }

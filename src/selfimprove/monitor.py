@@ -1,18 +1,33 @@
-"""Monitor: label-free health signals of a round, and whether the next round should run.
+"""Monitor: the autonomous evaluation layer that runs every round, and whether the next round should run.
 
-Signals need no labels (agreement, abstention, answer entropy, length, truncation, diversity).
-`decide` turns the metric history into continue / stop / reset: stop when a round's return
-(held-out accuracy gained) falls below `min_return`; reset to the best round's weights when
-accuracy falls more than `reset_tolerance` below the best so far.
+Per round it adds to `metrics.json` (and so `metrics.jsonl`):
+- label-free signals of the pool's samples (no labels needed): agreement, answer entropy, abstention,
+  truncation, mean length, distinct-2 and the share of the most common rationale skeleton;
+- compute spent: tokens generated on the pool plus tokens the trainer processed;
+- against the history: length drift (vs round 1 and the previous round), forgetting (greedy accuracy
+  on an anchor set from the original skill, vs its best earlier value) and the round's return:
+  held-out accuracy points gained per million tokens spent.
+
+`decide` turns the history into continue / stop / reset and names the round whose weights carry on
+(`weights_round`): reset restores the best earlier round when held-out accuracy, or a guarded
+label-free signal, degrades past its tolerance; stop ends the run when the return stays under
+`min_return` for `patience` rounds, or when nothing passed the gates. A run that stops while
+degraded also falls back to the best round, so the final weights are never the degraded ones.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 
-from selfimprove.config import MonitorConfig
-from selfimprove.records import Sample, Vote
+from selfimprove.backends import SamplingParams
+from selfimprove.config import GUARDED_SIGNALS, MonitorConfig
+from selfimprove.generate import sample_paths
+from selfimprove.records import Item, Sample, Vote
+
+NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 
 
 def _entropy(counts: dict[str, int]) -> float:
@@ -26,44 +41,156 @@ def distinct_n(texts: list[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def skeleton(text: str) -> str:
+    """A rationale with every number replaced by '#': what is left is its wording, its template."""
+    return " ".join(NUMBER.sub("#", text).split())
+
+
+def skeleton_share(texts: list[str]) -> float:
+    """Share of all rationales that share the most common skeleton: near 1 when the model writes one template."""
+    if not texts:
+        return 0.0
+    return Counter(skeleton(t) for t in texts).most_common(1)[0][1] / len(texts)
+
+
 def label_free_signals(samples: list[Sample], votes: list[Vote]) -> dict:
     if not samples:
         return {}
     answered = [v for v in votes if v.num_votes]
+    texts = [s.text for s in samples]
     return {
         "agreement": sum(v.share for v in answered) / len(answered) if answered else 0.0,
         "answer_entropy": sum(_entropy(v.counts) for v in votes) / len(votes),
         "abstention_rate": sum(s.answer is None for s in samples) / len(samples),
         "truncation_rate": sum(s.truncated for s in samples) / len(samples),
         "mean_tokens": sum(s.num_tokens for s in samples) / len(samples),
-        "distinct_2": distinct_n([s.text for s in samples]),
+        "distinct_2": distinct_n(texts),
+        "skeleton_share": skeleton_share(texts),
     }
+
+
+def compute_spent(samples: list[Sample], train_log: list[dict]) -> dict:
+    """Tokens a round spent: completions generated on the pool plus tokens the trainer processed.
+
+    TRL logs `num_tokens` cumulatively (prompt + completion, without padding); held-out and anchor
+    evaluation are monitoring, not improvement, and are not counted.
+    """
+    generated = sum(s.num_tokens for s in samples)
+    trained = int(train_log[-1].get("num_tokens", 0)) if train_log else 0
+    return {"generated_tokens": generated, "trained_tokens": trained, "compute_tokens": generated + trained}
+
+
+def anchor_accuracy(backend, task, items: list[Item], style, fmt: str, max_new_tokens: int, round_: int,
+                    seed: int) -> tuple[list[Sample], dict]:
+    """Greedy accuracy on the anchor set (the original skill): falling means the rounds make it forget."""
+    if not items:
+        return [], {}
+    samples = sample_paths(backend, task, items, style,
+                           SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed), [fmt],
+                           round_)
+    gold = {i.id: i.gold for i in items}
+    right = sum(s.answer is not None and task.is_equivalent(s.answer, gold[s.question_id]) for s in samples)
+    return samples, {"anchor_accuracy": right / len(items)}
+
+
+def _by_round(history: list[dict]) -> dict[int, dict]:
+    return {h["round"]: h for h in history}
+
+
+def start_round(history: list[dict]) -> int:
+    """The round whose weights the next round starts from: the last round's, or the one it restored."""
+    last = history[-1]
+    return last.get("weights_round", last["round"])
+
+
+def compare(history: list[dict], metrics: dict) -> dict:
+    """Signals of `metrics` (the round just run) that need the earlier rounds in `history`."""
+    out = {}
+    rounds = _by_round(history)
+    lengths = [h["mean_tokens"] for h in history if h.get("mean_tokens")]
+    if metrics.get("mean_tokens") is not None and lengths:
+        out["length_drift"] = metrics["mean_tokens"] / lengths[0] - 1  # relative to round 1
+        out["length_drift_prev"] = metrics["mean_tokens"] / lengths[-1] - 1
+    anchors = [h["anchor_accuracy"] for h in history if h.get("anchor_accuracy") is not None]
+    if metrics.get("anchor_accuracy") is not None and anchors:
+        out["forgetting"] = max(0.0, max(anchors) - metrics["anchor_accuracy"])
+    start = rounds.get(start_round(history), {}) if history else {}
+    if metrics.get("accuracy") is not None and start.get("accuracy") is not None:
+        out["gain"] = metrics["accuracy"] - start["accuracy"]  # vs the weights this round started from
+        tokens = metrics.get("compute_tokens") or 0
+        out["return"] = 100 * out["gain"] / (tokens / 1e6) if tokens else None
+    return out
 
 
 @dataclass(frozen=True)
 class Decision:
     action: str  # continue | stop | reset
     reason: str
-    best_round: int
+    best_round: int  # highest held-out accuracy so far (this round included)
+    weights_round: int  # whose weights the next round starts from, or are final when the run ends
+
+
+def _degraded(signal: str, value: float, earlier: list[float], tolerance: float) -> str | None:
+    falls = GUARDED_SIGNALS[signal] == "falls"
+    ref = max(earlier) if falls else min(earlier)
+    change = ref - value if falls else value - ref
+    if change > tolerance:
+        return f"{signal} {value:.3f} {'fell' if falls else 'rose'} {change:.3f} from its best {ref:.3f}"
+    return None
+
+
+def alarms(history: list[dict], cfg: MonitorConfig) -> list[str]:
+    """Why the last round is worse than an earlier one beyond its tolerance (empty: healthy)."""
+    last, earlier = history[-1], history[:-1]
+    out = []
+    scored = [h for h in earlier if h.get("accuracy") is not None]
+    if cfg.reset_tolerance is not None and last.get("accuracy") is not None and scored:
+        best = max(scored, key=lambda h: (h["accuracy"], -h["round"]))
+        drop = best["accuracy"] - last["accuracy"]
+        if drop > cfg.reset_tolerance:
+            out.append(f"accuracy {last['accuracy']:.3f} is {drop:.3f} below round {best['round']}")
+    for signal, tolerance in cfg.signal_tolerance.items():
+        values = [h[signal] for h in earlier if h.get(signal) is not None]
+        if last.get(signal) is not None and values:
+            why = _degraded(signal, last[signal], values, tolerance)
+            out += [why] if why else []
+    return out
+
+
+def restore_round(history: list[dict]) -> int:
+    """The round to go back to: the best earlier round by accuracy that was not itself reset away from;
+    without held-out accuracy, the round the degraded one started from."""
+    earlier = [h for h in history[:-1] if h.get("decision") != "reset"]
+    scored = [h for h in earlier if h.get("accuracy") is not None]
+    if scored:
+        return max(scored, key=lambda h: (h["accuracy"], -h["round"]))["round"]
+    return start_round(history[:-1]) if len(history) > 1 else history[-1]["round"]
+
+
+def _low_return(history: list[dict], cfg: MonitorConfig) -> str | None:
+    recent = history[1:][-cfg.patience:]
+    if cfg.min_return is None or len(recent) < cfg.patience:
+        return None
+    if all(h.get("return") is not None and h["return"] < cfg.min_return for h in recent):
+        returns = ", ".join(f"{h['return']:+.2f}" for h in recent)
+        return (f"return (accuracy points per 1M tokens) {returns} under min_return {cfg.min_return} "
+                f"for {cfg.patience} round(s)")
+    return None
 
 
 def decide(history: list[dict], cfg: MonitorConfig) -> Decision:
-    """`history` is metrics.jsonl so far, round 0 (the base model) first."""
-    scored = [h for h in history if h.get("accuracy") is not None]
-    if not scored:
-        return Decision("continue", "no held-out accuracy to monitor", history[-1]["round"])
-    best = max(scored, key=lambda h: (h["accuracy"], -h["round"]))
+    """`history` is metrics.jsonl so far, round 0 (the base model) first, the round just run last."""
     last = history[-1]
+    scored = [h for h in history if h.get("accuracy") is not None]
+    best = max(scored, key=lambda h: (h["accuracy"], -h["round"]))["round"] if scored else last["round"]
+    wrong = alarms(history, cfg)
+    weights = restore_round(history) if wrong else last["round"]
+    restored = f"; restored round {weights}'s weights" if wrong else ""
     if last.get("kept", 1) == 0:
-        return Decision("stop", "no path passed the gates: nothing left to learn from", best["round"])
-    if last.get("accuracy") is None or len(scored) < 2:
-        return Decision("continue", "", best["round"])
-    drop = best["accuracy"] - last["accuracy"]
-    if cfg.reset_tolerance is not None and drop > cfg.reset_tolerance:
-        return Decision("reset", f"accuracy {last['accuracy']:.3f} is {drop:.3f} below round {best['round']}",
-                        best["round"])
-    gain = last["accuracy"] - scored[-2]["accuracy"]
-    if cfg.min_return is not None and gain < cfg.min_return:
-        return Decision("stop", f"round gained {gain:+.3f} accuracy, under min_return {cfg.min_return}",
-                        best["round"])
-    return Decision("continue", "", best["round"])
+        return Decision("stop", "no path passed the gates: nothing left to learn from" + restored, best, weights)
+    low = _low_return(history, cfg)
+    if low:
+        return Decision("stop", "; ".join([low] + wrong) + restored, best, weights)
+    if wrong:
+        return Decision("reset", "; ".join(wrong) + restored, best, weights)
+    return Decision("continue", "", best, weights)

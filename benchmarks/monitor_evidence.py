@@ -1,0 +1,161 @@
+"""Ten rounds on the embedded domain with the gates and monitors on, and with them off.
+
+Both arms run the demo recipe (`src/selfimprove/embedded/demo.yaml`, the shipped base model, its
+labelled replay set) through `selfimprove.loop.run`, shrunk to fit a shared 2-core CPU, and track
+forgetting on an anchor set of the seed distribution (1-2 step problems):
+  on   gates majority + min_share 0.5 + not_truncated + arithmetic (re-computes every written
+       equation); monitor: reset to the best round when held-out accuracy drops > 1 point or the
+       anchor / agreement / abstention signals degrade; stop when the return stays under
+       `min_return` for `patience` rounds.
+  off  the majority gate only; no stop, no reset (the metrics are still recorded).
+The reset and stop rules choose on the monitored held-out split, so the final weights of each arm
+are also scored on a fresh test set (another seed stream) that no decision ever saw.
+
+    python benchmarks/monitor_evidence.py                # both arms, then JSON and plot
+    python benchmarks/monitor_evidence.py --arm off      # one arm (e.g. two processes in parallel)
+    python benchmarks/monitor_evidence.py --plot-only    # re-render from the run folders
+
+Writes runs/monitor_evidence/<arm>/ (normal run folders), benchmarks/results/monitor_evidence.json
+and benchmarks/results/monitor_evidence.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = Path("runs/monitor_evidence")
+ROUNDS = 10
+POOL, HELDOUT, FRESH = 160, 150, 300  # pool questions, monitored held-out, untouched fresh test
+ANCHOR = "steps=1-2,max_value=60,n=150,seed=0"  # the seed set's distribution: the original skill
+
+# Shrinks the demo recipe to about a minute a round on a shared 2-core CPU; the same for both arms.
+SMALL = [f"run.rounds={ROUNDS}", f"task.eval_limit={HELDOUT}", "generate.k=8", "evaluate.k=2",
+         "adapt.max_steps=60", f"monitor.anchor_source={ANCHOR}", "monitor.anchor_limit=150"]
+ARMS = {
+    "on": ["curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, {name: not_truncated}, "
+           "{name: arithmetic}]",
+           "monitor.reset_tolerance=0.01", "monitor.min_return=0.0", "monitor.patience=3",
+           "monitor.signal_tolerance={anchor_accuracy: 0.05, agreement: 0.15, abstention_rate: 0.1}"],
+    "off": ["curate.gates=[{name: majority}]"],
+}
+
+
+def arm_config(arm: str, seed: int):
+    import yaml
+
+    from selfimprove.config import apply_overrides, dump_config, parse_config
+    from selfimprove.embedded import demo
+
+    base = demo.demo_config(RUNS / arm, seed, quick=False)  # model path, replay file, seeded sources
+    overrides = [f"task.source=steps=3,max_value=60,n={POOL},seed={seed}"] + SMALL + ARMS[arm]
+    return parse_config(apply_overrides(yaml.safe_load(dump_config(base)), overrides), f"arm {arm}")
+
+
+def fresh_accuracy(config, model: str, adapter: str | None, seed: int) -> float:
+    """Greedy accuracy of some weights on a fresh 3-step test set that no stop/reset decision saw."""
+    from selfimprove.backends import load_backend
+    from selfimprove.generate import prompt_style
+    from selfimprove.monitor import anchor_accuracy
+    from selfimprove.tasks import get_task
+
+    task = get_task("arithmetic")
+    items = task.load(f"steps=3,max_value=60,n={FRESH},seed={seed + 500}", split="validation")
+    backend = load_backend("transformers", model, adapter=adapter, dtype="float32", device="cpu", batch_size=64)
+    style = prompt_style(task, backend, config.model.chat, None)
+    return anchor_accuracy(backend, task, items, style, config.evaluate.format, config.generate.max_new_tokens,
+                           0, seed)[1]["anchor_accuracy"]
+
+
+def run_arm(arm: str, seed: int) -> dict:
+    from rich.console import Console
+
+    from selfimprove.loop import run
+
+    config = arm_config(arm, seed)
+    started = time.time()
+    summary = run(config, console=Console(quiet=True))
+    history = [json.loads(line) for line in (RUNS / arm / "metrics.jsonl").read_text().splitlines()]
+    by_round = {h["round"]: h for h in history}
+    last = history[-1]
+    fresh = {r: fresh_accuracy(config, by_round[r]["model"], by_round[r]["adapter"], seed)
+             for r in sorted({summary["final_round"], last["round"]})}
+    best = max(h["accuracy"] for h in history)
+    return {
+        "arm": arm, "overrides": ARMS[arm], "wall_seconds": round(time.time() - started, 1),
+        "rounds_run": last["round"], "final_round": summary["final_round"],
+        "base_accuracy": history[0]["accuracy"], "best_accuracy": best,
+        "best_round": max(history, key=lambda h: (h["accuracy"], -h["round"]))["round"],
+        "final_accuracy": summary["final_accuracy"], "last_round_accuracy": last["accuracy"],
+        "final_below_best": best - summary["final_accuracy"],
+        "fresh_test_accuracy_final": fresh[summary["final_round"]],
+        "fresh_test_accuracy_last_round": fresh[last["round"]],
+        "history": [{k: h.get(k) for k in (
+            "round", "accuracy", "majority_accuracy", "anchor_accuracy", "forgetting", "agreement",
+            "abstention_rate", "distinct_2", "skeleton_share", "mean_tokens", "length_drift",
+            "pseudo_label_accuracy", "kept_pseudo_label_accuracy", "kept", "compute_tokens", "gain", "return",
+            "decision", "decision_reason", "weights_round", "seconds")} for h in history],
+    }
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for arm, res in results["arms"].items():
+        hist = res["history"]
+        rounds = [h["round"] for h in hist]
+        line, = axes[0].plot(rounds, [h["accuracy"] for h in hist], marker="o", label=f"{arm}: held-out greedy")
+        axes[0].axhline(res["final_accuracy"], color=line.get_color(), ls=":", lw=1)
+        for h in hist:
+            if h.get("decision") in ("reset", "stop"):
+                axes[0].annotate(h["decision"], (h["round"], h["accuracy"]), fontsize=7,
+                                 textcoords="offset points", xytext=(0, 6), ha="center")
+        axes[1].plot(rounds, [h.get("anchor_accuracy") for h in hist], marker="o", label=f"{arm}: anchor (1-2 step)")
+        axes[1].plot(rounds, [h.get("agreement") for h in hist], ls="--", color=line.get_color(),
+                     label=f"{arm}: pool agreement")
+    axes[0].set(title="held-out accuracy per round (dotted: the arm's final weights)", xlabel="round",
+                ylabel="greedy accuracy")
+    axes[1].set(title="forgetting (anchor) and agreement", xlabel="round")
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arm", choices=sorted(ARMS), action="append")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot-only", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "monitor_evidence.json"
+    results = json.loads(out.read_text()) if out.exists() else {"arms": {}}
+    for arm in ([] if args.plot_only else args.arm or list(ARMS)):
+        results["arms"][arm] = run_arm(arm, args.seed)
+        results |= {"rounds": ROUNDS, "pool": POOL, "heldout": HELDOUT, "fresh_test": FRESH, "anchor": ANCHOR,
+                    "shared_overrides": SMALL, "seed": args.seed,
+                    "return_unit": "held-out accuracy points gained per 1M tokens (pool generation + training)"}
+        out.write_text(json.dumps(results, indent=1) + "\n")  # after each arm: one finished arm is kept
+    if results["arms"]:
+        plot(results, RESULTS / "monitor_evidence.png")
+    for arm, res in results["arms"].items():
+        print(f"{arm}: base {res['base_accuracy']:.3f}, best {res['best_accuracy']:.3f} (round {res['best_round']}), "
+              f"final {res['final_accuracy']:.3f} (round {res['final_round']} weights, {res['rounds_run']} rounds run), "
+              f"{res['final_below_best'] * 100:.1f} points below best; fresh test {res['fresh_test_accuracy_final']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
