@@ -54,8 +54,10 @@ def manifest(root: Path) -> dict:
 def run_cli(config: Path, root: Path, kill_when=None, timeout=300) -> bool:
     """Run `selfimprove run CONFIG`; with `kill_when`, SIGKILL it once that holds. True if it was killed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "selfimprove.cli", "run", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = root.with_name(root.name + ".log")  # a file, not a pipe: a full pipe would stall the child
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "selfimprove.cli", "run", str(config)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + timeout
     while kill_when and proc.poll() is None and time.time() < deadline:
         if kill_when(root, manifest(root)):
@@ -63,8 +65,8 @@ def run_cli(config: Path, root: Path, kill_when=None, timeout=300) -> bool:
             proc.wait()
             return True
         time.sleep(0.01)
-    _, err = proc.communicate(timeout=max(1, deadline - time.time()))
-    assert proc.returncode == 0, err.decode()[-3000:]
+    proc.wait(timeout=max(1, deadline - time.time()))
+    assert proc.returncode == 0, log.read_text()[-3000:]
     return False
 
 
