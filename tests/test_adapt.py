@@ -74,3 +74,13 @@ def test_full_finetune_lowers_loss_and_changes_weights(tiny_model, tmp_path):
     before = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
     after = AutoModelForCausalLM.from_pretrained(tmp_path).state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_chat_examples_train_through_the_chat_template(tiny_chat_model, tmp_path):
+    examples = examples_for([PATH] * 8, {"cot_fewshot": 1.0, "direct_zeroshot": 1.0}, EXEMPLARS, chat=True,
+                            round_=1, seed=0)
+    rows = [{"prompt": e.prompt, "completion": e.completion} for e in examples]
+    cfg = AdaptConfig(method="full", learning_rate=3e-3, max_steps=15, batch_size=4, max_length=512)
+    log = train(rows, ModelState(tiny_chat_model), tiny_chat_model, cfg, tmp_path, seed=0)
+    assert log[-1]["loss"] < log[0]["loss"]
+    assert (tmp_path / "chat_template.jinja").exists() or "chat_template" in (tmp_path / "tokenizer_config.json").read_text()
