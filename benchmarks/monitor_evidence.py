@@ -13,9 +13,10 @@ are also scored on a fresh test set (another seed stream) that no decision ever 
 
     python benchmarks/monitor_evidence.py                # both arms, then JSON and plot
     python benchmarks/monitor_evidence.py --arm off      # one arm (e.g. two processes in parallel)
-    python benchmarks/monitor_evidence.py --plot-only    # re-render from the run folders
+    python benchmarks/monitor_evidence.py --plot-only    # re-render the plot from the JSON
+    python benchmarks/monitor_evidence.py --model M --rounds 2 --pool 24 --runs /tmp/ev --out /tmp/ev/ev.json
 
-Writes runs/monitor_evidence/<arm>/ (normal run folders), benchmarks/results/monitor_evidence.json
+Writes runs/monitor_evidence/<arm>/ (normal run folders; rerunning resumes them), benchmarks/results/monitor_evidence.json
 and benchmarks/results/monitor_evidence.png.
 """
 
@@ -34,29 +35,31 @@ RESULTS = Path(__file__).parent / "results"
 RUNS = Path("runs/monitor_evidence")
 ROUNDS = 10
 POOL, HELDOUT, FRESH = 160, 150, 300  # pool questions, monitored held-out, untouched fresh test
-ANCHOR = "steps=1-2,max_value=60,n=150,seed=0"  # the seed set's distribution: the original skill
+ANCHOR = "steps=1-2,max_value=60,n=100,seed=0"  # the seed set's distribution: the original skill
 
 # Shrinks the demo recipe to about a minute a round on a shared 2-core CPU; the same for both arms.
-SMALL = [f"run.rounds={ROUNDS}", f"task.eval_limit={HELDOUT}", "generate.k=8", "evaluate.k=2",
-         "adapt.max_steps=60", f"monitor.anchor_source={ANCHOR}", "monitor.anchor_limit=150"]
+SMALL = [f"task.eval_limit={HELDOUT}", "generate.k=8", "evaluate.k=2",
+         "adapt.max_steps=30", f"monitor.anchor_source={ANCHOR}", "monitor.anchor_limit=100"]
 ARMS = {
     "on": ["curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, {name: not_truncated}, "
            "{name: arithmetic}]",
            "monitor.reset_tolerance=0.01", "monitor.min_return=0.0", "monitor.patience=3",
-           "monitor.signal_tolerance={anchor_accuracy: 0.05, agreement: 0.15, abstention_rate: 0.1}"],
+           "monitor.signal_tolerance={anchor_accuracy: 0.08, agreement: 0.15, abstention_rate: 0.1}"],
     "off": ["curate.gates=[{name: majority}]"],
 }
 
 
-def arm_config(arm: str, seed: int):
-    import yaml
-
-    from selfimprove.config import apply_overrides, dump_config, parse_config
+def arm_config(arm: str, model: Path, runs: Path, rounds: int, pool: int, seed: int):
+    """The demo recipe filled in as `selfimprove demo` does, shrunk by SMALL, plus the arm's settings."""
+    from selfimprove.config import load_config
     from selfimprove.embedded import demo
 
-    base = demo.demo_config(RUNS / arm, seed, quick=False)  # model path, replay file, seeded sources
-    overrides = [f"task.source=steps=3,max_value=60,n={POOL},seed={seed}"] + SMALL + ARMS[arm]
-    return parse_config(apply_overrides(yaml.safe_load(dump_config(base)), overrides), f"arm {arm}")
+    out = runs / arm
+    overrides = [f"run.out_dir={out}", f"run.seed={seed}", f"model.name={model}",
+                 f"adapt.replay={demo.write_replay(model, out, demo.REPLAY_ROWS, seed)}",
+                 f"task.source=steps=3,max_value=60,n={pool},seed={seed}",
+                 f"task.eval_source=steps=3,max_value=60,n=200,seed={seed}"] + SMALL + [f"run.rounds={rounds}"]
+    return load_config(demo.CONFIG, overrides + ARMS[arm])
 
 
 def fresh_accuracy(config, model: str, adapter: str | None, seed: int) -> float:
@@ -74,15 +77,16 @@ def fresh_accuracy(config, model: str, adapter: str | None, seed: int) -> float:
                            0, seed)[1]["anchor_accuracy"]
 
 
-def run_arm(arm: str, seed: int) -> dict:
+def run_arm(arm: str, args) -> dict:
     from rich.console import Console
 
     from selfimprove.loop import run
 
-    config = arm_config(arm, seed)
+    seed = args.seed
+    config = arm_config(arm, args.model, args.runs, args.rounds, args.pool, seed)
     started = time.time()
     summary = run(config, console=Console(quiet=True))
-    history = [json.loads(line) for line in (RUNS / arm / "metrics.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (args.runs / arm / "metrics.jsonl").read_text().splitlines()]
     by_round = {h["round"]: h for h in history}
     last = history[-1]
     fresh = {r: fresh_accuracy(config, by_round[r]["model"], by_round[r]["adapter"], seed)
@@ -128,6 +132,7 @@ def plot(results: dict, path: Path) -> None:
                 ylabel="greedy accuracy")
     axes[1].set(title="forgetting (anchor) and agreement", xlabel="round")
     for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -139,18 +144,25 @@ def main() -> None:
     parser.add_argument("--arm", choices=sorted(ARMS), action="append")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument("--model", type=Path, default=Path("src/selfimprove/embedded/assets/base"))
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--pool", type=int, default=POOL)
+    parser.add_argument("--runs", type=Path, default=RUNS, help="where the arms' run folders go")
+    parser.add_argument("--out", type=Path, default=RESULTS / "monitor_evidence.json")
     args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "monitor_evidence.json"
+    if not args.plot_only and not (args.model / "config.json").exists():
+        raise SystemExit(f"no base model at {args.model}: train it with `python -m selfimprove.embedded.train_base`")
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {"arms": {}}
     for arm in ([] if args.plot_only else args.arm or list(ARMS)):
-        results["arms"][arm] = run_arm(arm, args.seed)
-        results |= {"rounds": ROUNDS, "pool": POOL, "heldout": HELDOUT, "fresh_test": FRESH, "anchor": ANCHOR,
+        results["arms"][arm] = run_arm(arm, args)
+        results |= {"model": str(args.model), "rounds": args.rounds, "pool": args.pool, "heldout": HELDOUT, "fresh_test": FRESH, "anchor": ANCHOR,
                     "shared_overrides": SMALL, "seed": args.seed,
                     "return_unit": "held-out accuracy points gained per 1M tokens (pool generation + training)"}
         out.write_text(json.dumps(results, indent=1) + "\n")  # after each arm: one finished arm is kept
     if results["arms"]:
-        plot(results, RESULTS / "monitor_evidence.png")
+        plot(results, out.with_suffix(".png"))
     for arm, res in results["arms"].items():
         print(f"{arm}: base {res['base_accuracy']:.3f}, best {res['best_accuracy']:.3f} (round {res['best_round']}), "
               f"final {res['final_accuracy']:.3f} (round {res['final_round']} weights, {res['rounds_run']} rounds run), "

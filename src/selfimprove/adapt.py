@@ -3,7 +3,8 @@
 Reads the round's kept samples (and, optionally, earlier rounds' and a labelled replay set);
 writes `train.jsonl` (the exact prompt/completion pairs trained on), `train_log.jsonl` (TRL's
 loss history) and the round's weights: a PEFT adapter folder (LoRA) or a full model folder.
-The loss is on the completion only (TRL's prompt-completion format).
+The loss is on the completion only (TRL's prompt-completion format). With `adapt.ema` the saved
+weights are averaged with the round's starting weights (see `ema.py`).
 """
 
 from __future__ import annotations
