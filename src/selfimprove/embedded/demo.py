@@ -81,6 +81,12 @@ def main(out: Path = Path("runs/demo"), seed: int = 0, quick: bool = False) -> d
     from selfimprove.loop import run
     from selfimprove.store import RunStore
 
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()  # the loop's own bars are enough; per-map bars would flood the table
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
     started = time.time()
     out = Path(out)
     console = Console()
