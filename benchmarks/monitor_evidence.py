@@ -35,11 +35,11 @@ RESULTS = Path(__file__).parent / "results"
 RUNS = Path("runs/monitor_evidence")
 ROUNDS = 10
 POOL, HELDOUT, FRESH = 160, 150, 300  # pool questions, monitored held-out, untouched fresh test
-ANCHOR = "steps=1-2,max_value=60,n=100,seed=0"  # the seed set's distribution: the original skill
+ANCHOR = "steps=1-2,max_value={max_value},n=100,seed=0"  # the seed set's distribution: the original skill
 
 # Shrinks the demo recipe to about a minute a round on a shared 2-core CPU; the same for both arms.
-SMALL = [f"task.eval_limit={HELDOUT}", "generate.k=8", "evaluate.k=2",
-         "adapt.max_steps=30", f"monitor.anchor_source={ANCHOR}", "monitor.anchor_limit=100"]
+SMALL = [f"task.eval_limit={HELDOUT}", "generate.k=8", "evaluate.k=2", "adapt.max_steps=30",
+         "monitor.anchor_limit=100"]
 ARMS = {
     "on": ["curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, {name: not_truncated}, "
            "{name: arithmetic}]",
@@ -49,16 +49,24 @@ ARMS = {
 }
 
 
+def max_value(model: Path) -> int:
+    """The number range the base model was trained on (its recipe.json), so every set matches it."""
+    recipe = model / "recipe.json"
+    return json.loads(recipe.read_text())["max_value"] if recipe.exists() else 30
+
+
 def arm_config(arm: str, model: Path, runs: Path, rounds: int, pool: int, seed: int):
     """The demo recipe filled in as `selfimprove demo` does, shrunk by SMALL, plus the arm's settings."""
     from selfimprove.config import load_config
     from selfimprove.embedded import demo
 
     out = runs / arm
+    top = max_value(model)
     overrides = [f"run.out_dir={out}", f"run.seed={seed}", f"model.name={model}",
                  f"adapt.replay={demo.write_replay(model, out, demo.REPLAY_ROWS, seed)}",
-                 f"task.source=steps=3,max_value=60,n={pool},seed={seed}",
-                 f"task.eval_source=steps=3,max_value=60,n=200,seed={seed}"] + SMALL + [f"run.rounds={rounds}"]
+                 f"task.source=steps=3,max_value={top},n={pool},seed={seed}",
+                 f"task.eval_source=steps=3,max_value={top},n=200,seed={seed}",
+                 f"monitor.anchor_source={ANCHOR.format(max_value=top)}"] + SMALL + [f"run.rounds={rounds}"]
     return load_config(demo.CONFIG, overrides + ARMS[arm])
 
 
@@ -70,7 +78,8 @@ def fresh_accuracy(config, model: str, adapter: str | None, seed: int) -> float:
     from selfimprove.tasks import get_task
 
     task = get_task("arithmetic")
-    items = task.load(f"steps=3,max_value=60,n={FRESH},seed={seed + 500}", split="validation")
+    items = task.load(f"steps=3,max_value={max_value(Path(config.model.name))},n={FRESH},seed={seed + 500}",
+                      split="validation")
     backend = load_backend("transformers", model, adapter=adapter, dtype="float32", device="cpu", batch_size=64)
     style = prompt_style(task, backend, config.model.chat, None)
     return anchor_accuracy(backend, task, items, style, config.evaluate.format, config.generate.max_new_tokens,
@@ -156,9 +165,11 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {"arms": {}}
     for arm in ([] if args.plot_only else args.arm or list(ARMS)):
-        results["arms"][arm] = run_arm(arm, args)
+        finished = run_arm(arm, args)
+        results = json.loads(out.read_text()) if out.exists() else {"arms": {}}  # another arm may have finished
+        results["arms"][arm] = finished
         results |= {"model": str(args.model), "rounds": args.rounds, "pool": args.pool, "heldout": HELDOUT, "fresh_test": FRESH, "anchor": ANCHOR,
-                    "shared_overrides": SMALL, "seed": args.seed,
+                    "shared_overrides": SMALL, "max_value": max_value(args.model), "seed": args.seed,
                     "return_unit": "held-out accuracy points gained per 1M tokens (pool generation + training)"}
         out.write_text(json.dumps(results, indent=1) + "\n")  # after each arm: one finished arm is kept
     if results["arms"]:

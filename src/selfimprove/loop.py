@@ -231,6 +231,7 @@ def round_table(history: list[dict]) -> Table:
     table = Table(title="selfimprove: held-out accuracy (greedy, maj@k), pool agreement and pseudo-label accuracy")
     cols = [("round", "round", "{}"), ("greedy", "accuracy", "{:.1%}"), ("maj@k", "majority_accuracy", "{:.1%}"),
             ("agree", "agreement", "{:.2f}"), ("pseudo", "pseudo_label_accuracy", "{:.1%}"),
+            ("anchor", "anchor_accuracy", "{:.1%}"), ("return", "return", "{:+.2f}"),
             ("kept", "kept", "{}"), ("loss", "train_loss_last", "{:.3f}"), ("sec", "seconds", "{:.0f}"),
             ("next", "decision", "{}")]
     for title, _, _ in cols:
