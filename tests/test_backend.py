@@ -91,3 +91,56 @@ def test_shared_prefill_scores_match_a_forward_pass(backend):
             logp = torch.log_softmax(backend.model(ids).logits[0, :-1].float(), -1)
         expected = logp[len(p_ids) - 1:].gather(1, ids[0, len(p_ids):, None]).sum().item()
         assert c.logprob == pytest.approx(expected, abs=1e-3)
+
+
+def test_shared_prefix_greedy_matches_plain_generate(backend, tiny_model):
+    """One shared prompt cache per prompt (left-padded batch) decodes exactly as `generate` does."""
+    plain = load_backend("transformers", tiny_model, batch_size=2, shared_prefix=False)
+    greedy = SamplingParams(n=3, temperature=0.0, max_new_tokens=12)
+    ours, reference = backend.generate(PROMPTS, greedy), plain.generate(PROMPTS, greedy)
+    for a, b in zip(ours, reference):
+        assert [(c.text, c.num_tokens, c.truncated) for c in a] == [(c.text, c.num_tokens, c.truncated) for c in b]
+        assert [c.logprob for c in a] == pytest.approx([c.logprob for c in b], abs=1e-3)
+
+
+def _tiny_qwen2(tokenizer):
+    """Grouped-query attention (4 query heads share 2 kv heads), as in Qwen2 and Llama 3."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return Qwen2ForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_shared_prefix_samples_score_as_a_forward_pass(backend, arch):
+    """Every sampled token's log-prob equals a plain forward pass over the unpadded prompt + sample."""
+    from selfimprove.backends import shared_prefix
+
+    tok = backend.tokenizer
+    model = backend.model if arch == "llama" else _tiny_qwen2(tok)
+    assert shared_prefix.supports(model)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(0)
+    tokens, logprobs = shared_prefix.sample(model, enc.input_ids, enc.attention_mask, n=3, temperature=1.0,
+                                            top_p=0.95, max_new_tokens=10, eos_token_id=-1,
+                                            pad_token_id=tok.pad_token_id)
+    assert tokens.shape == logprobs.shape == (9, 10)
+    for row in range(9):
+        prompt = tok(PROMPTS[row // 3], add_special_tokens=False).input_ids
+        ids = torch.tensor([prompt + tokens[row].tolist()])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, len(prompt) - 1:-1].float(), -1)
+        expected = logp.gather(1, tokens[row, :, None]).squeeze(1)
+        torch.testing.assert_close(logprobs[row], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_shared_prefix_falls_back_for_other_models(backend):
+    """Models outside the supported list (here: a sliding window) keep the plain `generate` path."""
+    from selfimprove.backends import shared_prefix
+
+    model = _tiny_qwen2(backend.tokenizer)
+    model.config.use_sliding_window, model.config.sliding_window = True, 16
+    assert not shared_prefix.supports(model)

@@ -1,8 +1,10 @@
 """Generation with Hugging Face transformers: batched across prompts, K samples per prompt.
 
 Prompts are sorted by length and batched (left padding) so that a batch wastes little on
-padding; each prompt is prefilled once and its KV cache copied to its K samples, which are then
-decoded together in one `generate` call.
+padding, and each prompt is prefilled once for its K samples. For Llama/Qwen-like models the K
+samples then decode against ONE copy of the prompt's KV cache (`shared_prefix.sample`: the long
+few-shot prefix is neither duplicated K times nor re-concatenated every step); other models copy
+the prompt cache to the K samples and decode in one `generate` call.
 Log-probabilities are recorded on the fly (one vocabulary row per step, never the whole
 [steps x batch x vocab] tensor), so large vocabularies do not blow up memory.
 """
@@ -13,8 +15,10 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList,
+                          StopStringCriteria)
 
+from selfimprove.backends import shared_prefix
 from selfimprove.backends.base import Completion, SamplingParams
 
 
@@ -84,10 +88,12 @@ class _LogprobRecorder(LogitsProcessor):
 
 class TransformersBackend:
     def __init__(self, model: str, adapter: str | None = None, dtype: str = "auto", device: str = "auto",
-                 batch_size: int = 16, trust_remote_code: bool = False):
+                 batch_size: int = 16, trust_remote_code: bool = False, shared_prefix: bool = True):
         self.model_name = model
         self.adapter = adapter
         self.batch_size = batch_size  # prompts per generate call; each brings K rows
+        # False forces the plain `generate` path (the reference the shared-prefix path is tested against).
+        self.shared_prefix = shared_prefix
         self.model, self.tokenizer = load_model_and_tokenizer(model, dtype, device, trust_remote_code)
         if adapter:
             self.model = load_adapter(self.model, adapter)
@@ -121,6 +127,8 @@ class TransformersBackend:
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[str], params: SamplingParams, seed: int) -> list[list[Completion]]:
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        if params.n > 1 and self.shared_prefix and shared_prefix.supports(self.model):
+            return self._generate_shared_prefix(enc, params, seed)
         prompt_len = enc.input_ids.shape[1]
         recorder = _LogprobRecorder(prompt_len)
         sampling = params.temperature > 0
@@ -145,6 +153,16 @@ class TransformersBackend:
         token_logprobs = recorder.finish(out.sequences).cpu()
         rows = [self._completion(new[r], token_logprobs[r], params) for r in range(new.shape[0])]
         return [rows[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+
+    def _generate_shared_prefix(self, enc, params: SamplingParams, seed: int) -> list[list[Completion]]:
+        stop = StopStringCriteria(self.tokenizer, list(params.stop)) if params.stop else None
+        torch.manual_seed(seed)
+        new, token_logprobs = shared_prefix.sample(
+            self.model, enc.input_ids, enc.attention_mask, params.n, params.temperature, params.top_p,
+            params.max_new_tokens, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, stop)
+        new, token_logprobs = new.cpu(), token_logprobs.cpu()
+        rows = [self._completion(new[r], token_logprobs[r], params) for r in range(new.shape[0])]
+        return [rows[i * params.n:(i + 1) * params.n] for i in range(enc.input_ids.shape[0])]
 
     def _shared_prefill(self, enc, n: int) -> tuple[dict, int]:
         """Run each prompt through the model once and copy its KV cache to its K samples.
