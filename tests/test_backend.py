@@ -114,22 +114,27 @@ def _tiny_qwen2(tokenizer):
     return Qwen2ForCausalLM(config).eval()
 
 
+# Prompts sharing a start ("Q: ", as few-shot exemplars), sharing nothing, and one alone.
+BATCHES = [PROMPTS, ["abc", "Q: 7?\nA:", "xy"], ["Q: 1+1?\nA:"]]
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
-def test_shared_prefix_samples_score_as_a_forward_pass(backend, arch):
+@pytest.mark.parametrize("prompts", BATCHES, ids=["common-start", "no-common-start", "one-prompt"])
+def test_shared_prefix_samples_score_as_a_forward_pass(backend, arch, prompts):
     """Every sampled token's log-prob equals a plain forward pass over the unpadded prompt + sample."""
     from selfimprove.backends import shared_prefix
 
     tok = backend.tokenizer
     model = backend.model if arch == "llama" else _tiny_qwen2(tok)
     assert shared_prefix.supports(model)
-    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(0)
     tokens, logprobs = shared_prefix.sample(model, enc.input_ids, enc.attention_mask, n=3, temperature=1.0,
                                             top_p=0.95, max_new_tokens=10, eos_token_id=-1,
                                             pad_token_id=tok.pad_token_id)
-    assert tokens.shape == logprobs.shape == (9, 10)
-    for row in range(9):
-        prompt = tok(PROMPTS[row // 3], add_special_tokens=False).input_ids
+    assert tokens.shape == logprobs.shape == (3 * len(prompts), 10)
+    for row in range(3 * len(prompts)):
+        prompt = tok(prompts[row // 3], add_special_tokens=False).input_ids
         ids = torch.tensor([prompt + tokens[row].tolist()])
         with torch.no_grad():
             logp = torch.log_softmax(model(ids).logits[0, len(prompt) - 1:-1].float(), -1)
@@ -144,3 +149,14 @@ def test_shared_prefix_falls_back_for_other_models(backend):
     model = _tiny_qwen2(backend.tokenizer)
     model.config.use_sliding_window, model.config.sliding_window = True, 16
     assert not shared_prefix.supports(model)
+
+
+def test_common_prefix_length_ignores_left_padding(backend):
+    from selfimprove.backends.shared_prefix import common_prefix_length
+
+    enc = backend.tokenizer(BATCHES[0], return_tensors="pt", padding=True, add_special_tokens=False)
+    assert common_prefix_length(enc.input_ids, enc.attention_mask) == len("Q: ")
+    enc = backend.tokenizer(["Q: 1?", "Q: 1?"], return_tensors="pt", padding=True, add_special_tokens=False)
+    assert common_prefix_length(enc.input_ids, enc.attention_mask) == len("Q: 1?") - 1  # each keeps one token
+    enc = backend.tokenizer(BATCHES[1], return_tensors="pt", padding=True, add_special_tokens=False)
+    assert common_prefix_length(enc.input_ids, enc.attention_mask) == 0

@@ -38,25 +38,22 @@ def supports(model) -> bool:
 
 
 class SharedPrefixCache:
-    """Per layer: the prompts' keys/values [B, kv_heads, L, d] and a suffix [B*K, kv_heads, T, d].
+    """Per layer: shared levels of keys/values, then a preallocated per-sample suffix [B*K, kv_heads, T, d].
 
-    `update` (called by each attention layer) writes the new token's keys/values at `length`
-    into the preallocated suffix; nothing is concatenated. The decode loop advances `length`.
+    A level is (keys, values, bias) with keys [G, kv_heads, L, d] read by all B*K/G samples of a
+    group: the batch's common prompt prefix (G=1, e.g. the few-shot exemplars every question
+    shares) and each prompt's own remainder (G=B). `bias` [G, 1, 1, L] masks left padding.
+    `update` (called by each attention layer) writes the new token's keys/values at `length` into
+    the suffix; nothing is concatenated. The decode loop advances `length`.
     """
 
-    def __init__(self, prefix: list[tuple[torch.Tensor, torch.Tensor]], prefix_mask: torch.Tensor, k: int,
+    def __init__(self, levels: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]], rows: int,
                  max_new_tokens: int):
-        self.prefix = prefix
-        self.k = k
+        self.levels = levels  # [layer][level]
         self.length = 0
-        # Padded prompt positions get a large negative score (not -inf: no NaN if a row were empty).
-        keys = prefix[0][0]
-        self.prefix_bias = torch.zeros(prefix_mask.shape, dtype=torch.float32, device=keys.device)
-        self.prefix_bias.masked_fill_(~prefix_mask.bool(), torch.finfo(torch.float32).min)
-        self.prefix_bias = self.prefix_bias[:, None, None, :]  # [B, 1, 1, L]
-        rows = keys.shape[0] * k
-        self.suffix = [(keys.new_empty(rows, pk.shape[1], max_new_tokens, pk.shape[3]),
-                        pv.new_empty(rows, pv.shape[1], max_new_tokens, pv.shape[3])) for pk, pv in prefix]
+        self.suffix = [(k.new_empty(rows, k.shape[1], max_new_tokens, k.shape[3]),
+                        v.new_empty(rows, v.shape[1], max_new_tokens, v.shape[3])) for k, v, _ in
+                       (layer[-1] for layer in levels)]
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         sk, sv = self.suffix[layer_idx]
@@ -66,37 +63,47 @@ class SharedPrefixCache:
         return sk[:, :, :end], sv[:, :, :end]
 
 
-def _softmax_parts(scores: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unnormalised-then-normalised attention over one part: (output, log-sum-exp of the scores)."""
+def padding_bias(mask: torch.Tensor) -> torch.Tensor:
+    """[G, L] 0/1 mask -> [G, 1, 1, L] additive scores (large negative, not -inf: no NaN from 0 * inf)."""
+    bias = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    return bias.masked_fill_(~mask.bool(), torch.finfo(torch.float32).min)[:, None, None, :]
+
+
+def _attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None,
+            scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries [R, H, 1, d] against keys [G, kv_heads, L, d] shared by R/G consecutive rows each.
+
+    Returns the normalised output [R, kv_heads, group, d] and the scores' log-sum-exp [R, kv_heads, group].
+    """
+    rows, heads, _, dim = query.shape
+    groups, kv_heads = keys.shape[0], keys.shape[1]
+    per, group = rows // groups, heads // kv_heads
+    # All rows of a group x the query heads of each kv head -> one [per*group, L] matmul per kv head.
+    q = query.view(groups, per, kv_heads, group, dim).transpose(1, 2).reshape(groups, kv_heads, per * group, dim)
+    scores = (q @ keys.transpose(-1, -2)).float() * scaling
+    if bias is not None:
+        scores = scores + bias
     top = scores.amax(-1, keepdim=True)
     weights = torch.exp(scores - top)
     total = weights.sum(-1, keepdim=True)
     out = (weights.to(values.dtype) @ values).float() / total
-    return out, (top + total.log()).squeeze(-1)
+    lse = (top + total.log()).squeeze(-1)
+    out = out.view(groups, kv_heads, per, group, dim).transpose(1, 2).reshape(rows, kv_heads, group, dim)
+    return out, lse.view(groups, kv_heads, per, group).transpose(1, 2).reshape(rows, kv_heads, group)
 
 
 def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
                             shared_prefix: SharedPrefixCache | None = None, **kwargs):
-    """Attention of single-token queries [B*K, H, 1, d] over prefix (shared) + suffix (`key`, `value`)."""
-    cache = shared_prefix
+    """Attention of single-token queries [B*K, H, 1, d] over the shared levels + the suffix (`key`, `value`)."""
     rows, heads, q_len, dim = query.shape
-    assert q_len == 1, "shared-prefix attention is for decode steps"
-    pk, pv = cache.prefix[module.layer_idx]
-    batch, kv_heads = pk.shape[0], pk.shape[1]
-    group, k = heads // kv_heads, cache.k
+    assert q_len == 1 and shared_prefix is not None, "shared-prefix attention is for decode steps"
     scaling = dim ** -0.5 if scaling is None else scaling
-    # Prefix: a prompt's K samples x `group` query heads share each kv head -> one [K*group, L] matmul.
-    qp = query.view(batch, k, kv_heads, group, dim).transpose(1, 2).reshape(batch, kv_heads, k * group, dim)
-    scores = (qp @ pk.transpose(-1, -2)).float() * scaling + cache.prefix_bias
-    out_p, lse_p = _softmax_parts(scores, pv)
-    out_p = out_p.view(batch, kv_heads, k, group, dim).transpose(1, 2).reshape(rows, kv_heads, group, dim)
-    lse_p = lse_p.view(batch, kv_heads, k, group).transpose(1, 2).reshape(rows, kv_heads, group)
-    # Suffix: each sample against its own generated tokens (causal by construction: one query, the last).
-    qs = query.view(rows, kv_heads, group, dim)
-    out_s, lse_s = _softmax_parts((qs @ key.transpose(-1, -2)).float() * scaling, value)
-    # softmax over [prefix; suffix] = each part's softmax weighted by its share of the total mass.
-    lse = torch.logaddexp(lse_p, lse_s)
-    out = out_p * torch.exp(lse_p - lse)[..., None] + out_s * torch.exp(lse_s - lse)[..., None]
+    # The suffix is causal by construction: one query, the newest token, sees all of it.
+    parts = [_attend(query, k, v, bias, scaling) for k, v, bias in shared_prefix.levels[module.layer_idx]]
+    parts.append(_attend(query, key, value, None, scaling))
+    # softmax over the concatenation = each part's softmax weighted by its share of the total mass.
+    lse = torch.logsumexp(torch.stack([part_lse for _, part_lse in parts]), 0)
+    out = sum(part_out * torch.exp(part_lse - lse)[..., None] for part_out, part_lse in parts)
     return out.to(query.dtype).reshape(rows, 1, heads, dim), None
 
 
@@ -113,6 +120,52 @@ def _attention(config, name: str):
         config._attn_implementation = before
 
 
+def common_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> int:
+    """Tokens that every left-padded prompt starts with, leaving each prompt at least one of its own."""
+    lengths = attention_mask.long().sum(-1)
+    shortest = int(lengths.min())
+    starts = input_ids.shape[1] - lengths  # left padding: prompt i's first real token
+    heads = torch.stack([input_ids[i, int(s):int(s) + shortest - 1] for i, s in enumerate(starts)])
+    same = (heads == heads[:1]).all(0).long()
+    return int(same.cumprod(0).sum())
+
+
+def prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """Run the prompts once: ([layer][level] keys/values/bias, [B, vocab] next-token logits).
+
+    The batch's common prefix (few-shot exemplars) runs once, as one sequence; each prompt's
+    remainder runs on top of it. Positions count real tokens only, as `generate` does with left
+    padding, so the common prefix has the same positions (and keys) in every prompt.
+    """
+    batch, width = input_ids.shape
+    common = common_prefix_length(input_ids, attention_mask)
+    cache = DynamicCache(config=model.config)
+    if common:
+        start = width - int(attention_mask.long().sum(-1)[0])
+        positions = torch.arange(common, device=input_ids.device)[None]
+        model(input_ids=input_ids[:1, start:start + common], position_ids=positions, past_key_values=cache,
+              use_cache=True, logits_to_keep=1)
+        shared = [(layer.keys, layer.values) for layer in cache.layers]
+        cache = DynamicCache(config=model.config)
+        for i, (k, v) in enumerate(shared):  # a temporary copy per prompt, for the remainders' prefill only
+            cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), i)
+    # Remainders, left-padded: column j of the last `rest` columns is prompt i's if it lies past its common part.
+    rest = width - int((width - attention_mask.long().sum(-1)).min()) - common
+    columns = torch.arange(width - rest, width, device=input_ids.device)
+    starts = (width - attention_mask.long().sum(-1))[:, None] + common
+    rest_mask = (columns[None] >= starts).long()
+    positions = common + (rest_mask.cumsum(-1) - 1).clamp(min=0)
+    full_mask = torch.cat([rest_mask.new_ones(batch, common), rest_mask], 1)
+    out = model(input_ids=input_ids[:, width - rest:], attention_mask=full_mask, position_ids=positions,
+                past_key_values=cache, use_cache=True, logits_to_keep=1)
+    bias = padding_bias(rest_mask)
+    own = [(layer.keys[:, :, common:].contiguous(), layer.values[:, :, common:].contiguous(), bias)
+           for layer in cache.layers]
+    if not common:
+        return [[level] for level in own], out.logits[:, -1]
+    return [[(k, v, None), level] for (k, v), level in zip(shared, own)], out.logits[:, -1]
+
+
 @torch.inference_mode()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int, temperature: float,
            top_p: float, max_new_tokens: int, eos_token_id: int, pad_token_id: int,
@@ -123,14 +176,9 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int,
     Like `generate`, a finished row (EOS or a stop string) is filled with `pad_token_id`; the
     log-probabilities are under the model's raw distribution (before temperature and top-p).
     """
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    prefill = DynamicCache(config=model.config)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                past_key_values=prefill, use_cache=True, logits_to_keep=1)
-    cache = SharedPrefixCache([(layer.keys, layer.values) for layer in prefill.layers], attention_mask, n,
-                              max_new_tokens)
-    del prefill
-    logits = out.logits[:, -1].repeat_interleave(n, 0)
+    levels, logits = prefill(model, input_ids, attention_mask)
+    cache = SharedPrefixCache(levels, input_ids.shape[0] * n, max_new_tokens)
+    logits = logits.repeat_interleave(n, 0)
     next_position = (attention_mask.long().sum(-1)).repeat_interleave(n, 0)[:, None]
     # Stop strings may start inside the prompt, as with `generate`: keep the prompt's tail in view.
     tail = stop.maximum_token_len if stop is not None else 0
