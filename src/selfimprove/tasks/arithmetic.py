@@ -11,7 +11,7 @@ Difficulty knobs (see `Knobs`): the number of operations (`steps`), the size of 
 templates per operation, names, things and friends, so no single phrasing can be memorised.
 
 `TASK` satisfies the contract in `selfimprove.tasks.base`. Its `load(source)` takes either
-None (the default knobs), a knob string such as "steps=3,max_value=60,n=500,seed=1"
+None (the default knobs), a knob string such as "steps=3,max_value=30,n=500,seed=1"
 (steps may be a range "2-3"), or the path of a JSONL file with question/answer columns.
 """
 
@@ -63,7 +63,7 @@ class Knobs:
     """How hard the generated problems are. The defaults are the demo's held-out difficulty."""
 
     steps: tuple[int, ...] = (3,)  # operations per problem, drawn uniformly from this tuple
-    max_value: int = 60  # bound on every operand and intermediate count (two-digit arithmetic)
+    max_value: int = 30  # bound on every operand and intermediate count (the demo's difficulty)
     ops: str = "+-*/"  # which operations may appear
     templates: int = 0  # use only the first k templates per operation (0 = all): a wording knob
 
@@ -128,7 +128,7 @@ def reasoning(problem: Problem) -> str:
     return problem.rationale.rsplit(" The answer is", 1)[0]
 
 
-def generate_problems(n: int, seed: int = 0, steps: tuple[int, ...] = (3,), max_value: int = 60,
+def generate_problems(n: int, seed: int = 0, steps: tuple[int, ...] = (3,), max_value: int = 30,
                       ops: str = "+-*/", templates: int = 0, prefix: str = "arith") -> list[Problem]:
     """`n` problems drawn from a seeded generator; the same arguments give the same problems."""
     knobs = Knobs(steps=tuple(steps), max_value=max_value, ops=ops, templates=templates)
@@ -209,7 +209,7 @@ class ArithmeticTask:
     """The task contract for the synthetic domain (see the module docstring for `source`)."""
 
     name = "arithmetic"
-    default_source = "steps=3,max_value=60,n=1000,seed=0"
+    default_source = "steps=3,max_value=30,n=1000,seed=0"
     answer_prefix = "The answer is"
 
     def load(self, source: str | None = None, split: str = "train", limit: int | None = None,
