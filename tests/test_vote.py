@@ -52,3 +52,22 @@ def test_vote_all_groups_by_question():
     votes = {v.question_id: v for v in vote_all(samples)}
     assert votes["a"].answer == "1" and votes["a"].num_votes == 3 and votes["a"].num_abstain == 0
     assert votes["b"].answer == "4" and votes["b"].share == 1.0 and votes["b"].num_abstain == 1
+
+
+def test_paths_failing_a_pre_vote_gate_abstain():
+    """vote.require: a wrong-arithmetic majority loses to fewer checked paths."""
+    from dataclasses import replace
+
+    from selfimprove.curate import build_gates, eligible_voters
+    from selfimprove.gates import GateContext
+
+    texts = ["2 + 3 = 6. The answer is 6.", "2 + 3 = 6. The answer is 6.", "2 + 3 = 6. The answer is 6.",
+             "2 + 3 = 5. The answer is 5.", "2 + 3 = 5. The answer is 5."]
+    samples = [replace(_sample("q", i, t.split()[-1].rstrip(".")), text=t) for i, t in enumerate(texts)]
+    assert vote_all(samples)[0].answer == "6"
+    gates = build_gates([{"name": "arithmetic", "require_equations": True}], GateContext(get_task("gsm8k")))
+    voters = eligible_voters(samples, {"q": "2 and 3?"}, gates)
+    assert [s.answer for s in voters] == [None, None, None, "5", "5"]
+    [vote] = vote_all(voters)
+    assert (vote.answer, vote.share, vote.num_abstain) == ("5", 1.0, 3)
+    assert eligible_voters(samples, {}, {}) is samples

@@ -76,6 +76,9 @@ class GenerateConfig(Section):
 
 class VoteConfig(Section):
     tie_break: Literal["first", "logprob", "abstain"] = "first"  # first = answer seen first wins
+    # Gates a path must pass to vote at all, e.g. [{name: arithmetic, require_equations: true}]: paths
+    # whose written arithmetic is wrong abstain, so the majority is taken over checked reasoning only.
+    require: list[dict[str, Any]] = []
 
 
 class CurateConfig(Section):

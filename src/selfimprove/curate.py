@@ -7,6 +7,8 @@ path of the same question, and its question has not reached `max_paths_per_quest
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from selfimprove.gates import Candidate, GateContext, build_gate, run_gates
 from selfimprove.records import Sample, Vote
 
@@ -22,6 +24,19 @@ def build_gates(specs: list[dict], context: GateContext) -> dict:
             raise ValueError(f"curate.gates[{i}]: gate {label!r} given twice; add a distinct 'label'")
         gates[label] = build_gate(spec["name"], context, params)
     return gates
+
+
+def eligible_voters(samples: list[Sample], questions: dict[str, str], gates: dict) -> list[Sample]:
+    """The samples with the answer of every path that fails a pre-vote gate removed (it abstains).
+
+    Pre-vote gates judge a path on its own (its arithmetic, its format): there is no vote yet, so
+    they see `Candidate.vote = None`.
+    """
+    if not gates:
+        return samples
+    verdicts = run_gates(gates, [Candidate(s, None, questions.get(s.question_id, "")) for s in samples])
+    return [s if all(v.passed for v in per_gate.values()) else replace(s, answer=None)
+            for s, per_gate in zip(samples, verdicts)]
 
 
 def curate(samples: list[Sample], votes: list[Vote], questions: dict[str, str], gates: dict,

@@ -19,7 +19,7 @@ from selfimprove import adapt, collect, evaluate, monitor, review, tracking
 from selfimprove.backends import SamplingParams, load_backend
 from selfimprove.cache import CachedBackend, cache_dir_for
 from selfimprove.config import Config, dump_config
-from selfimprove.curate import build_gates, curate
+from selfimprove.curate import build_gates, curate, eligible_voters
 from selfimprove.gates import GateContext
 from selfimprove.generate import generate_round, progress_bar, prompt_style
 from selfimprove.records import Item, Sample, Vote, from_row, to_row
@@ -154,7 +154,10 @@ def run_round(store: RunStore, config: Config, task, pool, gold, heldout, state:
     samples = [from_row(Sample, s) for s in generate_round(
         store, f"{rd}/samples.jsonl", backend, task, pool, style, params, g.formats, r, g.checkpoint_every)]
     if not store.done(f"{rd}/votes.jsonl"):
-        votes = vote_all(samples, config.vote.tie_break, task.is_equivalent)
+        context = GateContext(task, backend, r, config.run.seed)
+        voters = eligible_voters(samples, {i.id: i.question for i in pool},
+                                 build_gates(config.vote.require, context))
+        votes = vote_all(voters, config.vote.tie_break, task.is_equivalent)
         store.write_jsonl(f"{rd}/votes.jsonl", [to_row(v) for v in votes])
     votes = [from_row(Vote, v) for v in store.read_jsonl(f"{rd}/votes.jsonl")]
     if not store.done(f"{rd}/verdicts.jsonl"):

@@ -22,7 +22,7 @@ class Candidate:
     """What a gate judges: one sample, its question's vote, and the question text."""
 
     sample: Sample
-    vote: Vote
+    vote: Vote | None  # None for pre-vote gates (vote.require): they judge a path alone
     question: str
 
 
