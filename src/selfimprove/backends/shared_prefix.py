@@ -181,7 +181,7 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int,
     logits = logits.repeat_interleave(n, 0)
     next_position = (attention_mask.long().sum(-1)).repeat_interleave(n, 0)[:, None]
     # Stop strings may start inside the prompt, as with `generate`: keep the prompt's tail in view.
-    tail = stop.maximum_token_len if stop is not None else 0
+    tail = min(stop.maximum_token_len, input_ids.shape[1]) if stop is not None else 0
     seq = torch.full((logits.shape[0], tail + max_new_tokens), pad_token_id, dtype=torch.long, device=logits.device)
     if tail:
         seq[:, :tail] = input_ids[:, -tail:].repeat_interleave(n, 0)
