@@ -231,12 +231,13 @@ def monitor_stage(store: RunStore, config: Config, task, anchor: list[Item], his
 
 
 def round_table(history: list[dict]) -> Table:
-    table = Table(title="selfimprove: held-out accuracy (greedy, maj@k), pool agreement and pseudo-label accuracy")
+    table = Table(title="held-out accuracy (greedy, maj@k); pool agreement and pseudo-label accuracy")
     cols = [("round", "round", "{}"), ("greedy", "accuracy", "{:.1%}"), ("maj@k", "majority_accuracy", "{:.1%}"),
             ("agree", "agreement", "{:.2f}"), ("pseudo", "pseudo_label_accuracy", "{:.1%}"),
             ("anchor", "anchor_accuracy", "{:.1%}"), ("return", "return", "{:+.2f}"),
             ("kept", "kept", "{}"), ("loss", "train_loss_last", "{:.3f}"), ("sec", "seconds", "{:.0f}"),
             ("next", "decision", "{}")]
+    cols = [c for c in cols if any(h.get(c[1]) is not None for h in history)]  # no empty columns
     for title, _, _ in cols:
         table.add_column(title, justify="right")
     for h in history:
