@@ -131,7 +131,9 @@ def plot(results: dict, path: Path) -> None:
     for arm, res in results["arms"].items():
         hist = res["history"]
         rounds = [h["round"] for h in hist]
-        line, = axes[0].plot(rounds, [h["accuracy"] for h in hist], marker="o", label=f"{arm}: held-out greedy")
+        wide = 5 if arm == "on" else 1.5  # `on` shares its first rounds with `on_no_stop`: keep it visible beneath
+        line, = axes[0].plot(rounds, [h["accuracy"] for h in hist], marker="o", lw=wide, alpha=0.6 if wide > 2 else 1,
+                             label=f"{arm}: held-out greedy")
         axes[0].axhline(res["final_accuracy"], color=line.get_color(), ls=":", lw=1)
         for h in hist:
             if h.get("decision") in ("reset", "stop"):
