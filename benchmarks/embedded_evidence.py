@@ -33,8 +33,14 @@ from selfimprove.tasks.arithmetic import load_problems, reasoning
 RESULTS = Path(__file__).parent / "results"
 ABLATIONS = {  # name -> loop overrides on top of the demo config
     "k1": ["generate.k=1"], "k2": ["generate.k=2"], "k4": ["generate.k=4"], "k8": [], "k16": ["generate.k=16"],
-    "no_filter": ["curate.gates=[{name: not_truncated}]"],
-    "share_0.75": ["curate.gates=[{name: majority}, {name: min_share, threshold: 0.75}, {name: not_truncated}]"],
+    # LMSI's plain majority: every path votes, no re-computation of the written arithmetic
+    "majority_only": ["vote.require=[]",
+                      "curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, {name: not_truncated}]"],
+    "no_filter": ["vote.require=[]", "curate.gates=[{name: not_truncated}]"],
+    "share_0.75": ["curate.gates=[{name: majority}, {name: min_share, threshold: 0.75}, "
+                   "{name: arithmetic, require_equations: true}, {name: not_truncated}]"],
+    "cot_and_direct": ["adapt.formats={cot_zeroshot: 1.0, direct_zeroshot: 1.0}"],
+    "direct_only": ["adapt.formats={direct_zeroshot: 1.0}"],
 }
 
 

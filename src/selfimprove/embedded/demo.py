@@ -21,11 +21,12 @@ from rich.table import Table
 HERE = Path(__file__).parent
 CONFIG = HERE / "demo.yaml"
 SHIPPED = HERE / "assets" / "base"
-REPLAY_ROWS = 1200  # labelled seed rows mixed into every round: about half of each round's data
+REPLAY_ROWS = 600  # labelled seed rows mixed into every round (against forgetting): under half the data
 
 # --quick: the same stages shrunken (small pool and held-out, one round, fewer steps): about a minute.
 QUICK = ["run.rounds=1", "task.eval_limit=60", "generate.k=4", "evaluate.k=4", "adapt.max_steps=20"]
 QUICK_POOL = 60
+POOL = 1000  # unlabeled questions a round: sampling them is cheap, and more of them means more kept paths
 
 
 def base_model() -> Path:
@@ -55,7 +56,7 @@ def demo_config(out: Path, seed: int, quick: bool):
     from selfimprove.config import load_config
 
     base = base_model()
-    pool = QUICK_POOL if quick else 400
+    pool = QUICK_POOL if quick else POOL
     overrides = [f"run.out_dir={out}", f"run.seed={seed}", f"model.name={base}",
                  f"adapt.replay={write_replay(base, out, REPLAY_ROWS, seed)}",
                  f"task.source=steps=3,max_value=30,n={pool},seed={seed}",
@@ -87,6 +88,10 @@ def main(out: Path = Path("runs/demo"), seed: int = 0, quick: bool = False) -> d
     datasets.disable_progress_bars()  # the loop's own bars are enough; per-map bars would flood the table
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)  # a tiny model runs several times faster on one thread than on two contended ones
     started = time.time()
     out = Path(out)
     console = Console()
