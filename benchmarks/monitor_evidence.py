@@ -3,11 +3,12 @@
 Both arms run the demo recipe (`src/selfimprove/embedded/demo.yaml`, the shipped base model, its
 labelled replay set) through `selfimprove.loop.run`, shrunk to fit a shared 2-core CPU, and track
 forgetting on an anchor set of the seed distribution (1-2 step problems):
-  on   gates majority + min_share 0.5 + not_truncated + arithmetic (re-computes every written
-       equation); monitor: reset to the best round when held-out accuracy drops > 1 point or the
+  on   the demo's vote over arithmetic-checked paths; gates majority + min_share 0.5 + not_truncated
+       + arithmetic (re-computes every written equation); monitor: reset to the best round when held-out accuracy drops > 1 point or the
        anchor / agreement / abstention signals degrade; stop when the return stays under
        `min_return` for `patience` rounds.
-  off  the majority gate only; no stop, no reset (the metrics are still recorded).
+  off  every path votes and the majority gate alone filters (LMSI's plain recipe); no stop, no
+       reset (the metrics are still recorded).
   on_no_stop  as `on` without the stop rule: the reset guard alone over all the rounds.
 The reset and stop rules choose on the monitored held-out split, so the final weights of each arm
 are also scored on a fresh test set (another seed stream) that no decision ever saw.
@@ -35,18 +36,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path("runs/monitor_evidence")
 ROUNDS = 10
-POOL, HELDOUT, FRESH = 160, 150, 300  # pool questions, monitored held-out, untouched fresh test
+POOL, HELDOUT, FRESH = 400, 400, 400  # pool questions, monitored held-out, untouched fresh test
 ANCHOR = "steps=1-2,max_value={max_value},n=100,seed=0"  # the seed set's distribution: the original skill
 
 # Shrinks the demo recipe to about a minute a round on a shared 2-core CPU; the same for both arms.
-SMALL = [f"task.eval_limit={HELDOUT}", "generate.k=8", "evaluate.k=2", "adapt.max_steps=30",
+SMALL = [f"task.eval_limit={HELDOUT}", "generate.k=8", "evaluate.k=2", "adapt.max_steps=50",
          "monitor.anchor_limit=100"]
 ARMS = {
     "on": ["curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, {name: not_truncated}, "
            "{name: arithmetic}]",
            "monitor.reset_tolerance=0.01", "monitor.min_return=0.0", "monitor.patience=3",
            "monitor.signal_tolerance={anchor_accuracy: 0.08, agreement: 0.15, abstention_rate: 0.1}"],
-    "off": ["curate.gates=[{name: majority}]"],
+    "off": ["vote.require=[]", "curate.gates=[{name: majority}]"],  # LMSI's plain majority, unguarded
 }
 # The same guards without the stop rule: what the reset guard alone does over all ten rounds.
 ARMS["on_no_stop"] = [o for o in ARMS["on"] if not o.startswith(("monitor.min_return", "monitor.patience"))]
@@ -68,7 +69,7 @@ def arm_config(arm: str, model: Path, runs: Path, rounds: int, pool: int, seed: 
     overrides = [f"run.out_dir={out}", f"run.seed={seed}", f"model.name={model}",
                  f"adapt.replay={demo.write_replay(model, out, demo.REPLAY_ROWS, seed)}",
                  f"task.source=steps=3,max_value={top},n={pool},seed={seed}",
-                 f"task.eval_source=steps=3,max_value={top},n=200,seed={seed}",
+                 f"task.eval_source=steps=3,max_value={top},n={HELDOUT},seed={seed}",
                  f"monitor.anchor_source={ANCHOR.format(max_value=top)}"] + SMALL + [f"run.rounds={rounds}"]
     return load_config(demo.CONFIG, overrides + ARMS[arm])
 
