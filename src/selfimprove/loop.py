@@ -133,11 +133,14 @@ def train_stage(store: RunStore, config: Config, task, style, pool: list[Item], 
     weights = f"{rd}/adapter" if config.adapt.method == "lora" else f"{rd}/model"
     start = state if config.adapt.init == "previous" else adapt.ModelState(config.model.name)
     if not store.done(weights):
-        log: list[dict] = []
-        store.commit_dir(weights, lambda tmp: log.extend(adapt.train(
-            examples, start, config.model.name, config.adapt, tmp, config.run.seed + r,
-            config.model.dtype, config.model.device)))
-        store.write_jsonl(f"{rd}/train_log.jsonl", log)
+        def build(tmp):
+            log = adapt.train(examples, start, config.model.name, config.adapt, tmp, config.run.seed + r,
+                              config.model.dtype, config.model.device)
+            (tmp / "train_log.json").write_text(json.dumps(log))  # commits with the weights: a kill can't split them
+
+        store.commit_dir(weights, build)
+    if not store.done(f"{rd}/train_log.jsonl"):
+        store.write_jsonl(f"{rd}/train_log.jsonl", json.loads((store.path(weights) / "train_log.json").read_text()))
     path = str(store.path(weights).resolve())
     new = adapt.ModelState(config.model.name, path) if config.adapt.method == "lora" else adapt.ModelState(path)
     return new, store.read_jsonl(f"{rd}/train_log.jsonl")
