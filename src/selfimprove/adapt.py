@@ -22,7 +22,7 @@ from transformers import PrinterCallback, TrainerCallback
 from selfimprove import ema, prompts
 from selfimprove.generate import progress_bar
 from selfimprove.config import AdaptConfig
-from selfimprove.records import Example, Exemplar, to_row
+from selfimprove.records import Example, Exemplar, TrustedPath, to_row
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,6 @@ class ModelState:
 
     model: str
     adapter: str | None = None
-
-
-@dataclass(frozen=True)
-class TrustedPath:
-    """A trusted path: question text, rationale, and the answer it reached."""
-
-    question_id: str
-    question: str
-    rationale: str
-    answer: str
-    sample_index: int = -1
 
 
 def examples_for(paths: list[TrustedPath], formats: dict[str, float], exemplars: list[Exemplar], chat: bool,

@@ -19,6 +19,11 @@ class ConfigError(ValueError):
     pass
 
 
+def _known_format(name: str) -> None:
+    if name not in FORMATS:
+        raise ValueError(f"unknown format {name!r}; use one of {', '.join(FORMATS)}")
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -69,8 +74,7 @@ class GenerateConfig(Section):
     @classmethod
     def _known_formats(cls, v: list[str]) -> list[str]:
         for f in v:
-            if f not in FORMATS:
-                raise ValueError(f"unknown format {f!r}; use one of {', '.join(FORMATS)}")
+            _known_format(f)
         return v
 
 
@@ -113,8 +117,7 @@ class AdaptConfig(Section):
     @classmethod
     def _known_formats(cls, v: dict[str, float]) -> dict[str, float]:
         for f, w in v.items():
-            if f not in FORMATS:
-                raise ValueError(f"unknown format {f!r}; use one of {', '.join(FORMATS)}")
+            _known_format(f)
             if not 0 <= w <= 1:
                 raise ValueError(f"format weight {f}={w} must be within [0, 1]")
         return v

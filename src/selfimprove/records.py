@@ -69,6 +69,17 @@ class Vote:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TrustedPath:
+    """A path the curate stage (or a reviewer) trusts: question, rationale, and the answer it reached."""
+
+    question_id: str
+    question: str
+    rationale: str
+    answer: str
+    sample_index: int = -1
+
+
 @dataclass
 class Example:
     """One training example made from a kept sample, in one of the four LMSI formats."""
