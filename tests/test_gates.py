@@ -171,6 +171,32 @@ def test_arithmetic_gate(text, params, expected):
     assert passed("arithmetic", [cand(text=text)], **params) == [expected]
 
 
+PENCILS = "Max has 5 pencils. He gets 17 more. Then he sells 4. He keeps only one of every 3. How many now?"
+
+
+@pytest.mark.parametrize("text,params,expected,reason", [
+    ("5 + 17 = 22. 22 - 4 = 18. 18 / 3 = 6. The answer is 6.", {}, True, "all given or computed"),
+    # "18 - 3" still uses every number: misreading an operation is not this gate's to catch
+    ("5 + 17 = 22. 22 - 4 = 18. 18 - 3 = 15. The answer is 15.", {}, True, "all given or computed"),
+    ("5 + 17 = 22. 22 - 5 = 17. 17 / 3 = 5.67.", {}, False, "never uses the given 4"),  # a misread quantity
+    ("5 + 17 = 22. 22 - 4 = 18. The answer is 18.", {}, False, "never uses the given 3"),  # a skipped step
+    ("5 + 17 = 22. 22 - 4 = 18. The answer is 18.", {"use_all": False}, True, "all given or computed"),
+    ("5 + 17 = 22. 22 - 14 = 8. 8 / 3 = 2.67. 4 + 3 = 7.", {}, False, "14, which is neither given nor computed"),
+    ("The answer is 6.", {}, False, "never uses the given 3, 4, 5, 17"),
+])
+def test_grounded_gate(text, params, expected, reason):
+    c = Candidate(sample=cand(text=text).sample, vote=None, question=PENCILS)
+    (verdict,) = build_gate("grounded", CTX, params)([c])
+    assert verdict.passed == expected and reason in verdict.reason
+
+
+def test_grounded_gate_counts_repeated_numbers():
+    question = "Jack has 24 cars. He trades away 2. He makes the pile 2 times bigger. How many?"
+    once = Candidate(sample=cand(text="24 - 2 = 22. 22 + 22 = 44.").sample, vote=None, question=question)
+    twice = Candidate(sample=cand(text="24 - 2 = 22. 22 * 2 = 44.").sample, vote=None, question=question)
+    assert [v.passed for v in build_gate("grounded", CTX, {})([once, twice])] == [False, True]
+
+
 @pytest.mark.parametrize("answer,majority,expected", [
     ("7", "7", True), ("7.0", "7", True), ("8", "7", False), (None, "7", False), ("7", None, False),
 ])

@@ -101,6 +101,7 @@ def train(examples: list[dict], start: ModelState, base_model: str, cfg: AdaptCo
         save_strategy="no", report_to=[], seed=seed, data_seed=seed, completion_only_loss=True,
         lr_scheduler_type="constant_with_warmup" if cfg.method == "lora" else "cosine", warmup_steps=0,
         use_cpu=not cuda, dataloader_num_workers=0, disable_tqdm=True,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
     )
     dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,

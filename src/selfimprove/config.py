@@ -105,6 +105,7 @@ class AdaptConfig(Section):
     batch_size: int = 8
     grad_accum: int = 1
     max_length: int = 2048  # prompt + completion tokens; longer examples are truncated by TRL
+    group_by_length: bool = False  # batches of similar length: less padding, so fewer FLOPs a step
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05

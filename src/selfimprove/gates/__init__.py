@@ -55,6 +55,7 @@ GATES: dict[str, str] = {
     "critique": "selfimprove.gates.critique:critique",
     "equivalent_to_majority": "selfimprove.gates.verify:equivalent_to_majority",
     "arithmetic": "selfimprove.gates.verify:arithmetic",
+    "grounded": "selfimprove.gates.verify:grounded",
     "code_tests": "selfimprove.gates.verify:code_tests",
     "length_outlier": "selfimprove.gates.hacking:length_outlier",
     "answer_format": "selfimprove.gates.hacking:answer_format",

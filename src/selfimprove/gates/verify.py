@@ -4,6 +4,9 @@
   equivalence ("0.5" and "1/2"), where the `majority` gate compares strings.
 - `arithmetic`: re-computes every "a op b = c" written in the rationale ("3 + 4 = 7",
   "1,200 × 3 = 3,600", "12 ÷ 4 = 3"); one wrong line fails the path.
+- `grounded`: every number the rationale calculates with is given in the question or was
+  computed in an earlier line, and (with `use_all`) every number in the question is used: a
+  path that invents a quantity, misreads one or skips a step fails.
 - `code_tests`: runs the candidate's code followed by the question's tests in the sandbox.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
+from collections import Counter
 from fractions import Fraction
 
 from selfimprove.gates import Candidate, GateContext, Verdict
@@ -79,20 +83,25 @@ def _value(node: ast.AST) -> Fraction | None:
     return None
 
 
+def equations(text: str) -> list[tuple[str, str]]:
+    """Every "expression = number" written in `text`, as (expression, result) strings."""
+    text = re.sub(r"[$€£](?=\s*\d)", "", text)  # "$5 + $3 = $8"
+    return [(m.group(1), m.group(2)) for m in _EQUATION.finditer(text)]
+
+
 def check_equations(text: str) -> list[tuple[str, bool]]:
     """Every "expression = number" in `text` with whether it is right.
 
     The result may be rounded as written: "10 / 3 = 3.33" is right (to the digits shown).
     """
     found = []
-    text = re.sub(r"[$€£](?=\s*\d)", "", text)  # "$5 + $3 = $8"
-    for match in _EQUATION.finditer(text):
-        left, right = evaluate(match.group(1)), to_number(match.group(2))
+    for expression, result in equations(text):
+        left, right = evaluate(expression), to_number(result)
         if left is None or right is None:
             continue
-        decimals = len(match.group(2).partition(".")[2])
+        decimals = len(result.partition(".")[2])
         tolerance = Fraction(1, 2 * 10**decimals) if decimals else Fraction(0)
-        found.append((match.group(0).strip(), abs(left - right) <= tolerance))
+        found.append((f"{expression.strip()} = {result}", abs(left - right) <= tolerance))
     return found
 
 
@@ -111,6 +120,42 @@ def arithmetic(context: GateContext, require_equations: bool = False):
                                    1 - len(wrong) / len(checks)))
             else:
                 out.append(Verdict(True, f"{len(checks)} calculations right", 1.0))
+        return out
+
+    return gate
+
+
+_GIVEN = re.compile(rf"(?<![\w.,]){_NUM}")
+
+
+def grounded(context: GateContext, use_all: bool = True):
+    """Keep paths whose calculations use only the question's numbers and their own earlier results.
+
+    For word problems that state every quantity as a number (the arithmetic domain). On GSM8K,
+    implicit constants (60 minutes) and percentages written as decimals would fail it.
+    """
+
+    def gate(candidates: list[Candidate]) -> list[Verdict]:
+        out = []
+        for c in candidates:
+            given = Counter(n for m in _GIVEN.finditer(c.question) if (n := to_number(m.group(0))) is not None)
+            used: Counter = Counter()
+            computed: set[Fraction] = set()
+            invented = None
+            for left, right in equations(c.sample.text):
+                for m in _GIVEN.finditer(left):
+                    n = to_number(m.group(0))
+                    if n not in given and n not in computed and invented is None:
+                        invented = m.group(0)
+                    used[n] += 1
+                computed.add(to_number(right))
+            unused = sorted(given - used)
+            if invented is not None:
+                out.append(Verdict(False, f"calculates with {invented}, which is neither given nor computed"))
+            elif use_all and unused:
+                out.append(Verdict(False, f"never uses the given {', '.join(str(n) for n in unused)}"))
+            else:
+                out.append(Verdict(True, f"{sum(used.values())} operands, all given or computed"))
         return out
 
     return gate
