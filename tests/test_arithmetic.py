@@ -96,3 +96,20 @@ def test_word_tokenizer_round_trips():
     ids = tok(text, add_special_tokens=False).input_ids
     assert tok.decode(ids) == text
     assert len(ids) < len(text) / 2.5  # words are single tokens
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4])
+def test_gold_rationales_pass_the_verifiers_the_demo_votes_with(steps):
+    """`arithmetic` and `grounded` must never reject a right path of this domain, or the vote loses it."""
+    from selfimprove.gates import Candidate, GateContext, build_gate
+    from selfimprove.records import Sample
+    from selfimprove.tasks.arithmetic import reasoning
+
+    problems = generate_problems(300, 7, (steps,), 30)
+    candidates = [Candidate(Sample(question_id=p.id, round=1, index=0, prompt_format="cot_zeroshot", seed=0,
+                                   model="m", adapter=None, text=f"{reasoning(p)} The answer is {p.answer}.",
+                                   answer=str(p.answer), num_tokens=1, truncated=False, logprob=0.0), None, p.question)
+                  for p in problems]
+    for gate in ("grounded", "arithmetic"):
+        verdicts = build_gate(gate, GateContext(TASK), {})(candidates)
+        assert all(v.passed for v in verdicts), [v.reason for v in verdicts if not v.passed][:3]
