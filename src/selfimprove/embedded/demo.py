@@ -88,10 +88,6 @@ def main(out: Path = Path("runs/demo"), seed: int = 0, quick: bool = False) -> d
     datasets.disable_progress_bars()  # the loop's own bars are enough; per-map bars would flood the table
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    if "OMP_NUM_THREADS" not in os.environ:
-        import torch
-
-        torch.set_num_threads(1)  # a tiny model runs several times faster on one thread than on two contended ones
     started = time.time()
     out = Path(out)
     console = Console()
