@@ -1,133 +1,228 @@
-"""Evidence for the embedded demo: label-free self-improvement against its controls and ablations.
+"""Evidence for the embedded demo: label-free self-improvement against its controls, and LMSI's ablations.
 
-    python benchmarks/embedded_evidence.py [--seeds 0 1 2] [--rounds 4] [--ablations]
+    python benchmarks/embedded_evidence.py [--seeds 0 1 2] [--jobs 2] [--only selftrain control ...]
 
-Arms, each over the same seeds, pool, held-out set, optimiser and steps as the demo:
-  selftrain  the demo itself (`selfimprove.loop` with demo.yaml): majority-voted own paths + replay
-  control    the same extra steps per round on the labelled replay set alone (is it just more training?)
-  oracle     the same pool with its gold rationales + replay (the most the pool can teach)
-Ablations in miniature (one seed, fewer rounds, unless --seeds says otherwise): K in 1,2,4,8,16;
-majority filter vs no filter vs a stricter share threshold; accuracy of the base model by vote-share bin.
-Writes benchmarks/results/embedded_evidence.json and .png; not run by CI (about an hour on 2 cores).
+Arms (the demo's 4 rounds, over every seed; same pool, held-out set, optimiser and steps):
+  selftrain  the demo itself (`selfimprove.loop` with demo.yaml): verified-majority own paths + replay
+  control    the same extra steps per round on the labelled seed set alone (is it just more training?)
+  oracle     the pool's gold rationales + the same replay (the most the pool can teach)
+Ablations, one round each as in the paper (round 1 of `selftrain` is the default in each family):
+  K          k1 k2 k4 k16 (default 8)
+  filter     no_filter (every path), majority (LMSI: every path votes, keep the majority's),
+             share_0.75 (the same with a vote-share threshold); default: only verified paths vote
+  formats    four_formats (CoT/direct x zero/few-shot), direct_only; default: CoT zero-shot
+Calibration: the base model's pool questions binned by vote share, majority accuracy per bin (paper's Fig. 2).
+
+Every job runs in its own process (one thread each, `--jobs` at once) and writes WORK/<job>/evidence.json;
+a rerun skips finished jobs, so a killed run resumes. The merged result goes to
+benchmarks/results/embedded_evidence.json and .png. Not run by CI: about 70 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from selfimprove import adapt, evaluate
-from selfimprove.backends import load_backend
-from selfimprove.embedded import demo
-from selfimprove.generate import prompt_style
-from selfimprove.records import Item
-from selfimprove.tasks import get_task
-from selfimprove.tasks.arithmetic import load_problems, reasoning
-
 RESULTS = Path(__file__).parent / "results"
-ABLATIONS = {  # name -> loop overrides on top of the demo config
-    "k1": ["generate.k=1"], "k2": ["generate.k=2"], "k4": ["generate.k=4"], "k8": [], "k16": ["generate.k=16"],
-    # LMSI's plain majority: every path votes, no re-computation of the written arithmetic
-    "majority_only": ["vote.require=[]",
-                      "curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, {name: not_truncated}]"],
-    "no_filter": ["vote.require=[]", "curate.gates=[{name: not_truncated}]"],
-    "share_0.75": ["curate.gates=[{name: majority}, {name: min_share, threshold: 0.75}, "
-                   "{name: arithmetic, require_equations: true}, {name: not_truncated}]"],
-    "cot_and_direct": ["adapt.formats={cot_zeroshot: 1.0, direct_zeroshot: 1.0}"],
-    "direct_only": ["adapt.formats={direct_zeroshot: 1.0}"],
+ARMS = ("selftrain", "control", "oracle")
+ABLATION_ROUNDS = 1
+PLAIN_VOTE = "vote.require=[]"  # every path votes, as in LMSI
+ABLATIONS = {  # name -> (family, loop overrides on top of the demo config)
+    "k1": ("K", ["generate.k=1"]), "k2": ("K", ["generate.k=2"]), "k4": ("K", ["generate.k=4"]),
+    "k16": ("K", ["generate.k=16"]),
+    "no_filter": ("filter", [PLAIN_VOTE, "curate.gates=[{name: not_truncated}]"]),
+    "majority": ("filter", [PLAIN_VOTE, "curate.gates=[{name: majority}, {name: not_truncated}]"]),
+    "share_0.75": ("filter", [PLAIN_VOTE, "curate.gates=[{name: majority}, {name: min_share, threshold: 0.75}, "
+                                          "{name: not_truncated}]"]),
+    "four_formats": ("formats", ["adapt.formats={cot_zeroshot: 1.0, cot_fewshot: 1.0, direct_zeroshot: 1.0, "
+                                 "direct_fewshot: 1.0}", "generate.num_exemplars=2", "adapt.max_length=512"]),
+    "direct_only": ("formats", ["adapt.formats={direct_zeroshot: 1.0}"]),
 }
+DEFAULT_LABEL = {"K": "k8", "filter": "verified_majority", "formats": "cot_only"}
+KEEP = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_accuracy", "kept_pseudo_label_accuracy",
+        "kept", "seconds")
 
 
-def selftrain(out: Path, seed: int, overrides: list[str] = ()) -> list[dict]:
-    """Run the demo recipe through the loop; per-round metrics, round 0 = base."""
-    config = demo.demo_config(out, seed, quick=False)
-    if overrides:
-        from selfimprove.config import apply_overrides, parse_config
+# --- the jobs (each runs in a worker process) -----------------------------------------------------
 
-        config = parse_config(apply_overrides(config.model_dump(mode="json"), list(overrides)))
+def selftrain(out: Path, seed: int, overrides: list[str], rounds: int | None = None) -> list[dict]:
+    """The demo recipe through the loop; per-round metrics, round 0 = base."""
+    from rich.console import Console
+
+    from selfimprove.config import apply_overrides, parse_config
+    from selfimprove.embedded import demo
     from selfimprove.loop import run
 
+    config = demo.demo_config(out, seed, quick=False)
+    extra = list(overrides) + ([f"run.rounds={rounds}"] if rounds else [])
+    if extra:
+        config = parse_config(apply_overrides(config.model_dump(mode="json"), extra))
     run(config, console=Console(quiet=True))
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def supervised(out: Path, seed: int, arm: str) -> list[dict]:
     """control / oracle: the loop's own trainer and evaluator, on labelled data instead of votes."""
+    from selfimprove import adapt
+    from selfimprove.embedded import demo
+    from selfimprove.records import TrustedPath
+    from selfimprove.tasks import get_task
+    from selfimprove.tasks.arithmetic import load_problems, reasoning
+
     config = demo.demo_config(out, seed, quick=False)
     task = get_task("arithmetic")
     heldout = task.load(config.task.eval_source, split=config.task.eval_split, limit=config.task.eval_limit)
-    replay = adapt.read_replay(config.adapt.replay)
-    pool = [adapt.TrustedPath(p.id, p.question, reasoning(p), str(p.answer))
+    if arm == "control":  # the whole labelled seed set the base model converged on
+        paths = adapt.read_replay(str(demo.base_model() / "seed.jsonl"))
+    else:
+        paths = adapt.read_replay(config.adapt.replay) + [
+            TrustedPath(p.id, p.question, reasoning(p), str(p.answer))
             for p in load_problems(config.task.source, config.task.split)]
-    paths = replay + (pool if arm == "oracle" else [])
     state, history = adapt.ModelState(config.model.name), []
     for r in range(config.run.rounds + 1):
         started = time.time()
+        folder = out / f"{arm}-r{r:02d}"
+        if r and not folder.exists():
+            rows = adapt.example_rows(adapt.examples_for(paths, config.adapt.formats, [], False, r, seed,
+                                                         task.answer_prefix))
+            partial = folder.with_name(folder.name + ".partial")  # renamed when whole: a kill leaves no half model
+            shutil.rmtree(partial, ignore_errors=True)
+            adapt.train(rows, state, config.model.name, config.adapt, partial, seed + r, "float32", "cpu")
+            partial.rename(folder)
         if r:
-            backend = load_backend("transformers", state.model, batch_size=config.generate.batch_size)
-            style = prompt_style(task, backend, config.model.chat, config.generate.num_exemplars)
-            rows = adapt.example_rows(adapt.examples_for(paths, config.adapt.formats, style.exemplars, False, r,
-                                                         seed, task.answer_prefix))
-            folder = out / f"{arm}-r{r:02d}"
-            adapt.train(rows, state, config.model.name, config.adapt, folder, seed + r, "float32", "cpu")
             state = adapt.ModelState(str(folder))
-        history.append({"round": r, **eval_model(state.model, task, heldout, config, seed + 1000 * r),
+        history.append({"round": r, **eval_model(state.model, task, heldout, config, r),
                         "seconds": round(time.time() - started, 1)})
     return history
 
 
-def eval_model(model: str, task, heldout: list[Item], config, seed: int) -> dict:
+def eval_model(model: str, task, heldout, config, r: int) -> dict:
+    """Held-out greedy and maj@k exactly as the loop scores a round (same seeds, same prompts)."""
+    from selfimprove import evaluate
+    from selfimprove.backends import load_backend
+    from selfimprove.generate import prompt_style
+
     backend = load_backend("transformers", model, batch_size=config.generate.batch_size)
     style = prompt_style(task, backend, config.model.chat, config.generate.num_exemplars)
     ev = config.evaluate
     _, metrics = evaluate.heldout_accuracy(backend, task, heldout, style, ev.format, ev.k, ev.temperature,
-                                           config.generate.max_new_tokens, 0, seed)
+                                           ev.max_new_tokens or config.generate.max_new_tokens, r,
+                                           config.run.seed + 1000 * r)
     return metrics
 
 
-def share_bins(run_dir: Path) -> list[dict]:
-    """Base model's held-out questions binned by vote share: how often the majority is right."""
-    gold = {json.loads(l)["id"]: json.loads(l)["gold"] for l in (run_dir / "heldout.jsonl").read_text().splitlines()}
-    votes: dict[str, list] = {}
-    for line in (run_dir / "rounds/r00/eval_samples.jsonl").read_text().splitlines():
-        s = json.loads(line)
-        votes.setdefault(s["question_id"], []).append(s)  # greedy rows are written before the sampled ones
-    bins = [(0.0, 0.375), (0.375, 0.625), (0.625, 0.875), (0.875, 1.01)]
+def calibration(run_dir: Path) -> dict:
+    """Round-1 pool questions (sampled by the base model) binned by vote share: is the majority right?
+
+    `plain`: every path votes (LMSI); `verified`: only paths that pass `vote.require` vote (the share is
+    among them; questions where none passed abstain and are counted apart).
+    """
+    gold = {r["id"]: r["gold"] for r in map(json.loads, (run_dir / "pool_gold.jsonl").read_text().splitlines())}
+    answers: dict[str, list] = {}
+    for s in map(json.loads, (run_dir / "rounds/r01/samples.jsonl").read_text().splitlines()):
+        answers.setdefault(s["question_id"], []).append(s["answer"])
+    plain = []
+    for qid, given in answers.items():
+        voted = [a for a in given if a is not None]
+        top = max(set(voted), key=voted.count) if voted else None
+        plain.append((voted.count(top) / len(given) if voted else 0.0, top == gold[qid]))
+    votes = [json.loads(line) for line in (run_dir / "rounds/r01/votes.jsonl").read_text().splitlines()]
+    verified = [(v["share"], v["answer"] == gold[v["question_id"]]) for v in votes if v["answer"] is not None]
+    return {"plain": share_bins(plain), "verified": share_bins(verified),
+            "verified_abstained": sum(v["answer"] is None for v in votes)}  # no path passed the verifiers
+
+
+BINS = ((0.0, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0), (1.0, 1.01))
+
+
+def share_bins(pairs: list[tuple[float, bool]]) -> list[dict]:
     out = []
-    for lo, hi in bins:
-        right = total = 0
-        for qid, samples in votes.items():
-            sampled = samples[1:]  # the first row of each question is its greedy path
-            answers = [s["answer"] for s in sampled if s["answer"] is not None]
-            if not answers:
-                continue
-            top = max(set(answers), key=answers.count)
-            share = answers.count(top) / len(sampled)
-            if lo <= share < hi:
-                total += 1
-                right += top == gold[qid]
-        out.append({"bin": f"{lo:.2f}-{min(hi, 1):.2f}", "questions": total, "majority_accuracy": right / total if total else None})
+    for lo, hi in BINS:
+        inside = [right for share, right in pairs if lo <= share < hi]
+        out.append({"bin": f"{lo:.1f}-{min(hi, 1):.1f}" if hi <= 1 else "1.0", "questions": len(inside),
+                    "majority_accuracy": sum(inside) / len(inside) if inside else None})
     return out
 
+
+def run_job(name: str, seed: int, work: str) -> dict:
+    import datasets
+    import torch
+    import transformers
+
+    torch.set_num_threads(1)  # two single-thread jobs beat one two-thread job on 2 cores
+    datasets.disable_progress_bars()  # the workers' bars would interleave in one log
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    out = Path(work) / f"{name}-s{seed}"
+    started = time.time()
+    if name in ARMS:
+        history = selftrain(out, seed, []) if name == "selftrain" else supervised(out, seed, name)
+    else:
+        history = selftrain(out, seed, ABLATIONS[name][1], rounds=ABLATION_ROUNDS)
+    result = {"name": name, "seed": seed, "seconds": round(time.time() - started),
+              "history": [{k: h.get(k) for k in KEEP} for h in history]}
+    (out / "evidence.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+# --- merging, summary, plot ----------------------------------------------------------------------
 
 def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
+def merge(work: Path, seeds: list[int]) -> dict:
+    jobs = {}
+    for f in sorted(work.glob("*/evidence.json")):
+        r = json.loads(f.read_text())
+        if r["seed"] in seeds:
+            jobs[(r["name"], r["seed"])] = r
+    arms = {a: {str(s): jobs[(a, s)]["history"] for s in seeds if (a, s) in jobs} for a in ARMS}
+    ablations: dict = {}
+    for name, (family, _) in ABLATIONS.items():
+        ablations.setdefault(family, {})[name] = {str(s): jobs[(name, s)]["history"] for s in seeds
+                                                  if (name, s) in jobs}
+    for family, label in DEFAULT_LABEL.items():  # the default of each family is selftrain's first round
+        ablations[family][label] = {s: h[:ABLATION_ROUNDS + 1] for s, h in arms["selftrain"].items()}
+    return {"seeds": seeds, "ablation_rounds": ABLATION_ROUNDS, "arms": arms, "ablations": ablations,
+            "calibration": {str(s): calibration(work / f"selftrain-s{s}") for s in seeds if ("selftrain", s) in jobs},
+            "wall_seconds": {f"{n}-s{s}": r["seconds"] for (n, s), r in sorted(jobs.items())}}
+
+
 def summarize(results: dict) -> dict:
-    out = {}
+    def gains(per_seed):
+        return [h[-1]["accuracy"] - h[0]["accuracy"] for h in per_seed.values()]
+
+    out: dict = {"arms": {}, "ablations": {}}
     for arm, per_seed in results["arms"].items():
-        gains = [h[-1]["accuracy"] - h[0]["accuracy"] for h in per_seed.values()]
-        out[arm] = {"gain": spread(gains), "final": spread([h[-1]["accuracy"] for h in per_seed.values()])}
-    if "selftrain" in out and "oracle" in out and out["oracle"]["gain"]["median"] > 0:
-        out["selftrain_share_of_oracle_gain"] = out["selftrain"]["gain"]["median"] / out["oracle"]["gain"]["median"]
+        if per_seed:
+            out["arms"][arm] = {"gain": spread(gains(per_seed)),
+                                "final": spread([h[-1]["accuracy"] for h in per_seed.values()])}
+    arms = out["arms"]
+    if "selftrain" in arms and "oracle" in arms and arms["oracle"]["gain"]["median"] > 0:
+        out["selftrain_share_of_oracle_gain"] = arms["selftrain"]["gain"]["median"] / arms["oracle"]["gain"]["median"]
+        st, orc = results["arms"]["selftrain"], results["arms"]["oracle"]
+        out["share_of_oracle_gain_per_seed"] = {
+            s: round((st[s][-1]["accuracy"] - st[s][0]["accuracy"]) / (orc[s][-1]["accuracy"] - orc[s][0]["accuracy"]), 3)
+            for s in st if s in orc and orc[s][-1]["accuracy"] > orc[s][0]["accuracy"]}
+    for family, variants in results["ablations"].items():
+        out["ablations"][family] = {
+            name: {"gain": spread(gains(per_seed)),
+                   "kept_label_accuracy": spread([h[-1]["kept_pseudo_label_accuracy"] or 0 for h in per_seed.values()]),
+                   "kept": spread([h[-1]["kept"] or 0 for h in per_seed.values()])}
+            for name, per_seed in variants.items() if per_seed}
     return out
+
+
+COLORS = {"selftrain": "C0", "control": "C1", "oracle": "C2"}
+K_ORDER = {"k1": 1, "k2": 2, "k4": 4, "k8": 8, "k16": 16}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -136,66 +231,103 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    ax = axes[0][0]
     for arm, per_seed in results["arms"].items():
-        for i, (seed, h) in enumerate(per_seed.items()):
-            ax.plot([x["round"] for x in h], [x["accuracy"] for x in h], marker="o", alpha=0.8,
-                    color={"selftrain": "C0", "control": "C1", "oracle": "C2"}[arm], label=arm if i == 0 else None)
-    ax.set_xlabel("round")
-    ax.set_ylabel("held-out greedy accuracy")
-    ax.set_title("embedded demo: label-free vs control vs oracle")
+        if not per_seed:
+            continue
+        rounds = range(min(len(h) for h in per_seed.values()))
+        acc = [[h[r]["accuracy"] for h in per_seed.values()] for r in rounds]
+        ax.plot(rounds, [statistics.median(a) for a in acc], marker="o", color=COLORS[arm], label=arm)
+        ax.fill_between(rounds, [min(a) for a in acc], [max(a) for a in acc], color=COLORS[arm], alpha=0.2)
+    ax.set(xlabel="round", ylabel="held-out greedy accuracy", title="label-free vs control vs oracle")
     ax.legend()
+    summary = results["summary"]["ablations"]
+    panels = ((axes[0][1], ["K"], "paths per question K"), (axes[1][0], ["filter", "formats"], "filters | training formats"))
+    for ax, families, title in panels:
+        bars = [(fam, name, st) for fam in families for name, st in summary.get(fam, {}).items()]
+        bars.sort(key=lambda b: K_ORDER.get(b[1], 0))  # stable: filters and formats keep their order
+        med = [100 * st["gain"]["median"] for _, _, st in bars]
+        err = [[m - 100 * st["gain"]["min"] for m, (_, _, st) in zip(med, bars)],
+               [100 * st["gain"]["max"] - m for m, (_, _, st) in zip(med, bars)]]
+        colors = ["C3" if name == DEFAULT_LABEL[fam] else ("C0" if fam != "formats" else "C4") for fam, name, _ in bars]
+        ax.bar([name for _, name, _ in bars], med, yerr=err, capsize=4, color=colors)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(ylabel=f"greedy gain after {ABLATION_ROUNDS} round (points)", title=f"{title} (red: the demo's)")
+        ax.tick_params(axis="x", rotation=30)
+    ax = axes[1][1]
+    for kind, color in (("plain", "C1"), ("verified", "C0")):
+        per_seed = [c[kind] for c in results["calibration"].values()]
+        if not per_seed:
+            continue
+        labels = [b["bin"] for b in per_seed[0]]
+        values = [[s[i]["majority_accuracy"] for s in per_seed if s[i]["majority_accuracy"] is not None]
+                  for i in range(len(labels))]
+        xs = [i for i, v in enumerate(values) if v]
+        ax.errorbar([labels[i] for i in xs], [statistics.median(values[i]) for i in xs],
+                    yerr=[[statistics.median(values[i]) - min(values[i]) for i in xs],
+                          [max(values[i]) - statistics.median(values[i]) for i in xs]],
+                    marker="o", capsize=4, color=color, label=f"{kind} vote")
+    ax.set(xlabel="vote share of the majority answer", ylabel="majority answer correct",
+           title="calibration: base model, pool questions")
+    ax.legend()
+    fig.suptitle(f"embedded demo evidence: median and min-max over seeds {results['seeds']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
-def table(results: dict) -> Table:
-    t = Table(title="greedy held-out accuracy per round (base = round 0)")
-    t.add_column("arm")
-    t.add_column("seed")
-    t.add_column("per round")
-    t.add_column("maj@k per round")
+def print_tables(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    t = Table(title="held-out greedy accuracy per round (round 0 = base)")
+    for col in ("arm", "seed", "greedy per round", "maj@k per round"):
+        t.add_column(col)
     for arm, per_seed in results["arms"].items():
         for seed, h in per_seed.items():
-            t.add_row(arm, str(seed), " ".join(f"{x['accuracy']:.1%}" for x in h),
-                      " ".join(f"{x.get('majority_accuracy') or 0:.1%}" for x in h))
-    return t
+            t.add_row(arm, seed, " ".join(pct(x["accuracy"]) for x in h), " ".join(pct(x["majority_accuracy"]) for x in h))
+    a = Table(title=f"ablations: greedy gain (points) after {ABLATION_ROUNDS} round, median [min, max] over seeds")
+    for col in ("family", "variant", "gain", "vote right (kept questions)", "paths kept"):
+        a.add_column(col)
+    for family, variants in results["summary"]["ablations"].items():
+        for name, s in sorted(variants.items(), key=lambda v: K_ORDER.get(v[0], 0)):
+            g = s["gain"]
+            a.add_row(family, name, f"{100 * g['median']:+.1f} [{100 * g['min']:+.1f}, {100 * g['max']:+.1f}]",
+                      pct(s["kept_label_accuracy"]["median"]), f"{s['kept']['median']:.0f}")
+    console = Console(width=120)
+    console.print(t)
+    console.print(a)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=["selftrain", "control", "oracle"])
-    parser.add_argument("--ablations", nargs="*", default=None, help=f"any of {', '.join(ABLATIONS)}")
-    parser.add_argument("--ablation-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--only", nargs="+", default=None, help=f"jobs to run: {', '.join([*ARMS, *ABLATIONS])}")
+    parser.add_argument("--jobs", type=int, default=2, help="processes at once (one thread each)")
     parser.add_argument("--work", type=Path, default=Path("runs/embedded-evidence"))
     parser.add_argument("--out", type=Path, default=RESULTS / "embedded_evidence.json")
     args = parser.parse_args()
-    results = json.loads(args.out.read_text()) if args.out.exists() else {"arms": {}, "ablations": {}}
-    for arm in args.arms:
-        for seed in args.seeds:
-            work = args.work / f"{arm}-s{seed}"
-            started = time.time()
-            h = selftrain(work, seed) if arm == "selftrain" else supervised(work, seed, arm)
-            results["arms"].setdefault(arm, {})[str(seed)] = h
-            results.setdefault("wall_seconds", {})[f"{arm}-s{seed}"] = round(time.time() - started)
-            if arm == "selftrain":
-                results.setdefault("share_bins", {})[str(seed)] = share_bins(work)
-            args.out.write_text(json.dumps(results, indent=1))
-            print(arm, seed, [round(x["accuracy"], 3) for x in h], flush=True)
-    for name in args.ablations or []:
-        for seed in args.ablation_seeds:
-            h = selftrain(args.work / f"abl-{name}-s{seed}", seed, ABLATIONS[name])
-            results["ablations"].setdefault(name, {})[str(seed)] = [
-                {k: x.get(k) for k in ("round", "accuracy", "majority_accuracy", "pseudo_label_accuracy", "kept")}
-                for x in h]
-            args.out.write_text(json.dumps(results, indent=1))
-            print(name, seed, [round(x["accuracy"], 3) for x in h], flush=True)
+    names = args.only or [*ARMS, *ABLATIONS]
+    unknown = [n for n in names if n not in ARMS and n not in ABLATIONS]
+    if unknown:
+        parser.error(f"unknown job(s) {unknown}; choose from {', '.join([*ARMS, *ABLATIONS])}")
+    todo = [(n, s) for n in names for s in args.seeds if not (args.work / f"{n}-s{s}" / "evidence.json").exists()]
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers before they import torch
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, n, s, str(args.work)): (n, s) for n, s in todo}
+        for done in as_completed(futures):
+            r = done.result()
+            print(f"{r['name']} seed {r['seed']}: {[round(h['accuracy'], 3) for h in r['history']]} "
+                  f"({r['seconds']}s)", flush=True)
+    results = merge(args.work, args.seeds)
     results["summary"] = summarize(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     plot(results, args.out.with_suffix(".png"))
-    Console().print(table(results))
-    print(json.dumps(results["summary"], indent=1))
+    print_tables(results)
+    print(json.dumps({k: v for k, v in results["summary"].items() if k != "ablations"}, indent=1))
 
 
 if __name__ == "__main__":
