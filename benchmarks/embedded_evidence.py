@@ -139,6 +139,34 @@ def calibration(run_dir: Path) -> dict:
             "verified_abstained": sum(v["answer"] is None for v in votes)}  # no path passed the verifiers
 
 
+def base_votes(run_dir: Path) -> dict:
+    """The base model on the held-out set: greedy, plain maj@k, and maj@k where only verified paths vote.
+
+    The gap between greedy and the verified vote is what the rounds can close (an abstention counts wrong).
+    """
+    from selfimprove.config import load_config
+    from selfimprove.curate import build_gates, eligible_voters
+    from selfimprove.gates import GateContext
+    from selfimprove.records import Sample, from_row
+    from selfimprove.tasks import get_task
+    from selfimprove.vote import vote_all
+
+    config = load_config(run_dir / "config.yaml")
+    task = get_task(config.task.name)
+    heldout = {r["id"]: r for r in map(json.loads, (run_dir / "heldout.jsonl").read_text().splitlines())}
+    rows = [from_row(Sample, json.loads(line)) for line in (run_dir / "rounds/r00/eval_samples.jsonl").read_text().splitlines()]
+    greedy, sampled = rows[:len(heldout)], rows[len(heldout):]  # heldout_accuracy writes greedy rows first
+    verified = eligible_voters(sampled, {q: r["question"] for q, r in heldout.items()},
+                               build_gates(config.vote.require, GateContext(task)))
+
+    def accuracy(answers: dict) -> float:
+        return sum(a is not None and task.is_equivalent(a, heldout[q]["gold"]) for q, a in answers.items()) / len(heldout)
+
+    return {"greedy": accuracy({s.question_id: s.answer for s in greedy}),
+            "plain_majority": accuracy({v.question_id: v.answer for v in vote_all(sampled)}),
+            "verified_majority": accuracy({v.question_id: v.answer for v in vote_all(verified)})}
+
+
 BINS = ((0.0, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0), (1.0, 1.01))
 
 
@@ -193,6 +221,7 @@ def merge(work: Path, seeds: list[int]) -> dict:
         ablations[family][label] = {s: h[:ABLATION_ROUNDS + 1] for s, h in arms["selftrain"].items()}
     return {"seeds": seeds, "ablation_rounds": ABLATION_ROUNDS, "arms": arms, "ablations": ablations,
             "calibration": {str(s): calibration(work / f"selftrain-s{s}") for s in seeds if ("selftrain", s) in jobs},
+            "base_votes": {str(s): base_votes(work / f"selftrain-s{s}") for s in seeds if ("selftrain", s) in jobs},
             "wall_seconds": {f"{n}-s{s}": r["seconds"] for (n, s), r in sorted(jobs.items())}}
 
 
