@@ -15,7 +15,7 @@ Calibration: the base model's pool questions binned by vote share, majority accu
 
 Every job runs in its own process (one thread each, `--jobs` at once) and writes WORK/<job>/evidence.json;
 a rerun skips finished jobs, so a killed run resumes. The merged result goes to
-benchmarks/results/embedded_evidence.json and .png. Not run by CI: about 70 minutes on 2 cores.
+benchmarks/results/embedded_evidence.json and .png. Not run by CI: about an hour on 2 cores.
 """
 
 from __future__ import annotations
