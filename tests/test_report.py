@@ -33,6 +33,15 @@ def test_calibration_bins_vote_share_against_hidden_gold():
     assert [(c["lo"], c["n"], c["accuracy"]) for c in curve] == [(0.2, 1, 1.0), (0.8, 2, 0.5)]
 
 
+def test_calibration_uses_the_tasks_equivalence():
+    from selfimprove.tasks import get_task
+
+    votes = [{"question_id": "a", "answer": "0.5", "share": 1.0}, {"question_id": "b", "answer": "7", "share": 1.0}]
+    gold = {"a": "1/2", "b": "7.00"}
+    assert calibration(votes, gold)[0]["accuracy"] == 0.0  # exact strings differ
+    assert calibration(votes, gold, get_task("gsm8k").is_equivalent)[0]["accuracy"] == 1.0
+
+
 def test_missing_and_damaged_inputs_are_named(tmp_path):
     with pytest.raises(ReportError, match="no manifest.json: not a run directory"):
         write_report(tmp_path)

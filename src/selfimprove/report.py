@@ -15,6 +15,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from selfimprove.store import RunStore, StoreError
 
@@ -43,6 +44,22 @@ class RunData:
     questions: dict[str, str]
     gold: dict[str, str]
     notes: list[str]  # what could not be read and why
+    is_equivalent: Callable[[str, str], bool] | None = None  # the task's answer equivalence; None = exact
+
+
+def _task_equivalence(root: Path, notes: list[str]):
+    """The run's task's `is_equivalent` ("0.5" == "1/2"), or None (exact match) with a note saying why."""
+    from selfimprove.config import load_config
+    from selfimprove.tasks import get_task
+
+    if not (root / "config.yaml").exists():
+        return None
+    try:
+        return get_task(load_config(root / "config.yaml").task.name).is_equivalent
+    except Exception as err:  # noqa: BLE001 - any failure only costs the report its equivalence
+        notes.append(f"the run's task could not be loaded from config.yaml ({err}): calibration compares "
+                     "answers as exact strings")
+        return None
 
 
 def _read(store: RunStore, name: str, notes: list[str]) -> list[dict]:
@@ -79,18 +96,19 @@ def load_run(run_dir: str | Path) -> RunData:
     gold = {g["id"]: g["gold"] for g in _read(store, "pool_gold.jsonl", notes)}
     if not gold:
         notes.append("pool_gold.jsonl is missing: no calibration curve (it needs the pool's hidden answers)")
-    return RunData(root, history, rounds, questions, gold, notes)
+    return RunData(root, history, rounds, questions, gold, notes, _task_equivalence(root, notes))
 
 
-def calibration(votes: list[dict], gold: dict[str, str]) -> list[dict]:
-    """Accuracy of the majority answer by vote-share bin (exact match of canonical answers)."""
+def calibration(votes: list[dict], gold: dict[str, str], is_equivalent=None) -> list[dict]:
+    """Accuracy of the majority answer by vote-share bin, under the task's equivalence (default: exact)."""
+    same = is_equivalent or (lambda a, b: a == b)
     rows = []
     for lo, hi in zip(BINS, BINS[1:]):
         inside = [v for v in votes if v["answer"] is not None and v["question_id"] in gold and lo <= v["share"] < hi]
         if inside:
             rows.append({"lo": lo, "hi": min(hi, 1.0), "n": len(inside),
                          "share": sum(v["share"] for v in inside) / len(inside),
-                         "accuracy": sum(v["answer"] == gold[v["question_id"]] for v in inside) / len(inside)})
+                         "accuracy": sum(same(v["answer"], gold[v["question_id"]]) for v in inside) / len(inside)})
     return rows
 
 
@@ -147,7 +165,7 @@ def plots(run: RunData) -> dict[str, str]:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="calibrated")
     for rd in run.rounds:
-        curve = calibration(rd.votes, run.gold)
+        curve = calibration(rd.votes, run.gold, run.is_equivalent)
         if curve:
             ax.plot([c["share"] for c in curve], [c["accuracy"] for c in curve], marker="o", label=f"round {rd.number}")
     ax.set(title="Calibration: pseudo-label accuracy by vote share", xlabel="vote share", ylabel="accuracy",
