@@ -26,6 +26,9 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert len(summary["rounds"]) == 1
     r = summary["rounds"][0]
     assert _fraction(r["accuracy"]) and _fraction(r["majority_accuracy"]) and _fraction(r["pseudo_label_accuracy"])
+    # the vote over verified paths only: scored on the held-out set, never above pass@k (someone must be right)
+    assert _fraction(summary["base_verified_majority_accuracy"]) and _fraction(r["verified_majority_accuracy"])
+    assert r["verified_majority_accuracy"] <= r["pass_at_k"]
     assert r["kept"] > 0 and r["seconds"] > 0
     for artifact in ("samples.jsonl", "votes.jsonl", "verdicts.jsonl", "train.jsonl", "eval_samples.jsonl",
                      "model/config.json", "metrics.json"):

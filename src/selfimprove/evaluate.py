@@ -18,7 +18,10 @@ def _share(hits: int, total: int) -> float | None:
 
 
 def heldout_accuracy(backend, task, items: list[Item], style, fmt: str, k: int, temperature: float,
-                     max_new_tokens: int, round_: int, seed: int, progress=None) -> tuple[list[Sample], dict]:
+                     max_new_tokens: int, round_: int, seed: int, progress=None,
+                     voters=None) -> tuple[list[Sample], dict]:
+    """Greedy accuracy, maj@k and pass@k on labelled items; with `voters` (the loop's `vote.require`:
+    samples -> samples with failing paths abstaining) also the maj@k of that verified vote."""
     if not items:
         return [], {}
     greedy = sample_paths(backend, task, items, style,
@@ -44,6 +47,9 @@ def heldout_accuracy(backend, task, items: list[Item], style, fmt: str, k: int, 
         "eval_k": k,
         "eval_questions": n,
     }
+    if voters is not None:  # a question none of whose paths may vote counts wrong
+        verified = {v.question_id: v.answer for v in vote_all(voters(sampled), is_equivalent=task.is_equivalent)}
+        metrics["verified_majority_accuracy"] = sum(right(verified.get(q), q) for q in gold) / n
     return greedy + sampled, metrics
 
 

@@ -98,10 +98,15 @@ def evaluate_stage(store: RunStore, config: Config, task, backend, heldout: list
     name = f"{_round_dir(r)}/eval_samples.jsonl"
     ev = config.evaluate
     style = prompt_style(task, backend, config.model.chat, config.generate.num_exemplars)
+    voters = None
+    if config.vote.require:  # is the vote the loop trusts better than greedy? (the gap self-training can close)
+        require = build_gates(config.vote.require, GateContext(task, backend, r, config.run.seed))
+        questions = {i.id: i.question for i in heldout}
+        voters = lambda samples: eligible_voters(samples, questions, require)  # noqa: E731
     with progress_bar() as progress:
         samples, metrics = evaluate.heldout_accuracy(
             backend, task, heldout, style, ev.format, ev.k, ev.temperature,
-            ev.max_new_tokens or config.generate.max_new_tokens, r, config.run.seed + 1000 * r, progress)
+            ev.max_new_tokens or config.generate.max_new_tokens, r, config.run.seed + 1000 * r, progress, voters)
     store.write_jsonl(name, [to_row(s) for s in samples])
     return metrics
 
@@ -183,7 +188,8 @@ def run_round(store: RunStore, config: Config, task, pool, gold, heldout, state:
     if new_state != state and heldout:
         metrics |= evaluate_stage(store, config, task, _backend(config, new_state), heldout, r)
     elif heldout:
-        metrics |= {k: v for k, v in _previous_metrics(store, r).items() if k in ("accuracy", "majority_accuracy", "pass_at_k")}
+        carried = ("accuracy", "majority_accuracy", "verified_majority_accuracy", "pass_at_k")
+        metrics |= {k: v for k, v in _previous_metrics(store, r).items() if k in carried}
     metrics["seconds"] = round(time.time() - started, 2)
     return metrics
 
@@ -304,12 +310,13 @@ def _write_report(store: RunStore, console: Console) -> None:
 def summarize(history: list[dict]) -> dict:
     rounds = history[1:]
     final = history[monitor.start_round(history)]  # after a reset or a degraded stop: the best round's weights
-    keys = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_accuracy",
+    keys = ("round", "accuracy", "majority_accuracy", "verified_majority_accuracy", "pass_at_k", "pseudo_label_accuracy",
             "kept_pseudo_label_accuracy", "kept", "agreement", "anchor_accuracy", "forgetting", "compute_tokens",
             "return", "train_loss_last", "seconds", "decision", "weights_round")
     return {
         "base_accuracy": history[0].get("accuracy"),
         "base_majority_accuracy": history[0].get("majority_accuracy"),
+        "base_verified_majority_accuracy": history[0].get("verified_majority_accuracy"),
         "final_accuracy": final.get("accuracy"),
         "final_majority_accuracy": final.get("majority_accuracy"),
         "final_round": final["round"],

@@ -154,6 +154,7 @@ def plots(run: RunData) -> dict[str, str]:
     h = run.history
     out = {
         "accuracy": _line_plot("Held-out accuracy", h, {"accuracy": "greedy", "majority_accuracy": "majority (maj@k)",
+                                                         "verified_majority_accuracy": "verified majority",
                                                          "pass_at_k": "pass@k"}, "accuracy"),
         "agreement": _line_plot("Pool agreement and pseudo-label accuracy", h,
                                 {"agreement": "agreement (mean vote share)", "pseudo_label_accuracy": "pseudo-label acc.",

@@ -65,14 +65,16 @@ def demo_config(out: Path, seed: int, quick: bool):
 
 
 def results_table(summary: dict) -> Table:
-    table = Table(title="embedded demo: held-out greedy and maj@k accuracy; pool pseudo-labels vs hidden gold")
-    for col in ("round", "greedy", "maj@k", "agreement", "pseudo-label acc", "paths kept", "seconds"):
+    table = Table(title="embedded demo: held-out greedy, maj@k and maj@k of verified paths; "
+                        "pool agreement, pseudo-label accuracy (vs hidden gold), paths kept")
+    for col in ("round", "greedy", "maj@k", "verified", "agree", "pseudo-label", "kept", "sec"):
         table.add_column(col, justify="right")
     pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
-    table.add_row("base", pct(summary["base_accuracy"]), pct(summary["base_majority_accuracy"]), "-", "-", "-", "-")
+    table.add_row("base", pct(summary["base_accuracy"]), pct(summary["base_majority_accuracy"]),
+                  pct(summary["base_verified_majority_accuracy"]), "-", "-", "-", "-")
     for r in summary["rounds"]:
         table.add_row(str(r["round"]), pct(r["accuracy"]), pct(r["majority_accuracy"]),
-                      "-" if r["agreement"] is None else f"{r['agreement']:.2f}", pct(r["pseudo_label_accuracy"]),
+                      pct(r["verified_majority_accuracy"]), "-" if r["agreement"] is None else f"{r['agreement']:.2f}", pct(r["pseudo_label_accuracy"]),
                       str(r["kept"]), f"{r['seconds']:.0f}")
     return table
 
