@@ -56,14 +56,11 @@ def selftrain(out: Path, seed: int, overrides: list[str], rounds: int | None = N
     """The demo recipe through the loop; per-round metrics, round 0 = base."""
     from rich.console import Console
 
-    from selfimprove.config import apply_overrides, parse_config
     from selfimprove.embedded import demo
     from selfimprove.loop import run
 
-    config = demo.demo_config(out, seed, quick=False)
-    extra = list(overrides) + ([f"run.rounds={rounds}"] if rounds else [])
-    if extra:
-        config = parse_config(apply_overrides(config.model_dump(mode="json"), extra))
+    extra = [*overrides, *([f"run.rounds={rounds}"] if rounds else [])]
+    config = demo.demo_config(out, seed, quick=False, overrides=extra)
     run(config, console=Console(quiet=True))
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -124,17 +121,21 @@ def calibration(run_dir: Path) -> dict:
     `plain`: every path votes (LMSI); `verified`: only paths that pass `vote.require` vote (the share is
     among them; questions where none passed abstain and are counted apart).
     """
+    from selfimprove.tasks import get_task
+    from selfimprove.vote import majority
+
+    task = get_task("arithmetic")
     gold = {r["id"]: r["gold"] for r in map(json.loads, (run_dir / "pool_gold.jsonl").read_text().splitlines())}
     answers: dict[str, list] = {}
     for s in map(json.loads, (run_dir / "rounds/r01/samples.jsonl").read_text().splitlines()):
         answers.setdefault(s["question_id"], []).append(s["answer"])
     plain = []
     for qid, given in answers.items():
-        voted = [a for a in given if a is not None]
-        top = max(set(voted), key=voted.count) if voted else None
-        plain.append((voted.count(top) / len(given) if voted else 0.0, top == gold[qid]))
+        top, share, _, _ = majority(given, is_equivalent=task.is_equivalent)  # the loop's own vote and tie-break
+        plain.append((share, top is not None and task.is_equivalent(top, gold[qid])))
     votes = [json.loads(line) for line in (run_dir / "rounds/r01/votes.jsonl").read_text().splitlines()]
-    verified = [(v["share"], v["answer"] == gold[v["question_id"]]) for v in votes if v["answer"] is not None]
+    verified = [(v["share"], task.is_equivalent(v["answer"], gold[v["question_id"]]))
+                for v in votes if v["answer"] is not None]
     return {"plain": share_bins(plain), "verified": share_bins(verified),
             "verified_abstained": sum(v["answer"] is None for v in votes)}  # no path passed the verifiers
 
@@ -146,10 +147,10 @@ def base_votes(run_dir: Path) -> dict:
     """
     from selfimprove.config import load_config
     from selfimprove.curate import build_gates, eligible_voters
+    from selfimprove.evaluate import accuracy, majority_answers
     from selfimprove.gates import GateContext
     from selfimprove.records import Sample, from_row
     from selfimprove.tasks import get_task
-    from selfimprove.vote import vote_all
 
     config = load_config(run_dir / "config.yaml")
     task = get_task(config.task.name)
@@ -158,13 +159,10 @@ def base_votes(run_dir: Path) -> dict:
     greedy, sampled = rows[:len(heldout)], rows[len(heldout):]  # heldout_accuracy writes greedy rows first
     verified = eligible_voters(sampled, {q: r["question"] for q, r in heldout.items()},
                                build_gates(config.vote.require, GateContext(task)))
-
-    def accuracy(answers: dict) -> float:
-        return sum(a is not None and task.is_equivalent(a, heldout[q]["gold"]) for q, a in answers.items()) / len(heldout)
-
-    return {"greedy": accuracy({s.question_id: s.answer for s in greedy}),
-            "plain_majority": accuracy({v.question_id: v.answer for v in vote_all(sampled)}),
-            "verified_majority": accuracy({v.question_id: v.answer for v in vote_all(verified)})}
+    gold = {q: r["gold"] for q, r in heldout.items()}
+    return {"greedy": accuracy({s.question_id: s.answer for s in greedy}, gold, task),
+            "plain_majority": accuracy(majority_answers(sampled, task), gold, task),
+            "verified_majority": accuracy(majority_answers(verified, task), gold, task)}
 
 
 BINS = ((0.0, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0), (1.0, 1.01))

@@ -17,6 +17,16 @@ def _share(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
+def accuracy(answers: dict[str, str | None], gold: dict[str, str], task) -> float:
+    """Share of the gold questions whose answer is equivalent to gold; a missing or None answer counts wrong."""
+    right = sum(answers.get(q) is not None and task.is_equivalent(answers[q], g) for q, g in gold.items())
+    return right / len(gold)
+
+
+def majority_answers(samples: list[Sample], task) -> dict[str, str | None]:
+    return {v.question_id: v.answer for v in vote_all(samples, is_equivalent=task.is_equivalent)}
+
+
 def heldout_accuracy(backend, task, items: list[Item], style, fmt: str, k: int, temperature: float,
                      max_new_tokens: int, round_: int, seed: int, progress=None,
                      voters=None) -> tuple[list[Sample], dict]:
@@ -31,25 +41,20 @@ def heldout_accuracy(backend, task, items: list[Item], style, fmt: str, k: int, 
                            SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
                                           seed=seed + 1), [fmt], round_, progress)
     gold = {i.id: i.gold for i in items}
-
-    def right(answer: str | None, qid: str) -> bool:
-        return answer is not None and task.is_equivalent(answer, gold[qid])
-
-    greedy_answer = {s.question_id: s.answer for s in greedy}
-    votes = {v.question_id: v for v in vote_all(sampled, is_equivalent=task.is_equivalent)}
-    solved = {s.question_id for s in sampled if right(s.answer, s.question_id)}
+    votes = vote_all(sampled, is_equivalent=task.is_equivalent)
+    solved = {s.question_id for s in sampled
+              if s.answer is not None and task.is_equivalent(s.answer, gold[s.question_id])}
     n = len(items)
     metrics = {
-        "accuracy": sum(right(greedy_answer.get(q), q) for q in gold) / n,
-        "majority_accuracy": sum(right(votes[q].answer, q) for q in gold) / n,
+        "accuracy": accuracy({s.question_id: s.answer for s in greedy}, gold, task),
+        "majority_accuracy": accuracy({v.question_id: v.answer for v in votes}, gold, task),
         "pass_at_k": len(solved) / n,
-        "heldout_agreement": sum(v.share for v in votes.values()) / n,
+        "heldout_agreement": sum(v.share for v in votes) / n,
         "eval_k": k,
         "eval_questions": n,
     }
     if voters is not None:  # a question none of whose paths may vote counts wrong
-        verified = {v.question_id: v.answer for v in vote_all(voters(sampled), is_equivalent=task.is_equivalent)}
-        metrics["verified_majority_accuracy"] = sum(right(verified.get(q), q) for q in gold) / n
+        metrics["verified_majority_accuracy"] = accuracy(majority_answers(voters(sampled), task), gold, task)
     return greedy + sampled, metrics
 
 

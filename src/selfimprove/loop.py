@@ -161,15 +161,15 @@ def run_round(store: RunStore, config: Config, task, pool, gold, heldout, state:
                             seed=config.run.seed, stop=() if style.chat else adapt.prompts.STOP)
     samples = [from_row(Sample, s) for s in generate_round(
         store, f"{rd}/samples.jsonl", backend, task, pool, style, params, g.formats, r, g.checkpoint_every)]
+    context = GateContext(task, backend, r, config.run.seed)
     if not store.done(f"{rd}/votes.jsonl"):
-        context = GateContext(task, backend, r, config.run.seed)
         voters = eligible_voters(samples, {i.id: i.question for i in pool},
                                  build_gates(config.vote.require, context))
         votes = vote_all(voters, config.vote.tie_break, task.is_equivalent)
         store.write_jsonl(f"{rd}/votes.jsonl", [to_row(v) for v in votes])
     votes = [from_row(Vote, v) for v in store.read_jsonl(f"{rd}/votes.jsonl")]
     if not store.done(f"{rd}/verdicts.jsonl"):
-        gates = build_gates(config.curate.gates, GateContext(task, backend, r, config.run.seed))
+        gates = build_gates(config.curate.gates, context)
         rows = curate(samples, votes, {i.id: i.question for i in pool}, gates,
                       config.curate.max_paths_per_question, config.curate.dedupe)
         store.write_jsonl(f"{rd}/verdicts.jsonl", rows)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from selfimprove.backends import SamplingParams
 from selfimprove.config import GUARDED_SIGNALS, MonitorConfig
+from selfimprove.evaluate import accuracy
 from selfimprove.generate import sample_paths
 from selfimprove.records import Item, Sample, Vote
 
@@ -88,9 +89,8 @@ def anchor_accuracy(backend, task, items: list[Item], style, fmt: str, max_new_t
     samples = sample_paths(backend, task, items, style,
                            SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed), [fmt],
                            round_)
-    gold = {i.id: i.gold for i in items}
-    right = sum(s.answer is not None and task.is_equivalent(s.answer, gold[s.question_id]) for s in samples)
-    return samples, {"anchor_accuracy": right / len(items)}
+    answers = {s.question_id: s.answer for s in samples}
+    return samples, {"anchor_accuracy": accuracy(answers, {i.id: i.gold for i in items}, task)}
 
 
 def _by_round(history: list[dict]) -> dict[int, dict]:

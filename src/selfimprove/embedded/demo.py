@@ -52,16 +52,17 @@ def write_replay(base: Path, out: Path, rows: int, seed: int) -> Path:
     return path
 
 
-def demo_config(out: Path, seed: int, quick: bool):
+def demo_config(out: Path, seed: int, quick: bool, overrides: list[str] = ()):
+    """demo.yaml filled in for one run folder and seed; `overrides` (dotted) go last, e.g. an ablation's."""
     from selfimprove.config import load_config
 
     base = base_model()
     pool = QUICK_POOL if quick else POOL
-    overrides = [f"run.out_dir={out}", f"run.seed={seed}", f"model.name={base}",
-                 f"adapt.replay={write_replay(base, out, REPLAY_ROWS, seed)}",
-                 f"task.source=steps=3,max_value=30,n={pool},seed={seed}",
-                 f"task.eval_source=steps=3,max_value=30,n=200,seed={seed}"]
-    return load_config(CONFIG, overrides + (QUICK if quick else []))
+    filled = [f"run.out_dir={out}", f"run.seed={seed}", f"model.name={base}",
+              f"adapt.replay={write_replay(base, out, REPLAY_ROWS, seed)}",
+              f"task.source=steps=3,max_value=30,n={pool},seed={seed}",
+              f"task.eval_source=steps=3,max_value=30,n=200,seed={seed}"]
+    return load_config(CONFIG, filled + (QUICK if quick else []) + list(overrides))
 
 
 def results_table(summary: dict) -> Table:
@@ -73,8 +74,9 @@ def results_table(summary: dict) -> Table:
     table.add_row("base", pct(summary["base_accuracy"]), pct(summary["base_majority_accuracy"]),
                   pct(summary["base_verified_majority_accuracy"]), "-", "-", "-", "-")
     for r in summary["rounds"]:
+        agreement = "-" if r["agreement"] is None else f"{r['agreement']:.2f}"
         table.add_row(str(r["round"]), pct(r["accuracy"]), pct(r["majority_accuracy"]),
-                      pct(r["verified_majority_accuracy"]), "-" if r["agreement"] is None else f"{r['agreement']:.2f}", pct(r["pseudo_label_accuracy"]),
+                      pct(r["verified_majority_accuracy"]), agreement, pct(r["pseudo_label_accuracy"]),
                       str(r["kept"]), f"{r['seconds']:.0f}")
     return table
 
