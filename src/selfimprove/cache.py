@@ -16,7 +16,8 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-from selfimprove.backends.base import Completion, SamplingParams
+from selfimprove.backends.base import Completion, Prompt, SamplingParams
+from selfimprove.records import Weights
 from selfimprove.store import _atomic_write_bytes
 
 
@@ -57,9 +58,9 @@ def canonical_adapter_config(text: str) -> str:
     return json.dumps(config, sort_keys=True)
 
 
-def call_key(model: str, adapter: str | None, prompts: list[str], params: SamplingParams) -> str:
-    data = {"model": fingerprint(model), "adapter": fingerprint(adapter), "prompts": prompts,
-            "params": asdict(params)}
+def call_key(weights: Weights, prompts: list[Prompt], params: SamplingParams) -> str:
+    data = {"model": fingerprint(weights.model), "adapter": fingerprint(weights.adapter),
+            "tokenizer": fingerprint(weights.tokenizer), "prompts": prompts, "params": asdict(params)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -69,13 +70,12 @@ class CachedBackend:
     def __init__(self, backend, cache_dir: str | Path):
         self.backend = backend
         self.cache_dir = Path(cache_dir)
-        self.model_name = backend.model_name
-        self.adapter = backend.adapter
         self.hits = 0  # generate calls answered from the cache (counted for tests and the resume benchmark)
         self.misses = 0
 
-    def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[Completion]]:
-        key = call_key(self.model_name, self.adapter, prompts, params)
+    def generate(self, prompts: list[Prompt], params: SamplingParams, weights: Weights,
+                 progress=None) -> list[list[Completion]]:
+        key = call_key(weights, prompts, params)
         path = self.cache_dir / key[:2] / f"{key}.json"
         if path.exists():
             try:
@@ -87,19 +87,21 @@ class CachedBackend:
             except (ValueError, TypeError):
                 pass  # a damaged entry is regenerated and overwritten
         self.misses += 1
-        out = self.backend.generate(prompts, params, progress)
+        out = self.backend.generate(prompts, params, weights, progress)
         _atomic_write_bytes(path, json.dumps([[asdict(c) for c in comps] for comps in out]).encode())
         return out
 
-    def count_tokens(self, text: str) -> int:
-        return self.backend.count_tokens(text)
+    def count_tokens(self, prompt: Prompt, weights: Weights) -> int:
+        return self.backend.count_tokens(prompt, weights)
 
-    @property
-    def max_context(self) -> int:
-        return self.backend.max_context
+    def max_context(self, weights: Weights) -> int:
+        return self.backend.max_context(weights)
 
-    def render_chat(self, messages: list[dict]) -> str | None:
-        return self.backend.render_chat(messages)
+    def has_chat_template(self, weights: Weights) -> bool:
+        return self.backend.has_chat_template(weights)
+
+    def close(self) -> None:
+        self.backend.close()
 
 
 def cache_dir_for(run_dir: str | Path) -> Path:

@@ -41,7 +41,7 @@ def _load(config: Path, overrides: list[str] | None):
 
 
 def _user_errors():
-    from selfimprove.backends.transformers import ModelLoadError
+    from selfimprove.models import ModelLoadError
     from selfimprove.config import ConfigError
     from selfimprove.generate import PromptTooLongError
     from selfimprove.loop import ConfigChangedError
@@ -72,24 +72,20 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
           adapter: Annotated[Optional[str], typer.Option(help="PEFT adapter folder to evaluate on top of the model")] = None):
     """Score a model (optionally with an adapter) on the config's held-out split: greedy, maj@k, pass@k."""
     from selfimprove import collect, evaluate
-    from selfimprove.backends import load_backend
-    from selfimprove.generate import progress_bar, prompt_style
+    from selfimprove.backends import create_backend
+    from selfimprove.records import Weights
     from selfimprove.tasks import get_task
 
     cfg = _load(config, overrides)
+    _quiet_libraries()
     try:
         task = get_task(cfg.task.name)
         items = collect.load_heldout(task, cfg.task)
-        backend = load_backend(cfg.generate.backend, cfg.model.name, adapter=adapter, dtype=cfg.model.dtype,
-                               device=cfg.model.device, batch_size=cfg.generate.batch_size)
-        style = prompt_style(task, backend, cfg.model.chat, cfg.generate.num_exemplars)
-        with progress_bar() as progress:
-            _, metrics = evaluate.heldout_accuracy(
-                backend, task, items, style, cfg.evaluate.format, cfg.evaluate.k, cfg.evaluate.temperature,
-                cfg.evaluate.max_new_tokens or cfg.generate.max_new_tokens, 0, cfg.run.seed, progress)
+        backend = create_backend(cfg.model, cfg.generate)
+        scores = evaluate.evaluate_weights(backend, Weights(cfg.model.name, adapter), task, cfg, items)
     except _user_errors() as err:
         _fail(err)
-    console.print_json(json.dumps(metrics))
+    console.print_json(json.dumps(scores.metrics))
 
 
 @app.command()

@@ -12,7 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
+from selfimprove.names import FORMATS, GUARDED_SIGNALS
+from selfimprove.tasks.base import Fields
 
 
 class ConfigError(ValueError):
@@ -35,32 +36,41 @@ class RunConfig(Section):
 
 
 class ModelConfig(Section):
-    name: str  # Hugging Face id or local folder
-    dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
-    device: str = "auto"
-    trust_remote_code: bool = False
+    name: str  # Hugging Face id or local folder: the model that samples (and, unless adapt.learner is set, learns)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto = bf16 on GPU, fp32 on CPU
+    device: str = "auto"  # auto = cuda when available, else cpu; or cpu, cuda, cuda:N, mps
+    trust_remote_code: bool = False  # run the model repository's own Python code (only for repos you trust)
     chat: Literal["auto", "on", "off"] = "auto"  # auto = use the chat template when the tokenizer has one
 
-
-class FieldsConfig(Section):
-    question: str = "question"
-    answer: str | None = "answer"
-    id: str | None = None
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        if v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError(f"unknown device {v!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
 class TaskConfig(Section):
     name: str = "gsm8k"
     source: str | None = None  # file, folder or dataset id; None = the task's public dataset
     split: str = "train"  # the unlabeled pool; its gold answers are hidden from training
-    limit: int | None = None
-    fields: FieldsConfig | None = None
+    limit: int | None = Field(None, ge=1)  # the first `limit` questions of the pool; None = all
+    fields: Fields | None = None  # which columns hold question / answer / id in your own file
     eval_source: str | None = None  # None = same as source
     eval_split: str = "test"
-    eval_limit: int | None = 200  # held-out questions scored every round
+    eval_limit: int | None = Field(200, ge=0)  # held-out questions scored every round (0 = none)
+
+
+class AcquireConfig(Section):
+    # Where a round's questions come from (acquire.py): "pool" = the collected pool, every round.
+    # A method is a name in acquire.METHODS or "package.module:function"; `options` are its keyword arguments.
+    method: str = "pool"
+    options: dict[str, Any] = {}
 
 
 class GenerateConfig(Section):
-    backend: str = "transformers"
+    backend: str = "transformers"  # a name from `selfimprove ls`, or "package.module:factory"
+    backend_options: dict[str, Any] = {}  # handed to the backend as keyword arguments (see its docstring)
     k: int = Field(8, ge=1)  # samples per question per format (LMSI: 32; 8 already gives most of the gain)
     temperature: float = Field(0.7, ge=0)  # LMSI samples at T=0.7
     top_p: float = Field(1.0, gt=0, le=1)
@@ -94,21 +104,27 @@ class CurateConfig(Section):
 
 
 class AdaptConfig(Section):
-    method: Literal["lora", "full"] = "lora"
+    # The adaptation algorithm (adapt/): "sft" (fine-tune on the kept paths), or "package.module:function".
+    method: str = "sft"
+    options: dict[str, Any] = {}  # the method's own keyword arguments
+    tuning: Literal["lora", "full"] = "lora"  # which weights change: a LoRA adapter, or all of them
+    # The model that is trained and evaluated. None = model.name (the model improves itself); another
+    # model = it learns from model.name's trusted paths (distillation: a teacher samples, a student learns).
+    learner: str | None = None
     init: Literal["base", "previous"] = "base"  # base = each round restarts from the base model (ReST-EM)
     data: Literal["replace", "accumulate"] = "replace"  # accumulate = train on all earlier rounds' kept paths too
     formats: dict[str, float] = {f: 1.0 for f in FORMATS}  # chance each kept path is used in each format
     replay: str | None = None  # JSONL of labelled question/rationale/answer rows mixed into every round
-    learning_rate: float = 2e-4
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 2048  # prompt + completion tokens; longer examples are truncated by TRL
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1)  # > 0 overrides epochs
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(2048, ge=8)  # prompt + completion tokens; longer examples are truncated by TRL
     group_by_length: bool = False  # batches of similar length: less padding, so fewer FLOPs a step
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
     lora_target_modules: str | list[str] = "all-linear"
     # After each round, weights = ema * the round's starting weights + (1 - ema) * the trained ones.
     # None = off. LoRA needs init=previous: averaging unrelated adapters' A and B matrices means nothing.
@@ -123,9 +139,17 @@ class AdaptConfig(Section):
                 raise ValueError(f"format weight {f}={w} must be within [0, 1]")
         return v
 
+    @field_validator("method")
+    @classmethod
+    def _method_not_tuning(cls, v: str) -> str:
+        if v in ("lora", "full"):  # the meaning of adapt.method before 0.2
+            raise ValueError(f"adapt.method is the algorithm now (sft, or package.module:function); "
+                             f"write `adapt.tuning: {v}` for {v} weights")
+        return v
+
     @model_validator(mode="after")
     def _ema_needs_previous_adapter(self):
-        if self.ema is not None and self.method == "lora" and self.init == "base":
+        if self.ema is not None and self.tuning == "lora" and self.init == "base":
             raise ValueError("adapt.ema with method=lora needs init=previous (each round continues one adapter)")
         return self
 
@@ -133,13 +157,14 @@ class AdaptConfig(Section):
 class EvaluateConfig(Section):
     format: str = "cot_fewshot"
     k: int = Field(8, ge=1)  # samples for majority-vote accuracy and pass@k
-    temperature: float = 0.7
-    max_new_tokens: int | None = None  # None = generate.max_new_tokens
+    temperature: float = Field(0.7, ge=0)
+    max_new_tokens: int | None = Field(None, ge=1)  # None = generate.max_new_tokens
 
-
-# Label-free signals the monitor can guard, and the direction in which each one degrades.
-GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",
-                   "truncation_rate": "rises", "skeleton_share": "rises", "anchor_accuracy": "falls"}
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        _known_format(v)
+        return v
 
 
 class MonitorConfig(Section):
@@ -153,7 +178,7 @@ class MonitorConfig(Section):
     # Forgetting: greedy accuracy on an anchor set from the original skill, every round including round 0.
     anchor_source: str | None = None  # the task's source syntax (file, dataset, knob string); None = no anchor
     anchor_split: str = "test"
-    anchor_limit: int | None = 200
+    anchor_limit: int | None = Field(200, ge=1)
 
     @field_validator("signal_tolerance")
     @classmethod
@@ -170,6 +195,7 @@ class Config(Section):
     run: RunConfig = RunConfig()
     model: ModelConfig
     task: TaskConfig = TaskConfig()
+    acquire: AcquireConfig = AcquireConfig()
     generate: GenerateConfig = GenerateConfig()
     vote: VoteConfig = VoteConfig()
     curate: CurateConfig = CurateConfig()

@@ -1,42 +1,16 @@
 """Curate: run the configured gates over a round's samples and keep the trusted paths.
 
-Reads samples and votes; writes `verdicts.jsonl` (every sample, every gate's verdict, kept or
+Reads samples and votes; writes `rounds/rNN/verdicts.jsonl` (every sample, every gate's verdict, kept or
 not and why). A path is kept when every gate passes it, it is not an exact duplicate of a kept
 path of the same question, and its question has not reached `max_paths_per_question`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from selfimprove.gates import Candidate, GateContext, build_gate, run_gates
-from selfimprove.records import Sample, Vote
-
-
-def build_gates(specs: list[dict], context: GateContext) -> dict:
-    gates = {}
-    for i, spec in enumerate(specs):
-        if "name" not in spec:
-            raise ValueError(f"curate.gates[{i}] has no 'name' (e.g. {{name: min_share, threshold: 0.5}})")
-        params = {k: v for k, v in spec.items() if k not in ("name", "label")}
-        label = spec.get("label", spec["name"])
-        if label in gates:
-            raise ValueError(f"curate.gates[{i}]: gate {label!r} given twice; add a distinct 'label'")
-        gates[label] = build_gate(spec["name"], context, params)
-    return gates
-
-
-def eligible_voters(samples: list[Sample], questions: dict[str, str], gates: dict) -> list[Sample]:
-    """The samples with the answer of every path that fails a pre-vote gate removed (it abstains).
-
-    Pre-vote gates judge a path on its own (its arithmetic, its format): there is no vote yet, so
-    they see `Candidate.vote = None`.
-    """
-    if not gates:
-        return samples
-    verdicts = run_gates(gates, [Candidate(s, None, questions.get(s.question_id, "")) for s in samples])
-    return [s if all(v.passed for v in per_gate.values()) else replace(s, answer=None)
-            for s, per_gate in zip(samples, verdicts)]
+from selfimprove import layout
+from selfimprove.context import RunContext
+from selfimprove.gates import Candidate, GateContext, build_gates, run_gates
+from selfimprove.records import Item, Sample, Vote, Weights
 
 
 def curate(samples: list[Sample], votes: list[Vote], questions: dict[str, str], gates: dict,
@@ -67,3 +41,16 @@ def curate(samples: list[Sample], votes: list[Vote], questions: dict[str, str], 
                      "gates": {n: {"passed": v.passed, "reason": v.reason, "score": v.score}
                                for n, v in per_gate.items()}})
     return rows
+
+
+def curate_round(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample], votes: list[Vote],
+                 items: list[Item]) -> list[dict]:
+    """The round's verdict rows: read when complete, else judged by `curate.gates` and written."""
+    cfg = ctx.config.curate
+
+    def build() -> list[dict]:
+        gates = build_gates(cfg.gates, GateContext(ctx.task, ctx.backend, weights, round_, ctx.config.run.seed))
+        return curate(samples, votes, {i.id: i.question for i in items}, gates, cfg.max_paths_per_question,
+                      cfg.dedupe)
+
+    return ctx.store.produce_jsonl(layout.round_file(round_, layout.VERDICTS), build)

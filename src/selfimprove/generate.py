@@ -1,56 +1,36 @@
-"""Generate: K sampled rationales per question through a backend, checkpointed in chunks.
+"""Generate: K sampled rationales per question through the run's backend, checkpointed in chunks.
 
 Reads the round's questions; writes `rounds/rNN/samples.jsonl` (one `Sample` per path). Chunks of
-`checkpoint_every` questions are saved as they finish, so a kill loses at most one chunk.
+`generate.checkpoint_every` questions are saved as they finish, so a kill loses at most one chunk.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import replace
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from selfimprove import prompts
-from selfimprove.backends import Backend, SamplingParams
-from selfimprove.records import Item, Sample, to_row
-from selfimprove.store import RunStore
+from selfimprove import layout, prompts
+from selfimprove.backends import Backend, Prompt, SamplingParams
+from selfimprove.context import RunContext
+from selfimprove.prompts import PromptStyle
+from selfimprove.records import Item, Sample, Weights, from_row, to_row
 
 
 class PromptTooLongError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class PromptStyle:
-    """How questions become prompts for one model: its exemplars and whether it speaks chat."""
-
-    exemplars: list
-    chat: bool
-    answer_prefix: str = "The answer is"
-
-    def render(self, backend: Backend, question: str, fmt: str) -> str:
-        if self.chat:
-            return backend.render_chat(prompts.chat_messages(question, fmt, self.exemplars, self.answer_prefix))
-        return prompts.plain_prompt(question, fmt, self.exemplars, self.answer_prefix)
-
-
-def prompt_style(task, backend: Backend, chat: str, num_exemplars: int | None) -> PromptStyle:
-    has_template = backend.render_chat([{"role": "user", "content": "x"}]) is not None
-    if chat == "on" and not has_template:
-        raise ValueError(f"model.chat=on but {backend.model_name} has no chat template; set model.chat=off")
-    use_chat = chat == "on" or (chat == "auto" and has_template)
-    exemplars = task.exemplars()[:num_exemplars] if num_exemplars is not None else task.exemplars()
-    return PromptStyle(exemplars, use_chat, task.answer_prefix)
-
-
 def chunk_seed(seed: int, round_: int, chunk: int) -> int:
     return zlib.crc32(f"{seed}/{round_}/{chunk}".encode())
 
 
-def check_lengths(backend: Backend, rendered: list[tuple[Item, str, str]], max_new_tokens: int) -> None:
-    limit = backend.max_context
-    too_long = [(item.id, n) for item, _, p in rendered if (n := backend.count_tokens(p)) + max_new_tokens > limit]
+def check_lengths(backend: Backend, weights: Weights, rendered: list[tuple[Item, str, Prompt]],
+                  max_new_tokens: int) -> None:
+    limit = backend.max_context(weights)
+    too_long = [(item.id, n) for item, _, p in rendered
+                if (n := backend.count_tokens(p, weights)) + max_new_tokens > limit]
     if too_long:
         shown = ", ".join(f"{qid} ({n} tokens)" for qid, n in too_long[:5])
         raise PromptTooLongError(
@@ -59,13 +39,14 @@ def check_lengths(backend: Backend, rendered: list[tuple[Item, str, str]], max_n
             "a smaller max_new_tokens, or drop these questions from the pool.")
 
 
-def sample_paths(backend: Backend, task, items: list[Item], style: PromptStyle, params: SamplingParams,
-                 formats: list[str], round_: int, progress: Progress | None = None) -> list[Sample]:
+def sample_paths(backend: Backend, weights: Weights, task, items: list[Item], style: PromptStyle,
+                 params: SamplingParams, formats: list[str], round_: int,
+                 progress: Progress | None = None) -> list[Sample]:
     """`params.n` samples of every question in every format (no storage: used by eval too)."""
-    rendered = [(item, fmt, style.render(backend, item.question, fmt)) for item in items for fmt in formats]
-    check_lengths(backend, rendered, params.max_new_tokens)
+    rendered = [(item, fmt, style.render(item.question, fmt)) for item in items for fmt in formats]
+    check_lengths(backend, weights, rendered, params.max_new_tokens)
     task_id = progress.add_task("generate", total=len(rendered)) if progress else None
-    outs = backend.generate([p for _, _, p in rendered], params,
+    outs = backend.generate([p for _, _, p in rendered], params, weights,
                             progress=(lambda n: progress.advance(task_id, n)) if progress else None)
     samples = []
     for (item, fmt, _), completions in zip(rendered, outs):
@@ -75,7 +56,7 @@ def sample_paths(backend: Backend, task, items: list[Item], style: PromptStyle, 
                 text = f"{prompts.STEP_BY_STEP} {text.lstrip()}"
             samples.append(Sample(
                 question_id=item.id, round=round_, index=i, prompt_format=fmt, seed=params.seed,
-                model=backend.model_name, adapter=backend.adapter, text=text, answer=task.extract(text),
+                model=weights.model, adapter=weights.adapter, text=text, answer=task.extract(text),
                 num_tokens=c.num_tokens, truncated=c.truncated, logprob=c.logprob))
     return samples
 
@@ -84,25 +65,25 @@ def progress_bar() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
-def generate_round(store: RunStore, name: str, backend: Backend, task, items: list[Item], style: PromptStyle,
-                   params: SamplingParams, formats: list[str], round_: int, checkpoint_every: int) -> list[dict]:
-    """Sample every question of the pool; resume from saved chunks. Returns the sample rows."""
-    parts = f"{name}.parts"
-    if store.done(name):
-        if store.path(parts).exists():
-            store.remove(parts)  # left by a kill between merging the chunks and cleaning them up
-        return store.read_jsonl(name)
-    chunks = [items[i:i + checkpoint_every] for i in range(0, len(items), checkpoint_every)]
+def sampling_params(ctx: RunContext) -> SamplingParams:
+    g = ctx.config.generate
+    return SamplingParams(n=g.k, temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens,
+                          seed=ctx.config.run.seed, stop=ctx.style.stop)
+
+
+def generate_round(ctx: RunContext, round_: int, weights: Weights, items: list[Item]) -> list[Sample]:
+    """Sample every question of the round from `weights`; resume from saved chunks."""
+    g = ctx.config.generate
+    params = sampling_params(ctx)
+    chunks = [items[i:i + g.checkpoint_every] for i in range(0, len(items), g.checkpoint_every)]
     with progress_bar() as progress:
         bar = progress.add_task(f"round {round_}: sampling", total=len(items))
-        for c, chunk in enumerate(chunks):
-            part = f"{parts}/{c:05d}.jsonl"
-            if not store.done(part):
-                p = SamplingParams(**{**params.__dict__, "seed": chunk_seed(params.seed, round_, c)})
-                samples = sample_paths(backend, task, chunk, style, p, formats, round_)
-                store.write_jsonl(part, [to_row(s) for s in samples])
-            progress.advance(bar, len(chunk))
-    rows = [r for c in range(len(chunks)) for r in store.read_jsonl(f"{parts}/{c:05d}.jsonl")]
-    store.write_jsonl(name, rows)
-    store.remove(parts)  # the merged file is the artifact now
-    return rows
+
+        def sample_chunk(c: int) -> list[dict]:
+            seeded = replace(params, seed=chunk_seed(params.seed, round_, c))
+            samples = sample_paths(ctx.backend, weights, ctx.task, chunks[c], ctx.style, seeded, g.formats, round_)
+            progress.advance(bar, len(chunks[c]))
+            return [to_row(s) for s in samples]
+
+        rows = ctx.store.produce_chunked(layout.round_file(round_, layout.SAMPLES), len(chunks), sample_chunk)
+    return [from_row(Sample, r) for r in rows]

@@ -5,8 +5,8 @@ Per round it adds to `metrics.json` (and so `metrics.jsonl`):
   truncation, mean length, distinct-2 and the share of the most common rationale skeleton;
 - compute spent: tokens generated on the pool plus tokens the trainer processed;
 - against the history: length drift (vs round 1 and the previous round), forgetting (greedy accuracy
-  on an anchor set from the original skill, vs its best earlier value) and the round's return:
-  held-out accuracy points gained per million tokens spent.
+  on an anchor set from the original skill, measured by evaluate, vs its best earlier value) and the
+  round's return: held-out accuracy points gained per million tokens spent.
 
 `decide` turns the history into continue / stop / reset and names the round whose weights carry on
 (`weights_round`): reset restores the best earlier round when held-out accuracy, or a guarded
@@ -20,13 +20,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from selfimprove.backends import SamplingParams
-from selfimprove.config import GUARDED_SIGNALS, MonitorConfig
-from selfimprove.evaluate import accuracy
-from selfimprove.generate import sample_paths
-from selfimprove.records import Item, Sample, Vote
+from selfimprove.config import MonitorConfig
+from selfimprove.names import GUARDED_SIGNALS
+from selfimprove.records import RoundMetrics, Sample, Vote
 
 NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 
@@ -81,44 +79,31 @@ def compute_spent(samples: list[Sample], train_log: list[dict]) -> dict:
     return {"generated_tokens": generated, "trained_tokens": trained, "compute_tokens": generated + trained}
 
 
-def anchor_accuracy(backend, task, items: list[Item], style, fmt: str, max_new_tokens: int, round_: int,
-                    seed: int) -> tuple[list[Sample], dict]:
-    """Greedy accuracy on the anchor set (the original skill): falling means the rounds make it forget."""
-    if not items:
-        return [], {}
-    samples = sample_paths(backend, task, items, style,
-                           SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed), [fmt],
-                           round_)
-    answers = {s.question_id: s.answer for s in samples}
-    return samples, {"anchor_accuracy": accuracy(answers, {i.id: i.gold for i in items}, task)}
+def _by_round(history: list[RoundMetrics]) -> dict[int, RoundMetrics]:
+    return {h.round: h for h in history}
 
 
-def _by_round(history: list[dict]) -> dict[int, dict]:
-    return {h["round"]: h for h in history}
-
-
-def start_round(history: list[dict]) -> int:
+def start_round(history: list[RoundMetrics]) -> int:
     """The round whose weights the next round starts from: the last round's, or the one it restored."""
-    last = history[-1]
-    return last.get("weights_round", last["round"])
+    return history[-1].carried_round
 
 
-def compare(history: list[dict], metrics: dict) -> dict:
+def compare(history: list[RoundMetrics], metrics: RoundMetrics) -> dict:
     """Signals of `metrics` (the round just run) that need the earlier rounds in `history`."""
     out = {}
     rounds = _by_round(history)
-    lengths = [h["mean_tokens"] for h in history if h.get("mean_tokens")]
-    if metrics.get("mean_tokens") is not None and lengths:
-        out["length_drift"] = metrics["mean_tokens"] / lengths[0] - 1  # relative to round 1
-        out["length_drift_prev"] = metrics["mean_tokens"] / lengths[-1] - 1
-    anchors = [h["anchor_accuracy"] for h in history if h.get("anchor_accuracy") is not None]
-    if metrics.get("anchor_accuracy") is not None and anchors:
-        out["forgetting"] = max(0.0, max(anchors) - metrics["anchor_accuracy"])
-    start = rounds.get(start_round(history), {}) if history else {}
-    if metrics.get("accuracy") is not None and start.get("accuracy") is not None:
-        out["gain"] = metrics["accuracy"] - start["accuracy"]  # vs the weights this round started from
-        tokens = metrics.get("compute_tokens") or 0
-        out["return"] = 100 * out["gain"] / (tokens / 1e6) if tokens else None
+    lengths = [h.mean_tokens for h in history if h.mean_tokens]
+    if metrics.mean_tokens is not None and lengths:
+        out["length_drift"] = metrics.mean_tokens / lengths[0] - 1  # relative to round 1
+        out["length_drift_prev"] = metrics.mean_tokens / lengths[-1] - 1
+    anchors = [h.anchor_accuracy for h in history if h.anchor_accuracy is not None]
+    if metrics.anchor_accuracy is not None and anchors:
+        out["forgetting"] = max(0.0, max(anchors) - metrics.anchor_accuracy)
+    start = rounds.get(start_round(history)) if history else None
+    if metrics.accuracy is not None and start is not None and start.accuracy is not None:
+        out["gain"] = metrics.accuracy - start.accuracy  # vs the weights this round started from
+        tokens = metrics.compute_tokens or 0
+        out["return_per_mtoken"] = 100 * out["gain"] / (tokens / 1e6) if tokens else None
     return out
 
 
@@ -139,54 +124,58 @@ def _degraded(signal: str, value: float, earlier: list[float], tolerance: float)
     return None
 
 
-def alarms(history: list[dict], cfg: MonitorConfig) -> list[str]:
+def _best(scored: list[RoundMetrics]) -> RoundMetrics:
+    return max(scored, key=lambda h: (h.accuracy, -h.round))
+
+
+def alarms(history: list[RoundMetrics], cfg: MonitorConfig) -> list[str]:
     """Why the last round is worse than an earlier one beyond its tolerance (empty: healthy)."""
     last, earlier = history[-1], history[:-1]
     out = []
-    scored = [h for h in earlier if h.get("accuracy") is not None]
-    if cfg.reset_tolerance is not None and last.get("accuracy") is not None and scored:
-        best = max(scored, key=lambda h: (h["accuracy"], -h["round"]))
-        drop = best["accuracy"] - last["accuracy"]
+    scored = [h for h in earlier if h.accuracy is not None]
+    if cfg.reset_tolerance is not None and last.accuracy is not None and scored:
+        best = _best(scored)
+        drop = best.accuracy - last.accuracy
         if drop > cfg.reset_tolerance:
-            out.append(f"accuracy {last['accuracy']:.3f} is {drop:.3f} below round {best['round']}")
+            out.append(f"accuracy {last.accuracy:.3f} is {drop:.3f} below round {best.round}")
     for signal, tolerance in cfg.signal_tolerance.items():
-        values = [h[signal] for h in earlier if h.get(signal) is not None]
-        if last.get(signal) is not None and values:
-            why = _degraded(signal, last[signal], values, tolerance)
+        values = [getattr(h, signal) for h in earlier if getattr(h, signal) is not None]
+        if getattr(last, signal) is not None and values:
+            why = _degraded(signal, getattr(last, signal), values, tolerance)
             out += [why] if why else []
     return out
 
 
-def restore_round(history: list[dict]) -> int:
+def restore_round(history: list[RoundMetrics]) -> int:
     """The round to go back to: the best earlier round by accuracy that was not itself reset away from;
     without held-out accuracy, the round the degraded one started from."""
-    earlier = [h for h in history[:-1] if h.get("decision") != "reset"]
-    scored = [h for h in earlier if h.get("accuracy") is not None]
+    earlier = [h for h in history[:-1] if h.decision != "reset"]
+    scored = [h for h in earlier if h.accuracy is not None]
     if scored:
-        return max(scored, key=lambda h: (h["accuracy"], -h["round"]))["round"]
-    return start_round(history[:-1]) if len(history) > 1 else history[-1]["round"]
+        return _best(scored).round
+    return start_round(history[:-1]) if len(history) > 1 else history[-1].round
 
 
-def _low_return(history: list[dict], cfg: MonitorConfig) -> str | None:
+def _low_return(history: list[RoundMetrics], cfg: MonitorConfig) -> str | None:
     recent = history[1:][-cfg.patience:]
     if cfg.min_return is None or len(recent) < cfg.patience:
         return None
-    if all(h.get("return") is not None and h["return"] < cfg.min_return for h in recent):
-        returns = ", ".join(f"{h['return']:+.2f}" for h in recent)
+    if all(h.return_per_mtoken is not None and h.return_per_mtoken < cfg.min_return for h in recent):
+        returns = ", ".join(f"{h.return_per_mtoken:+.2f}" for h in recent)
         return (f"return (accuracy points per 1M tokens) {returns} under min_return {cfg.min_return} "
                 f"for {cfg.patience} round(s)")
     return None
 
 
-def decide(history: list[dict], cfg: MonitorConfig) -> Decision:
+def decide(history: list[RoundMetrics], cfg: MonitorConfig) -> Decision:
     """`history` is metrics.jsonl so far, round 0 (the base model) first, the round just run last."""
     last = history[-1]
-    scored = [h for h in history if h.get("accuracy") is not None]
-    best = max(scored, key=lambda h: (h["accuracy"], -h["round"]))["round"] if scored else last["round"]
+    scored = [h for h in history if h.accuracy is not None]
+    best = _best(scored).round if scored else last.round
     wrong = alarms(history, cfg)
-    weights = restore_round(history) if wrong else last["round"]
+    weights = restore_round(history) if wrong else last.round
     restored = f"; restored round {weights}'s weights" if wrong else ""
-    if last.get("kept", 1) == 0:
+    if last.kept == 0:
         return Decision("stop", "no path passed the gates: nothing left to learn from" + restored, best, weights)
     low = _low_return(history, cfg)
     if low:
@@ -194,3 +183,11 @@ def decide(history: list[dict], cfg: MonitorConfig) -> Decision:
     if wrong:
         return Decision("reset", "; ".join(wrong) + restored, best, weights)
     return Decision("continue", "", best, weights)
+
+
+def monitor_round(history: list[RoundMetrics], metrics: RoundMetrics, cfg: MonitorConfig) -> RoundMetrics:
+    """The round's drift, forgetting and return against the history, then continue / stop / reset."""
+    metrics = replace(metrics, **compare(history, metrics))
+    decision = decide(history + [metrics], cfg)
+    return replace(metrics, decision=decision.action, decision_reason=decision.reason,
+                   best_round=decision.best_round, weights_round=decision.weights_round)

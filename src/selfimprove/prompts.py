@@ -11,7 +11,9 @@ so a path sampled in one format can teach all four.
 
 from __future__ import annotations
 
-from selfimprove.records import Exemplar
+from dataclasses import dataclass
+
+from selfimprove.records import Exemplar, Weights
 
 STEP_BY_STEP = "Let's think step by step."
 STOP = ("\nQ:",)  # in completion mode a model that keeps going writes the next question
@@ -68,3 +70,33 @@ def training_pair(question: str, rationale: str, answer: str, fmt: str, exemplar
     if chat:
         return chat_messages(question, fmt, exemplars, answer_prefix), [{"role": "assistant", "content": completion}]
     return plain_prompt(question, fmt, exemplars, answer_prefix), " " + completion
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """How questions become prompts for one model: its exemplars and whether it speaks chat."""
+
+    exemplars: list
+    chat: bool
+    answer_prefix: str = "The answer is"
+
+    def render(self, question: str, fmt: str) -> str | list[dict]:
+        """A completion prompt, or chat messages that the backend renders with the model's template."""
+        if self.chat:
+            return chat_messages(question, fmt, self.exemplars, self.answer_prefix)
+        return plain_prompt(question, fmt, self.exemplars, self.answer_prefix)
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        """Stop strings for sampling: in completion mode a model that keeps going writes the next question."""
+        return () if self.chat else STOP
+
+
+def prompt_style(task, backend, weights: Weights, chat: str, num_exemplars: int | None) -> PromptStyle:
+    """The style for `weights` under `model.chat` (auto = chat when the tokenizer has a template)."""
+    has_template = backend.has_chat_template(weights)
+    if chat == "on" and not has_template:
+        raise ValueError(f"model.chat=on but {weights} has no chat template; set model.chat=off")
+    use_chat = chat == "on" or (chat == "auto" and has_template)
+    exemplars = task.exemplars()[:num_exemplars] if num_exemplars is not None else task.exemplars()
+    return PromptStyle(exemplars, use_chat, task.answer_prefix)

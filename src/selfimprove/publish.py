@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from selfimprove import layout
+from selfimprove.names import is_replay
 from selfimprove.store import RunStore
 
 
@@ -20,13 +22,14 @@ def export_dataset(run_dir: str | Path) -> Path:
     store = RunStore(run_dir)
     out = store.root / "dataset"
     out.mkdir(exist_ok=True)
-    rounds = sorted(k.split("/")[1] for k in store.manifest["artifacts"]
-                    if k.startswith("rounds/") and k.endswith("/train.jsonl"))
+    rounds = sorted(r for k in store.manifest["artifacts"]
+                    if (r := layout.round_of(k)) is not None and k == layout.round_file(r, layout.TRAIN))
     if not rounds:
         raise FileNotFoundError(f"{store.root} has no rounds/rNN/train.jsonl yet: run a round first")
     splits = []
-    for rd in rounds:
-        rows = [r for r in store.read_jsonl(f"rounds/{rd}/train.jsonl") if not r["question_id"].startswith("replay/")]
+    for r in rounds:
+        rd = layout.round_dir(r).split("/")[1]
+        rows = [row for row in store.read_jsonl(layout.round_file(r, layout.TRAIN)) if not is_replay(row["question_id"])]
         if rows:
             pq.write_table(pa.Table.from_pylist(rows), out / f"{rd}.parquet")
             splits.append(rd)

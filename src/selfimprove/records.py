@@ -21,6 +21,19 @@ def from_row(cls, row: dict[str, Any]):
 
 
 @dataclass(frozen=True)
+class Weights:
+    """A set of weights a stage samples from or trains: a base model (Hub id, local folder or
+    `.gguf` file), an optional PEFT adapter folder on top, and an optional separate tokenizer."""
+
+    model: str
+    adapter: str | None = None
+    tokenizer: str | None = None  # None = the model's own
+
+    def __str__(self) -> str:
+        return self.model + (f" + {self.adapter}" if self.adapter else "")
+
+
+@dataclass(frozen=True)
 class Item:
     """One question of a task. `gold` is None when unlabeled; the pool's gold never reaches training."""
 
@@ -91,3 +104,72 @@ class Example:
     prompt: str | list[dict]  # str in completion mode, chat messages in chat mode
     completion: str | list[dict]
     answer: str
+
+
+@dataclass
+class RoundMetrics:
+    """One row of `metrics.jsonl` (and `rounds/rNN/metrics.json`): everything measured in a round.
+
+    Round 0 is the base model's evaluation and has only the weights and the held-out and anchor
+    scores. A field is None when its stage did not run (no held-out set, no anchor set, ...).
+    """
+
+    round: int
+    # The weights this round produced: what is evaluated, and (unless a teacher samples) sampled next.
+    model: str | None = None
+    adapter: str | None = None
+    # Which weights sampled the round's paths (differs from model/adapter when a teacher samples).
+    sampler_model: str | None = None
+    sampler_adapter: str | None = None
+    # curate / adapt
+    pool_questions: int | None = None  # questions sampled this round
+    kept: int | None = None  # paths that passed every gate
+    kept_questions: int | None = None  # questions with at least one kept path
+    train_examples: int | None = None  # rows of train.jsonl (all formats, replay included)
+    train_loss_first: float | None = None
+    train_loss_last: float | None = None
+    # Pseudo-labels against the pool's hidden gold (diagnostics only; never used for training).
+    pseudo_label_accuracy: float | None = None  # majority answers right, over voted questions
+    kept_pseudo_label_accuracy: float | None = None  # the same over questions with a kept path
+    # Label-free signals of the round's samples (monitor.label_free_signals).
+    agreement: float | None = None  # mean vote share of answered questions
+    answer_entropy: float | None = None  # mean entropy of each question's answer counts (nats)
+    abstention_rate: float | None = None  # samples with no extractable answer
+    truncation_rate: float | None = None  # samples cut by max_new_tokens
+    mean_tokens: float | None = None  # mean completion length
+    distinct_2: float | None = None  # distinct word bigrams / all bigrams
+    skeleton_share: float | None = None  # share of the most common number-free rationale skeleton
+    # Compute (monitor.compute_spent).
+    generated_tokens: int | None = None
+    trained_tokens: int | None = None
+    compute_tokens: int | None = None  # generated + trained: the denominator of the return
+    # Held-out scores of the round's weights (evaluate).
+    accuracy: float | None = None  # greedy
+    majority_accuracy: float | None = None  # maj@k
+    verified_majority_accuracy: float | None = None  # maj@k when only paths passing vote.require vote
+    pass_at_k: float | None = None
+    heldout_agreement: float | None = None  # mean vote share on the held-out questions
+    eval_k: int | None = None
+    eval_questions: int | None = None
+    anchor_accuracy: float | None = None  # greedy accuracy on the anchor set (the original skill)
+    # Against the history (monitor.compare).
+    length_drift: float | None = None  # mean_tokens relative to round 1
+    length_drift_prev: float | None = None  # relative to the previous round
+    forgetting: float | None = None  # anchor accuracy below its best earlier value
+    gain: float | None = None  # greedy accuracy minus that of the weights the round started from
+    return_per_mtoken: float | None = None  # held-out accuracy points gained per million compute tokens
+    # The monitor's decision (monitor.decide).
+    decision: str | None = None  # continue | stop | reset
+    decision_reason: str | None = None
+    best_round: int | None = None  # highest held-out accuracy so far
+    weights_round: int | None = None  # whose weights carry on (the best round after a reset)
+    seconds: float | None = None  # wall time of the round
+
+    @property
+    def weights(self) -> Weights:
+        return Weights(self.model, self.adapter)
+
+    @property
+    def carried_round(self) -> int:
+        """The round whose weights the next round starts from: this one's, or the one a reset restored."""
+        return self.round if self.weights_round is None else self.weights_round

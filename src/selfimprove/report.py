@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from selfimprove import layout
+from selfimprove.records import RoundMetrics, from_row
 from selfimprove.store import RunStore, StoreError
 
 BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)  # vote-share bins of the calibration curve
@@ -39,7 +41,7 @@ class RoundData:
 @dataclass
 class RunData:
     root: Path
-    history: list[dict]
+    history: list[RoundMetrics]
     rounds: list[RoundData]
     questions: dict[str, str]
     gold: dict[str, str]
@@ -79,21 +81,24 @@ def load_run(run_dir: str | Path) -> RunData:
     except StoreError as err:
         raise ReportError(str(err)) from None
     notes = [str(p) for p in store.verify() if "unfinished write" not in p.what]
-    rounds_done = sorted(int(k[8:10]) for k in store.manifest["artifacts"] if k.endswith("/metrics.json"))
+    rounds_done = layout.finished_rounds(store.manifest["artifacts"])
     history = []
     for r in rounds_done:
         try:
-            history.append(store.read_json(f"rounds/r{r:02d}/metrics.json"))
+            history.append(from_row(RoundMetrics, store.read_json(layout.round_file(r, layout.METRICS))))
         except StoreError as err:
             notes.append(str(err))
     if not history:
         raise ReportError(f"{root} has no finished round yet (no rounds/rNN/metrics.json): let "
                           "`selfimprove run` finish round 0, then report again")
-    rounds = [RoundData(r, *(_read(store, f"rounds/r{r:02d}/{n}.jsonl", notes) if store.done(f"rounds/r{r:02d}/{n}.jsonl")
-                             else [] for n in ("votes", "samples", "verdicts", "train")))
+    rounds = [RoundData(r, *(_read(store, layout.round_file(r, n), notes) if store.done(layout.round_file(r, n))
+                             else [] for n in (layout.VOTES, layout.SAMPLES, layout.VERDICTS, layout.TRAIN)))
               for r in rounds_done if r > 0]
-    questions = {q["id"]: q["question"] for q in _read(store, "pool.jsonl", notes)}
-    gold = {g["id"]: g["gold"] for g in _read(store, "pool_gold.jsonl", notes)}
+    questions = {q["id"]: q["question"] for q in _read(store, layout.POOL, notes)}
+    for r in rounds_done:  # a round's own pool may hold questions the collected pool does not
+        if r > 0 and store.done(layout.round_file(r, layout.ROUND_POOL)):
+            questions |= {q["id"]: q["question"] for q in _read(store, layout.round_file(r, layout.ROUND_POOL), notes)}
+    gold = {g["id"]: g["gold"] for g in _read(store, layout.POOL_GOLD, notes)}
     if not gold:
         notes.append("pool_gold.jsonl is missing: no calibration curve (it needs the pool's hidden answers)")
     return RunData(root, history, rounds, questions, gold, notes, _task_equivalence(root, notes))
@@ -129,16 +134,16 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
-def _line_plot(title: str, history: list[dict], keys: dict[str, str], ylabel: str) -> str:
+def _line_plot(title: str, history: list[RoundMetrics], keys: dict[str, str], ylabel: str) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for key, label in keys.items():
-        points = [(h["round"], h[key]) for h in history if h.get(key) is not None]
+        points = [(h.round, getattr(h, key)) for h in history if getattr(h, key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o", label=label)
     ax.set(title=title, xlabel="round", ylabel=ylabel)
-    ax.set_xticks([h["round"] for h in history])
+    ax.set_xticks([h.round for h in history])
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=8)
@@ -210,11 +215,11 @@ def browser_data(run: RunData) -> list[dict]:
     return rounds
 
 
-def metrics_table(history: list[dict]) -> str:
+def metrics_table(history: list[RoundMetrics]) -> str:
     cols = ["round", "accuracy", "majority_accuracy", "pass_at_k", "agreement", "pseudo_label_accuracy", "kept",
             "train_examples", "train_loss_last", "decision"]
     head = "".join(f"<th>{c}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(h.get(c))}</td>" for c in cols) + "</tr>" for h in history)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(getattr(h, c))}</td>" for c in cols) + "</tr>" for h in history)
     return f"<table class='metrics'><tr>{head}</tr>{body}</table>"
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfimprove import layout
 from selfimprove.store import RunStore
 
 DECISIONS = ("accept", "reject")
@@ -35,14 +36,17 @@ def example_id(round_: int, question_id: str, prompt_format: str, index: int) ->
 
 def _round_rows(store: RunStore, round_: int) -> dict[str, dict]:
     """Every path of a round, by example id, with its question, vote and verdict."""
-    rd = f"rounds/r{round_:02d}"
-    if not store.done(f"{rd}/verdicts.jsonl"):
+    def name(file: str) -> str:
+        return layout.round_file(round_, file)
+
+    if not store.done(name(layout.VERDICTS)):
         raise ReviewError(f"{store.root}: round {round_} has no complete verdicts.jsonl yet; run (or resume) "
                           "the run until that round has been curated")
-    question = {r["id"]: r["question"] for r in store.read_jsonl("pool.jsonl")}
-    vote = {v["question_id"]: v for v in store.read_jsonl(f"{rd}/votes.jsonl")}
+    pool = name(layout.ROUND_POOL) if store.done(name(layout.ROUND_POOL)) else layout.POOL
+    question = {r["id"]: r["question"] for r in store.read_jsonl(pool)}
+    vote = {v["question_id"]: v for v in store.read_jsonl(name(layout.VOTES))}
     rows = {}
-    for s, v in zip(store.read_jsonl(f"{rd}/samples.jsonl"), store.read_jsonl(f"{rd}/verdicts.jsonl")):
+    for s, v in zip(store.read_jsonl(name(layout.SAMPLES)), store.read_jsonl(name(layout.VERDICTS))):
         eid = example_id(round_, s["question_id"], s["prompt_format"], s["index"])
         rows[eid] = {"id": eid, "decision": "", "note": "", "round": round_, "question_id": s["question_id"],
                      "question": question.get(s["question_id"], ""), "rationale": s["text"], "answer": s["answer"],
@@ -105,7 +109,7 @@ def import_marks(run_dir: str | Path, path: str | Path, reviewer: str = "") -> I
     path = Path(path)
     rows, problems = _read_marks_file(path)
     marks = {m["id"]: m for m in load_marks(store)}
-    log = store.read_jsonl("review/log.jsonl") if store.done("review/log.jsonl") else []
+    log = store.read_jsonl(layout.REVIEW_LOG) if store.done(layout.REVIEW_LOG) else []
     known: dict[int, dict[str, dict]] = {}
     result = ImportResult(problems=problems)
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -144,21 +148,21 @@ def import_marks(run_dir: str | Path, path: str | Path, reviewer: str = "") -> I
                     "before": before["decision"] if before else None, "after": decision, "note": note})
         result.changed += 1
     if result.changed:
-        store.write_jsonl("review/marks.jsonl", sorted(marks.values(), key=lambda m: m["id"]))
-        store.write_jsonl("review/log.jsonl", log)
+        store.write_jsonl(layout.REVIEW_MARKS, sorted(marks.values(), key=lambda m: m["id"]))
+        store.write_jsonl(layout.REVIEW_LOG, log)
     return result
 
 
 def load_marks(store: RunStore) -> list[dict]:
     store = RunStore(store.root)  # marks may have been imported by another process since `store` was opened
-    return store.read_jsonl("review/marks.jsonl") if store.done("review/marks.jsonl") else []
+    return store.read_jsonl(layout.REVIEW_MARKS) if store.done(layout.REVIEW_MARKS) else []
 
 
 def apply_marks(store: RunStore, round_: int, kept: list, answer_prefix: str):
     """Round `round_`'s kept samples filtered by earlier rounds' marks, the accepted paths to add,
     and the rejected (question_id, answer) pairs. Writes what was applied to `review_applied.json`."""
-    from selfimprove.adapt import TrustedPath
     from selfimprove.prompts import rationale_of
+    from selfimprove.records import TrustedPath
 
     marks = [m for m in load_marks(store) if m["round"] < round_]
     if not marks:
@@ -168,7 +172,7 @@ def apply_marks(store: RunStore, round_: int, kept: list, answer_prefix: str):
     filtered = [s for s in kept if (s.question_id, s.answer) not in rejected]
     paths = [TrustedPath(m["question_id"], m["question"], rationale_of(m["rationale"], answer_prefix), m["answer"],
                          m["index"]) for m in accepted]
-    store.write_json(f"rounds/r{round_:02d}/review_applied.json", {
+    store.write_json(layout.round_file(round_, layout.REVIEW_APPLIED), {
         "marks": len(marks), "accepted_paths_added": len(paths), "rejected_answers": sorted(map(list, rejected)),
         "kept_paths_removed": len(kept) - len(filtered)})
     return filtered, paths, rejected

@@ -1,9 +1,8 @@
 """The run directory: every artifact written atomically and listed in a manifest, so reruns resume.
 
-Layout:
-    config.yaml, environment.json, manifest.json, metrics.jsonl
-    pool.jsonl (questions, no answers), pool_gold.jsonl (hidden; diagnostics only), heldout.jsonl
-    rounds/r01/samples.jsonl votes.jsonl verdicts.jsonl train.jsonl adapter/ train_log.jsonl eval_*.jsonl metrics.json
+The layout (which artifact lives where) is `layout.py`'s. A stage produces its artifact through
+`produce_jsonl` / `produce_json` / `produce_dir` (skip it when complete, build and commit it when
+not) or `produce_chunked` (the same, resuming from the chunks already saved).
 
 An artifact counts as done only when the manifest lists it with a matching checksum; anything
 else (a half-written file from a kill) is redone. A damaged file that is about to be rewritten is
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: round pools, typed round metrics, adapt.method split from adapt.tuning
 
 
 class StoreError(RuntimeError):
@@ -172,6 +171,38 @@ class RunStore:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         self._update(lambda artifacts: {k: v for k, v in artifacts.items()
                                         if k != name and not k.startswith(name + "/")})
+
+    def produce_jsonl(self, name: str, build) -> list[dict]:
+        """The rows of artifact `name`: read when complete, else `build()` them and commit them first."""
+        if not self.done(name):
+            self.write_jsonl(name, build())
+        return self.read_jsonl(name)
+
+    def produce_json(self, name: str, build) -> Any:
+        if not self.done(name):
+            self.write_json(name, build())
+        return self.read_json(name)
+
+    def produce_dir(self, name: str, build) -> Path:
+        """Folder artifact `name`, filled by `build(tmp_dir)` and committed whole unless complete."""
+        if not self.done(name):
+            self.commit_dir(name, build)
+        return self.path(name)
+
+    def produce_chunked(self, name: str, chunks: int, build_chunk) -> list[dict]:
+        """A JSONL artifact built in `chunks` parts, each saved as it finishes (`build_chunk(c)` -> rows),
+        so a kill loses at most one chunk; the merged file replaces the parts once all are done."""
+        parts = f"{name}.parts"
+        if self.done(name):
+            if self.path(parts).exists():
+                self.remove(parts)  # left by a kill between merging the chunks and cleaning them up
+            return self.read_jsonl(name)
+        for c in range(chunks):
+            self.produce_jsonl(f"{parts}/{c:05d}.jsonl", lambda: build_chunk(c))
+        rows = [r for c in range(chunks) for r in self.read_jsonl(f"{parts}/{c:05d}.jsonl")]
+        self.write_jsonl(name, rows)
+        self.remove(parts)  # the merged file is the artifact now
+        return rows
 
     def commit_dir(self, name: str, build) -> Path:
         """Let `build(tmp_dir)` fill a folder, then move it into place and record it as done."""

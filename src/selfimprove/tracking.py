@@ -10,14 +10,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from selfimprove.records import RoundMetrics, to_row
 
-def scalars(metrics: dict) -> dict[str, float]:
+
+def scalars(metrics: RoundMetrics) -> dict[str, float]:
     """The numeric metrics of one round (booleans and names are not plotted)."""
-    return {k: float(v) for k, v in metrics.items()
+    return {k: float(v) for k, v in to_row(metrics).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("round", "best_round")}
 
 
-def log_history(run_dir: str | Path, history: list[dict]) -> Path:
+def log_history(run_dir: str | Path, history: list[RoundMetrics]) -> Path:
     from torch.utils.tensorboard import SummaryWriter
 
     final = Path(run_dir) / "tensorboard"
@@ -26,7 +28,7 @@ def log_history(run_dir: str | Path, history: list[dict]) -> Path:
     writer = SummaryWriter(log_dir=str(tmp))
     for h in history:
         for key, value in scalars(h).items():
-            writer.add_scalar(f"round/{key}", value, global_step=h["round"])
+            writer.add_scalar(f"round/{key}", value, global_step=h.round)
     writer.close()
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)

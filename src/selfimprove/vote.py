@@ -4,13 +4,20 @@ Abstentions (None) are counted but never vote. Answers the task judges equivalen
 ("0.5" and "\\frac{1}{2}") are merged under the first-seen spelling. Ties are broken by
 `tie_break`: "first" (the tied answer sampled first), "logprob" (the tied answer whose paths
 have the highest mean log-probability), or "abstain" (no majority: answer None).
+
+With `vote.require`, only paths that pass those gates vote (the others abstain): `eligible_voters`.
+The stage (`vote_round`) reads the round's samples and writes `rounds/rNN/votes.jsonl`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
-from selfimprove.records import Sample, Vote
+from selfimprove import layout
+from selfimprove.context import RunContext
+from selfimprove.gates import Candidate, Gate, GateContext, build_gates, run_gates
+from selfimprove.records import Item, Sample, Vote, Weights, from_row, to_row
 
 
 def merge_equivalent(answers: list[str], is_equivalent) -> dict[str, str]:
@@ -71,3 +78,31 @@ def vote_all(samples: list[Sample], tie_break: str = "first", is_equivalent=None
         votes.append(Vote(question_id=qid, round=group[0].round, answer=answer, share=share,
                           num_votes=sum(counts.values()), num_abstain=abstain, counts=counts))
     return votes
+
+
+def eligible_voters(samples: list[Sample], questions: dict[str, str], gates: dict[str, Gate]) -> list[Sample]:
+    """The samples with the answer of every path that fails a pre-vote gate removed (it abstains).
+
+    Pre-vote gates judge a path on its own (its arithmetic, its format): there is no vote yet, so
+    they see `Candidate.vote = None`.
+    """
+    if not gates:
+        return samples
+    verdicts = run_gates(gates, [Candidate(s, None, questions.get(s.question_id, "")) for s in samples])
+    return [s if all(v.passed for v in per_gate.values()) else replace(s, answer=None)
+            for s, per_gate in zip(samples, verdicts)]
+
+
+def require_gates(ctx: RunContext, weights: Weights | None, round_: int) -> dict[str, Gate]:
+    """The gates of `vote.require`: a path must pass them all to vote."""
+    context = GateContext(ctx.task, ctx.backend, weights, round_, ctx.config.run.seed)
+    return build_gates(ctx.config.vote.require, context, "vote.require", before_vote=True)
+
+
+def vote_round(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample], items: list[Item]) -> list[Vote]:
+    """The round's votes: read when complete, else voted over the eligible paths and written."""
+    def build() -> list[dict]:
+        voters = eligible_voters(samples, {i.id: i.question for i in items}, require_gates(ctx, weights, round_))
+        return [to_row(v) for v in vote_all(voters, ctx.config.vote.tie_break, ctx.task.is_equivalent)]
+
+    return [from_row(Vote, v) for v in ctx.store.produce_jsonl(layout.round_file(round_, layout.VOTES), build)]

@@ -1,13 +1,22 @@
-"""The generation backend contract: prompts in, K completions per prompt out.
+"""The generation backend contract: prompts in, K completions per prompt out, from named weights.
 
-Every backend (transformers now; vLLM and OpenAI-compatible HTTP later) returns the same
-`Completion` records, so the stages above never know which one ran.
+A backend is an engine created once per run (`create_backend`), that is told per call which
+`Weights` to sample from, so it may keep weights (or several adapters) loaded between calls and
+load each set of weights once. A prompt is a plain string, or chat messages that the backend
+renders with the model's own chat template (an HTTP chat endpoint renders them server-side).
+Every backend returns the same `Completion` records, so the stages above never know which ran.
+`close()` frees whatever the backend holds (weights, GPU memory, connections) before training
+runs in the same process; the next call loads again what it needs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Union
+
+from selfimprove.records import Weights
+
+Prompt = Union[str, list[dict]]  # a completion prompt, or chat messages [{"role", "content"}, ...]
 
 
 @dataclass(frozen=True)
@@ -29,16 +38,16 @@ class Completion:
 
 
 class Backend(Protocol):
-    model_name: str
-    adapter: str | None
-
-    def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[Completion]]:
+    def generate(self, prompts: list[Prompt], params: SamplingParams, weights: Weights,
+                 progress=None) -> list[list[Completion]]:
         """`params.n` completions for each prompt, in prompt order. `progress(n_done)` is called per batch."""
 
-    def count_tokens(self, text: str) -> int: ...
+    def count_tokens(self, prompt: Prompt, weights: Weights) -> int:
+        """Tokens of the prompt as the model sees it (chat messages rendered)."""
 
-    @property
-    def max_context(self) -> int: ...
+    def max_context(self, weights: Weights) -> int: ...
 
-    def render_chat(self, messages: list[dict]) -> str | None:
-        """The model's chat template applied to `messages`, or None when it has none."""
+    def has_chat_template(self, weights: Weights) -> bool: ...
+
+    def close(self) -> None:
+        """Free loaded weights and devices; a later call loads what it needs again."""

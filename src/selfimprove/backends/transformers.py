@@ -11,52 +11,15 @@ Log-probabilities are recorded on the fly (one vocabulary row per step, never th
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import gc
 
 import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList,
                           StopStringCriteria)
 
 from selfimprove.backends import shared_prefix
-from selfimprove.backends.base import Completion, SamplingParams
-
-
-class ModelLoadError(RuntimeError):
-    pass
-
-
-def load_model_and_tokenizer(name: str, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False):
-    """Load a causal LM and its tokenizer from a local folder or a Hugging Face id, with a clear error."""
-    local = Path(name).expanduser()
-    looks_local = name.startswith((".", "/", "~")) or local.exists()
-    if looks_local and not (local / "config.json").exists():
-        raise ModelLoadError(f"model path {name!r} does not exist or has no config.json; "
-                             "give a folder written by save_pretrained or a Hugging Face model id")
-    device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, trust_remote_code=trust_remote_code)
-    except OSError as err:
-        offline = " (HF_HUB_OFFLINE=1 is set: only cached models load)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
-        raise ModelLoadError(f"could not load model {name!r}{offline}: {str(err).splitlines()[0]}") from None
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
+from selfimprove.backends.base import Completion, Prompt, SamplingParams
+from selfimprove.records import Weights
 
 
 class _LogprobRecorder(LogitsProcessor):
@@ -87,32 +50,64 @@ class _LogprobRecorder(LogitsProcessor):
 
 
 class TransformersBackend:
-    def __init__(self, model: str, adapter: str | None = None, dtype: str = "auto", device: str = "auto",
-                 batch_size: int = 16, trust_remote_code: bool = False, shared_prefix: bool = True):
-        self.model_name = model
-        self.adapter = adapter
-        self.batch_size = batch_size  # prompts per generate call; each brings K rows
+    """One set of weights loaded at a time, kept between calls: sampling, held-out and anchor scoring
+    of the same weights share one load. `loads` lists every load (for tests and benchmarks)."""
+
+    def __init__(self, model, generate=None, shared_prefix: bool = True):
+        self.model_config = model  # config.ModelConfig: dtype, device, trust_remote_code
+        self.batch_size = generate.batch_size if generate is not None else 16  # prompts per generate call
         # False forces the plain `generate` path (the reference the shared-prefix path is tested against).
         self.shared_prefix = shared_prefix
-        self.model, self.tokenizer = load_model_and_tokenizer(model, dtype, device, trust_remote_code)
-        if adapter:
-            self.model = load_adapter(self.model, adapter)
-        self.model.eval()
+        self.loaded: Weights | None = None
+        self.model = self.tokenizer = None
+        self.loads: list[Weights] = []
 
-    @property
-    def max_context(self) -> int:
+    def _use(self, weights: Weights) -> None:
+        if weights == self.loaded:
+            return
+        self.close()
+        from selfimprove import models
+
+        cfg = self.model_config
+        self.model, self.tokenizer = models.load(weights, cfg.dtype, cfg.device, cfg.trust_remote_code)
+        self.model.eval()
+        self.loaded = weights
+        self.loads.append(weights)
+
+    def close(self) -> None:
+        self.model = self.tokenizer = self.loaded = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def max_context(self, weights: Weights) -> int:
+        self._use(weights)
         return int(getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length)
 
-    def count_tokens(self, text: str) -> int:
+    def has_chat_template(self, weights: Weights) -> bool:
+        self._use(weights)
+        return bool(self.tokenizer.chat_template)
+
+    def render(self, prompt: Prompt) -> str:
+        """The text the model reads: a string as is, chat messages through the chat template."""
+        if isinstance(prompt, str):
+            return prompt
+        if not self.tokenizer.chat_template:
+            raise ValueError(f"chat messages given but {self.loaded} has no chat template; set model.chat=off")
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, prompt: Prompt, weights: Weights) -> int:
+        self._use(weights)
+        return self._count(self.render(prompt))
+
+    def _count(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
-    def render_chat(self, messages: list[dict]) -> str | None:
-        if not self.tokenizer.chat_template:
-            return None
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[Completion]]:
-        lengths = [self.count_tokens(p) for p in prompts]
+    def generate(self, prompts: list[Prompt], params: SamplingParams, weights: Weights,
+                 progress=None) -> list[list[Completion]]:
+        self._use(weights)
+        prompts = [self.render(p) for p in prompts]
+        lengths = [self._count(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: -lengths[i])  # longest first: OOM shows up at once
         results: list[list[Completion] | None] = [None] * len(prompts)
         for b, start in enumerate(range(0, len(order), self.batch_size)):
@@ -198,12 +193,3 @@ class TransformersBackend:
                 text, stopped_by_string = text[:cut], True
         truncated = end == len(ids) and len(ids) >= params.max_new_tokens and not stopped_by_string
         return Completion(text=text, num_tokens=end, truncated=truncated, logprob=float(logprobs[:end].sum()))
-
-
-def load_adapter(model, adapter: str):
-    """Attach a PEFT adapter folder (LoRA) to `model` for inference."""
-    from peft import PeftModel
-
-    if not (Path(adapter) / "adapter_config.json").exists():
-        raise ModelLoadError(f"adapter {adapter!r} has no adapter_config.json (expected a PEFT folder)")
-    return PeftModel.from_pretrained(model, adapter)

@@ -1,8 +1,8 @@
 """Quality gates: which self-generated samples are trusted enough to train on, and why.
 
-A gate is a plain callable `gate(candidates) -> list[Verdict]`, one verdict per candidate, in
-order. It sees the whole round at once, because some judgements are relative to the round
-(length outliers, duplicates across questions). Gates are named in the config and built from
+A gate is a plain callable `gate(candidates) -> list[Verdict]` (see `base.py`), one verdict per
+candidate, in order. It sees the whole round at once, because some judgements are relative to the
+round (length outliers, duplicates across questions). Gates are named in the config and built from
 `GATES` (name -> "module:attr" factory); a user's own gate is "package.module:factory".
 
 Every verdict is stored with its sample, so a person can see why each path was kept or dropped.
@@ -10,41 +10,15 @@ Every verdict is stored with its sample, so a person can see why each path was k
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from typing import Any, Callable
+import inspect
+from dataclasses import replace
+from typing import Any
 
-from selfimprove.records import Sample, Vote
+from selfimprove import plugins
+from selfimprove.gates.base import Candidate, Gate, GateContext, Verdict, run_gates
 
-
-@dataclass(frozen=True)
-class Candidate:
-    """What a gate judges: one sample, its question's vote, and the question text."""
-
-    sample: Sample
-    vote: Vote | None  # None for pre-vote gates (vote.require): they judge a path alone
-    question: str
-
-
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    reason: str = ""
-    score: float | None = None
-
-
-Gate = Callable[[list[Candidate]], list[Verdict]]
-
-
-@dataclass(frozen=True)
-class GateContext:
-    """What a gate factory may need beyond its own parameters (a critique gate needs the model)."""
-
-    task: Any
-    backend: Any = None  # the round's generation backend, for model-judged gates
-    round: int = 0
-    seed: int = 0
-
+__all__ = ["Candidate", "Gate", "GateContext", "Verdict", "GATES", "NEEDS_VOTE", "build_gate", "build_gates",
+           "run_gates"]
 
 GATES: dict[str, str] = {
     "majority": "selfimprove.gates.confidence:majority",
@@ -66,27 +40,42 @@ GATES: dict[str, str] = {
     "weighted_vote": "selfimprove.gates.combine:weighted_vote",
 }
 
+# Gates that judge a path against its question's vote: they cannot run before the vote (vote.require).
+NEEDS_VOTE = {"majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority"}
 
-def build_gate(name: str, context: GateContext, params: dict[str, Any]) -> Gate:
-    """Build a named gate (or a user's 'module:factory') with its config parameters."""
-    target = GATES.get(name, name)
-    if ":" not in target:
-        raise ValueError(f"unknown gate {name!r}; known gates: {', '.join(sorted(GATES))} "
-                         "(or give your own as 'package.module:factory')")
-    module_name, attr = target.split(":", 1)
-    factory = getattr(importlib.import_module(module_name), attr)
+
+def gate_factory(name: str, where: str = "gate"):
+    """The factory a gate name (or a user's 'module:factory') stands for."""
+    return plugins.resolve(name, GATES, where)
+
+
+def build_gate(name: str, context: GateContext, params: dict[str, Any], where: str = "gate") -> Gate:
+    """Build a named gate with its config parameters; parameters are checked against the factory's
+    signature first, so a misspelt parameter is named before any work."""
+    factory = gate_factory(name, where)
     try:
-        return factory(context, **params)
+        inspect.signature(factory).bind(context, **params)
     except TypeError as err:
-        raise ValueError(f"gate {name!r}: bad parameters {params}: {err}") from None
+        raise ValueError(f"{where}: gate {name!r}: bad parameters {params}: {err}") from None
+    with_members = replace(context, build=lambda member, member_params: build_gate(
+        member, context, member_params, f"{where} member {member!r}"))
+    return factory(with_members, **params)
 
 
-def run_gates(gates: dict[str, Gate], candidates: list[Candidate]) -> list[dict[str, Verdict]]:
-    """Every gate's verdict for every candidate: one {gate name: verdict} per candidate."""
-    per_gate = {}
-    for name, gate in gates.items():
-        verdicts = gate(candidates)
-        if len(verdicts) != len(candidates):
-            raise RuntimeError(f"gate {name!r} returned {len(verdicts)} verdicts for {len(candidates)} candidates")
-        per_gate[name] = verdicts
-    return [{name: per_gate[name][i] for name in gates} for i in range(len(candidates))]
+def build_gates(specs: list[dict], context: GateContext, section: str = "curate.gates",
+                before_vote: bool = False) -> dict[str, Gate]:
+    """{label: gate} for a config list of gate specs; `before_vote` refuses gates that need a vote."""
+    gates = {}
+    for i, spec in enumerate(specs):
+        where = f"{section}[{i}]"
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise ValueError(f"{where} has no 'name' (e.g. {{name: min_share, threshold: 0.5}})")
+        if before_vote and spec["name"] in NEEDS_VOTE:
+            raise ValueError(f"{where}: gate {spec['name']!r} judges a path against the vote, so it cannot "
+                             "decide who votes; put it in curate.gates")
+        label = spec.get("label", spec["name"])
+        if label in gates:
+            raise ValueError(f"{where}: gate {label!r} given twice; add a distinct 'label'")
+        params = {k: v for k, v in spec.items() if k not in ("name", "label")}
+        gates[label] = build_gate(spec["name"], context, params, where)
+    return gates

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from selfimprove.gates import Candidate, Gate, GateContext, Verdict, build_gate
+from selfimprove.gates.base import Candidate, Gate, GateContext, Verdict
 
 
 def _members(context: GateContext, gates: list[dict[str, Any]]) -> list[tuple[str, float, Gate]]:
@@ -22,7 +22,7 @@ def _members(context: GateContext, gates: list[dict[str, Any]]) -> list[tuple[st
             raise ValueError(f"member gate spec {spec} has no 'name'")
         name, weight = params.pop("name"), float(params.pop("weight", 1.0))
         params.pop("label", None)  # curate's display name; not a gate parameter
-        members.append((name, weight, build_gate(name, context, params)))
+        members.append((name, weight, context.build(name, params)))
     return members
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selfimprove.gates import Candidate, GateContext, Verdict
+from selfimprove.gates.base import Candidate, GateContext, Verdict
 
 
 def majority(context: GateContext):

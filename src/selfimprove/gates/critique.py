@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from selfimprove.gates import Candidate, GateContext, Verdict
+from selfimprove.gates.base import Candidate, GateContext, Verdict
 
 PROMPT = (
     "Check the solution below step by step. Is every step correct, and does it support the final "
@@ -43,8 +43,8 @@ def critique(context: GateContext, require: bool = True, samples: int = 1, tempe
     share of "correct" among parsed verdicts is at least `min_share`. With `require`, a rationale
     with no parsable verdict fails; without it, only an explicit "incorrect" fails.
     """
-    if context.backend is None:
-        raise ValueError("the critique gate needs the round's generation backend")
+    if context.backend is None or context.weights is None:
+        raise ValueError("the critique gate needs the round's generation backend and weights")
     from selfimprove.backends.base import SamplingParams
 
     params = SamplingParams(n=samples, temperature=temperature, max_new_tokens=max_new_tokens,
@@ -53,7 +53,7 @@ def critique(context: GateContext, require: bool = True, samples: int = 1, tempe
     def gate(candidates: list[Candidate]) -> list[Verdict]:
         prompts = [prompt.format(question=c.question, rationale=c.sample.text.strip()) for c in candidates]
         distinct = sorted(set(prompts), key=prompts.index)
-        replies = dict(zip(distinct, context.backend.generate(distinct, params))) if distinct else {}
+        replies = dict(zip(distinct, context.backend.generate(distinct, params, context.weights))) if distinct else {}
         return [_judge([r.text for r in replies[p]], require, min_share) for p in prompts]
 
     return gate

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from statistics import median
 
-from selfimprove.gates import Candidate, GateContext, Verdict
+from selfimprove.gates.base import Candidate, GateContext, Verdict
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from fractions import Fraction
 
-from selfimprove.gates import Candidate, GateContext, Verdict
+from selfimprove.gates.base import Candidate, GateContext, Verdict
 
 
 def equivalent_to_majority(context: GateContext):
@@ -173,17 +173,23 @@ def extract_code(text: str) -> str | None:
 def code_tests(context: GateContext, timeout_s: float = 5.0, memory_mb: int = 512):
     """Keep paths whose code passes the question's tests, run together in the sandbox.
 
-    The task must offer `tests(question_id) -> str | None` (Python that raises on failure, e.g.
-    asserts). Identical code for one question runs once.
+    The task must be a `TestedTask`: `tests(question_id) -> str | None` (Python that raises on
+    failure, e.g. asserts). Identical code for one question runs once.
     """
     from selfimprove import sandbox
+    from selfimprove.tasks.base import tests_of
+
+    tested = tests_of(context.task)
+    if tested is None:
+        raise ValueError(f"the code_tests gate needs a task with tests(question_id); task "
+                         f"{getattr(context.task, 'name', context.task)!r} has none")
 
     def gate(candidates: list[Candidate]) -> list[Verdict]:
         results: dict[tuple[str, str], Verdict] = {}
         out = []
         for c in candidates:
             code = extract_code(c.sample.text)
-            tests = context.task.tests(c.sample.question_id)
+            tests = tested.tests(c.sample.question_id)
             if code is None or tests is None:
                 out.append(Verdict(False, "no code" if code is None else "no tests for this question"))
                 continue

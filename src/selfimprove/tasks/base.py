@@ -5,19 +5,22 @@ A task is a plain object with a few methods; nothing else in the loop knows abou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from selfimprove.records import Exemplar, Item
 
 
-@dataclass(frozen=True)
-class Fields:
-    """Which columns of a user's file or dataset hold the question and the (optional) answer."""
+class Fields(BaseModel):
+    """Which columns of a user's file or dataset hold the question and the (optional) answer.
+    The config's `task.fields` section is this very model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     question: str = "question"
-    answer: str | None = "answer"
-    id: str | None = None
+    answer: str | None = "answer"  # None = unlabeled data
+    id: str | None = None  # None = ids are made from the row number
 
 
 class Task(Protocol):
@@ -34,3 +37,15 @@ class Task(Protocol):
     def is_equivalent(self, a: str, b: str) -> bool: ...
 
     def exemplars(self) -> list[Exemplar]: ...
+
+
+class TestedTask(Task, Protocol):
+    """A task whose questions come with tests (code): what the `code_tests` gate needs."""
+
+    def tests(self, question_id: str) -> str | None:
+        """Python that raises when a program fails question `question_id`'s tests; None when it has none."""
+
+
+def tests_of(task) -> "TestedTask | None":
+    """`task` as a TestedTask, or None: the one place the optional method is looked up."""
+    return task if callable(getattr(task, "tests", None)) else None

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.records import Exemplar
-from selfimprove.tasks import SHARED_DATA
+from selfimprove.tasks.data import SHARED_DATA
 from selfimprove.tasks.answers import (answer_spans, as_fraction, boxed_spans, canonical_number, find_number,
                                        hash_spans)
 from selfimprove.tasks.sources import Dataset, DatasetTask

@@ -47,9 +47,10 @@ def blend_adapter(start_dir: str | Path, trained_dir: str | Path, ema: float) ->
 
 def blend_model(model, start_name: str, ema: float, dtype: str, device: str) -> None:
     """Average an in-memory fully fine-tuned `model` in place with the model it started from."""
-    from selfimprove.backends.transformers import load_model_and_tokenizer
+    from selfimprove.models import load_model
+    from selfimprove.records import Weights
 
-    start, _ = load_model_and_tokenizer(start_name, dtype, device)
+    start = load_model(Weights(start_name), dtype, device)
     with torch.no_grad():
         model.load_state_dict(blend(start.state_dict(), model.state_dict(), ema))
     del start

@@ -1,0 +1,91 @@
+"""The training set of a round: kept paths (and a person's marks, a labelled replay set, earlier
+rounds' paths) as prompt/completion pairs in the training formats.
+
+Writes `rounds/rNN/train.jsonl`: the exact pairs trained on, one `Example` per row. Each row's
+`round` is the round whose paths it came from, so `adapt.data: accumulate` adds every earlier round's
+own examples exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from pathlib import Path
+
+from selfimprove import layout, names, prompts, review
+from selfimprove.context import RunContext
+from selfimprove.records import Example, Exemplar, Item, Sample, TrustedPath, to_row
+
+
+def examples_for(paths: list[TrustedPath], formats: dict[str, float], exemplars: list[Exemplar], chat: bool,
+                 round_: int, seed: int, answer_prefix: str = "The answer is") -> list[Example]:
+    """Each path in each format with that format's probability (1.0 = always), deterministically."""
+    rng = random.Random(zlib.crc32(f"{seed}/{round_}/formats".encode()))
+    out = []
+    for p in paths:
+        for fmt, weight in formats.items():
+            if rng.random() >= weight:
+                continue
+            if prompts.is_cot(fmt) and not p.rationale:
+                continue  # a direct-format sample has no reasoning to teach
+            prompt, completion = prompts.training_pair(p.question, p.rationale, p.answer, fmt, exemplars, chat,
+                                                       answer_prefix)
+            out.append(Example(question_id=p.question_id, round=round_, sample_index=p.sample_index, format=fmt,
+                               prompt=prompt, completion=completion, answer=p.answer))
+    return out
+
+
+def read_replay(path: str) -> list[TrustedPath]:
+    """A labelled set mixed into every round (replay against forgetting): JSONL of question/rationale/answer."""
+    rows = []
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"adapt.replay file {path} does not exist")
+    for n, line in enumerate(file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+        missing = [k for k in ("question", "answer") if k not in row]
+        if missing:
+            raise ValueError(f"{path}:{n}: missing field(s) {missing}; each row needs question, rationale, answer")
+        rows.append(TrustedPath(names.replay_id(n), row["question"], row.get("rationale", ""), str(row["answer"])))
+    return rows
+
+
+def trusted_paths(kept: list[Sample], items: list[Item], answer_prefix: str) -> list[TrustedPath]:
+    question = {i.id: i.question for i in items}
+    return [TrustedPath(s.question_id, question[s.question_id], prompts.rationale_of(s.text, answer_prefix),
+                        s.answer, s.index) for s in kept]
+
+
+def earlier_examples(ctx: RunContext, round_: int, rejected: set) -> list[dict]:
+    """Every earlier round's own examples (not replay, not what it accumulated), minus rejected answers."""
+    return [e for p in range(1, round_) if ctx.store.done(layout.round_file(p, layout.TRAIN))
+            for e in ctx.store.read_jsonl(layout.round_file(p, layout.TRAIN))
+            if e["round"] == p and not names.is_replay(e["question_id"])
+            and (e["question_id"], e["answer"]) not in rejected]
+
+
+def training_set(ctx: RunContext, round_: int, samples: list[Sample], verdicts: list[dict],
+                 items: list[Item]) -> list[dict]:
+    """The round's `train.jsonl` rows: read when complete, else built and written."""
+    cfg, style, seed = ctx.config.adapt, ctx.style, ctx.config.run.seed
+    prefix = ctx.task.answer_prefix
+
+    def build() -> list[dict]:
+        kept = [s for s, v in zip(samples, verdicts) if v["kept"]]
+        kept, reviewed, rejected = review.apply_marks(ctx.store, round_, kept, prefix)  # a person's marks win
+        paths = trusted_paths(kept, items, prefix) + reviewed
+        rows = [to_row(e) for e in examples_for(paths, cfg.formats, style.exemplars, style.chat, round_, seed, prefix)]
+        if cfg.data == "accumulate":
+            rows += earlier_examples(ctx, round_, rejected)
+        if cfg.replay and rows:
+            rows += [to_row(e) for e in examples_for(read_replay(cfg.replay), cfg.formats, style.exemplars,
+                                                     style.chat, round_, seed, prefix)]
+        return rows
+
+    return ctx.store.produce_jsonl(layout.round_file(round_, layout.TRAIN), build)

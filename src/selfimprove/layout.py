@@ -1,0 +1,63 @@
+"""The run directory's layout: the one place that spells where each artifact lives.
+
+    config.yaml  environment.json  manifest.json  metrics.jsonl  summary.json
+    pool.jsonl (questions, no answers)  pool_gold.jsonl (hidden; diagnostics only)  heldout.jsonl  anchor.jsonl
+    rounds/rNN/  pool.jsonl samples.jsonl votes.jsonl verdicts.jsonl train.jsonl train_log.jsonl
+                 adapter/ or model/  eval.json eval_samples.jsonl anchor_samples.jsonl metrics.json
+    review/marks.jsonl  review/log.jsonl  cache/  damaged/
+
+Every module that reads or writes an artifact names it through this module; `round_of` parses a
+name back, so nothing else slices path strings.
+"""
+
+from __future__ import annotations
+
+import re
+
+CONFIG = "config.yaml"
+ENVIRONMENT = "environment.json"
+CONFIG_CHANGES = "config_changes.jsonl"
+POOL = "pool.jsonl"
+POOL_GOLD = "pool_gold.jsonl"
+HELDOUT = "heldout.jsonl"
+ANCHOR = "anchor.jsonl"
+HISTORY = "metrics.jsonl"
+SUMMARY = "summary.json"
+REVIEW_MARKS = "review/marks.jsonl"
+REVIEW_LOG = "review/log.jsonl"
+
+# Per round, under rounds/rNN/.
+ROUND_POOL = "pool.jsonl"  # the questions this round samples (acquire)
+SAMPLES = "samples.jsonl"
+VOTES = "votes.jsonl"
+VERDICTS = "verdicts.jsonl"
+TRAIN = "train.jsonl"
+TRAIN_LOG = "train_log.jsonl"
+ADAPTER = "adapter"  # PEFT folder (LoRA)
+MODEL = "model"  # full weights
+EVAL = "eval.json"  # the scores of the round's weights (held-out, verified vote, anchor)
+EVAL_SAMPLES = "eval_samples.jsonl"
+ANCHOR_SAMPLES = "anchor_samples.jsonl"
+METRICS = "metrics.json"
+REVIEW_APPLIED = "review_applied.json"
+
+_ROUND = re.compile(r"^rounds/r(\d+)/")
+
+
+def round_dir(r: int) -> str:
+    return f"rounds/r{r:02d}"
+
+
+def round_file(r: int, name: str) -> str:
+    return f"{round_dir(r)}/{name}"
+
+
+def round_of(name: str) -> int | None:
+    """The round an artifact name belongs to ("rounds/r03/votes.jsonl" -> 3), or None."""
+    match = _ROUND.match(name)
+    return int(match.group(1)) if match else None
+
+
+def finished_rounds(names) -> list[int]:
+    """Rounds (0 = the base model's evaluation) whose metrics.json is among `names`, in order."""
+    return sorted(r for name in names if (r := round_of(name)) is not None and name == round_file(r, METRICS))

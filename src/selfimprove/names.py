@@ -1,0 +1,26 @@
+"""Names shared by the config and the code that acts on them: a leaf module (imports nothing of ours).
+
+A name that a config may spell (a prompt format, a guarded signal) or that several stages match
+(the id marker of replayed examples) is defined here once, so config validation and the code that
+uses the name can never disagree, and neither has to import the other.
+"""
+
+from __future__ import annotations
+
+# The four LMSI prompt formats (see prompts.py).
+FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
+
+# Label-free signals the monitor can guard (RoundMetrics fields), and the direction in which each degrades.
+GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",
+                   "truncation_rate": "rises", "skeleton_share": "rises", "anchor_accuracy": "falls"}
+
+# Question ids of labelled replay examples start with this: they are not the round's own paths.
+REPLAY_PREFIX = "replay/"
+
+
+def is_replay(question_id: str) -> bool:
+    return question_id.startswith(REPLAY_PREFIX)
+
+
+def replay_id(n: int) -> str:
+    return f"{REPLAY_PREFIX}{n}"

@@ -1,0 +1,30 @@
+"""Where the built-in tasks' local data lives: the shared data folder beside the checkout.
+
+`SHARED_DATA` is `SELFIMPROVE_SHARED_DATA`, default `<repo>/../shared/data`; `local_source(task)`
+is a task's local copy there, or None. A leaf module: task modules import it, not the registry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SHARED_DATA = Path(os.environ.get("SELFIMPROVE_SHARED_DATA")
+                   or Path(__file__).resolve().parents[3].parent / "shared" / "data")
+
+# Relative to SHARED_DATA; see each folder's SOURCE.md for the format.
+_LOCAL = {
+    "gsm8k": "gsm8k",  # train.jsonl, test.jsonl
+    "svamp": "svamp/SVAMP.json",  # one set of 1000, carved into train/test
+    "asdiv": "asdiv/asdiv.jsonl",  # one set of 2305, carved into train/test
+    "aqua": "aqua_rat",  # dev.json, test.json (JSON lines); no train
+    "strategyqa": "strategyqa",  # train.json, dev.json (JSON arrays)
+}
+
+
+def local_source(task_name: str) -> Path | None:
+    """The local copy of a task's dataset in the shared data folder, or None when there is none."""
+    relative = _LOCAL.get(task_name)
+    if relative is None or not (SHARED_DATA / relative).exists():
+        return None
+    return SHARED_DATA / relative
