@@ -77,7 +77,7 @@ def config(model: str, out: Path, gsm8k: str) -> dict:
             "generate": {"k": 4, "temperature": 0.8, "max_new_tokens": 40, "formats": ["cot_zeroshot"],
                          "checkpoint_every": 4},
             "curate": {"gates": [{"name": "majority"}, {"name": "min_share", "threshold": 0.5}]},
-            "adapt": {"method": "lora", "max_steps": 10, "batch_size": 4, "max_length": 256,
+            "adapt": {"tuning": "lora", "max_steps": 10, "batch_size": 4, "max_length": 256,
                       "formats": {"cot_zeroshot": 1.0}},
             "evaluate": {"format": "cot_zeroshot", "k": 4}}
 

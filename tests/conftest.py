@@ -44,13 +44,13 @@ def answering_model(tiny_model, gsm8k_dir, tmp_path_factory):
     import json
     from pathlib import Path
 
-    from selfimprove.adapt import ModelState, train
+    from selfimprove.adapt.sft import train
+    from selfimprove.records import Weights
     from selfimprove.config import AdaptConfig
 
     out = tmp_path_factory.mktemp("answering")
     lines = (Path(gsm8k_dir) / "train.jsonl").read_text().splitlines()[100:164]
     rows = [{"prompt": f"Q: {json.loads(line)['question']}\nA: Let's think step by step.",
              "completion": " 2 + 3 = 5. The answer is 5."} for line in lines]
-    train(rows, ModelState(tiny_model), tiny_model,
-          AdaptConfig(method="full", learning_rate=5e-3, max_steps=120, batch_size=8, max_length=1024), out, seed=0)
+    train(rows, Weights(tiny_model), AdaptConfig(tuning="full", learning_rate=5e-3, max_steps=120, batch_size=8, max_length=1024), out, seed=0)
     return str(out)

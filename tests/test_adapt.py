@@ -4,7 +4,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from selfimprove.adapt import ModelState, TrustedPath, examples_for, read_replay, train
+from selfimprove.adapt.examples import examples_for, read_replay
+from selfimprove.adapt.sft import train
+from selfimprove.records import TrustedPath, Weights
 from selfimprove.config import AdaptConfig
 from selfimprove.records import Exemplar
 
@@ -53,23 +55,23 @@ def _rows(n=16):
 
 
 def test_lora_step_lowers_loss_and_changes_adapter_weights(tiny_model, tmp_path):
-    cfg = AdaptConfig(method="lora", learning_rate=3e-2, max_steps=30, batch_size=4, max_length=256, lora_r=8,
+    cfg = AdaptConfig(tuning="lora", learning_rate=3e-2, max_steps=30, batch_size=4, max_length=256, lora_r=8,
                       lora_alpha=16, lora_dropout=0.0)
-    log = train(_rows(), ModelState(tiny_model), tiny_model, cfg, tmp_path, seed=0)
+    log = train(_rows(), Weights(tiny_model), cfg, tmp_path, seed=0)
     assert log[-1]["loss"] < log[0]["loss"] - 0.3  # LoRA on a random tiny model moves slowly
     weights = load_file(tmp_path / "adapter_model.safetensors")
     lora_b = [t for name, t in weights.items() if "lora_B" in name]
     assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # LoRA's B starts at zero: nonzero means it learned
     # A second round continuing from this adapter keeps training the same weights.
-    log2 = train(_rows(), ModelState(tiny_model, str(tmp_path)), tiny_model, cfg, tmp_path / "r2", seed=1)
+    log2 = train(_rows(), Weights(tiny_model, str(tmp_path)), cfg, tmp_path / "r2", seed=1)
     assert log2[0]["loss"] < log[0]["loss"]
 
 
 def test_full_finetune_lowers_loss_and_changes_weights(tiny_model, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    cfg = AdaptConfig(method="full", learning_rate=3e-3, max_steps=20, batch_size=4, max_length=256)
-    log = train(_rows(), ModelState(tiny_model), tiny_model, cfg, tmp_path, seed=0)
+    cfg = AdaptConfig(tuning="full", learning_rate=3e-3, max_steps=20, batch_size=4, max_length=256)
+    log = train(_rows(), Weights(tiny_model), cfg, tmp_path, seed=0)
     assert log[-1]["loss"] < log[0]["loss"] * 0.8
     before = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
     after = AutoModelForCausalLM.from_pretrained(tmp_path).state_dict()
@@ -80,7 +82,7 @@ def test_chat_examples_train_through_the_chat_template(tiny_chat_model, tmp_path
     examples = examples_for([PATH] * 8, {"cot_fewshot": 1.0, "direct_zeroshot": 1.0}, EXEMPLARS, chat=True,
                             round_=1, seed=0)
     rows = [{"prompt": e.prompt, "completion": e.completion} for e in examples]
-    cfg = AdaptConfig(method="full", learning_rate=3e-3, max_steps=15, batch_size=4, max_length=512)
-    log = train(rows, ModelState(tiny_chat_model), tiny_chat_model, cfg, tmp_path, seed=0)
+    cfg = AdaptConfig(tuning="full", learning_rate=3e-3, max_steps=15, batch_size=4, max_length=512)
+    log = train(rows, Weights(tiny_chat_model), cfg, tmp_path, seed=0)
     assert log[-1]["loss"] < log[0]["loss"]
     assert (tmp_path / "chat_template.jinja").exists() or "chat_template" in (tmp_path / "tokenizer_config.json").read_text()

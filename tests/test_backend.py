@@ -3,13 +3,35 @@
 import pytest
 import torch
 
-from selfimprove.backends import SamplingParams, load_backend
-from selfimprove.backends.transformers import ModelLoadError
+from selfimprove.backends import SamplingParams, create_backend
+from selfimprove.backends.transformers import TransformersBackend
+from selfimprove.config import GenerateConfig, ModelConfig
+from selfimprove.models import ModelLoadError
+from selfimprove.records import Weights
+
+
+class Bound:
+    """The backend with its weights fixed, so each test reads as `backend.generate(prompts, params)`."""
+
+    def __init__(self, backend, weights):
+        self.engine, self.weights = backend, weights
+
+    def generate(self, prompts, params):
+        return self.engine.generate(prompts, params, self.weights)
+
+    def __getattr__(self, name):  # model, tokenizer: loaded by the first call
+        self.engine._use(self.weights)
+        return getattr(self.engine, name)
+
+
+def make(model, batch_size=2, **options):
+    return Bound(TransformersBackend(ModelConfig(name=model, device="cpu"), GenerateConfig(batch_size=batch_size),
+                                     **options), Weights(model))
 
 
 @pytest.fixture(scope="module")
 def backend(tiny_model):
-    return load_backend("transformers", tiny_model, batch_size=2)
+    return make(tiny_model)
 
 
 PROMPTS = ["Q: 1+1?\nA:", "Q: a much longer question about apples and pears?\nA:", "Q: 7?\nA:"]
@@ -19,10 +41,16 @@ def test_k_samples_per_prompt_in_prompt_order(backend):
     params = SamplingParams(n=3, temperature=1.0, max_new_tokens=8, seed=1)
     out = backend.generate(PROMPTS, params)
     assert [len(c) for c in out] == [3, 3, 3]
-    # Batching sorts prompts by length; results must come back in the caller's order.
-    alone = backend.generate([PROMPTS[1]], params)
     assert all(c.num_tokens <= 8 for comps in out for c in comps)
-    assert len(alone[0]) == 3
+    # Batching sorts prompts by length (longest first); results must come back in the caller's order:
+    # greedy decoding of each prompt alone is the reference for its row.
+    greedy = SamplingParams(n=2, temperature=0.0, max_new_tokens=8)
+    batched = backend.generate(PROMPTS, greedy)
+    alone = [backend.generate([p], greedy)[0] for p in PROMPTS]
+    assert [[c.text for c in comps] for comps in batched] == [[c.text for c in comps] for comps in alone]
+    # The log-probability of a continuation depends on its prompt, so it shows the order even when texts agree.
+    assert [comps[0].logprob for comps in batched] == pytest.approx([comps[0].logprob for comps in alone], abs=1e-3)
+    assert len({round(comps[0].logprob, 3) for comps in alone}) > 1
 
 
 def test_sampling_is_seeded_and_greedy_is_deterministic(backend):
@@ -57,22 +85,50 @@ def test_stop_strings_cut_the_completion(backend):
             assert "e" not in c.text
 
 
-def test_chat_template_is_used_when_present(tiny_chat_model, backend):
-    chat = load_backend("transformers", tiny_chat_model)
-    rendered = chat.render_chat([{"role": "user", "content": "hi"}])
+def test_chat_messages_are_rendered_with_the_template(tiny_chat_model, backend):
+    chat = make(tiny_chat_model)
+    messages = [{"role": "user", "content": "hi"}]
+    assert chat.engine.has_chat_template(chat.weights) and not backend.engine.has_chat_template(backend.weights)
+    rendered = chat.render(messages)
     assert rendered.endswith("<s>assistant\n") and "hi" in rendered
-    assert backend.render_chat([{"role": "user", "content": "hi"}]) is None
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=6)
+    assert chat.generate([messages], params) == chat.generate([rendered], params)
+    assert chat.engine.count_tokens(messages, chat.weights) == chat.engine.count_tokens(rendered, chat.weights)
+    with pytest.raises(ValueError, match="no chat template"):
+        backend.generate([messages], params)
+
+
+def test_weights_are_loaded_once_and_switched_per_call(tiny_model, tiny_chat_model):
+    engine = TransformersBackend(ModelConfig(name=tiny_model, device="cpu"), GenerateConfig(batch_size=2))
+    a, b = Weights(tiny_model), Weights(tiny_chat_model)
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=4)
+    first = engine.generate(PROMPTS, params, a)
+    engine.count_tokens(PROMPTS[0], a), engine.max_context(a), engine.generate(PROMPTS, params, a)
+    assert engine.loads == [a]
+    engine.generate(PROMPTS, params, b)
+    engine.close()
+    assert engine.model is None and engine.loaded is None
+    assert engine.generate(PROMPTS, params, a) == first and engine.loads == [a, b, a]
+
+
+def test_backend_options_are_checked_before_any_work(tiny_model):
+    cfg = GenerateConfig(backend_options={"shared_prefix": False})
+    assert create_backend(ModelConfig(name=tiny_model), cfg).shared_prefix is False
+    with pytest.raises(ValueError, match="generate.backend_options.*batch_sizes"):
+        create_backend(ModelConfig(name=tiny_model), GenerateConfig(backend_options={"batch_sizes": 3}))
+    with pytest.raises(ValueError, match="generate.backend.*unknown name 'vllm2'"):
+        create_backend(ModelConfig(name=tiny_model), GenerateConfig(backend="vllm2"))
 
 
 @pytest.mark.parametrize("name", ["/no/such/model", "./missing-folder"])
 def test_missing_model_path_is_a_clear_error(name):
     with pytest.raises(ModelLoadError, match="does not exist"):
-        load_backend("transformers", name)
+        make(name).generate(PROMPTS, SamplingParams())
 
 
 def test_unknown_hub_id_offline_is_a_clear_error():
-    with pytest.raises(ModelLoadError, match="could not load model"):
-        load_backend("transformers", "nobody-here/no-such-model-xyz")
+    with pytest.raises(ModelLoadError, match="could not load"):
+        make("nobody-here/no-such-model-xyz").generate(PROMPTS, SamplingParams())
 
 
 def test_shared_prefill_scores_match_a_forward_pass(backend):
@@ -95,7 +151,7 @@ def test_shared_prefill_scores_match_a_forward_pass(backend):
 
 def test_shared_prefix_greedy_matches_plain_generate(backend, tiny_model):
     """One shared prompt cache per prompt (left-padded batch) decodes exactly as `generate` does."""
-    plain = load_backend("transformers", tiny_model, batch_size=2, shared_prefix=False)
+    plain = make(tiny_model, shared_prefix=False)
     greedy = SamplingParams(n=3, temperature=0.0, max_new_tokens=12)
     ours, reference = backend.generate(PROMPTS, greedy), plain.generate(PROMPTS, greedy)
     for a, b in zip(ours, reference):

@@ -16,9 +16,9 @@ def write(tmp_path, text, name="c.yaml"):
 
 
 def test_defaults_and_overrides(tmp_path):
-    cfg = load_config(write(tmp_path, MINIMAL), ["run.rounds=5", "generate.k=16", "adapt.method=full",
+    cfg = load_config(write(tmp_path, MINIMAL), ["run.rounds=5", "generate.k=16", "adapt.tuning=full",
                                                  "generate.formats=[cot_fewshot, direct_zeroshot]"])
-    assert (cfg.run.rounds, cfg.generate.k, cfg.adapt.method) == (5, 16, "full")
+    assert (cfg.run.rounds, cfg.generate.k, cfg.adapt.tuning) == (5, 16, "full")
     assert cfg.generate.formats == ["cot_fewshot", "direct_zeroshot"]
     assert cfg.model.name == "some/model"
 

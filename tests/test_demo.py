@@ -14,7 +14,7 @@ def _fraction(value) -> bool:
 
 def test_demo_config_is_a_valid_loop_config(tmp_path):
     config = demo.demo_config(tmp_path, seed=3, quick=False)
-    assert config.task.name == "arithmetic" and config.adapt.method == "full"
+    assert config.task.name == "arithmetic" and config.adapt.tuning == "full"
     assert config.run.rounds >= 3 and "seed=3" in config.task.source
     rows = (tmp_path / "replay.jsonl").read_text().splitlines()
     assert len(rows) == demo.REPLAY_ROWS and {"question", "rationale", "answer"} <= set(json.loads(rows[0]))

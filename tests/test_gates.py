@@ -12,7 +12,7 @@ from selfimprove.gates import GATES, Candidate, GateContext, Verdict, build_gate
 from selfimprove.gates.critique import parse_verdict
 from selfimprove.gates.hacking import skeleton
 from selfimprove.gates.verify import check_equations, extract_code
-from selfimprove.records import Sample, Vote
+from selfimprove.records import Sample, Vote, Weights
 
 
 class FakeTask:
@@ -32,6 +32,7 @@ class FakeTask:
 
 
 CTX = GateContext(task=FakeTask())
+W = Weights("scripted")
 
 
 def cand(text="3 + 4 = 7. The answer is 7.", answer="7", qid="q1", index=0, majority="7", share=1.0,
@@ -90,7 +91,8 @@ class ScriptedBackend:
     replies: list[str]
     prompts: list | None = None
 
-    def generate(self, prompts, params):
+    def generate(self, prompts, params, weights, progress=None):
+        assert weights == W, "the gate asks the weights that sampled the round"
         self.prompts = prompts
         return [[Completion(self.replies[i % len(self.replies)], 1, False, 0.0)] * params.n
                 for i in range(len(prompts))]
@@ -103,7 +105,7 @@ class ScriptedBackend:
 ])
 def test_critique_gate(replies, require, expected, no_verdicts):
     backend = ScriptedBackend(replies)
-    gate = build_gate("critique", GateContext(task=FakeTask(), backend=backend), {"require": require})
+    gate = build_gate("critique", GateContext(task=FakeTask(), backend=backend, weights=W), {"require": require})
     cands = [cand(text=f"path {i}. The answer is 7.", index=i) for i in range(3)]
     verdicts = gate(cands)
     assert [v.passed for v in verdicts] == expected
@@ -113,7 +115,7 @@ def test_critique_gate(replies, require, expected, no_verdicts):
 
 def test_critique_asks_once_per_distinct_rationale():
     backend = ScriptedBackend(["correct"])
-    gate = build_gate("critique", GateContext(task=FakeTask(), backend=backend), {})
+    gate = build_gate("critique", GateContext(task=FakeTask(), backend=backend, weights=W), {})
     assert [v.passed for v in gate([cand(index=0), cand(index=1)])] == [True, True]
     assert len(backend.prompts) == 1
 
@@ -127,8 +129,11 @@ def test_critique_on_a_random_tiny_model(tmp_path):
     from selfimprove.backends.transformers import TransformersBackend
     from selfimprove.tiny import save_tiny_model
 
-    backend = TransformersBackend(str(save_tiny_model(tmp_path / "tiny")), device="cpu")
-    gate = build_gate("critique", GateContext(task=FakeTask(), backend=backend, seed=1),
+    from selfimprove.config import ModelConfig
+
+    model = str(save_tiny_model(tmp_path / "tiny"))
+    backend = TransformersBackend(ModelConfig(name=model, device="cpu"))
+    gate = build_gate("critique", GateContext(task=FakeTask(), backend=backend, weights=Weights(model), seed=1),
                       {"samples": 2, "temperature": 1.0, "max_new_tokens": 12,
                        "prompt": "Q: {question}\nS: {rationale}\nVerdict:"})  # short: CPU time
     verdicts = gate([cand(index=i, text=f"{i} + 1 = {i + 1}. The answer is {i + 1}.") for i in range(3)])

@@ -20,7 +20,7 @@ def make_config(model, out_dir, pool_source, eval_source, rounds=2, **over):
         "generate": {"k": 4, "temperature": 0.8, "max_new_tokens": 40, "formats": ["cot_zeroshot"],
                      "checkpoint_every": 4},
         "curate": {"gates": [{"name": "majority"}, {"name": "min_share", "threshold": 0.5}]},
-        "adapt": {"method": "lora", "max_steps": 3, "batch_size": 4, "max_length": 256,
+        "adapt": {"tuning": "lora", "max_steps": 3, "batch_size": 4, "max_length": 256,
                   "formats": {"cot_zeroshot": 1.0, "direct_zeroshot": 1.0}},
         "evaluate": {"format": "cot_zeroshot", "k": 2},
     }

@@ -7,10 +7,12 @@ import torch
 from safetensors.torch import load_file
 
 from selfimprove import monitor
-from selfimprove.adapt import ModelState, TrustedPath, examples_for, train
+from selfimprove.adapt.examples import examples_for
+from selfimprove.adapt.sft import train
+from selfimprove.records import TrustedPath, Weights
 from selfimprove.config import AdaptConfig, ConfigError, MonitorConfig, parse_config
-from selfimprove.ema import blend
-from selfimprove.records import Sample, Vote
+from selfimprove.adapt.ema import blend
+from selfimprove.records import RoundMetrics, Sample, Vote
 
 
 def sample(text, answer="1", tokens=10, truncated=False):
@@ -43,19 +45,19 @@ def test_compute_spent_counts_generated_and_trained_tokens():
 
 
 def test_compare_drift_forgetting_and_return():
-    history = [{"round": 0, "accuracy": 0.50, "anchor_accuracy": 0.90},
-               {"round": 1, "accuracy": 0.60, "anchor_accuracy": 0.80, "mean_tokens": 20.0},
-               {"round": 2, "accuracy": 0.40, "anchor_accuracy": 0.85, "mean_tokens": 25.0, "weights_round": 1}]
-    out = monitor.compare(history, {"round": 3, "accuracy": 0.65, "anchor_accuracy": 0.70, "mean_tokens": 30.0,
-                                    "compute_tokens": 500_000})
+    history = [RoundMetrics(round=0, accuracy=0.50, anchor_accuracy=0.90),
+               RoundMetrics(round=1, accuracy=0.60, anchor_accuracy=0.80, mean_tokens=20.0),
+               RoundMetrics(round=2, accuracy=0.40, anchor_accuracy=0.85, mean_tokens=25.0, weights_round=1)]
+    out = monitor.compare(history, RoundMetrics(round=3, accuracy=0.65, anchor_accuracy=0.70, mean_tokens=30.0,
+                                                compute_tokens=500_000))
     assert out["length_drift"] == pytest.approx(0.5) and out["length_drift_prev"] == pytest.approx(0.2)
     assert out["forgetting"] == pytest.approx(0.20)  # best earlier anchor accuracy 0.90 - 0.70
     # Round 3 started from round 1's weights (round 2 was reset): gain 0.65 - 0.60 over 0.5M tokens.
-    assert out["gain"] == pytest.approx(0.05) and out["return"] == pytest.approx(10.0)
+    assert out["gain"] == pytest.approx(0.05) and out["return_per_mtoken"] == pytest.approx(10.0)
 
 
 def h(r, acc=None, ret=None, kept=5, decision="continue", **signals):
-    return {"round": r, "accuracy": acc, "return": ret, "kept": kept, "decision": decision, **signals}
+    return RoundMetrics(round=r, accuracy=acc, return_per_mtoken=ret, kept=kept, decision=decision, **signals)
 
 
 BASE = h(0, 0.50)
@@ -106,8 +108,8 @@ def test_config_rejects_unknown_signal_and_lora_ema_from_base():
     with pytest.raises(ConfigError, match="unknown signal 'agreemnt'"):
         parse_config({"model": {"name": "m"}, "monitor": {"signal_tolerance": {"agreemnt": 0.1}}})
     with pytest.raises(ConfigError, match="init=previous"):
-        parse_config({"model": {"name": "m"}, "adapt": {"method": "lora", "init": "base", "ema": 0.5}})
-    assert parse_config({"model": {"name": "m"}, "adapt": {"method": "full", "ema": 0.5}}).adapt.ema == 0.5
+        parse_config({"model": {"name": "m"}, "adapt": {"tuning": "lora", "init": "base", "ema": 0.5}})
+    assert parse_config({"model": {"name": "m"}, "adapt": {"tuning": "full", "ema": 0.5}}).adapt.ema == 0.5
 
 
 def test_blend_is_the_weighted_mean_and_refuses_mismatched_shapes():
@@ -125,14 +127,14 @@ def _rows():
 
 
 def test_lora_ema_averages_the_adapter_with_the_previous_one(tiny_model, tmp_path):
-    lora = dict(method="lora", init="previous", learning_rate=3e-2, max_steps=2, batch_size=4, max_length=256,
+    lora = dict(tuning="lora", init="previous", learning_rate=3e-2, max_steps=2, batch_size=4, max_length=256,
                 lora_r=4, lora_alpha=8, lora_dropout=0.0)
     first = tmp_path / "r1"
-    log = train(_rows(), ModelState(tiny_model), tiny_model, AdaptConfig(**lora), first, seed=0)
+    log = train(_rows(), Weights(tiny_model), AdaptConfig(**lora), first, seed=0)
     assert log[-1]["num_tokens"] > 0  # TRL's token count: the trained half of a round's compute
     plain, averaged = tmp_path / "plain", tmp_path / "ema"
-    train(_rows(), ModelState(tiny_model, str(first)), tiny_model, AdaptConfig(**lora), plain, seed=1)
-    train(_rows(), ModelState(tiny_model, str(first)), tiny_model, AdaptConfig(**lora, ema=0.75), averaged, seed=1)
+    train(_rows(), Weights(tiny_model, str(first)), AdaptConfig(**lora), plain, seed=1)
+    train(_rows(), Weights(tiny_model, str(first)), AdaptConfig(**lora, ema=0.75), averaged, seed=1)
     a, b, c = (load_file(p / "adapter_model.safetensors") for p in (first, plain, averaged))
     assert set(c) == set(b) and any(not torch.equal(a[k], b[k]) for k in b)
     for k in b:
@@ -140,10 +142,10 @@ def test_lora_ema_averages_the_adapter_with_the_previous_one(tiny_model, tmp_pat
 
 
 def test_full_ema_averages_with_the_starting_model(tiny_model, tmp_path):
-    full = dict(method="full", learning_rate=1e-2, max_steps=2, batch_size=4, max_length=256)
+    full = dict(tuning="full", learning_rate=1e-2, max_steps=2, batch_size=4, max_length=256)
     plain, averaged = tmp_path / "plain", tmp_path / "ema"
-    train(_rows(), ModelState(tiny_model), tiny_model, AdaptConfig(**full), plain, seed=0)
-    train(_rows(), ModelState(tiny_model), tiny_model, AdaptConfig(**full, ema=0.5), averaged, seed=0)
+    train(_rows(), Weights(tiny_model), AdaptConfig(**full), plain, seed=0)
+    train(_rows(), Weights(tiny_model), AdaptConfig(**full, ema=0.5), averaged, seed=0)
     a, b, c = (load_file(f"{p}/model.safetensors") for p in (tiny_model, plain, averaged))
     changed = [k for k in b if not torch.equal(a[k], b[k])]
     assert changed
@@ -166,7 +168,7 @@ def test_loop_anchor_forgetting_return_and_final_weights_after_reset(answering_m
     for m in history[1:]:
         assert m["decision"] == "reset" and m["weights_round"] == 0
         assert m["compute_tokens"] == m["generated_tokens"] + m["trained_tokens"] > 0
-        assert "return" in m and "forgetting" in m and 0 < m["skeleton_share"] <= 1
+        assert "return_per_mtoken" in m and "forgetting" in m and 0 < m["skeleton_share"] <= 1
     assert "length_drift" in history[2]
     # Round 2 restarted from the restored base model, and the run ends on round 0's weights.
     samples = (root / "rounds/r02/samples.jsonl").read_text().splitlines()

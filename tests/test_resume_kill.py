@@ -38,7 +38,7 @@ def config_dict(model, out_dir, gsm8k_dir, rounds):
         "generate": {"k": 4, "temperature": 0.8, "max_new_tokens": 30, "formats": ["cot_zeroshot"],
                      "checkpoint_every": 1},
         "curate": {"gates": [{"name": "majority"}, {"name": "min_share", "threshold": 0.5}]},
-        "adapt": {"method": "lora", "max_steps": 3, "batch_size": 4, "max_length": 256,
+        "adapt": {"tuning": "lora", "max_steps": 3, "batch_size": 4, "max_length": 256,
                   "formats": {"cot_zeroshot": 1.0, "direct_zeroshot": 1.0}},
         "evaluate": {"format": "cot_zeroshot", "k": 2},
     }
@@ -122,15 +122,15 @@ def test_kill_during_generation_then_resume_equals_uninterrupted(tiny_model, gsm
 
 @pytest.mark.slow
 def test_kill_at_every_stage_then_resume_equals_uninterrupted(tiny_model, gsm8k_dir, tmp_path):
-    from selfimprove.adapt import ModelState, train
+    from selfimprove.adapt.sft import train
+    from selfimprove.records import Weights
     from selfimprove.config import AdaptConfig
 
     model = tmp_path / "answering"  # replies "2 + 3 = 5. The answer is 5.": paths get kept and trained on
     lines = (Path(gsm8k_dir) / "train.jsonl").read_text().splitlines()[100:164]
     rows = [{"prompt": f"Q: {json.loads(line)['question']}\nA: Let's think step by step.",
              "completion": " 2 + 3 = 5. The answer is 5."} for line in lines]
-    train(rows, ModelState(tiny_model), tiny_model,
-          AdaptConfig(method="full", learning_rate=5e-3, max_steps=120, batch_size=8, max_length=1024), model, seed=0)
+    train(rows, Weights(tiny_model), AdaptConfig(tuning="full", learning_rate=5e-3, max_steps=120, batch_size=8, max_length=1024), model, seed=0)
     reference_root = tmp_path / "reference"
     run(parse_config(config_dict(str(model), reference_root, gsm8k_dir, rounds=2)))
     reference = final_artifacts(reference_root)

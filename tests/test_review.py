@@ -80,10 +80,12 @@ def test_next_round_training_data_honours_marks(tmp_path):
 
 
 def test_train_stage_uses_the_marks(tmp_path, tiny_model):
+    from rich.console import Console
+
+    from selfimprove.adapt.examples import training_set
     from selfimprove.config import parse_config
-    from selfimprove.generate import PromptStyle
-    from selfimprove.loop import train_stage
-    from selfimprove.adapt import ModelState
+    from selfimprove.context import Collected, RunContext
+    from selfimprove.prompts import PromptStyle
     from selfimprove.records import Item
     from selfimprove.tasks import get_task
 
@@ -96,7 +98,9 @@ def test_train_stage_uses_the_marks(tmp_path, tiny_model):
     samples = [from_row(Sample, s) for s in store.read_jsonl("rounds/r02/samples.jsonl")]
     verdicts = store.read_jsonl("rounds/r02/verdicts.jsonl")
     store.remove("rounds/r02/train.jsonl")
-    train_stage(store, cfg, get_task("gsm8k"), PromptStyle([], False), pool, samples, verdicts, ModelState(tiny_model), 2)
+    ctx = RunContext(cfg, store, get_task("gsm8k"), None, Collected(pool, {}, [], []), PromptStyle([], False),
+                     Console())
+    training_set(ctx, 2, samples, verdicts, pool)
     train = store.read_jsonl("rounds/r02/train.jsonl")
     assert train and not [e for e in train if e["question_id"] == "q1"]
 

@@ -7,6 +7,7 @@ import pytest
 from selfimprove.backends import SamplingParams
 from selfimprove.backends.base import Completion
 from selfimprove.cache import CachedBackend
+from selfimprove.records import Weights
 from selfimprove.store import RunStore, StoreError
 
 
@@ -54,7 +55,7 @@ def test_unfinished_write_and_missing_file_are_named(tmp_path):
 
 def test_other_version_and_corrupt_manifest_are_refused_with_what_to_do(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 0, "artifacts": {}}))
-    with pytest.raises(StoreError, match="format 0, this is 1: start a new run directory"):
+    with pytest.raises(StoreError, match="format 0, this is 2: start a new run directory"):
         RunStore(tmp_path)
     (tmp_path / "manifest.json").write_text('{"format_version": 1, "artif')
     with pytest.raises(StoreError, match="not valid JSON"):
@@ -81,7 +82,7 @@ class CountingBackend:
     def __init__(self):
         self.calls = 0
 
-    def generate(self, prompts, params, progress=None):
+    def generate(self, prompts, params, weights, progress=None):
         self.calls += 1
         return [[Completion(f"{p}/{params.seed}/{i}", 3, False, -1.5) for i in range(params.n)] for p in prompts]
 
@@ -90,13 +91,16 @@ def test_cache_answers_the_same_call_once_and_keys_on_every_parameter(tmp_path):
     inner = CountingBackend()
     cached = CachedBackend(inner, tmp_path)
     params = SamplingParams(n=2, seed=1)
-    first = cached.generate(["a", "b"], params)
-    assert CachedBackend(inner, tmp_path).generate(["a", "b"], params) == first and inner.calls == 1
-    cached.generate(["a", "b"], SamplingParams(n=2, seed=2))
-    cached.generate(["a", "b"], SamplingParams(n=2, seed=1, temperature=0.5))
-    cached.generate(["b", "a"], params)
-    inner.adapter = cached.adapter = None
-    assert inner.calls == 4
+    w = Weights("model-a")
+    first = cached.generate(["a", "b"], params, w)
+    assert CachedBackend(inner, tmp_path).generate(["a", "b"], params, w) == first and inner.calls == 1
+    cached.generate(["a", "b"], SamplingParams(n=2, seed=2), w)
+    cached.generate(["a", "b"], SamplingParams(n=2, seed=1, temperature=0.5), w)
+    cached.generate(["b", "a"], params, w)
+    cached.generate(["a", "b"], params, Weights("model-b"))
+    cached.generate(["a", "b"], params, Weights("model-a", adapter="adapter-1"))
+    cached.generate([[{"role": "user", "content": "a"}], "b"], params, w)
+    assert inner.calls == 7
     for f in tmp_path.rglob("*.json"):
         f.write_text("{damaged")
-    assert cached.generate(["a", "b"], params) == first and inner.calls == 5  # damaged entry regenerated
+    assert cached.generate(["a", "b"], params, w) == first and inner.calls == 8  # damaged entry regenerated

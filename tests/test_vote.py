@@ -58,7 +58,8 @@ def test_paths_failing_a_pre_vote_gate_abstain():
     """vote.require: a wrong-arithmetic majority loses to fewer checked paths."""
     from dataclasses import replace
 
-    from selfimprove.curate import build_gates, eligible_voters
+    from selfimprove.gates import build_gates
+    from selfimprove.vote import eligible_voters
     from selfimprove.gates import GateContext
 
     texts = ["2 + 3 = 6. The answer is 6.", "2 + 3 = 6. The answer is 6.", "2 + 3 = 6. The answer is 6.",
