@@ -41,8 +41,8 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
-    # Python opens files non-inheritable, so a child process (the sandbox, a tokenizer worker)
-    # never keeps the lock alive after this process dies.
+    # Python opens files non-inheritable, so a program this process starts (the sandbox) never
+    # keeps the lock alive after it dies. A bare fork() does share it until the child exits.
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
