@@ -170,7 +170,11 @@ def test_unreadable_review_files_are_one_clear_error(tmp_path):
     out = tmp_path / "review.csv"
     # 0x81 is neither UTF-8 on its own nor a Windows-1252 character.
     out.write_bytes(b"id,decision,note\r\nr01|q0|cot_zeroshot|0,accept,\r\nr01|q0|cot_zeroshot|1,accept,a\x81b\r\n")
-    with pytest.raises(ReviewError, match=r"review\.csv:3: neither UTF-8 nor Windows-1252 .*byte 0x81.*save it as UTF-8"):
+    with pytest.raises(ReviewError, match=r"review\.csv:3: not UTF-8 text \(byte 0x81 at offset 79\) nor Windows-1252"
+                                          r".*save it as UTF-8"):
+        import_marks(tmp_path, out)
+    out.write_bytes(b"\xef\xbb\xbf" + out.read_bytes().replace(b"\x81", b"\xe9"))  # UTF-8 BOM, then a cp1252 byte
+    with pytest.raises(ReviewError, match=r"review\.csv:3: not UTF-8 text \(byte 0xe9 at offset 82\); save"):
         import_marks(tmp_path, out)
     out.write_text("question,decision\nWhat?,accept\n")
     with pytest.raises(ReviewError, match=r"review\.csv:1: the header has no 'id' column \(columns: question, decision\)"):

@@ -14,6 +14,7 @@ byte-order mark, Windows-1252 (read with a note in `ImportResult.notes`), or sem
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -81,19 +82,23 @@ def _read_text(path: Path) -> tuple[str, list[str]]:
     if not path.exists():
         raise ReviewError(f"review file {path} does not exist")
     data = path.read_bytes()
+    bom = data.startswith(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as err:
-        bad = err.start  # counts from after a BOM, which a file that fails here cannot have
+        bad = err.start + (3 if bom else 0)  # utf-8-sig counts from after the BOM
     line = data.count(b"\n", 0, bad) + 1
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError:
-        raise ReviewError(f"{path}:{line}: neither UTF-8 nor Windows-1252 text (byte 0x{data[bad]:02x} at offset "
-                          f"{bad}); save it as UTF-8 (in a spreadsheet: \"CSV UTF-8\") and import it again") from None
-    return text, [f"{path} is not UTF-8 (line {line} first); read it as Windows-1252 (cp1252). If accented "
-                  "letters in the notes look wrong in review/marks.jsonl, save the file as UTF-8 (in a "
-                  "spreadsheet: \"CSV UTF-8\") and import it again"]
+    if not bom:  # a file that says it is UTF-8 and is not is damaged, not in another code page
+        try:
+            return data.decode("cp1252"), [
+                f"{path} is not UTF-8 (line {line} first); read it as Windows-1252 (cp1252). If accented letters "
+                "in the notes look wrong in review/marks.jsonl, save the file as UTF-8 (in a spreadsheet: "
+                "\"CSV UTF-8\") and import it again"]
+        except UnicodeDecodeError:
+            pass
+    also = "" if bom else " nor Windows-1252"
+    raise ReviewError(f"{path}:{line}: not UTF-8 text (byte 0x{data[bad]:02x} at offset {bad}){also}; "
+                      "save it as UTF-8 (in a spreadsheet: \"CSV UTF-8\") and import it again")
 
 
 def _read_csv(path: Path, text: str) -> list[tuple[int, dict]]:
