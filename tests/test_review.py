@@ -125,3 +125,61 @@ def test_kept_examples_load_as_a_dataset_and_push_uploads_the_folder(tmp_path, m
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     push(tmp_path, "me/data")
     assert calls == [("create", "me/data", True), ("upload", "me/data", str(folder), "dataset")]
+
+
+# ---------------------------------------------------------------- review files saved by spreadsheets
+
+def spreadsheet_csv(run, out, encoding, delimiter=",", notes=("café – naïve", "")):
+    """A run's exported CSV with two marks, saved as a spreadsheet would: in `encoding`, with `delimiter`."""
+    make_run(run)
+    export(run, 1, out)
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    rows[0]["decision"], rows[0]["note"] = "Reject", notes[0]
+    rows[1]["decision"], rows[1]["note"] = "accept", notes[1]
+    with out.open("w", encoding=encoding, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=rows[0].keys(), delimiter=delimiter, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1252"])
+def test_csv_saved_by_a_spreadsheet_imports(tmp_path, encoding):
+    out = tmp_path / "review.csv"
+    rows = spreadsheet_csv(tmp_path, out, encoding)
+    assert out.read_bytes().startswith(b"\xef\xbb\xbfid,") == (encoding == "utf-8-sig")
+    result = import_marks(tmp_path, out, reviewer="ana")
+    assert (result.changed, result.unmarked, result.problems) == (2, 7, [])
+    if encoding == "cp1252":  # read anyway, and the reviewer is told how it was read
+        assert len(result.notes) == 1 and "not UTF-8 (line 2 first)" in result.notes[0]
+        assert "Windows-1252" in result.notes[0] and "save the file as UTF-8" in result.notes[0]
+    else:
+        assert result.notes == []
+    marks = {m["id"]: m for m in RunStore(tmp_path).read_jsonl("review/marks.jsonl")}
+    assert (marks[rows[0]["id"]]["decision"], marks[rows[0]["id"]]["note"]) == ("reject", "café – naïve")
+
+
+def test_semicolon_csv_with_multiline_notes_names_the_right_lines(tmp_path):
+    out = tmp_path / "review.csv"
+    rows = spreadsheet_csv(tmp_path, out, "utf-8-sig", delimiter=";", notes=("first line\nsecond line", ""))
+    text = out.read_text(encoding="utf-8-sig").replace(f"{rows[2]['id']};;", f"{rows[2]['id']};maybe;")
+    out.write_text(text + ";;;;;;;;;;;\r\n", encoding="utf-8-sig")  # and a blank spreadsheet row
+    result = import_marks(tmp_path, out)
+    assert result.changed == 2
+    assert result.problems == ["line 5: decision 'maybe' must be accept, reject or blank"]  # row 3 starts on line 5
+
+
+def test_unreadable_review_files_are_one_clear_error(tmp_path):
+    make_run(tmp_path)
+    out = tmp_path / "review.csv"
+    # 0x81 is neither UTF-8 on its own nor a Windows-1252 character.
+    out.write_bytes(b"id,decision,note\r\nr01|q0|cot_zeroshot|0,accept,\r\nr01|q0|cot_zeroshot|1,accept,a\x81b\r\n")
+    with pytest.raises(ReviewError, match=r"review\.csv:3: not UTF-8 text \(byte 0x81 at offset 79\) nor Windows-1252"
+                                          r".*save it as UTF-8"):
+        import_marks(tmp_path, out)
+    out.write_bytes(b"\xef\xbb\xbf" + out.read_bytes().replace(b"\x81", b"\xe9"))  # UTF-8 BOM, then a cp1252 byte
+    with pytest.raises(ReviewError, match=r"review\.csv:3: not UTF-8 text \(byte 0xe9 at offset 82\); save"):
+        import_marks(tmp_path, out)
+    out.write_text("question,decision\nWhat?,accept\n")
+    with pytest.raises(ReviewError, match=r"review\.csv:1: the header has no 'id' column \(columns: question, decision\)"):
+        import_marks(tmp_path, out)

@@ -110,25 +110,42 @@ def test_missing_question_field_names_field_file_row_columns_and_fix(tmp_path):
     with pytest.raises(DataError) as e:
         GSM8K.load(f)
     message = str(e.value)
-    for part in ("cols.jsonl:2", "'question'", "is missing", "columns: prompt, label", "fields=Fields("):
+    for part in ("cols.jsonl:2", "'question'", "is missing", "columns are: prompt, label",
+                 "`task.fields.question: <column>`"):
         assert part in message, (part, message)
+    assert "Fields(" not in message  # a config key, not Python: most users write YAML
+
+
+@pytest.mark.parametrize("name,text,fields,key", [
+    ("mine.csv", "Problem,Label\nhow many?,3\n", Fields(question="Problem", answer="Solution"),
+     r"mine\.csv:2: field 'Solution' \(the answer\) is missing .*columns are: Problem, Label\. .*"
+     r"`task\.fields\.answer: <column>`, or `task\.fields\.answer: null`"),
+    ("mine.json", '[{"q": "a?", "a": 1}]', Fields(question="q", answer="a", id="uid"),
+     r"mine\.json row 0: field 'uid' \(the id\) is missing .*columns are: q, a\. .*`task\.fields\.id: <column>`"),
+    ("mine.jsonl", '{"text": "a?"}\n', Fields(question="prompt", answer=None),
+     r"mine\.jsonl:1: field 'prompt' \(the question\) is missing .*columns are: text\. .*"
+     r"`task\.fields\.question: <column>`\.$"),
+])
+def test_mapped_field_missing_names_the_config_key_and_the_columns(tmp_path, name, text, fields, key):
+    with pytest.raises(DataError, match=key):
+        GSM8K.load(write(tmp_path / name, text), fields=fields)
 
 
 def test_mapped_answer_column_must_exist(tmp_path):
     f = write(tmp_path / "q.csv", "Problem\nhow many?\n")
-    with pytest.raises(DataError, match=r"q\.csv:2: field 'Label' is missing .*columns: Problem"):
+    with pytest.raises(DataError, match=r"q\.csv:2: field 'Label' \(the answer\) is missing .*columns are: Problem"):
         GSM8K.load(f, fields=Fields(question="Problem", answer="Label"))
 
 
 def test_empty_question_value(tmp_path):
     f = write(tmp_path / "e.jsonl", '{"question": "  ", "answer": "1"}\n')
-    with pytest.raises(DataError, match=r"e\.jsonl:1: field 'question' is empty"):
+    with pytest.raises(DataError, match=r"e\.jsonl:1: field 'question' is empty.*Fill it in"):
         GSM8K.load(f)
 
 
 def test_answer_that_is_not_an_answer(tmp_path):
     f = write(tmp_path / "a.jsonl", '{"question": "q", "answer": "seven"}\n')
-    with pytest.raises(DataError, match=r"a\.jsonl:1: field 'answer' holds 'seven'.*Fields\(answer=None\)"):
+    with pytest.raises(DataError, match=r"a\.jsonl:1: field 'answer' holds 'seven'.*`task\.fields\.answer: null`"):
         GSM8K.load(f)
     f = write(tmp_path / "mc.jsonl", '{"question": "q", "answer": "G"}\n')
     with pytest.raises(DataError, match=r"mc\.jsonl:1: field 'answer' holds 'G'"):
@@ -159,10 +176,24 @@ def test_unsupported_extension(tmp_path):
         GSM8K.load(write(tmp_path / "q.txt", "hello"))
 
 
-def test_not_utf8(tmp_path):
+def test_not_utf8_names_file_line_column_and_byte(tmp_path):
+    # Past the reader's first 8 KiB chunk, where the decoder's own offset restarts from 0.
+    good = "".join(f'{{"question": "q{i} \u00fcber", "answer": "{i}"}}\n' for i in range(400))
     f = tmp_path / "latin.jsonl"
-    f.write_bytes('{"question": "caf\u00e9"}\n'.encode("latin-1"))
-    with pytest.raises(DataError, match="not UTF-8"):
+    f.write_bytes(good.encode("utf-8") + '{"question": "caf\u00e9", "answer": "1"}\n'.encode("cp1252"))
+    offset = len(good.encode("utf-8")) + len('{"question": "caf')
+    with pytest.raises(DataError, match=rf"latin\.jsonl:401: not UTF-8 text \(byte 0xe9 at column 18, "
+                                        rf"offset {offset} in the file\)\. Save the file as UTF-8"):
+        GSM8K.load(f)
+
+
+@pytest.mark.parametrize("name,bom", [("excel.csv", b""), ("array.json", b"\xef\xbb\xbf")])
+def test_not_utf8_csv_and_json(tmp_path, name, bom):
+    text = "question,answer\nna\u00efve?,1\n" if name.endswith(".csv") else '[\n {"question": "na\u00efve?"}\n]\n'
+    f = tmp_path / name
+    f.write_bytes(bom + text.encode("cp1252"))
+    offset = (f.read_bytes().index(b"\xef", len(bom)))
+    with pytest.raises(DataError, match=rf"{name}:2: not UTF-8 text \(byte 0xef at column \d+, offset {offset} "):
         GSM8K.load(f)
 
 

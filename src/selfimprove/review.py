@@ -7,10 +7,14 @@ before and after). Later rounds honour the marks when they build their training 
 (`apply_marks`): an accepted path is trained on like a replay example, and a rejected path's
 answer is never trained on again for that question (a reviewer rejecting a path usually means
 its pseudo-label is wrong, and later rounds would otherwise relearn it).
+
+The export is UTF-8. An edited file may come back as a spreadsheet saves it: UTF-8 with a
+byte-order mark, Windows-1252 (read with a note in `ImportResult.notes`), or semicolon-separated.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -66,19 +70,64 @@ def export(run_dir: str | Path, round_: int, out: str | Path, dropped: bool = Fa
         writer = csv.DictWriter(buf, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-        out.write_text(buf.getvalue())
+        out.write_text(buf.getvalue(), encoding="utf-8")
     else:
-        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return len(rows)
 
 
-def _read_marks_file(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
-    """(line number, row) pairs and the problems of rows that could not be read."""
+def _read_text(path: Path) -> tuple[str, list[str]]:
+    """The file's text and a note when it was not UTF-8.
+
+    Spreadsheets save CSV as UTF-8 with a byte-order mark ("CSV UTF-8", which utf-8-sig strips) or,
+    on Windows, in the ANSI code page, nearly always cp1252: such a file is read as cp1252, with a
+    note, because its ids and decisions are ASCII either way and only the notes could be garbled.
+    """
     if not path.exists():
         raise ReviewError(f"review file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    bom = data.startswith(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as err:
+        bad = err.start + (3 if bom else 0)  # utf-8-sig counts from after the BOM
+    line = data.count(b"\n", 0, bad) + 1
+    if not bom:  # a file that says it is UTF-8 and is not is damaged, not in another code page
+        try:
+            return data.decode("cp1252"), [
+                f"{path} is not UTF-8 (line {line} first); read it as Windows-1252 (cp1252). If accented letters "
+                "in the notes look wrong in review/marks.jsonl, save the file as UTF-8 (in a spreadsheet: "
+                "\"CSV UTF-8\") and import it again"]
+        except UnicodeDecodeError:
+            pass
+    also = "" if bom else " nor Windows-1252"
+    raise ReviewError(f"{path}:{line}: not UTF-8 text (byte 0x{data[bad]:02x} at offset {bad}){also}; "
+                      "save it as UTF-8 (in a spreadsheet: \"CSV UTF-8\") and import it again")
+
+
+def _read_csv(path: Path, text: str) -> list[tuple[int, dict]]:
+    """(first line of the record, row) pairs. Rationales span lines, so numbers come from the reader."""
+    first_line = text.split("\n", 1)[0]
+    # Spreadsheets in locales with a decimal comma save CSV with semicolons.
+    delimiter = max((",", ";", "\t"), key=first_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, [])
+    if "id" not in header:
+        raise ReviewError(f"{path}:1: the header has no 'id' column (columns: {', '.join(header) or 'none'}); "
+                          "import the file `selfimprove review export` wrote, keeping its header row")
+    rows, start = [], reader.line_num + 1
+    for record in reader:
+        if any(value.strip() for value in record):  # spreadsheets write blank rows as ",,,,"
+            rows.append((start, dict(zip(header, record))))
+        start = reader.line_num + 1
+    return rows
+
+
+def _read_marks_file(path: Path) -> tuple[list[tuple[int, dict]], list[str], list[str]]:
+    """(line number, row) pairs, the problems of rows that could not be read, and notes on the file."""
+    text, notes = _read_text(path)
     if path.suffix == ".csv":
-        return [(n, row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2)], []
+        return _read_csv(path, text), [], notes
     rows, problems = [], []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -92,7 +141,7 @@ def _read_marks_file(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
             problems.append(f"line {n}: not a JSON object")
             continue
         rows.append((n, row))
-    return rows, problems
+    return rows, problems, notes
 
 
 @dataclass
@@ -101,17 +150,18 @@ class ImportResult:
     unchanged: int = 0
     unmarked: int = 0  # rows with a blank decision: not reviewed yet
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about the file as a whole (read as cp1252); not errors
 
 
 def import_marks(run_dir: str | Path, path: str | Path, reviewer: str = "") -> ImportResult:
     """Record every valid accept/reject mark of `path`; name each invalid row (valid ones are kept)."""
     store = RunStore(run_dir)
     path = Path(path)
-    rows, problems = _read_marks_file(path)
+    rows, problems, notes = _read_marks_file(path)
     marks = {m["id"]: m for m in load_marks(store)}
     log = store.read_jsonl(layout.REVIEW_LOG) if store.done(layout.REVIEW_LOG) else []
     known: dict[int, dict[str, dict]] = {}
-    result = ImportResult(problems=problems)
+    result = ImportResult(problems=problems, notes=notes)
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     for n, row in rows:
         eid, decision = str(row.get("id") or ""), str(row.get("decision") or "").strip().lower()

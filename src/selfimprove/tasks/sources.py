@@ -8,11 +8,13 @@ Hugging Face dataset id ("openai/gsm8k", "openai/gsm8k:main" for a config) throu
 Writes nothing.
 
 Every problem with the input is one `DataError` that names the file, the line or row and the
-field, and says how to fix it; rows are never dropped silently.
+field, and says how to fix it, in the config's terms (`task.fields.question: <column>`) since
+most users write YAML, not Python; rows are never dropped silently.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -132,8 +134,26 @@ def read_file(path: Path) -> list[Row]:
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}.")
     try:
         return readers[path.suffix.lower()](path)
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path)) from None
+
+
+def _not_utf8(path: Path) -> str:
+    """Where the first byte that is not UTF-8 is. The decoder's own offset counts from the start of
+    whichever chunk it was reading (and after a BOM), so the file is decoded again here, whole."""
+    data = path.read_bytes()
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        data[start:].decode("utf-8")
+        return f"{path}: not UTF-8 text; save the file as UTF-8."  # it changed since it was read
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8.") from None
+        bad = start + e.start
+    line_start = data.rfind(b"\n", 0, bad) + 1
+    line = data.count(b"\n", 0, bad) + 1
+    column = len(data[line_start:bad].decode("utf-8")) + 1  # everything before the first bad byte decodes
+    return (f"{path}:{line}: not UTF-8 text (byte 0x{data[bad]:02x} at column {column}, offset {bad} in the file). "
+            "Save the file as UTF-8 (in a spreadsheet: \"CSV UTF-8\"); `iconv -f cp1252 -t utf-8` converts "
+            "a file saved on Windows.")
 
 
 def split_files(directory: Path, split: str) -> list[Path]:
@@ -202,15 +222,25 @@ def read_rows(dataset: Dataset, source: str | Path, split: str) -> tuple[list[Ro
 # ---------------------------------------------------------------- rows -> items
 
 
-def column(row: Row, name: str, columns: dict[str, Any] | None = None) -> Any:
-    """`row[name]`, or a DataError naming the field, the row, the columns there are and the fix."""
+# What a column holds, and what else the user can set when their data has no such column.
+ROLE_ALTERNATIVE = {"question": "", "answer": ", or `task.fields.answer: null` to load the questions unlabeled",
+                    "id": ", or `task.fields.id: null` to number the rows instead"}
+
+
+def column(row: Row, name: str, role: str, columns: dict[str, Any] | None = None) -> Any:
+    """`row[name]`, the row's `role` (question, answer or id), or a DataError naming the field, the
+    row, the columns there are and the config key that fixes it."""
     data = row.data if columns is None else columns
     if name in data and data[name] is not None and str(data[name]).strip() != "":
         return data[name]
-    state = "is empty in" if name in data else "is missing from"
-    raise DataError(f"{row.origin}: field {name!r} {state} this row (columns: {', '.join(map(str, row.data))}). "
-                    f"If your data names it differently, map the columns with "
-                    f"fields=Fields(question=..., answer=..., id=...).")
+    have = ", ".join(map(str, row.data)) or "none"
+    named = repr(name) if name == role else f"{name!r} (the {role})"
+    if name in data:
+        raise DataError(f"{row.origin}: field {named} is empty in this row (columns: {have}). "
+                        f"Fill it in or delete the row{ROLE_ALTERNATIVE[role]}.")
+    raise DataError(f"{row.origin}: field {named} is missing from this row; the row's columns are: "
+                    f"{have}. If the {role} is in one of them, name it in the config: "
+                    f"`task.fields.{role}: <column>`{ROLE_ALTERNATIVE[role]}.")
 
 
 def carve(item_id: str, test_percent: int) -> str:
@@ -227,15 +257,15 @@ def to_item(dataset: Dataset, row: Row, split: str, fields: Fields | None,
     """
     columns = row.data
     if fields is not None:  # the user's own mapping: every column it names must be there
-        for name in (fields.answer, fields.id):
+        for role, name in (("answer", fields.answer), ("id", fields.id)):
             if name is not None:
-                column(row, name)  # Fields(answer=None) for unlabeled data
+                column(row, name, role)  # Fields(answer=None) for unlabeled data
     if fields is None:
         fields = Fields(id="id")
         columns = dataset.native(row.data) if dataset.native else row.data
         if columns is None:
             return None
-    question = str(column(row, fields.question, columns)).strip()
+    question = str(column(row, fields.question, "question", columns)).strip()
     has_id = fields.id is not None and columns.get(fields.id) not in (None, "")
     item_id = f"{dataset.name}/{columns[fields.id]}" if has_id else f"{dataset.name}/{split}/{row.index}"
     answer = None
@@ -243,8 +273,9 @@ def to_item(dataset: Dataset, row: Row, split: str, fields: Fields | None,
         answer = gold(columns[fields.answer])
         if answer is None:
             raise DataError(f"{row.origin}: field {fields.answer!r} holds {columns[fields.answer]!r}, which is not "
-                            f"a {dataset.name} answer. Fix the value, or set fields=Fields(answer=None) "
-                            "to load the questions unlabeled.")
+                            f"a {dataset.name} answer. Fix the value, name the answer column in the config "
+                            "(`task.fields.answer: <column>`), or set `task.fields.answer: null` to load the "
+                            "questions unlabeled.")
     return Item(id=item_id, question=question, gold=answer)
 
 

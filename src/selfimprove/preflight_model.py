@@ -1,0 +1,193 @@
+"""Checks a local model folder before anything loads it, so that a missing or damaged file is one
+clear message naming the folder, the file and the fix, not a loader's traceback minutes into a run.
+
+`check_model_folder(path)` looks at, in order: config.json (there, valid JSON, a `model_type`);
+the weights (model.safetensors, a sharded index and every shard it names, pytorch_model.bin, or a
+.gguf file), reading only the headers: a safetensors file shorter than its header says
+is cut short, and a Git LFS pointer is a clone made without `git lfs`; the tokenizer files
+(tokenizer.json, a SentencePiece/tiktoken model, or BPE/WordPiece vocabularies). Transformers
+reports a missing tokenizer as "install sentencepiece or tiktoken", which sends people the wrong way.
+
+A Hugging Face model id (not a local path) is not checked here: the Hub loader reports its own
+problems. Reads the folder; writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+# Any one of these is a tokenizer transformers can load (the last ones come with a sibling file).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json",
+                   "vocab.txt")
+SAVE_HINT = "model.save_pretrained(folder) and tokenizer.save_pretrained(folder) write a complete folder"
+
+
+class ModelFolderError(ValueError):
+    """A local model folder is missing a file or has a damaged one; the message names both and the fix."""
+
+
+def check_model_folder(path: str) -> None:
+    """Raise ModelFolderError when the local folder `path` cannot hold a loadable model; return when it
+    can, or when `path` is a Hugging Face id rather than a local path."""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        if _looks_local(path):
+            raise ModelFolderError(f"model folder {path}: no such folder. Give a folder written by save_pretrained "
+                                   "or a Hugging Face model id (e.g. Qwen/Qwen2.5-1.5B-Instruct).")
+        return
+    if not folder.is_dir():
+        raise ModelFolderError(f"model {folder} is a file; give the folder that holds it, with its config.json "
+                               "and tokenizer files.")
+    _check_config(folder)
+    _check_weights(folder)
+    _check_tokenizer(folder)
+
+
+def _looks_local(path: str) -> bool:
+    # A Hub id is "name" or "owner/name"; anything else is meant as a place on disk.
+    return path.startswith((".", "/", "~")) or "\\" in path or path.count("/") > 1
+
+
+def _fail(folder: Path, problem: str, fix: str) -> ModelFolderError:
+    return ModelFolderError(f"model folder {folder}: {problem}. {fix}")
+
+
+def _check_config(folder: Path) -> None:
+    config = folder / "config.json"
+    if not config.is_file():
+        if (folder / "adapter_config.json").is_file():
+            raise _fail(folder, "no config.json; this is a LoRA/PEFT adapter, not a model",
+                        "Give its base model as the model and this folder as the adapter.")
+        raise _fail(folder, "no config.json", f"Is it the right folder? {SAVE_HINT}.")
+    data = _read_json(folder, config)
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise _fail(folder, "config.json has no 'model_type'; it is not a transformers model config",
+                    f"Copy the config.json that came with the model. {SAVE_HINT}.")
+
+
+def _read_json(folder: Path, path: Path):
+    _not_lfs_pointer(folder, path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        where = f" (line {err.lineno}, column {err.colno}: {err.msg})" if isinstance(err, json.JSONDecodeError) else ""
+        raise _fail(folder, f"{path.name} is not valid JSON{where}; it is damaged or cut short",
+                    "Download or copy it again.") from None
+
+
+def _not_lfs_pointer(folder: Path, path: Path) -> None:
+    with path.open("rb") as f:
+        if f.read(len(LFS_POINTER)) == LFS_POINTER:
+            raise _fail(folder, f"{path.name} is a Git LFS pointer, not the file itself (the folder was cloned "
+                        "without git-lfs)", f"Run `git lfs install && git lfs pull` in {folder}, or download it "
+                        "with `huggingface-cli download`.")
+
+
+# ---------------------------------------------------------------- weights
+
+
+def _check_weights(folder: Path) -> None:
+    # In the order transformers looks for them: the first one present is the one it loads.
+    if (folder / "model.safetensors").is_file():
+        _check_safetensors(folder, folder / "model.safetensors")
+    elif (folder / "model.safetensors.index.json").is_file():
+        _check_shards(folder, folder / "model.safetensors.index.json")
+    elif (folder / "pytorch_model.bin").is_file():
+        _check_torch_bin(folder, folder / "pytorch_model.bin")
+    elif (folder / "pytorch_model.bin.index.json").is_file():
+        _check_shards(folder, folder / "pytorch_model.bin.index.json")
+    elif ggufs := sorted(folder.glob("*.gguf")):
+        for gguf in ggufs:
+            _check_gguf(folder, gguf)
+    else:
+        present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        raise _fail(folder, f"no weights file (looked for model.safetensors, model.safetensors.index.json with its "
+                    f"shards, pytorch_model.bin or a .gguf file; the folder holds: {present})",
+                    f"Copy the weights in too. {SAVE_HINT}.")
+
+
+def _check_shards(folder: Path, index: Path) -> None:
+    data = _read_json(folder, index)
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise _fail(folder, f"{index.name} has no 'weight_map' naming the shards; it is damaged",
+                    "Download or copy it again.")
+    shards = sorted(set(map(str, weight_map.values())))
+    missing = [name for name in shards if not (folder / name).is_file()]
+    if missing:
+        raise _fail(folder, f"{len(missing)} of the {len(shards)} weight shards named in {index.name} "
+                    f"{'is' if len(missing) == 1 else 'are'} missing: {', '.join(missing)}",
+                    "The download or copy stopped part-way; fetch the missing shards.")
+    for name in shards:
+        if name.endswith(".safetensors"):
+            _check_safetensors(folder, folder / name)
+        else:
+            _check_torch_bin(folder, folder / name)
+
+
+def _check_safetensors(folder: Path, path: Path) -> None:
+    """A safetensors file is an 8-byte header length, a JSON header giving every tensor's byte range,
+    then the data: the file must be at least as long as the last range ends. No tensor is read."""
+    _not_lfs_pointer(folder, path)
+    size = path.stat().st_size
+    redo = "Download or copy it again (a download or copy was cut short, or the disk filled up)."
+    with path.open("rb") as f:
+        head = f.read(8)
+        header_len = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+        if header_len is None or header_len > size - 8:
+            raise _fail(folder, f"{path.name} is damaged: {size:,} bytes, too short for its own header", redo)
+        try:
+            header = json.loads(f.read(header_len))
+            data_end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise _fail(folder, f"{path.name} is damaged: its header is not a safetensors header", redo) from None
+    if 8 + header_len + data_end > size:
+        raise _fail(folder, f"{path.name} is cut short: {size:,} bytes, but its header says its tensors end "
+                    f"at byte {8 + header_len + data_end:,}", redo)
+
+
+def _check_torch_bin(folder: Path, path: Path) -> None:
+    """torch.save writes a zip (whose directory is at the end, so a cut-short file is not a zip)
+    or, before torch 1.6, a pickle (which starts with the PROTO opcode 0x80)."""
+    _not_lfs_pointer(folder, path)
+    with path.open("rb") as f:
+        legacy_pickle = f.read(1) == b"\x80"
+    if not (zipfile.is_zipfile(path) or legacy_pickle):
+        raise _fail(folder, f"{path.name} is damaged or cut short (not a file torch.save wrote)",
+                    "Download or copy it again.")
+
+
+def _check_gguf(folder: Path, path: Path) -> None:
+    _not_lfs_pointer(folder, path)
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise _fail(folder, f"{path.name} is not a GGUF file (it does not start with 'GGUF')",
+                        "Download or copy it again.")
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def _check_tokenizer(folder: Path) -> None:
+    found = [folder / name for name in TOKENIZER_FILES if (folder / name).is_file()]
+    found += sorted(folder.glob("*.tiktoken"))
+    if not found:
+        raise _fail(folder, "no tokenizer files (looked for tokenizer.json, tokenizer.model, spiece.model, "
+                    "vocab.json with merges.txt, vocab.txt or a .tiktoken file); installing sentencepiece or "
+                    "tiktoken will not help",
+                    "Copy the tokenizer files from where the model came from, or save them there: "
+                    "AutoTokenizer.from_pretrained(<original>).save_pretrained(folder).")
+    for path in found:
+        if path.suffix == ".json":
+            _read_json(folder, path)
+        else:
+            _not_lfs_pointer(folder, path)
+    if (folder / "vocab.json").is_file() and not (folder / "merges.txt").is_file() and len(found) == 1:
+        raise _fail(folder, "vocab.json is there but merges.txt, its other half, is not",
+                    "Copy merges.txt from where the model came from.")
+    if (folder / "tokenizer_config.json").is_file():
+        _read_json(folder, folder / "tokenizer_config.json")
