@@ -29,7 +29,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from selfimprove import prompts  # noqa: E402
-from selfimprove.backends import SamplingParams, load_backend, shared_prefix  # noqa: E402
+from selfimprove.backends import SamplingParams, create_backend, shared_prefix  # noqa: E402
+from selfimprove.config import GenerateConfig, ModelConfig  # noqa: E402
+from selfimprove.records import Weights  # noqa: E402
 from selfimprove.tasks import get_task, local_source  # noqa: E402
 from selfimprove.tiny import save_tiny_model  # noqa: E402
 
@@ -48,13 +50,15 @@ def per_question_loop(model, tokenizer, prompts_: list[str], params: SamplingPar
 def measure(model_name: str, label: str, texts: list[str], params: SamplingParams, batch_size: int,
             device: str) -> dict:
     """Both methods on one model, side by side; returns one result row."""
-    backend = load_backend("transformers", model_name, device=device, batch_size=batch_size)
-    backend.generate(texts[:2], params)  # warm-up for both (same model object)
+    weights = Weights(model_name)
+    backend = create_backend(ModelConfig(name=model_name, device=device),
+                             GenerateConfig(backend="transformers", batch_size=batch_size))
+    backend.generate(texts[:2], params, weights)  # loads the weights; warm-up for both (same model object)
     start = time.perf_counter()
     per_question_loop(backend.model, backend.tokenizer, texts, params)
     base_s = time.perf_counter() - start
     start = time.perf_counter()
-    backend.generate(texts, params)
+    backend.generate(texts, params, weights)
     ours_s = time.perf_counter() - start
     samples = len(texts) * params.n
     path = "shared-prefix" if shared_prefix.supports(backend.model) else "generate"
