@@ -25,12 +25,20 @@ from pathlib import Path
 
 import yaml
 
+from selfimprove import layout
+
+
+def chunk(r: int, c: int) -> str:
+    """Round r's c-th checkpointed generation chunk, as the run store names it while the round samples."""
+    return f"{layout.round_file(r, layout.SAMPLES)}.parts/{c:05d}.jsonl"
+
+
 POINTS = {
-    "generation": lambda root, m: "rounds/r01/samples.jsonl.parts/00002.jsonl" in m,
-    "voting": lambda root, m: "rounds/r01/samples.jsonl" in m,
-    "training": lambda root, m: (root / "rounds/r01/.adapter.tmp").exists(),
-    "evaluation": lambda root, m: "rounds/r01/adapter" in m,
-    "round 2 generation": lambda root, m: "rounds/r02/samples.jsonl.parts/00002.jsonl" in m,
+    "generation": lambda root, m: chunk(1, 2) in m,
+    "voting": lambda root, m: layout.round_file(1, layout.SAMPLES) in m,
+    "training": lambda root, m: (root / layout.round_dir(1) / f".{layout.ADAPTER}.tmp").exists(),
+    "evaluation": lambda root, m: layout.round_file(1, layout.ADAPTER) in m,
+    "round 2 generation": lambda root, m: chunk(2, 2) in m,
 }
 
 
@@ -58,16 +66,17 @@ def timed_run(config: Path, root: Path, kill_when=None) -> tuple[float, bool]:
 
 
 def build_model(work: Path, gsm8k: str) -> str:
-    from selfimprove.adapt import ModelState, train
+    from selfimprove.adapt.sft import train
     from selfimprove.config import AdaptConfig
+    from selfimprove.records import Weights
     from selfimprove.tiny import save_tiny_model
 
     base = str(save_tiny_model(work / "tiny"))
     lines = (Path(gsm8k) / "train.jsonl").read_text().splitlines()[100:164]
     rows = [{"prompt": f"Q: {json.loads(line)['question']}\nA: Let's think step by step.",
              "completion": " 2 + 3 = 5. The answer is 5."} for line in lines]
-    train(rows, ModelState(base), base, AdaptConfig(method="full", learning_rate=5e-3, max_steps=120, batch_size=8,
-                                                    max_length=1024), work / "answering", seed=0)
+    train(rows, Weights(base), AdaptConfig(tuning="full", learning_rate=5e-3, max_steps=120, batch_size=8,
+                                           max_length=1024), work / "answering", seed=0)
     return str(work / "answering")
 
 
