@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from selfimprove import layout
 from selfimprove.gates import Candidate, GateContext, build_gate
 from selfimprove.records import Sample, Vote, from_row
 from selfimprove.tasks import get_task
@@ -63,12 +64,12 @@ def load_run(run_dir: Path, round_: int, task_name: str | None):
     if task_name is None:
         import yaml
 
-        task_name = yaml.safe_load((run_dir / "config.yaml").read_text())["task"]["name"]
-    rdir = run_dir / "rounds" / f"r{round_:02d}"
-    samples = [from_row(Sample, r) for r in read_jsonl(rdir / "samples.jsonl")]
-    votes = {v.question_id: v for v in (from_row(Vote, r) for r in read_jsonl(rdir / "votes.jsonl"))}
-    questions = {r["id"]: r["question"] for r in read_jsonl(run_dir / "pool.jsonl")}
-    gold = {r["id"]: r["gold"] for r in read_jsonl(run_dir / "pool_gold.jsonl")}
+        task_name = yaml.safe_load((run_dir / layout.CONFIG).read_text())["task"]["name"]
+    samples = [from_row(Sample, r) for r in read_jsonl(run_dir / layout.round_file(round_, layout.SAMPLES))]
+    votes = {v.question_id: v for v in (from_row(Vote, r)
+                                        for r in read_jsonl(run_dir / layout.round_file(round_, layout.VOTES)))}
+    questions = {r["id"]: r["question"] for r in read_jsonl(run_dir / layout.POOL)}
+    gold = {r["id"]: r["gold"] for r in read_jsonl(run_dir / layout.POOL_GOLD)}
     candidates = [Candidate(s, votes[s.question_id], questions.get(s.question_id, "")) for s in samples]
     return get_task(task_name), candidates, gold
 
