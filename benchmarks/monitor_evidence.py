@@ -74,36 +74,38 @@ def arm_config(arm: str, model: Path, runs: Path, rounds: int, pool: int, seed: 
     return load_config(demo.CONFIG, overrides + ARMS[arm])
 
 
-def fresh_accuracy(config, model: str, adapter: str | None, seed: int) -> float:
-    """Greedy accuracy of some weights on a fresh 3-step test set that no stop/reset decision saw."""
-    from selfimprove.backends import load_backend
-    from selfimprove.generate import prompt_style
-    from selfimprove.monitor import anchor_accuracy
+def fresh_accuracy(backend, config, weights, seed: int) -> float:
+    """Greedy accuracy of `weights` on a fresh 3-step test set that no stop/reset decision saw."""
+    from selfimprove.evaluate import evaluate_weights
     from selfimprove.tasks import get_task
 
     task = get_task("arithmetic")
     items = task.load(f"steps=3,max_value={max_value(Path(config.model.name))},n={FRESH},seed={seed + 500}",
                       split="validation")
-    backend = load_backend("transformers", model, adapter=adapter, dtype="float32", device="cpu", batch_size=64)
-    style = prompt_style(task, backend, config.model.chat, None)
-    return anchor_accuracy(backend, task, items, style, config.evaluate.format, config.generate.max_new_tokens,
-                           0, seed)[1]["anchor_accuracy"]
+    # Scored in the anchor slot: greedy only, the one number wanted here; in the held-out slot it would
+    # also sample evaluate.k paths a question for maj@k, scores nobody reads here.
+    return evaluate_weights(backend, weights, task, config, [], items).metrics["anchor_accuracy"]
 
 
 def run_arm(arm: str, args) -> dict:
     from rich.console import Console
 
+    from selfimprove import layout
+    from selfimprove.backends import create_backend
     from selfimprove.loop import run
+    from selfimprove.records import RoundMetrics, from_row
 
     seed = args.seed
     config = arm_config(arm, args.model, args.runs, args.rounds, args.pool, seed)
     started = time.time()
     summary = run(config, console=Console(quiet=True))
-    history = [json.loads(line) for line in (args.runs / arm / "metrics.jsonl").read_text().splitlines()]
-    by_round = {h["round"]: h for h in history}
+    history = [json.loads(line) for line in (args.runs / arm / layout.HISTORY).read_text().splitlines()]
+    by_round = {h["round"]: from_row(RoundMetrics, h) for h in history}
     last = history[-1]
-    fresh = {r: fresh_accuracy(config, by_round[r]["model"], by_round[r]["adapter"], seed)
+    backend = create_backend(config.model, config.generate)  # one engine for every fresh-test score
+    fresh = {r: fresh_accuracy(backend, config, by_round[r].weights, seed)
              for r in sorted({0, summary["final_round"], last["round"]})}
+    backend.close()
     best = max(h["accuracy"] for h in history)
     return {
         "arm": arm, "overrides": ARMS[arm], "wall_seconds": round(time.time() - started, 1),
@@ -117,8 +119,8 @@ def run_arm(arm: str, args) -> dict:
         "history": [{k: h.get(k) for k in (
             "round", "accuracy", "majority_accuracy", "anchor_accuracy", "forgetting", "agreement",
             "abstention_rate", "distinct_2", "skeleton_share", "mean_tokens", "length_drift",
-            "pseudo_label_accuracy", "kept_pseudo_label_accuracy", "kept", "compute_tokens", "gain", "return",
-            "decision", "decision_reason", "weights_round", "seconds")} for h in history],
+            "pseudo_label_accuracy", "kept_pseudo_label_accuracy", "kept", "compute_tokens", "gain",
+            "return_per_mtoken", "decision", "decision_reason", "weights_round", "seconds")} for h in history],
     }
 
 

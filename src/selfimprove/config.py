@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from selfimprove.names import FORMATS, GUARDED_SIGNALS
+from selfimprove.names import FORMATS, GUARDED_SIGNALS, NEEDS_VOTE
 from selfimprove.tasks.base import Fields
 
 
@@ -93,6 +93,15 @@ class VoteConfig(Section):
     # Gates a path must pass to vote at all, e.g. [{name: arithmetic, require_equations: true}]: paths
     # whose written arithmetic is wrong abstain, so the majority is taken over checked reasoning only.
     require: list[dict[str, Any]] = []
+
+    @field_validator("require")
+    @classmethod
+    def _no_vote_gates(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, spec in enumerate(v):
+            if isinstance(spec, dict) and spec.get("name") in NEEDS_VOTE:
+                raise ValueError(f"vote.require[{i}]: gate {spec['name']!r} judges a path against the vote, so it "
+                                 "cannot decide who votes; put it in curate.gates")
+        return v
 
 
 class CurateConfig(Section):
@@ -268,6 +277,8 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
                 lines.append(f"unknown key {where!r}; check the spelling (`selfimprove validate` lists sections)")
             elif e["type"] == "missing":
                 lines.append(f"missing key {where!r}")
+            elif e["type"] == "value_error":  # our own validators' messages say what is wrong already
+                lines.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
             else:
                 lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None

@@ -14,6 +14,9 @@ FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
 GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",
                    "truncation_rate": "rises", "skeleton_share": "rises", "anchor_accuracy": "falls"}
 
+# Gates that judge a path against its question's vote: they cannot decide who votes (vote.require).
+NEEDS_VOTE = ("majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority")
+
 # Question ids of labelled replay examples start with this: they are not the round's own paths.
 REPLAY_PREFIX = "replay/"
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from selfimprove import plugins
+from selfimprove.names import NEEDS_VOTE
 from selfimprove.gates.base import Candidate, Gate, GateContext, Verdict, run_gates
 
 __all__ = ["Candidate", "Gate", "GateContext", "Verdict", "GATES", "NEEDS_VOTE", "build_gate", "build_gates",
@@ -40,8 +41,6 @@ GATES: dict[str, str] = {
     "weighted_vote": "selfimprove.gates.combine:weighted_vote",
 }
 
-# Gates that judge a path against its question's vote: they cannot run before the vote (vote.require).
-NEEDS_VOTE = {"majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority"}
 
 
 def gate_factory(name: str, where: str = "gate"):
