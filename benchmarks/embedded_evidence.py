@@ -1,6 +1,7 @@
 """Evidence for the embedded demo: label-free self-improvement against its controls, and LMSI's ablations.
 
     python benchmarks/embedded_evidence.py [--seeds 0 1 2] [--jobs 2] [--only selftrain control ...]
+    python benchmarks/embedded_evidence.py --quick --seeds 0 --only selftrain control --work /tmp/ev --out /tmp/ev.json
 
 Arms (the demo's 4 rounds, over every seed; same pool, held-out set, optimiser and steps):
   selftrain  the demo itself (`selfimprove.loop` with demo.yaml): verified-majority own paths + replay
@@ -52,67 +53,60 @@ KEEP = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_acc
 
 # --- the jobs (each runs in a worker process) -----------------------------------------------------
 
-def selftrain(out: Path, seed: int, overrides: list[str], rounds: int | None = None) -> list[dict]:
+def selftrain(out: Path, seed: int, overrides: list[str], rounds: int | None = None, quick: bool = False) -> list[dict]:
     """The demo recipe through the loop; per-round metrics, round 0 = base."""
     from rich.console import Console
 
+    from selfimprove import layout
     from selfimprove.embedded import demo
     from selfimprove.loop import run
 
     extra = [*overrides, *([f"run.rounds={rounds}"] if rounds else [])]
-    config = demo.demo_config(out, seed, quick=False, overrides=extra)
+    config = demo.demo_config(out, seed, quick=quick, overrides=extra)
     run(config, console=Console(quiet=True))
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
 
 
-def supervised(out: Path, seed: int, arm: str) -> list[dict]:
-    """control / oracle: the loop's own trainer and evaluator, on labelled data instead of votes."""
-    from selfimprove import adapt
+def supervised(out: Path, seed: int, arm: str, quick: bool = False) -> list[dict]:
+    """control / oracle: the loop's own trainer and scorer, on labelled data instead of votes."""
+    from selfimprove.adapt.examples import examples_for, read_replay
+    from selfimprove.adapt.sft import train
+    from selfimprove.backends import create_backend
     from selfimprove.embedded import demo
-    from selfimprove.records import TrustedPath
+    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.records import TrustedPath, Weights, to_row
     from selfimprove.tasks import get_task
     from selfimprove.tasks.arithmetic import load_problems, reasoning
 
-    config = demo.demo_config(out, seed, quick=False)
+    config = demo.demo_config(out, seed, quick=quick)
     task = get_task("arithmetic")
     heldout = task.load(config.task.eval_source, split=config.task.eval_split, limit=config.task.eval_limit)
     if arm == "control":  # the whole labelled seed set the base model converged on
-        paths = adapt.read_replay(str(demo.base_model() / "seed.jsonl"))
+        paths = read_replay(str(demo.base_model() / "seed.jsonl"))
     else:
-        paths = adapt.read_replay(config.adapt.replay) + [
+        paths = read_replay(config.adapt.replay) + [
             TrustedPath(p.id, p.question, reasoning(p), str(p.answer))
             for p in load_problems(config.task.source, config.task.split)]
-    state, history = adapt.ModelState(config.model.name), []
+    backend = create_backend(config.model, config.generate)  # one engine, told each round's weights
+    weights, history = Weights(config.model.name), []
     for r in range(config.run.rounds + 1):
         started = time.time()
         folder = out / f"{arm}-r{r:02d}"
         if r and not folder.exists():
-            rows = adapt.example_rows(adapt.examples_for(paths, config.adapt.formats, [], False, r, seed,
-                                                         task.answer_prefix))
+            rows = [to_row(e) for e in examples_for(paths, config.adapt.formats, [], False, r, seed,
+                                                     task.answer_prefix)]
             partial = folder.with_name(folder.name + ".partial")  # renamed when whole: a kill leaves no half model
             shutil.rmtree(partial, ignore_errors=True)
-            adapt.train(rows, state, config.model.name, config.adapt, partial, seed + r, "float32", "cpu")
+            backend.close()  # no sampling model is alive while training runs, as in the loop
+            train(rows, weights, config.adapt, partial, seed + r, config.model)
             partial.rename(folder)
-        if r:
-            state = adapt.ModelState(str(folder))
-        history.append({"round": r, **eval_model(state.model, task, heldout, config, r),
-                        "seconds": round(time.time() - started, 1)})
+        if r:  # adapt.init=previous: the next round trains from these weights
+            weights = Weights(str(folder)) if config.adapt.tuning == "full" else Weights(weights.model, str(folder))
+        # Scored exactly as the loop scores a round (same seeds, prompts, verified vote).
+        scores = evaluate_weights(backend, weights, task, config, heldout, [], r)
+        history.append({"round": r, **scores.metrics, "seconds": round(time.time() - started, 1)})
+    backend.close()
     return history
-
-
-def eval_model(model: str, task, heldout, config, r: int) -> dict:
-    """Held-out greedy and maj@k exactly as the loop scores a round (same seeds, same prompts)."""
-    from selfimprove import evaluate
-    from selfimprove.backends import load_backend
-    from selfimprove.generate import prompt_style
-
-    backend = load_backend("transformers", model, batch_size=config.generate.batch_size)
-    style = prompt_style(task, backend, config.model.chat, config.generate.num_exemplars)
-    ev = config.evaluate
-    _, metrics = evaluate.heldout_accuracy(backend, task, heldout, style, ev.format, ev.k, ev.temperature,
-                                           ev.max_new_tokens or config.generate.max_new_tokens, r,
-                                           config.run.seed + 1000 * r)
-    return metrics
 
 
 def calibration(run_dir: Path) -> dict:
@@ -121,19 +115,20 @@ def calibration(run_dir: Path) -> dict:
     `plain`: every path votes (LMSI); `verified`: only paths that pass `vote.require` vote (the share is
     among them; questions where none passed abstain and are counted apart).
     """
+    from selfimprove import layout
     from selfimprove.tasks import get_task
     from selfimprove.vote import majority
 
     task = get_task("arithmetic")
-    gold = {r["id"]: r["gold"] for r in map(json.loads, (run_dir / "pool_gold.jsonl").read_text().splitlines())}
+    gold = {r["id"]: r["gold"] for r in map(json.loads, (run_dir / layout.POOL_GOLD).read_text().splitlines())}
     answers: dict[str, list] = {}
-    for s in map(json.loads, (run_dir / "rounds/r01/samples.jsonl").read_text().splitlines()):
+    for s in map(json.loads, (run_dir / layout.round_file(1, layout.SAMPLES)).read_text().splitlines()):
         answers.setdefault(s["question_id"], []).append(s["answer"])
     plain = []
     for qid, given in answers.items():
         top, share, _, _ = majority(given, is_equivalent=task.is_equivalent)  # the loop's own vote and tie-break
         plain.append((share, top is not None and task.is_equivalent(top, gold[qid])))
-    votes = [json.loads(line) for line in (run_dir / "rounds/r01/votes.jsonl").read_text().splitlines()]
+    votes = [json.loads(line) for line in (run_dir / layout.round_file(1, layout.VOTES)).read_text().splitlines()]
     verified = [(v["share"], task.is_equivalent(v["answer"], gold[v["question_id"]]))
                 for v in votes if v["answer"] is not None]
     return {"plain": share_bins(plain), "verified": share_bins(verified),
@@ -144,25 +139,13 @@ def base_votes(run_dir: Path) -> dict:
     """The base model on the held-out set: greedy, plain maj@k, and maj@k where only verified paths vote.
 
     The gap between greedy and the verified vote is what the rounds can close (an abstention counts wrong).
+    Read from round 0's scores: `evaluate_weights` measured all three on the same samples.
     """
-    from selfimprove.config import load_config
-    from selfimprove.curate import build_gates, eligible_voters
-    from selfimprove.evaluate import accuracy, majority_answers
-    from selfimprove.gates import GateContext
-    from selfimprove.records import Sample, from_row
-    from selfimprove.tasks import get_task
+    from selfimprove import layout
 
-    config = load_config(run_dir / "config.yaml")
-    task = get_task(config.task.name)
-    heldout = {r["id"]: r for r in map(json.loads, (run_dir / "heldout.jsonl").read_text().splitlines())}
-    rows = [from_row(Sample, json.loads(line)) for line in (run_dir / "rounds/r00/eval_samples.jsonl").read_text().splitlines()]
-    greedy, sampled = rows[:len(heldout)], rows[len(heldout):]  # heldout_accuracy writes greedy rows first
-    verified = eligible_voters(sampled, {q: r["question"] for q, r in heldout.items()},
-                               build_gates(config.vote.require, GateContext(task)))
-    gold = {q: r["gold"] for q, r in heldout.items()}
-    return {"greedy": accuracy({s.question_id: s.answer for s in greedy}, gold, task),
-            "plain_majority": accuracy(majority_answers(sampled, task), gold, task),
-            "verified_majority": accuracy(majority_answers(verified, task), gold, task)}
+    base = json.loads((run_dir / layout.round_file(0, layout.METRICS)).read_text())
+    return {"greedy": base["accuracy"], "plain_majority": base["majority_accuracy"],
+            "verified_majority": base.get("verified_majority_accuracy")}
 
 
 BINS = ((0.0, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0), (1.0, 1.01))
@@ -177,7 +160,7 @@ def share_bins(pairs: list[tuple[float, bool]]) -> list[dict]:
     return out
 
 
-def run_job(name: str, seed: int, work: str) -> dict:
+def run_job(name: str, seed: int, work: str, quick: bool = False) -> dict:
     import datasets
     import torch
     import transformers
@@ -189,9 +172,9 @@ def run_job(name: str, seed: int, work: str) -> dict:
     out = Path(work) / f"{name}-s{seed}"
     started = time.time()
     if name in ARMS:
-        history = selftrain(out, seed, []) if name == "selftrain" else supervised(out, seed, name)
+        history = selftrain(out, seed, [], quick=quick) if name == "selftrain" else supervised(out, seed, name, quick)
     else:
-        history = selftrain(out, seed, ABLATIONS[name][1], rounds=ABLATION_ROUNDS)
+        history = selftrain(out, seed, ABLATIONS[name][1], rounds=ABLATION_ROUNDS, quick=quick)
     result = {"name": name, "seed": seed, "seconds": round(time.time() - started),
               "history": [{k: h.get(k) for k in KEEP} for h in history]}
     (out / "evidence.json").write_text(json.dumps(result, indent=1))
@@ -334,6 +317,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="processes at once (one thread each)")
     parser.add_argument("--work", type=Path, default=Path("runs/embedded-evidence"))
     parser.add_argument("--out", type=Path, default=RESULTS / "embedded_evidence.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="the demo's --quick recipe (one round, small pool): a smoke check, not evidence")
     args = parser.parse_args()
     names = args.only or [*ARMS, *ABLATIONS]
     unknown = [n for n in names if n not in ARMS and n not in ABLATIONS]
@@ -343,7 +328,7 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers before they import torch
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, n, s, str(args.work)): (n, s) for n, s in todo}
+        futures = {pool.submit(run_job, n, s, str(args.work), args.quick): (n, s) for n, s in todo}
         for done in as_completed(futures):
             r = done.result()
             print(f"{r['name']} seed {r['seed']}: {[round(h['accuracy'], 3) for h in r['history']]} "
