@@ -86,3 +86,30 @@ def test_chat_examples_train_through_the_chat_template(tiny_chat_model, tmp_path
     log = train(rows, Weights(tiny_chat_model), cfg, tmp_path, seed=0)
     assert log[-1]["loss"] < log[0]["loss"]
     assert (tmp_path / "chat_template.jinja").exists() or "chat_template" in (tmp_path / "tokenizer_config.json").read_text()
+
+
+def test_accumulate_adds_each_earlier_round_once(tmp_path):
+    """adapt.data=accumulate: round r trains on every earlier round's own paths exactly once (round p's
+    train.jsonl already holds the rounds before it; re-reading those doubled them every round)."""
+    from rich.console import Console
+
+    from selfimprove.adapt.examples import training_set
+    from selfimprove.config import parse_config
+    from selfimprove.context import Collected, RunContext
+    from selfimprove.prompts import PromptStyle
+    from selfimprove.records import Item, Sample
+    from selfimprove.store import RunStore
+    from selfimprove.tasks import get_task
+
+    items = [Item(f"q{i}", f"What is {i} + {i}?") for i in range(4)]
+    cfg = parse_config({"model": {"name": "m"}, "adapt": {"data": "accumulate", "formats": {"cot_zeroshot": 1.0}}})
+    ctx = RunContext(cfg, RunStore(tmp_path), get_task("gsm8k"), None, Collected(items, {}, [], []),
+                     PromptStyle([], False), Console())
+    per_round = {}
+    for r in (1, 2, 3, 4):
+        item = items[r - 1]
+        sample = Sample(item.id, r, 0, "cot_zeroshot", 0, "m", None, f"{r} + {r} = {2 * r}. The answer is {2 * r}.",
+                        str(2 * r), 10, False, -1.0)
+        rows = training_set(ctx, r, [sample], [{"kept": True}], items)
+        per_round[r] = sorted(e["question_id"] for e in rows)
+    assert per_round == {1: ["q0"], 2: ["q0", "q1"], 3: ["q0", "q1", "q2"], 4: ["q0", "q1", "q2", "q3"]}

@@ -72,3 +72,40 @@ def test_paths_failing_a_pre_vote_gate_abstain():
     [vote] = vote_all(voters)
     assert (vote.answer, vote.share, vote.num_abstain) == ("5", 1.0, 3)
     assert eligible_voters(samples, {}, {}) is samples
+
+
+class TiedBackend:
+    """Every question gets a 2-2 tie between "3" (sampled first) and "4"; greedy says "4"."""
+
+    def generate(self, prompts, params, weights, progress=None):
+        from selfimprove.backends.base import Completion
+
+        answers = ["4"] if params.n == 1 else ["3", "4", "3", "4"]
+        return [[Completion(f"The answer is {a}.", 4, False, -1.0) for a in answers] for _ in prompts]
+
+    def count_tokens(self, prompt, weights):
+        return 10
+
+    def max_context(self, weights):
+        return 1000
+
+    def has_chat_template(self, weights):
+        return False
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("tie_break,expected", [("first", 1.0), ("abstain", 0.0)])
+def test_heldout_majority_honours_the_tie_break(tie_break, expected):
+    """vote.tie_break applies to held-out maj@k as to the pool's vote (it was always "first")."""
+    from selfimprove.config import parse_config
+    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.records import Item, Weights
+    from selfimprove.tasks import get_task
+
+    cfg = parse_config({"model": {"name": "m"}, "vote": {"tie_break": tie_break},
+                        "evaluate": {"k": 4, "format": "cot_zeroshot"}})
+    items = [Item("h1", "What is 1 + 2?", "3"), Item("h2", "What is 2 + 1?", "3")]
+    scores = evaluate_weights(TiedBackend(), Weights("m"), get_task("gsm8k"), cfg, items)
+    assert scores.metrics["majority_accuracy"] == expected and scores.metrics["accuracy"] == 0.0

@@ -1,0 +1,65 @@
+"""Loading through `models.py`: model.trust_remote_code reaches transformers, a separate tokenizer is used."""
+
+import json
+import shutil
+
+import pytest
+
+from selfimprove import models
+from selfimprove.config import GenerateConfig, ModelConfig
+from selfimprove.records import Weights
+
+CONFIG_CODE = '''from transformers import LlamaConfig
+
+
+class RemoteConfig(LlamaConfig):
+    model_type = "remote-llama"
+'''
+MODEL_CODE = '''from transformers import LlamaForCausalLM
+
+from .configuration_remote import RemoteConfig
+
+
+class RemoteModel(LlamaForCausalLM):
+    config_class = RemoteConfig
+'''
+
+
+@pytest.fixture(scope="module")
+def remote_code_model(tiny_model, tmp_path_factory):
+    """The tiny model as a repository with its own Python code (an architecture transformers does not ship)."""
+    folder = tmp_path_factory.mktemp("remote") / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / "configuration_remote.py").write_text(CONFIG_CODE)
+    (folder / "modeling_remote.py").write_text(MODEL_CODE)
+    config = json.loads((folder / "config.json").read_text())
+    config |= {"model_type": "remote-llama", "architectures": ["RemoteModel"],
+               "auto_map": {"AutoConfig": "configuration_remote.RemoteConfig",
+                            "AutoModelForCausalLM": "modeling_remote.RemoteModel"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def test_trust_remote_code_is_what_decides_whether_repository_code_runs(remote_code_model):
+    from selfimprove.backends.transformers import TransformersBackend
+    from selfimprove.backends import SamplingParams
+
+    with pytest.raises(Exception, match="trust_remote_code|remote-llama"):
+        models.load_model(Weights(remote_code_model))
+    model = models.load_model(Weights(remote_code_model), trust_remote_code=True)
+    assert type(model).__name__ == "RemoteModel"
+    # The config key reaches the backend's loads too.
+    engine = TransformersBackend(ModelConfig(name=remote_code_model, trust_remote_code=True), GenerateConfig())
+    out = engine.generate(["Q: 1?\nA:"], SamplingParams(n=1, temperature=0.0, max_new_tokens=3),
+                          Weights(remote_code_model))
+    assert len(out[0]) == 1 and type(engine.model).__name__ == "RemoteModel"
+
+
+def test_a_separate_tokenizer_is_used(tiny_model, tiny_chat_model):
+    assert models.load_tokenizer(Weights(tiny_model)).chat_template is None
+    assert models.load_tokenizer(Weights(tiny_model, tokenizer=tiny_chat_model)).chat_template
+
+
+def test_unknown_dtype_is_a_clear_error():
+    with pytest.raises(models.ModelLoadError, match="float13"):
+        models.resolve_dtype("float13", "cpu")
