@@ -18,7 +18,8 @@ from selfimprove.backends import SamplingParams
 from selfimprove.config import Config
 from selfimprove.context import RunContext
 from selfimprove.gates import GateContext, build_gates
-from selfimprove.generate import progress_bar, sample_paths
+from selfimprove.generate import sample_paths
+from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle, prompt_style
 from selfimprove.records import Item, RoundMetrics, Sample, Vote, Weights, to_row
 from selfimprove.vote import eligible_voters, vote_all

