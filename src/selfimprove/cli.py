@@ -69,11 +69,15 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config (see configs/)"
 @app.command("eval")
 def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task and evaluate sections are used")],
           overrides: Overrides = None,
-          adapter: Annotated[Optional[str], typer.Option(help="PEFT adapter folder to evaluate on top of the model")] = None):
-    """Score a model (optionally with an adapter) on the config's held-out split: greedy, maj@k, pass@k."""
+          adapter: Annotated[Optional[str], typer.Option(help="PEFT adapter folder to evaluate on top of the model")] = None,
+          out: Annotated[Optional[Path], typer.Option(help="Folder for metrics.json and every question's completions "
+                                                           "(default RUN_OUT_DIR/eval)")] = None):
+    """Score a model (optionally with an adapter) on the config's held-out split: greedy, maj@k, pass@k.
+    Writes metrics.json and eval_samples.jsonl (every completion and its extracted answer) to --out."""
     from selfimprove import collect, evaluate
     from selfimprove.backends import create_backend
-    from selfimprove.records import Weights
+    from selfimprove.records import Weights, to_row
+    from selfimprove.store import RunStore
     from selfimprove.tasks import get_task
 
     cfg = _load(config, overrides)
@@ -83,9 +87,13 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
         items = collect.load_heldout(task, cfg.task)
         backend = create_backend(cfg.model, cfg.generate)
         scores = evaluate.evaluate_weights(backend, Weights(cfg.model.name, adapter), task, cfg, items)
+        store = RunStore(out or Path(cfg.run.out_dir) / "eval")
+        store.write_jsonl("eval_samples.jsonl", [to_row(s) for s in scores.heldout_samples])
+        store.write_json("metrics.json", scores.metrics)
     except _user_errors() as err:
         _fail(err)
     console.print_json(json.dumps(scores.metrics))
+    console.print(f"completions and metrics in {store.root}")
 
 
 @app.command()

@@ -106,8 +106,10 @@ class VoteConfig(Section):
 
 class CurateConfig(Section):
     # Each gate: {"name": ..., <params>}. A path is kept only if every gate passes it.
+    # min_votes: a question where one path of K answered has a vote share of 1.0 but no majority worth
+    # the name; two agreeing answers is the least evidence a pseudo-label should rest on.
     gates: list[dict[str, Any]] = [{"name": "majority"}, {"name": "min_share", "threshold": 0.5},
-                                   {"name": "not_truncated"}]
+                                   {"name": "min_votes", "count": 2}, {"name": "not_truncated"}]
     max_paths_per_question: int = Field(4, ge=1)  # stops easy questions from dominating the data
     dedupe: bool = True  # drop exact duplicate rationales within a question
 
@@ -284,8 +286,23 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
 
 
+# Config keys that may name a local file or folder; relative ones are read from the config file's folder.
+PATH_KEYS = (("model", "name"), ("adapt", "learner"), ("task", "source"), ("task", "eval_source"),
+             ("adapt", "replay"), ("monitor", "anchor_source"))
+
+
+def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A relative path in the config file that exists next to the file is made absolute, so the config
+    works from any directory; other values (Hub ids, dataset names, cwd-relative paths) stay as given."""
+    for section, key in PATH_KEYS:
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (folder / value).exists():
+            data[section][key] = str((folder / value).resolve())
+    return data
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
-    data = apply_overrides(read_yaml(path), list(overrides))
+    data = apply_overrides(resolve_paths(read_yaml(path), Path(path).resolve().parent), list(overrides))
     return parse_config(data, source=str(path))
 
 

@@ -46,15 +46,17 @@ def heldout_accuracy(backend, weights: Weights, task, items: list[Item], style: 
                      temperature: float, max_new_tokens: int, round_: int, seed: int, progress=None,
                      voters=None, tie_break: str = "first") -> tuple[list[Sample], dict]:
     """Greedy accuracy, maj@k and pass@k on labelled items; with `voters` (the loop's `vote.require`:
-    samples -> samples with failing paths abstaining) also the maj@k of that verified vote."""
+    samples -> samples with failing paths abstaining) also the maj@k of that verified vote.
+    Completions stop where sampling's do (`style.stop`), so a model that runs on into an invented
+    next question is not scored on that question's answer."""
     if not items:
         return [], {}
     greedy = sample_paths(backend, weights, task, items, style,
-                          SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed), [fmt],
-                          round_, progress)
+                          SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed,
+                                         stop=style.stop), [fmt], round_, progress)
     sampled = sample_paths(backend, weights, task, items, style,
                            SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
-                                          seed=seed + 1), [fmt], round_, progress)
+                                          seed=seed + 1, stop=style.stop), [fmt], round_, progress)
     gold = {i.id: i.gold for i in items}
     votes = vote_all(sampled, tie_break, task.is_equivalent)
     solved = {s.question_id for s in sampled
@@ -80,8 +82,8 @@ def anchor_accuracy(backend, weights: Weights, task, items: list[Item], style: P
     if not items:
         return [], {}
     samples = sample_paths(backend, weights, task, items, style,
-                           SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed), [fmt],
-                           round_)
+                           SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed,
+                                          stop=style.stop), [fmt], round_)
     answers = {s.question_id: s.answer for s in samples}
     return samples, {"anchor_accuracy": accuracy(answers, {i.id: i.gold for i in items}, task)}
 
