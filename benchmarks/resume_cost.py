@@ -88,7 +88,7 @@ def config(model: str, out: Path, gsm8k: str) -> dict:
             "curate": {"gates": [{"name": "majority"}, {"name": "min_share", "threshold": 0.5}]},
             "adapt": {"tuning": "lora", "max_steps": 10, "batch_size": 4, "max_length": 256,
                       "formats": {"cot_zeroshot": 1.0}},
-            "evaluate": {"format": "cot_zeroshot", "k": 4}}
+            "evaluate": {"format": "cot_zeroshot", "k": 4}, "probe": {"on_fail": "warn"}}
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ def test_run_then_eval_then_bad_model(answering_model, gsm8k_dir, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
     common = [f"model.name={answering_model}", f"task.source={gsm8k_dir}", "task.limit=4", "task.eval_limit=2",
-              "generate.k=2", "generate.max_new_tokens=40", "curate.gates=[{name: majority}]", "adapt.max_steps=1", "evaluate.k=2"]
+              "generate.k=2", "generate.max_new_tokens=40", "curate.gates=[{name: majority}]", "adapt.max_steps=1", "evaluate.k=2",
+              "probe.on_fail=warn"]
     result = runner.invoke(app, ["run", RECIPE, f"run.out_dir={out}", *common])
     assert result.exit_code == 0, result.output
     assert "base_accuracy" in result.output

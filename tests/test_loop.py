@@ -23,6 +23,7 @@ def make_config(model, out_dir, pool_source, eval_source, rounds=2, **over):
         "adapt": {"tuning": "lora", "max_steps": 3, "batch_size": 4, "max_length": 256,
                   "formats": {"cot_zeroshot": 1.0, "direct_zeroshot": 1.0}},
         "evaluate": {"format": "cot_zeroshot", "k": 2},
+        "probe": {"on_fail": "warn"},  # the answering model always says 5: competent at nothing
     }
     for key, value in over.items():
         section, field = key.split("__")
@@ -110,3 +111,16 @@ def test_question_longer_than_context_is_a_clear_error(tiny_model, gsm8k_dir, tm
     with pytest.raises(PromptTooLongError, match="exceed the model's context of 4096 tokens"):
         run(cfg)
     assert (tmp_path / "run" / "pool.jsonl").exists()  # what was collected is kept
+
+
+def test_competence_probe_stops_a_model_that_cannot_answer(tiny_model, gsm8k_dir, tmp_path):
+    """A random model writes no readable answer: the probe stops the run before round 1, saying why."""
+    from selfimprove.probe import IncompetentError
+
+    cfg = make_config(tiny_model, tmp_path / "run", gsm8k_dir, gsm8k_dir, rounds=1, probe__on_fail="stop",
+                      probe__questions=3)
+    with pytest.raises(IncompetentError, match=r"pass@K is 0.0%.*give an answer the task can read"):
+        run(cfg)
+    record = json.loads((tmp_path / "run" / "probe.json").read_text())
+    assert record["signals"]["answer_rate"] == 0.0 and record["signals"]["questions"] == 3
+    assert not (tmp_path / "run" / "rounds" / "r01").exists()  # no budget spent on a round

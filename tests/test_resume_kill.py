@@ -41,6 +41,7 @@ def config_dict(model, out_dir, gsm8k_dir, rounds):
         "adapt": {"tuning": "lora", "max_steps": 3, "batch_size": 4, "max_length": 256,
                   "formats": {"cot_zeroshot": 1.0, "direct_zeroshot": 1.0}},
         "evaluate": {"format": "cot_zeroshot", "k": 2},
+        "probe": {"on_fail": "warn"},
     }
 
 

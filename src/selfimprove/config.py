@@ -178,6 +178,21 @@ class EvaluateConfig(Section):
         return v
 
 
+class ProbeConfig(Section):
+    # Before round 1, is the model competent enough for its own votes to teach it? (probe.py)
+    enabled: bool = True
+    questions: int = Field(32, ge=1)  # pool questions sampled K times, as round 1 will
+    # pass@K on the labelled held-out set (round 0): under 5%, the right answer is almost never sampled.
+    min_pass_at_k: float = Field(0.05, ge=0, le=1)
+    # Paths with an answer the task can read: a model that does not follow the answer format cannot vote.
+    min_answer_rate: float = Field(0.3, ge=0, le=1)
+    # The majority's votes over K, averaged over questions: 1/K when every path answers differently.
+    # 0.3 asks for 3 agreeing paths of 8 (or 2 of 4, or 5 of 16) on an average question.
+    min_consensus: float = Field(0.3, ge=0, le=1)
+    max_truncation_rate: float = Field(0.5, ge=0, le=1)  # most paths cut short: max_new_tokens too small
+    on_fail: Literal["stop", "warn"] = "stop"  # stop = fail the run before round 1, with the reasons
+
+
 class MonitorConfig(Section):
     # A round's return = held-out accuracy points gained per million tokens spent (generated + trained).
     min_return: float | None = None  # stop when the return falls below this (0.0 = when a round stops helping)
@@ -212,6 +227,7 @@ class Config(Section):
     curate: CurateConfig = CurateConfig()
     adapt: AdaptConfig = AdaptConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    probe: ProbeConfig = ProbeConfig()
     monitor: MonitorConfig = MonitorConfig()
 
 

@@ -21,6 +21,7 @@ POOL = "pool.jsonl"
 POOL_GOLD = "pool_gold.jsonl"
 HELDOUT = "heldout.jsonl"
 ANCHOR = "anchor.jsonl"
+PROBE = "probe.json"  # the competence probe before round 1
 HISTORY = "metrics.jsonl"
 SUMMARY = "summary.json"
 REVIEW_MARKS = "review/marks.jsonl"

@@ -18,7 +18,7 @@ from importlib import metadata
 from rich.console import Console
 from rich.table import Table
 
-from selfimprove import acquire, collect, evaluate, layout, monitor, tracking
+from selfimprove import acquire, collect, evaluate, layout, monitor, probe, tracking
 from selfimprove.adapt import AdaptInputs, adapt_round
 from selfimprove.backends import create_backend
 from selfimprove.cache import CachedBackend, cache_dir_for
@@ -75,6 +75,7 @@ def run(config: Config, allow_config_change: bool = False, console: Console | No
     ctx = open_context(config, allow_config_change, console)
     history = [_produce_metrics(ctx, 0, lambda: base_round(ctx))]
     try:
+        probe.check(ctx, ctx.base_sampler, history[0])
         for r in range(1, config.run.rounds + 1):
             carried = history[monitor.start_round(history)]  # a reset carries the best earlier round on
             metrics = _produce_metrics(ctx, r, lambda: monitor.monitor_round(
