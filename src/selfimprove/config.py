@@ -12,7 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from selfimprove.names import FORMATS, GUARDED_SIGNALS, NEEDS_VOTE
+from selfimprove.names import (FORMATS, GUARDED_SIGNALS, NEEDS_VOTE, REWARDS, REWARDS_NEED_VOTE, RL_METHODS,
+                               RL_SIGNALS)
 from selfimprove.tasks.base import Fields
 
 
@@ -33,6 +34,8 @@ class RunConfig(Section):
     out_dir: str = "runs/default"  # everything the run writes lives here; rerunning resumes it
     seed: int = 0
     rounds: int = Field(3, ge=1)  # LMSI fine-tunes once; STaR/ReST-EM gain over 2-5 rounds
+    # Set by `selfimprove ttt`: the run adapts on the very questions it answers and is scored on.
+    transductive: bool = False
 
 
 class ModelConfig(Section):
@@ -165,6 +168,94 @@ class AdaptConfig(Section):
         return self
 
 
+class RLOptions(Section):
+    """`adapt.options` of the label-free RL methods (`adapt.method: grpo | rloo`, adapt/grpo.py; TTRL).
+
+    The vote is taken before training, over the round's `generate.k` samples of each question (the
+    voters); RL then draws `num_generations` fresh samples of each question (the trained samples)
+    and rewards them against that vote. Steps, batch and learning rate are adapt's own keys:
+    `adapt.batch_size` counts completions (questions x num_generations) per device and step.
+    """
+
+    # Reward name -> weight; a sample's reward is the weighted sum. Built-ins (adapt/rewards.py):
+    # majority (1 when the answer is its question's vote: the verified vote when vote.require is set),
+    # verified_majority (the same, and 0 unless the path passes vote.require's gates), vote_share (the
+    # share of voters that gave its answer), gates (1 when it passes vote.require's gates), self_certainty
+    # (INTUITOR: mean KL(uniform || next-token distribution)), random (the spurious-reward control).
+    # TTRL's reward is {majority: 1.0}.
+    rewards: dict[str, float] = {"majority": 1.0}
+    # Trained samples per question (the GRPO group). TTRL votes with 64 and trains on 32; here the
+    # voters are the round's generate.k samples. 8 gives a usable group baseline at a quarter of
+    # TTRL's cost; it must be >= 2 (one sample has no group to be relative to).
+    num_generations: int = Field(8, ge=1)
+    # Questions whose vote share is below this are left out: without a clear majority the label is
+    # about as often wrong as right (LMSI's calibration; the embedded base model's plain majority is
+    # right 22-31% of the time under a share of 0.4). Questions nobody voted on are always left out.
+    min_share: float = Field(0.5, ge=0, le=1)
+    # KL coefficient towards the round's starting weights. 0.04 is DeepSeekMath's GRPO value: a
+    # light anchor against drifting on self-made labels (0 = none, as in DAPO and Dr. GRPO).
+    beta: float = Field(0.04, ge=0)
+    # The collapse guard (adapt/guard.py): every probe_every steps, greedy accuracy on the first
+    # probe_questions held-out questions; training stops and the best probed weights are restored
+    # when it falls more than `tolerance` below its best, or a label-free signal of the training
+    # samples leaves its band. A checkpoint is saved at every probe, so a killed run resumes there.
+    probe_every: int = Field(10, ge=1)
+    probe_questions: int = Field(100, ge=1)
+    tolerance: float = Field(0.02, ge=0)  # 2 points: about one standard error on 100 questions at 50-80%
+    # {signal: band}: the signal may move by at most this fraction of its value over the first probe
+    # window. mean_tokens 0.5: a completion length that halves or grows by half is a reward being gamed
+    # (or a collapse), not learning. answer_entropy falls as the majority reward sharpens the model,
+    # so it is not banded by default.
+    bands: dict[str, float] = {"mean_tokens": 0.5}
+    # Sample inside RL with vLLM (TRL's colocate mode: GPU only, `pip install -e .[gpu]`); off = transformers.
+    use_vllm: bool = False
+
+    @field_validator("bands")
+    @classmethod
+    def _known_bands(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, band in v.items():
+            if name not in RL_SIGNALS:
+                raise ValueError(f"unknown signal {name!r} in bands; use {', '.join(RL_SIGNALS)}")
+            if band < 0:
+                raise ValueError(f"band {name}={band} must be >= 0")
+        return v
+
+
+def check_rl(config: "Config", options: dict[str, Any] | None = None) -> RLOptions:
+    """The RL options (`options`, default adapt.options) checked against the rest of `config`."""
+    adapt = config.adapt
+    try:
+        opts = RLOptions(**(adapt.options if options is None else options))
+    except ValidationError as err:
+        raise ValueError("adapt.options: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors())) from None
+    if not opts.rewards:
+        raise ValueError("adapt.options.rewards is empty: name at least one reward, e.g. {majority: 1.0}")
+    for name in opts.rewards:
+        if name not in REWARDS and ":" not in name:
+            raise ValueError(f"adapt.options.rewards: unknown reward {name!r}; use one of {', '.join(REWARDS)} "
+                             "or your own 'package.module:factory'")
+    voting = [n for n in opts.rewards if n in REWARDS_NEED_VOTE]
+    if voting and config.generate.k < 2:
+        raise ValueError(f"reward {voting[0]!r} scores a sample against its question's vote, but voting is off "
+                         f"(generate.k={config.generate.k}: one sample a question); set generate.k >= 2")
+    gated = [n for n in opts.rewards if n in ("verified_majority", "gates")]
+    if gated and not config.vote.require:
+        raise ValueError(f"reward {gated[0]!r} needs the gates of vote.require (e.g. [{{name: arithmetic}}]), "
+                         "which is empty")
+    if opts.num_generations < 2:
+        raise ValueError(f"adapt.method {adapt.method!r} is group-relative: adapt.options.num_generations "
+                         f"(K trained samples a question) must be >= 2, not {opts.num_generations}")
+    if adapt.ema is not None:
+        raise ValueError("adapt.ema is for SFT rounds; with RL the KL coefficient (adapt.options.beta) keeps "
+                         "the weights near the round's start")
+    per_step = adapt.batch_size * adapt.grad_accum
+    if per_step % opts.num_generations:
+        raise ValueError(f"adapt.batch_size x adapt.grad_accum ({per_step}) must be a multiple of "
+                         f"adapt.options.num_generations ({opts.num_generations}): each step trains whole groups")
+    return opts
+
+
 class EvaluateConfig(Section):
     format: str = "cot_fewshot"
     k: int = Field(8, ge=1)  # samples for majority-vote accuracy and pass@k
@@ -229,6 +320,12 @@ class Config(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     probe: ProbeConfig = ProbeConfig()
     monitor: MonitorConfig = MonitorConfig()
+
+    @model_validator(mode="after")
+    def _rl_options(self):
+        if self.adapt.method in RL_METHODS:
+            check_rl(self)
+        return self
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -296,7 +393,8 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
             elif e["type"] == "missing":
                 lines.append(f"missing key {where!r}")
             elif e["type"] == "value_error":  # our own validators' messages say what is wrong already
-                lines.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+                msg = e["msg"].removeprefix("Value error, ")
+                lines.append(f"{where}: {msg}" if where else msg)  # a whole-config check names its keys itself
             else:
                 lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None

@@ -4,6 +4,8 @@
     pool.jsonl (questions, no answers)  pool_gold.jsonl (hidden; diagnostics only)  heldout.jsonl  anchor.jsonl
     rounds/rNN/  pool.jsonl samples.jsonl votes.jsonl verdicts.jsonl train.jsonl train_log.jsonl
                  adapter/ or model/  eval.json eval_samples.jsonl anchor_samples.jsonl metrics.json
+                 (RL) rl_samples.jsonl rl_steps.jsonl rl_guard.json; rl_work/ while training runs
+    answers.jsonl (`selfimprove ttt`: the adapted model's answers, transductive)
     review/marks.jsonl  review/log.jsonl  cache/  damaged/
 
 Every module that reads or writes an artifact names it through this module; `round_of` parses a
@@ -41,6 +43,13 @@ EVAL_SAMPLES = "eval_samples.jsonl"
 ANCHOR_SAMPLES = "anchor_samples.jsonl"
 METRICS = "metrics.json"
 REVIEW_APPLIED = "review_applied.json"
+# Label-free RL (adapt/grpo.py), per round.
+RL_SAMPLES = "rl_samples.jsonl"  # every sample RL trained on: step, answer, its question's vote, its rewards
+RL_STEPS = "rl_steps.jsonl"  # per step: reward, label-free signals, held-out probe, diagnostics against gold
+RL_GUARD = "rl_guard.json"  # the collapse guard's probes and decision (stopped? which step's weights)
+RL_WORK = "rl_work"  # the trainer's checkpoints and in-progress records; removed once the round commits
+# Test-time training (ttt.py), at the run's top level.
+ANSWERS = "answers.jsonl"
 
 _ROUND = re.compile(r"^rounds/r(\d+)/")
 

@@ -3,8 +3,9 @@
 The algorithm is a plug-in, `adapt.method`: a plain function
 `method(ctx, round, inputs: AdaptInputs, **adapt.options) -> Adapted`, one of `METHODS` or a user's
 "package.module:function". Which weights change (a LoRA adapter or all of them) is `adapt.tuning`,
-which the method honours. SFT (`sft.py`) is today's method; label-free RL, distillation and
-test-time training plug in here the same way.
+which the method honours. Built-ins: SFT (`sft.py`), and label-free RL (`grpo.py`: GRPO or RLOO
+rewarded by the round's vote, TTRL; rewards in `rewards.py`, the collapse guard in `guard.py`).
+Test-time training (`ttt.py`) runs these methods on the questions it answers.
 
 `inputs.learner` is the learner's current weights; `start_weights` says what a round trains from
 (the base learner, or the current weights with `adapt.init: previous`). The method writes its
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from selfimprove import plugins
 from selfimprove.records import Item, Sample, Vote, Weights
 
-METHODS = {"sft": "selfimprove.adapt.sft:sft"}
+METHODS = {"sft": "selfimprove.adapt.sft:sft", "grpo": "selfimprove.adapt.grpo:grpo",
+           "rloo": "selfimprove.adapt.grpo:rloo"}
 
 
 @dataclass(frozen=True)

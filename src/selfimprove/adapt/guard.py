@@ -1,0 +1,179 @@
+"""The collapse guard of label-free RL: probe every N steps, stop and restore the best weights when
+held-out accuracy falls or a label-free signal leaves its band.
+
+Self-rewarded RL can rise and then collapse (SRT: "sudden and complete performance collapse";
+INTUITOR#26: entropy collapse). `CollapseGuard` is a transformers `TrainerCallback`: at step 0 it
+saves the starting weights (`start/`), then every `probe_every` steps and at the last step it
+- measures greedy held-out accuracy with the in-memory model (`greedy_probe`; None without a
+  held-out set, as in test-time training, where the questions' answers must not steer training);
+- averages the label-free signals of the steps since the last probe (`signals`: answer entropy and
+  agreement within each question's group, completion length), and compares each banded signal with
+  its value over the first probe window;
+- stops training on an alarm, and names the weights to restore: the best probe by accuracy (the
+  last healthy probe without accuracy). The trainer saves a checkpoint at every probe step, and
+  the guard marks the best one (`state.best_model_checkpoint`) so checkpoint rotation keeps it.
+Every probe and the decision are written to `guard.json` in the work folder (the round's
+`rl_guard.json` once committed). On resume the probes after the resumed checkpoint are dropped:
+they will be run again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from transformers import TrainerCallback
+
+GUARD_FILE = "guard.json"
+START = "start"  # the step-0 weights, for a restore to before the first step
+
+
+def entropy(counts: Counter) -> float:
+    total = sum(counts.values())
+    return -sum(n / total * math.log(n / total) for n in counts.values()) if total else 0.0
+
+
+def signals(rows: list[dict]) -> dict:
+    """Label-free signals of RL's own samples (rows of rl_samples): per (step, question) group, the
+    entropy of its answers and the majority's share among answered; and the mean completion length."""
+    if not rows:
+        return {}
+    groups: dict[tuple, Counter] = {}
+    for r in rows:
+        counts = groups.setdefault((r["step"], r["question_id"]), Counter())
+        if r["answer"] is not None:
+            counts[r["answer"]] += 1
+    answered = [c for c in groups.values() if c]
+    return {
+        "answer_entropy": sum(entropy(c) for c in groups.values()) / len(groups),
+        "agreement": sum(max(c.values()) / sum(c.values()) for c in answered) / len(answered) if answered else 0.0,
+        "mean_tokens": sum(r["tokens"] for r in rows) / len(rows),
+    }
+
+
+def greedy_probe(model, tokenizer, prompts: list, gold: list[str], task, max_new_tokens: int,
+                 batch_size: int = 64) -> float:
+    """Greedy accuracy of the in-memory model on labelled prompts (completion strings or chat messages)."""
+    import torch
+
+    from selfimprove.adapt.rewards import completion_text, same
+
+    was_training, side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"
+    right = 0
+    try:
+        for start in range(0, len(prompts), batch_size):
+            batch = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+                     if isinstance(p, list) else p for p in prompts[start:start + batch_size]]
+            enc = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
+            with torch.no_grad():
+                out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            right += sum(same(task, task.extract(completion_text(t)), g)
+                         for t, g in zip(texts, gold[start:start + batch_size]))
+    finally:
+        model.train(was_training)
+        tokenizer.padding_side = side
+    return right / len(prompts)
+
+
+class CollapseGuard(TrainerCallback):
+    """See the module docstring. `probe(model) -> accuracy | None`; `rows(first, last)` -> the sample
+    rows of steps first..last (the recorder's, the same in every process)."""
+
+    def __init__(self, probe: Callable, rows: Callable[[int, int], list[dict]], probe_every: int,
+                 tolerance: float, bands: dict[str, float], work: Path, is_main: bool = True):
+        self.probe, self.rows = probe, rows
+        self.probe_every, self.tolerance, self.bands = probe_every, tolerance, bands
+        self.work, self.is_main = Path(work), is_main
+        self.probes: list[dict] = []
+        self.stopped: dict | None = None  # {"step", "reason"} when an alarm stopped training
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        if self.is_main:
+            (self.work / GUARD_FILE).write_text(json.dumps(self.report(), indent=1))
+
+    def report(self) -> dict:
+        best = self.best()
+        return {"probes": self.probes, "stopped": self.stopped, "best_step": best["step"] if best else None,
+                "best_accuracy": best["accuracy"] if best else None, "restore_step": self.restore_step(),
+                "tolerance": self.tolerance, "bands": self.bands, "probe_every": self.probe_every}
+
+    def best(self) -> dict | None:
+        """The probe whose weights are the best known: highest accuracy (earliest on a tie); without
+        held-out accuracy, the last probe with no alarm."""
+        healthy = [p for p in self.probes if p["alarm"] is None]
+        scored = [p for p in healthy if p["accuracy"] is not None]
+        if scored:
+            return max(scored, key=lambda p: (p["accuracy"], -p["step"]))
+        return healthy[-1] if healthy else None
+
+    def restore_step(self) -> int | None:
+        """The step whose weights end the round, when it is not the last step trained (else None)."""
+        best = self.best()
+        return best["step"] if self.stopped and best is not None else None
+
+    # --- the checks --------------------------------------------------------------------------------
+
+    def alarm(self, accuracy: float | None, window: dict) -> str | None:
+        best = self.best()
+        if accuracy is not None and best is not None and best["accuracy"] is not None:
+            drop = best["accuracy"] - accuracy
+            if drop > self.tolerance:
+                return (f"held-out accuracy {accuracy:.3f} is {drop:.3f} below its best {best['accuracy']:.3f} "
+                        f"(step {best['step']}), more than the tolerance {self.tolerance}")
+        reference = next((p["signals"] for p in self.probes if p["step"] > 0 and p["signals"]), None)
+        for name, band in self.bands.items():
+            if reference is None or name not in window or name not in reference:
+                continue
+            ref, value = reference[name], window[name]
+            moved = abs(value - ref) / abs(ref) if ref else abs(value - ref)
+            if moved > band:
+                return (f"{name} {value:.3f} left its band: moved {moved:.0%} from {ref:.3f} over the first "
+                        f"probe window (band {band:.0%})")
+        return None
+
+    def check(self, step: int, model) -> dict:
+        last = self.probes[-1]["step"] if self.probes else 0
+        window = signals(self.rows(last + 1, step)) if step else {}
+        accuracy = self.probe(model)
+        probe = {"step": step, "accuracy": accuracy, "signals": window, "alarm": self.alarm(accuracy, window)}
+        self.probes.append(probe)
+        return probe
+
+    # --- trainer events ----------------------------------------------------------------------------
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        saved = self.work / GUARD_FILE
+        if saved.exists():  # a resumed run: keep what the resumed checkpoint had seen
+            data = json.loads(saved.read_text())
+            self.probes = [p for p in data["probes"] if p["step"] <= state.global_step]
+            stopped = data["stopped"]
+            self.stopped = stopped if stopped and stopped["step"] <= state.global_step else None
+        if state.global_step == 0 and not self.probes:
+            if self.is_main:
+                model.save_pretrained(self.work / START)
+            self.check(0, model)
+            self._save()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        if step % self.probe_every and step < state.max_steps:
+            return control
+        probe = self.check(step, model)
+        if probe["alarm"]:
+            self.stopped = {"step": step, "reason": probe["alarm"]}
+            control.should_training_stop = True
+        else:
+            control.should_save = True  # every healthy probe is a checkpoint a later alarm can go back to
+            if self.best() is probe:
+                state.best_model_checkpoint = str(Path(args.output_dir) / f"checkpoint-{step}")
+        self._save()
+        return control

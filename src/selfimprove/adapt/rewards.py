@@ -1,0 +1,197 @@
+"""Rewards for label-free RL: plain callables in TRL's convention,
+`reward(prompts, completions, **columns) -> list[float | None]` (None = does not apply).
+
+A reward that depends on a sample's whole group (its question's majority) never computes the group
+itself: the vote is taken before training, over the round's voters (`vote.py`), and written into
+the training set as columns (`label_rows`: `label`, `vote_counts`). TRL computes rewards in each
+process before gathering them (trl#3896), so a majority taken inside a reward would see only
+that process's share of a question's samples; a column is the same in every process.
+
+Built-ins (`REWARDS`, config names in `names.REWARDS`):
+  majority           1 when the answer is the question's vote (the verified vote under vote.require)
+  verified_majority  majority, and 0 unless the path passes vote.require's gates (arithmetic, grounded)
+  vote_share         the share of the voters that gave the sample's answer (a soft majority)
+  gates              1 when the path passes vote.require's gates
+  self_certainty     INTUITOR: mean KL(uniform || next-token distribution) over the completion
+  random             a coin flip: the spurious-reward control (a gain here only unlocks format)
+A user's reward is "package.module:factory", called as `factory(RewardContext)` like the built-ins.
+`build_scorer` combines the configured rewards with their weights into the one function TRL sees.
+
+Gold answers never reach a reward: none of these reads an item's gold, and the training columns
+come from votes only (tests/test_rl.py checks both).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from selfimprove import plugins, prompts
+from selfimprove.gates import Candidate, Gate, run_gates
+from selfimprove.records import Item, Sample, Vote
+
+Reward = Callable[..., list]
+
+REWARDS = {
+    "majority": "selfimprove.adapt.rewards:majority",
+    "verified_majority": "selfimprove.adapt.rewards:verified_majority",
+    "vote_share": "selfimprove.adapt.rewards:vote_share",
+    "gates": "selfimprove.adapt.rewards:gates",
+    "self_certainty": "selfimprove.adapt.rewards:self_certainty",
+    "random": "selfimprove.adapt.rewards:random_reward",
+}
+
+
+@dataclass
+class Policy:
+    """The model being trained, for rewards that score with it; filled in once the trainer exists."""
+
+    model: Any = None
+    tokenizer: Any = None
+
+
+@dataclass
+class RewardContext:
+    task: Any
+    gates: dict[str, Gate] = field(default_factory=dict)  # vote.require's gates (pre-vote: they judge a path alone)
+    seed: int = 0
+    policy: Policy = field(default_factory=Policy)
+
+
+def label_rows(votes: list[Vote], items: list[Item], min_share: float) -> list[dict]:
+    """The training questions with their precomputed vote: one row per question with a clear majority.
+
+    Reads the votes and the question text only (an item's gold is never read)."""
+    question = {i.id: i.question for i in items}
+    return [{"question_id": v.question_id, "question": question[v.question_id], "label": v.answer,
+             "share": v.share, "vote_counts": json.dumps(v.counts)}
+            for v in votes if v.answer is not None and v.share >= min_share and v.question_id in question]
+
+
+def completion_text(completion) -> str:
+    """A completion as text (chat completions are [{"role": "assistant", "content": ...}]), cut where
+    sampling would have stopped: a completion-mode model that runs on writes the next question."""
+    text = completion if isinstance(completion, str) else "".join(m["content"] for m in completion)
+    for stop in prompts.STOP:
+        text = text.split(stop)[0]
+    return text
+
+
+def answers(task, completions) -> list[str | None]:
+    return [task.extract(completion_text(c)) for c in completions]
+
+
+def same(task, a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and (a == b or task.is_equivalent(a, b))
+
+
+def majority(ctx: RewardContext) -> Reward:
+    def reward(prompts, completions, label, **_) -> list[float | None]:
+        return [None if lab is None else float(same(ctx.task, a, lab))
+                for a, lab in zip(answers(ctx.task, completions), label)]
+    return reward
+
+
+def _passes(ctx: RewardContext, completions, question, question_id) -> list[bool]:
+    samples = [Sample(question_id=q, round=0, index=i, prompt_format="", seed=0, model="", adapter=None,
+                      text=completion_text(c), answer=ctx.task.extract(completion_text(c)), num_tokens=0,
+                      truncated=False, logprob=0.0)
+               for i, (c, q) in enumerate(zip(completions, question_id))]
+    verdicts = run_gates(ctx.gates, [Candidate(s, None, q) for s, q in zip(samples, question)])
+    return [all(v.passed for v in per_gate.values()) for per_gate in verdicts]
+
+
+def gates(ctx: RewardContext) -> Reward:
+    def reward(prompts, completions, question, question_id, **_) -> list[float]:
+        return [float(ok) for ok in _passes(ctx, completions, question, question_id)]
+    return reward
+
+
+def verified_majority(ctx: RewardContext) -> Reward:
+    agree, checked = majority(ctx), gates(ctx)
+
+    def reward(prompts, completions, **columns) -> list[float | None]:
+        return [None if m is None else m * g
+                for m, g in zip(agree(prompts, completions, **columns), checked(prompts, completions, **columns))]
+    return reward
+
+
+def vote_share(ctx: RewardContext) -> Reward:
+    def reward(prompts, completions, vote_counts, **_) -> list[float | None]:
+        out = []
+        for a, raw in zip(answers(ctx.task, completions), vote_counts):
+            counts = json.loads(raw)
+            total = sum(counts.values())
+            votes = next((n for ans, n in counts.items() if same(ctx.task, a, ans)), 0)
+            out.append(votes / total if total else None)
+        return out
+    return reward
+
+
+def random_reward(ctx: RewardContext) -> Reward:
+    """1 or 0 by a seeded coin per (step, question, completion): no information about correctness."""
+    def reward(prompts, completions, question_id, trainer_state=None, **_) -> list[float]:
+        step = trainer_state.global_step if trainer_state is not None else 0
+        return [float(zlib.crc32(f"{ctx.seed}/{step}/{q}/{completion_text(c)}/{i}".encode()) % 2)
+                for i, (c, q) in enumerate(zip(completions, question_id))]
+    return reward
+
+
+def self_certainty(ctx: RewardContext) -> Reward:
+    """Mean over the completion's tokens of KL(uniform || p) = -log V - mean_j log p_j (INTUITOR):
+    high when the model is sure of each next token. Scored by the policy being trained."""
+    def reward(prompts, completions, completion_ids, **_) -> list[float]:
+        import torch
+
+        model, tokenizer = ctx.policy.model, ctx.policy.tokenizer
+        if model is None:
+            raise RuntimeError("self_certainty needs the policy model (RewardContext.policy), which is not set")
+        was_training = model.training
+        model.eval()
+        out = []
+        try:
+            with torch.no_grad():
+                for prompt, ids in zip(prompts, completion_ids):
+                    if not ids:
+                        out.append(None)
+                        continue
+                    head = (tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+                            if isinstance(prompt, list) else tokenizer(prompt)["input_ids"])
+                    head = list(head["input_ids"] if isinstance(head, dict) else head)
+                    x = torch.tensor([head + list(ids)], device=model.device)
+                    logp = torch.log_softmax(model(input_ids=x).logits[0, len(head) - 1:-1].float(), dim=-1)
+                    out.append(float((-logp.mean(-1) - math.log(logp.shape[-1])).mean()))
+        finally:
+            model.train(was_training)
+        return out
+    return reward
+
+
+class Scorer:
+    """The one reward function TRL sees: the weighted sum of the named rewards (None where none applies).
+
+    `record(columns, completions, parts, totals)` is called after each batch (the step records)."""
+
+    __name__ = "reward"
+
+    def __init__(self, parts: dict[str, Reward], weights: dict[str, float], record=None):
+        self.parts, self.weights, self.record = parts, weights, record
+
+    def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        parts = {name: fn(prompts, completions, **columns) for name, fn in self.parts.items()}
+        totals = []
+        for i in range(len(completions)):
+            given = [(self.weights[n], v[i]) for n, v in parts.items() if v[i] is not None]
+            totals.append(sum(w * x for w, x in given) if given else None)
+        if self.record is not None:
+            self.record(columns, completions, parts, totals)
+        return totals
+
+
+def build_scorer(weights: dict[str, float], ctx: RewardContext, record=None) -> Scorer:
+    """A Scorer from config names (built-in or 'package.module:factory') and their weights."""
+    parts = {name: plugins.resolve(name, REWARDS, "adapt.options.rewards")(ctx) for name in weights}
+    return Scorer(parts, dict(weights), record)
