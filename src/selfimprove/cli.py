@@ -97,6 +97,23 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
 
 
 @app.command()
+def ttt(config: Annotated[Path, typer.Argument(help="YAML config: its held-out questions are the ones answered")],
+        overrides: Overrides = None,
+        keep_adapter: Annotated[bool, typer.Option(help="Keep the LoRA adapter in the run directory")] = False):
+    """Test-time training (transductive): adapt a LoRA on the held-out questions without their labels, then
+    answer them with it. Writes answers.jsonl and summary.json to run.out_dir; the base weights are untouched."""
+    from selfimprove.ttt import run as run_ttt
+
+    cfg = _load(config, overrides)
+    _quiet_libraries()
+    try:
+        summary = run_ttt(cfg, console=console, keep_adapter=keep_adapter)
+    except _user_errors() as err:
+        _fail(err)
+    console.print_json(json.dumps({k: summary[k] for k in ("mode", "questions", "base_accuracy", "adapted_accuracy")}))
+
+
+@app.command()
 def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")], overrides: Overrides = None):
     """Check CONFIG strictly (unknown or duplicate keys, bad values) and print it fully resolved."""
     from selfimprove.config import dump_config

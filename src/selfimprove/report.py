@@ -3,7 +3,8 @@
 Reads `rounds/rNN/metrics.json`, `votes.jsonl`, `samples.jsonl`, `verdicts.jsonl`, `train.jsonl`,
 `pool.jsonl` and `pool_gold.jsonl` (hidden gold, for calibration only). Writes `RUN_DIR/report.html`:
 plots as inline SVG (accuracy, agreement and pseudo-label accuracy, calibration, diversity and
-length, gate pass rates) and a browser of questions with their rationales, votes, gate verdicts
+length, gate pass rates; per step for RL rounds: probe, reward, agreement, entropy and the guard's
+stop, from `rl_steps.jsonl` and `rl_guard.json`) and a browser of questions with their rationales, votes, gate verdicts
 and kept training examples. It computes nothing the run did not record except grouping: the
 calibration bins and per-gate pass shares are counts over the stored verdicts and votes.
 """
@@ -16,6 +17,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import yaml
 
 from selfimprove import layout
 from selfimprove.records import RoundMetrics, from_row
@@ -47,6 +50,8 @@ class RunData:
     gold: dict[str, str]
     notes: list[str]  # what could not be read and why
     is_equivalent: Callable[[str, str], bool] | None = None  # the task's answer equivalence; None = exact
+    rl: dict[int, tuple[list[dict], dict]] = field(default_factory=dict)  # RL rounds: rl_steps rows, rl_guard
+    transductive: bool = False  # `selfimprove ttt`: adapted on the questions it is scored on
 
 
 def _task_equivalence(root: Path, notes: list[str]):
@@ -101,7 +106,13 @@ def load_run(run_dir: str | Path) -> RunData:
     gold = {g["id"]: g["gold"] for g in _read(store, layout.POOL_GOLD, notes)}
     if not gold:
         notes.append("pool_gold.jsonl is missing: no calibration curve (it needs the pool's hidden answers)")
-    return RunData(root, history, rounds, questions, gold, notes, _task_equivalence(root, notes))
+    rl = {r: (_read(store, layout.round_file(r, layout.RL_STEPS), notes),
+              store.read_json(layout.round_file(r, layout.RL_GUARD)))
+          for r in rounds_done if store.done(layout.round_file(r, layout.RL_STEPS))
+          and store.done(layout.round_file(r, layout.RL_GUARD))}
+    saved = yaml.safe_load((root / layout.CONFIG).read_text()) if (root / layout.CONFIG).exists() else None
+    transductive = bool((saved or {}).get("run", {}).get("transductive"))
+    return RunData(root, history, rounds, questions, gold, notes, _task_equivalence(root, notes), rl, transductive)
 
 
 def calibration(votes: list[dict], gold: dict[str, str], is_equivalent=None) -> list[dict]:
@@ -150,6 +161,25 @@ def _line_plot(title: str, history: list[RoundMetrics], keys: dict[str, str], yl
     return _svg(fig)
 
 
+def rl_plot(number: int, steps: list[dict], guard: dict) -> str:
+    """One RL round per step: held-out probe, reward, agreement and answer entropy; the stop marked."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for key, label in (("probe_accuracy", "held-out probe"), ("reward", "reward"), ("agreement", "agreement"),
+                       ("answer_entropy", "answer entropy"), ("pseudo_label_accuracy", "pseudo-label acc.")):
+        points = [(s["step"], s[key]) for s in steps if s.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o" if key == "probe_accuracy" else None, label=label)
+    if guard.get("stopped"):
+        ax.axvline(guard["stopped"]["step"], color="red", ls="--", label=f"stopped (restored step {guard['restore_step']})")
+    ax.set(title=f"Round {number}: RL per step", xlabel="step", ylabel="value")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    return _svg(fig)
+
+
 def plots(run: RunData) -> dict[str, str]:
     import matplotlib
 
@@ -189,6 +219,8 @@ def plots(run: RunData) -> dict[str, str]:
     if rates:
         ax.legend(fontsize=8)
     out["gates"] = _svg(fig)
+    for number, (steps, guard) in run.rl.items():
+        out[f"rl-r{number:02d}"] = rl_plot(number, steps, guard)
     return out
 
 
@@ -233,7 +265,8 @@ def render(run: RunData) -> str:
     figures = "".join(f"<figure class='plot' id='plot-{name}'>{svg}</figure>" for name, svg in plots(run).items())
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in run.notes) or "<li>none: every artifact matches its checksum</li>"
     data = json.dumps(browser_data(run), ensure_ascii=False).replace("</", "<\\/")
-    return (TEMPLATE.replace("%TITLE%", html.escape(str(run.root)))
+    title = ("TRANSDUCTIVE (adapted on the questions it is scored on): " if run.transductive else "") + str(run.root)
+    return (TEMPLATE.replace("%TITLE%", html.escape(title))
             .replace("%TABLE%", metrics_table(run.history)).replace("%PLOTS%", figures)
             .replace("%NOTES%", notes).replace("%DATA%", data))
 
