@@ -131,14 +131,15 @@ def read_rows(path: Path) -> list[dict]:
 
 class Recorder:
     """Every scored batch's samples: kept in memory in every process (the guard's signals) and
-    appended to the work folder by the main process. On resume, rows after `resumed_step` go."""
+    appended to the work folder by the main process. On resume, rows after `resumed_step` go
+    (`truncate`, by the main process once every process has read them)."""
 
-    def __init__(self, path: Path, task, resumed_step: int, is_main: bool):
-        self.path, self.task, self.is_main = path, task, is_main
+    def __init__(self, path: Path, task, resumed_step: int):
+        self.path, self.task = path, task
         self.rows = [r for r in read_rows(path) if r["step"] <= resumed_step]
-        if is_main:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+
+    def truncate(self) -> None:
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
 
     def __call__(self, columns: dict, completions: list, parts: dict, totals: list) -> None:
         from accelerate import PartialState
@@ -155,7 +156,7 @@ class Recorder:
                           "reward": totals[i], "rewards": {n: v[i] for n, v in parts.items()}, "completion": text})
         rows = gather_object(local)  # every process calls the reward in step, so this collective is safe
         self.rows += rows
-        if self.is_main:
+        if PartialState().is_main_process:
             with open(self.path, "a") as f:
                 f.write("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -189,7 +190,6 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
     """Run (or resume) RL from `job.start`; save the round's final weights into `out`. Returns the
     training log, each row's `num_tokens` = completion tokens sampled + tokens trained so far."""
     import torch
-    from accelerate import PartialState
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import PrinterCallback
@@ -204,7 +204,6 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
     device = models.resolve_device(device)
     cuda = device.startswith("cuda")
     lora = cfg.tuning == "lora"
-    is_main = PartialState().is_main_process
     work.mkdir(parents=True, exist_ok=True)
     resume, resumed_step = last_checkpoint(work / TRAINER_DIR)
 
@@ -215,7 +214,7 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
     if lora and not job.start.adapter:
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
-    recorder = Recorder(work / SAMPLES_FILE, job.rewards.task, resumed_step, is_main)
+    recorder = Recorder(work / SAMPLES_FILE, job.rewards.task, resumed_step)
     scorer = build_scorer(opts.rewards, job.rewards, recorder)
 
     def probe(m) -> float | None:
@@ -224,13 +223,16 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
         return greedy_probe(m, tokenizer, job.probe_prompts, job.probe_gold, job.rewards.task,
                             job.probe_max_new_tokens)
 
-    guard = CollapseGuard(probe, recorder.between, opts.probe_every, opts.tolerance, opts.bands, work, is_main)
+    guard = CollapseGuard(probe, recorder.between, opts.probe_every, opts.tolerance, opts.bands, work)
     config_cls, trainer_cls = (GRPOConfig, GRPOTrainer) if job.algorithm == "grpo" else (RLOOConfig, RLOOTrainer)
     args = config_cls(**trainer_args(job, work / TRAINER_DIR, cuda, cuda and torch.cuda.is_bf16_supported()))
     trainer = trainer_cls(model=model, reward_funcs=scorer, args=args, processing_class=tokenizer,
                           train_dataset=Dataset.from_list(job.rows), peft_config=peft_config,
                           callbacks=[guard, RichProgress()])
     trainer.remove_callback(PrinterCallback)
+    trainer.accelerator.wait_for_everyone()  # every process has read the records before they are cut back
+    if trainer.accelerator.is_main_process:
+        recorder.truncate()
     job.rewards.policy = Policy(trainer.model, tokenizer)  # for rewards that score with the policy
     if not already_stopped(work, resumed_step):
         trainer.train(resume_from_checkpoint=resume)

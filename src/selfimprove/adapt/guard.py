@@ -87,18 +87,17 @@ class CollapseGuard(TrainerCallback):
     rows of steps first..last (the recorder's, the same in every process)."""
 
     def __init__(self, probe: Callable, rows: Callable[[int, int], list[dict]], probe_every: int,
-                 tolerance: float, bands: dict[str, float], work: Path, is_main: bool = True):
+                 tolerance: float, bands: dict[str, float], work: Path):
         self.probe, self.rows = probe, rows
         self.probe_every, self.tolerance, self.bands = probe_every, tolerance, bands
-        self.work, self.is_main = Path(work), is_main
+        self.work = Path(work)
         self.probes: list[dict] = []
         self.stopped: dict | None = None  # {"step", "reason"} when an alarm stopped training
 
     # --- state -------------------------------------------------------------------------------------
 
-    def _save(self) -> None:
-        if self.is_main:
-            (self.work / GUARD_FILE).write_text(json.dumps(self.report(), indent=1))
+    def save(self) -> None:
+        (self.work / GUARD_FILE).write_text(json.dumps(self.report(), indent=1))
 
     def report(self) -> dict:
         best = self.best()
@@ -158,10 +157,11 @@ class CollapseGuard(TrainerCallback):
             stopped = data["stopped"]
             self.stopped = stopped if stopped and stopped["step"] <= state.global_step else None
         if state.global_step == 0 and not self.probes:
-            if self.is_main:
+            if state.is_world_process_zero:  # every process probes (same weights, same verdict); one writes
                 model.save_pretrained(self.work / START)
             self.check(0, model)
-            self._save()
+            if state.is_world_process_zero:
+                self.save()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         step = state.global_step
@@ -175,5 +175,6 @@ class CollapseGuard(TrainerCallback):
             control.should_save = True  # every healthy probe is a checkpoint a later alarm can go back to
             if self.best() is probe:
                 state.best_model_checkpoint = str(Path(args.output_dir) / f"checkpoint-{step}")
-        self._save()
+        if state.is_world_process_zero:
+            self.save()
         return control
