@@ -1,0 +1,252 @@
+"""Evidence for label-free RL on the embedded domain: SFT rounds vs GRPO with four rewards, and test-time training.
+
+    python benchmarks/rl_evidence.py [--seeds 0 1 2] [--rounds 4] [--pool 1000] [--sft-steps 100]
+    python benchmarks/rl_evidence.py --seeds 0 --rounds 1 --pool 300 --sft-steps 50 --work /tmp/rl-ev   # small
+
+Arms (each the loop with the demo recipe, `demo.yaml`, same pool, held-out set, rounds and seeds):
+  sft              LMSI-style SFT rounds on the verified majority's paths (today's demo)
+  grpo_verified    GRPO, reward `verified_majority`: the verified vote (vote.require) as label, 0 for a path
+                   that fails the arithmetic/grounded checks
+  grpo_plain       GRPO, reward `majority` over a plain vote (every path votes: TTRL's reward)
+  grpo_gold        GRPO, the pool's gold answers as labels (the oracle: what the same RL could do with labels)
+  grpo_random      GRPO, reward `random` (the spurious-reward control: a gain here only unlocks format)
+  grpo_verified_guard  grpo_verified with the collapse guard on (probe every `--probe-every` steps on the
+                   held-out set, tolerance 1 point); every other GRPO arm probes the same way but never stops,
+                   so its curve shows whether accuracy rises then falls
+  ttt              test-time training (transductive): GRPO verified_majority with a LoRA on the held-out
+                   questions themselves, accuracy before and after (reported apart: never in the arms table)
+
+Compute: every arm spends its round's sampling (pool x K paths, the vote) plus training. SFT trains
+`--sft-steps` steps of `adapt.batch_size` prompt+completion pairs; a GRPO step samples batch_size
+completions and trains on them with their prompts, so GRPO's steps are set to spend the same tokens:
+steps = sft_steps x (prompt + completion) / (prompt + 2 x completion), with the lengths measured on
+the SFT arm's first round. The tokens each arm actually spent (`compute_tokens`: generated + trained,
+recorded by the loop) are in the JSON, so the match can be checked.
+
+Writes WORK/<arm>-s<seed>/ (run directories; a rerun resumes them) and the merged
+benchmarks/results/rl_evidence.json and .png. Not run by CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+ARMS = ("sft", "grpo_verified", "grpo_plain", "grpo_gold", "grpo_random", "grpo_verified_guard")
+PLAIN_VOTE = "vote.require=[]"
+KEEP = ("round", "accuracy", "majority_accuracy", "verified_majority_accuracy", "pass_at_k",
+        "pseudo_label_accuracy", "agreement", "answer_entropy", "compute_tokens", "generated_tokens",
+        "trained_tokens", "train_examples", "seconds", "decision")
+
+
+def grpo_gold(ctx, round_, inputs, **options):
+    """The oracle arm's method: GRPO whose labels are the pool's gold answers instead of the vote.
+    Lives here, not in the package: a benchmark control, the one place gold is meant to reach a reward."""
+    from dataclasses import replace
+
+    from selfimprove.adapt.grpo import adapt_rl
+    from selfimprove.records import Vote
+
+    gold = ctx.data.gold
+    votes = [Vote(v.question_id, v.round, gold[v.question_id], 1.0, v.num_votes, v.num_abstain,
+                  {gold[v.question_id]: v.num_votes or 1}) for v in inputs.votes if v.question_id in gold]
+    return adapt_rl(ctx, round_, replace(inputs, votes=votes), "grpo", options)
+
+
+def rl_options(rewards: str, args, guard: bool) -> str:
+    tolerance, bands = (0.01, "{mean_tokens: 0.5}") if guard else (1.0, "{}")
+    return (f"adapt.options={{rewards: {{{rewards}: 1.0}}, num_generations: {args.num_generations}, "
+            f"probe_every: {args.probe_every}, probe_questions: {args.heldout}, tolerance: {tolerance}, "
+            f"bands: {bands}, beta: {args.beta}}}")
+
+
+def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:
+    base = [f"run.rounds={args.rounds}", f"task.source=steps=3,max_value=30,n={args.pool},seed={{seed}}",
+            f"task.eval_limit={args.heldout}"]
+    if arm == "sft":
+        return base + [f"adapt.max_steps={args.sft_steps}"]
+    rl = base + ["adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.lr}"]
+    return rl + {
+        "grpo_verified": ["adapt.method=grpo", rl_options("verified_majority", args, False)],
+        "grpo_verified_guard": ["adapt.method=grpo", rl_options("verified_majority", args, True)],
+        "grpo_plain": ["adapt.method=grpo", PLAIN_VOTE, rl_options("majority", args, False)],
+        "grpo_gold": ["adapt.method=rl_evidence:grpo_gold", rl_options("majority", args, False)],
+        "grpo_random": ["adapt.method=grpo", rl_options("random", args, False)],
+    }[arm]
+
+
+def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
+    from rich.console import Console
+
+    from selfimprove import layout
+    from selfimprove.embedded import demo
+    from selfimprove.loop import run
+
+    out = args.work / f"{arm}-s{seed}"
+    started = time.time()
+    overrides = [o.replace("{seed}", str(seed)) for o in arm_overrides(arm, args, grpo_steps)]
+    run(demo.demo_config(out, seed, quick=False, overrides=overrides), console=Console(quiet=True))
+    history = [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
+    steps, guards = [], []
+    for r in range(1, len(history)):
+        if (out / layout.round_file(r, layout.RL_STEPS)).exists():
+            steps += [{"round": r, **{k: s.get(k) for k in ("step", "probe_accuracy", "reward", "agreement",
+                                                              "answer_entropy", "mean_tokens", "pseudo_label_accuracy",
+                                                              "reward_accuracy", "gold_reward", "stopped")}}
+                      for s in map(json.loads, (out / layout.round_file(r, layout.RL_STEPS)).read_text().splitlines())]
+            guards.append({"round": r, **{k: v for k, v in json.loads(
+                (out / layout.round_file(r, layout.RL_GUARD)).read_text()).items() if k != "probes"}})
+    return {"arm": arm, "seed": seed, "seconds": round(time.time() - started), "grpo_steps_per_round": grpo_steps,
+            "history": [{k: h.get(k) for k in KEEP} for h in history], "steps": steps, "guard": guards}
+
+
+def run_ttt(seed: int, args, grpo_steps: int) -> dict:
+    from rich.console import Console
+
+    from selfimprove.embedded import demo
+    from selfimprove.ttt import run
+
+    out = args.work / f"ttt-s{seed}"
+    started = time.time()
+    config = demo.demo_config(out, seed, quick=False, overrides=[
+        f"task.eval_limit={args.heldout}", "adapt.method=grpo", "adapt.tuning=lora", "adapt.init=base",
+        "adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.ttt_lr}",
+        "adapt.lora_r=32", "adapt.lora_alpha=64", "adapt.lora_dropout=0.0",
+        f"adapt.options={{rewards: {{verified_majority: 1.0}}, num_generations: {args.num_generations}, "
+        f"probe_every: {args.probe_every}, beta: {args.beta}}}"])
+    summary = run(config, console=Console(quiet=True))
+    return {"seed": seed, "seconds": round(time.time() - started), **{k: summary[k] for k in (
+        "mode", "questions", "base_accuracy", "base_vote_accuracy", "adapted_accuracy")}}
+
+
+def token_lengths(run_dir: Path) -> tuple[float, float]:
+    """Mean prompt and completion tokens of the SFT arm's round-1 training rows (the demo tokenizer)."""
+    from transformers import AutoTokenizer
+
+    from selfimprove import layout
+    from selfimprove.embedded.demo import base_model
+
+    tok = AutoTokenizer.from_pretrained(base_model())
+    rows = [json.loads(x) for x in (run_dir / layout.round_file(1, layout.TRAIN)).read_text().splitlines()][:500]
+    prompt = statistics.mean(len(tok(r["prompt"])["input_ids"]) for r in rows)
+    completion = statistics.mean(len(tok(r["completion"])["input_ids"]) for r in rows)
+    return prompt, completion
+
+
+# --- summary and plot ------------------------------------------------------------------------------
+
+def summarize(results: dict) -> dict:
+    out = {}
+    for arm, per_seed in results["arms"].items():
+        finals = [r["history"][-1]["accuracy"] - r["history"][0]["accuracy"] for r in per_seed.values()]
+        best = [max(s["probe_accuracy"] for s in r["steps"] if s["probe_accuracy"] is not None) - r["history"][0]["accuracy"]
+                for r in per_seed.values() if any(s["probe_accuracy"] is not None for s in r["steps"])]
+        out[arm] = {"final_gain": {"median": statistics.median(finals), "values": finals},
+                    "compute_tokens": [sum(h["compute_tokens"] or 0 for h in r["history"][1:]) for r in per_seed.values()],
+                    "best_probe_gain": best or None,
+                    "final_below_best_probe": [
+                        round(max(s["probe_accuracy"] for s in r["steps"] if s["probe_accuracy"] is not None)
+                              - r["history"][-1]["accuracy"], 4)
+                        for r in per_seed.values() if any(s["probe_accuracy"] is not None for s in r["steps"])] or None}
+    return out
+
+
+COLORS = {"sft": "C0", "grpo_verified": "C1", "grpo_plain": "C2", "grpo_gold": "C3", "grpo_random": "C4",
+          "grpo_verified_guard": "C5"}
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for arm, per_seed in results["arms"].items():
+        for i, r in enumerate(per_seed.values()):
+            spent = [0]
+            for h in r["history"][1:]:
+                spent.append(spent[-1] + (h["compute_tokens"] or 0))
+            left.plot([s / 1e6 for s in spent], [h["accuracy"] for h in r["history"]], marker="o", color=COLORS[arm],
+                      label=arm if i == 0 else None)
+            rounds = r["history"]
+            offset, xs, ys = 0, [], []
+            for rd in range(1, len(rounds)):
+                pts = [(s["step"], s["probe_accuracy"]) for s in r["steps"] if s["round"] == rd
+                       and s["probe_accuracy"] is not None]
+                xs += [offset + s for s, _ in pts]
+                ys += [a for _, a in pts]
+                offset += max([s for s, _ in pts], default=0)
+                for g in r["guard"]:
+                    if g["round"] == rd and g.get("stopped"):
+                        right.axvline(offset - max([s for s, _ in pts], default=0) + g["stopped"]["step"],
+                                      color=COLORS[arm], ls=":", lw=1)
+            if xs:
+                right.plot(xs, ys, color=COLORS[arm], marker=".", label=arm if i == 0 else None)
+    left.set(xlabel="compute spent (M tokens: sampled + trained)", ylabel="held-out greedy accuracy",
+             title="per round, against compute")
+    right.set(xlabel="GRPO step (rounds concatenated)", ylabel="held-out greedy (guard's probe)",
+              title="per step (dotted: the guard stopped)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"label-free RL on the embedded domain, seeds {results['seeds']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", default=[*ARMS, "ttt"], help=f"{', '.join(ARMS)}, ttt")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--pool", type=int, default=1000)
+    parser.add_argument("--heldout", type=int, default=200)
+    parser.add_argument("--sft-steps", type=int, default=100, help="SFT steps a round (the demo's)")
+    parser.add_argument("--num-generations", type=int, default=8)
+    parser.add_argument("--probe-every", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=1e-4, help="GRPO learning rate (full weights)")
+    parser.add_argument("--ttt-lr", type=float, default=2e-3, help="test-time LoRA learning rate")
+    parser.add_argument("--beta", type=float, default=0.04)
+    parser.add_argument("--work", type=Path, default=Path("runs/rl-evidence"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "rl_evidence.json")
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(Path(__file__).parent))  # `rl_evidence:grpo_gold` resolves as a plug-in
+    import datasets
+    import torch
+    import transformers
+
+    torch.set_num_threads(1)
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    results = {"seeds": args.seeds, "config": {k: str(v) for k, v in vars(args).items()}, "arms": {}, "ttt": {}}
+    for seed in args.seeds:
+        sft = run_arm("sft", seed, args, 0)  # first: its lengths set GRPO's steps
+        prompt, completion = token_lengths(args.work / f"sft-s{seed}")
+        grpo_steps = max(1, round(args.sft_steps * (prompt + completion) / (prompt + 2 * completion)))
+        results["token_lengths"] = {"prompt": prompt, "completion": completion, "grpo_steps_per_round": grpo_steps}
+        for arm in args.arms:
+            print(f"seed {seed}: {arm}", flush=True)
+            if arm == "ttt":
+                results["ttt"][str(seed)] = run_ttt(seed, args, grpo_steps)
+            else:
+                results["arms"].setdefault(arm, {})[str(seed)] = sft if arm == "sft" else run_arm(arm, seed, args,
+                                                                                                  grpo_steps)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            results["summary"] = summarize(results)
+            args.out.write_text(json.dumps(results, indent=1))
+    plot(results, args.out.with_suffix(".png"))
+    print(json.dumps({"summary": results["summary"], "ttt (transductive)": results["ttt"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
