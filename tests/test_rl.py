@@ -67,6 +67,44 @@ def test_label_rows_hold_the_vote_and_never_the_gold():
     assert "GOLD-SECRET" not in json.dumps(rows)
 
 
+def test_pool_gold_never_reaches_rl_training(tmp_path, monkeypatch):
+    """Through the adaptation seam: what `train` receives (questions, labels, reward context) holds the
+    round's vote and never the pool's hidden gold; the gold is read only afterwards, for diagnostics."""
+    from rich.console import Console
+
+    from selfimprove.adapt import AdaptInputs, grpo
+    from selfimprove.context import Collected, RunContext
+    from selfimprove.prompts import PromptStyle
+    from selfimprove.store import RunStore
+
+    seen = []
+
+    def fake_train(job, work, out):
+        seen.append(job)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "guard.json").write_text(json.dumps({"probes": [], "stopped": None}))
+        (work / "samples.jsonl").write_text(json.dumps({
+            "step": 1, "question_id": "q1", "label": job.rows[0]["label"], "answer": "7", "tokens": 3, "reward": 1.0,
+            "rewards": {"majority": 1.0}}) + "\n")
+        (out / "config.json").write_text("{}")
+        return [{"step": 1, "loss": 0.0, "num_tokens": 10}]
+
+    monkeypatch.setattr(grpo, "train", fake_train)
+    config = parse_config({**_config(tuning="full"), "run": {"out_dir": str(tmp_path)}})
+    pool = [Item("q1", QUESTION, gold="424242")]
+    ctx = RunContext(config, RunStore(tmp_path), TASK, None,
+                     Collected(pool, {"q1": "424242"}, [Item("h1", "Q?", gold="5")], []), PromptStyle([], False),
+                     Console(quiet=True))
+    votes = [Vote("q1", 1, "7", 1.0, 4, 0, {"7": 4})]
+    adapted = grpo.grpo(ctx, 1, AdaptInputs(Weights("m"), Weights("m"), pool, [], votes, []), **config.adapt.options)
+    [job] = seen
+    assert "424242" not in json.dumps(job.rows) + repr(job.rewards) + repr(job.options)
+    assert job.rows[0]["label"] == "7" and job.probe_gold == ["5"]  # the guard's probe: held-out answers only
+    [step] = [json.loads(x) for x in (tmp_path / "rounds/r01" / layout.RL_STEPS).read_text().splitlines()]
+    assert step["pseudo_label_accuracy"] == 0.0  # the diagnostic does see the gold, after training
+    assert adapted.weights.model.endswith("rounds/r01/model") and adapted.examples == 1
+
+
 COMPLETIONS = [" 3 + 4 = 7. The answer is 7.", " 3 + 4 = 8. The answer is 8.", " 3 + 5 = 8. The answer is 8.",
                " I do not know.", " 3 + 4 = 7. The answer is 7.\nQ: next question? The answer is 9."]
 
@@ -260,6 +298,16 @@ def test_killed_rl_resumes_from_its_last_checkpoint(base, tmp_path, monkeypatch)
     assert len(after) == 6 * 16 and [h["step"] for h in log] == [1, 2, 3, 4, 5, 6]
     probes = json.loads((tmp_path / "work" / "guard.json").read_text())["probes"]
     assert [p["step"] for p in probes] == [0, 2, 4, 6]
+
+
+def test_rloo_runs_through_the_same_path(base, tmp_path):
+    job = _job(base, _questions(2), rewards={"majority": 1.0, "self_certainty": 0.1})
+    job.algorithm, job.adapt = "rloo", job.adapt.model_copy(update={"max_steps": 2, "tuning": "lora"})
+    (tmp_path / "out").mkdir()
+    log = train(job, tmp_path / "work", tmp_path / "out")
+    assert [h["step"] for h in log] == [1, 2] and (tmp_path / "out" / "adapter_model.safetensors").exists()
+    rows = read_rows(tmp_path / "work" / "samples.jsonl")
+    assert all(r["rewards"]["self_certainty"] > 0 for r in rows)  # KL(uniform || p) of a confident model
 
 
 TWO_PROCESSES = """
