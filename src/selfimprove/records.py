@@ -125,7 +125,7 @@ class RoundMetrics:
     pool_questions: int | None = None  # questions sampled this round
     kept: int | None = None  # paths that passed every gate
     kept_questions: int | None = None  # questions with at least one kept path
-    train_examples: int | None = None  # rows of train.jsonl (all formats, replay included)
+    train_examples: int | None = None  # rows of train.jsonl (all formats, replay included); RL: questions with a label
     train_loss_first: float | None = None
     train_loss_last: float | None = None
     # Pseudo-labels against the pool's hidden gold (diagnostics only; never used for training).

@@ -125,7 +125,7 @@ class CollapseGuard(TrainerCallback):
         best = self.best()
         if accuracy is not None and best is not None and best["accuracy"] is not None:
             drop = best["accuracy"] - accuracy
-            if drop > self.tolerance:
+            if drop > self.tolerance + 1e-9:  # a fall of exactly the tolerance is within it (float noise aside)
                 return (f"held-out accuracy {accuracy:.3f} is {drop:.3f} below its best {best['accuracy']:.3f} "
                         f"(step {best['step']}), more than the tolerance {self.tolerance}")
         reference = next((p["signals"] for p in self.probes if p["step"] > 0 and p["signals"]), None)
@@ -134,7 +134,7 @@ class CollapseGuard(TrainerCallback):
                 continue
             ref, value = reference[name], window[name]
             moved = abs(value - ref) / abs(ref) if ref else abs(value - ref)
-            if moved > band:
+            if moved > band + 1e-9:
                 return (f"{name} {value:.3f} left its band: moved {moved:.0%} from {ref:.3f} over the first "
                         f"probe window (band {band:.0%})")
         return None
