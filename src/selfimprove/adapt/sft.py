@@ -17,7 +17,8 @@ from pathlib import Path
 from transformers import PrinterCallback, TrainerCallback
 
 from selfimprove import layout
-from selfimprove.adapt import Adapted, AdaptInputs, ema, start_weights
+from selfimprove.adapt import ema
+from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.examples import training_set
 from selfimprove.config import AdaptConfig, ModelConfig
 from selfimprove.context import RunContext
