@@ -106,12 +106,16 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")
 
 @app.command()
 def ls():
-    """List the tasks, backends and gates that configs can name."""
+    """List the tasks, backends, gates, acquisition and adaptation methods that configs can name."""
+    from selfimprove.acquire import METHODS as ACQUIRE
+    from selfimprove.adapt import METHODS as ADAPT
     from selfimprove.backends import BACKENDS
     from selfimprove.gates import GATES
     from selfimprove.tasks import TASKS
 
-    for title, table in (("tasks", TASKS), ("backends", BACKENDS), ("gates", GATES)):
+    for title, table in (("tasks (task.name)", TASKS), ("backends (generate.backend)", BACKENDS),
+                         ("gates (vote.require, curate.gates)", GATES), ("acquisition (acquire.method)", ACQUIRE),
+                         ("adaptation (adapt.method)", ADAPT)):
         console.print(f"[bold]{title}[/]")
         for name, target in table.items():
             console.print(f"  {name:<16} {target}", highlight=False)
