@@ -131,6 +131,20 @@ MATH_CASES = [
     ("The answer is 1/0", None),
     ("", None),
     ("   ", None),
+    # Forms real chat models write (more in tests/test_extract_real.py):
+    ("**Answer:** 64", "64"),
+    ("**The answer is 64**", "64"),
+    ("**Answer**: $10,000", "10000"),
+    ("Final answer: 2.5 hours", "2.5"),
+    ("### Final Answer\nThe final answer is $\\boxed{64}$. I hope it is correct.", "64"),
+    ("**Final Answer:**\n\n64", "64"),  # the answer on the line below its marker
+    ("The answer is:\n\\[\n\\boxed{12}\n\\]", "12"),
+    ("The answer is:\n1. First we add 2 and 3.", None),  # a list below: an explanation, not an answer
+    ("so the answer is 3.", "3"),
+    ("The answer is: 3", "3"),
+    ("answer: 7. But the answer is 8.", "8"),  # the last statement wins, whatever its form
+    ("The answer is 8. Answer: 9", "9"),
+    ("Answer Choices: (A) 5 (B) 6", None),  # AQuA's options repeated, not an answer
 ]
 
 
@@ -155,6 +169,13 @@ CHOICE_CASES = [
     ("The answer is 600.", None),  # the value, not the letter
     ("The answer is (F).", None),
     ("zzz", None), ("", None),
+    ("Answer: C", "C"),
+    ("**Answer:** (B) 6000", "B"),
+    ("the correct option is D) 42", "D"),
+    ("The correct choice is (e).", "E"),
+    ("The correct answer is D: 15.", "D"),
+    ("The answer is: 3", None),  # a value, not a letter
+    ("Answer Choices: (A) 32400 (B) 6000\nThe answer is (B).", "B"),
 ]
 
 
@@ -169,6 +190,8 @@ YESNO_CASES = [
     ("The answer is yes. Actually, the answer is no.", "no"),
     ("\\boxed{no}", "no"),
     ("The answer is maybe.", None), ("yesterday", None), ("Nothing to say", None), ("", None),
+    ("**Answer:** No", "no"), ("Final answer: yes", "yes"), ("THE ANSWER IS YES.", "yes"),
+    ("Answer: no. On reflection, the answer is yes.", "yes"),
 ]
 
 
