@@ -35,7 +35,8 @@ def rationale_of(text: str, answer_prefix: str = "The answer is") -> str:
     The statement is found as the extractors find it, in any case and form ("So the answer is 3.",
     "**Final Answer:** 3", "#### 3", "... \\boxed{3}"), so "So the answer is 3." is not trained as
     "So the answer is 3. The answer is 3.". A cut inside a sentence ("5 + 3 = 8, so the answer is 8")
-    keeps its reasoning and gets a full stop: "5 + 3 = 8.".
+    keeps its reasoning and gets a full stop: "5 + 3 = 8.". A completion without a statement (one that
+    ends "So, Ann has 3 pencils.") is all reasoning.
     """
     cut = answer_start(text, answer_prefix)
     head = (text[:cut] if cut is not None else text).strip()

@@ -12,10 +12,11 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 # Where a model states its answer, in any case: "The answer is" (the contract's answer_prefix),
-# "the final answer is:", "the correct option is", "Answer: C", "**Final Answer:** 64", "**Answer**: 64".
+# "the final answer is:", "The answer to this question is", "The solution to the problem is" (not
+# "... is to divide"), "the correct option is", "Answer: C", "**Final Answer:** 64", "**Answer**: 64".
 # Not "Answer Choices:" (AQuA's question, which a model may repeat).
 _ANSWER_MARK = re.compile(
-    r"answer\s+is\b\s*:?"
+    r"(?:answer|\bsolution)(?:\s+to\s+(?:this|the)\s+(?:question|problem))?\s+is\b(?!\s+to\b)\s*:?"
     r"|\b(?:correct|right)\s+(?:option|choice)\s+is\b\s*:?"
     r"|\banswer\b(?:\s*(?:\*\*|__))?\s*:(?:\s*(?:\*\*|__))?",
     re.IGNORECASE)
@@ -30,6 +31,10 @@ _LEAD_IN = re.compile(r"(?:[\s,;:*#>_-]+|\\\[|\$|\b(?:so|thus|therefore|hence|th
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # A sentence ends at a newline or at a period followed by space / end (not the "." of "0.5").
 _SENTENCE_END = re.compile(r"\n|\.(?=\s|$)")
+_SENTENCE_BREAK = re.compile(r"\n|[.!?](?=\s)")
+# How a model opens the sentence that concludes its reasoning ("So, Ann has 3 pencils.").
+_CONCLUSION = re.compile(r"[-*#>\s]*(?:so|therefore|thus|hence|in total|in conclusion|finally|in the end|altogether"
+                         r"|overall)\b", re.IGNORECASE)
 
 # Thousands groups only when they are exact groups of three ("1,000" yes, "1,2" no).
 _NUMBER = re.compile(
@@ -180,14 +185,50 @@ def find_number(span: str) -> str | None:
     return None
 
 
+def closing_sentence(text: str) -> str | None:
+    """The last sentence of `text` when it is finished (ends with ".", "!" or "?"), else None.
+
+    Text that stops without a full stop cannot be told apart from a completion cut off by the token limit.
+    """
+    text = text.rstrip().rstrip("*_\"')").rstrip()
+    if not text.endswith((".", "!", "?")):
+        return None
+    starts = [m.end() for m in _SENTENCE_BREAK.finditer(text, 0, len(text) - 1)]
+    return text[starts[-1] if starts else 0: -1].strip()
+
+
+def closing_number(text: str) -> str | None:
+    """The result a finished concluding sentence states: the number after its last "=", else its only number.
+
+    "So, Jack received 90 emails in the afternoon." -> "90"; "Thus ... you get 9 * 9 = 81 meters." -> "81";
+    "So there are 5 apples and 6 pears." -> None (which one?). A closing sentence that does not
+    conclude ("5 + 3 = 8.", "Ann has 4 pencils.") is one more step, not an answer: None.
+    """
+    sentence = closing_sentence(text)
+    if sentence is None or not _CONCLUSION.match(sentence):
+        return None
+    if "=" in sentence:
+        return find_number(sentence)
+    cleaned = _CURRENCY.sub("", _unlatex(normalise_text(sentence)))
+    numbers = {_value(m) for m in _NUMBER.finditer(cleaned)}
+    return _format(numbers.pop()) if len(numbers) == 1 and None not in numbers else None
+
+
 def extract_number(completion: str) -> str | None:
     """The last answer statement with a number ("The answer is X", "Answer: X"), else the last
-    "#### X", else the last \\boxed{X}; canonical, or None."""
-    for span in answer_spans(completion) + hash_spans(completion) + boxed_spans(completion):
+    "#### X", else the last \\boxed{X}; canonical, or None.
+
+    A completion with none of these is read as a person reads it: a bare number ("42"), or the
+    result of its finished concluding sentence ("So, Jack received 90 emails.", see `closing_number`).
+    """
+    statements = answer_spans(completion) + hash_spans(completion) + boxed_spans(completion)
+    for span in statements:
         number = find_number(span)
         if number is not None:
             return number
-    return None
+    if statements or _BOXED.search(completion):
+        return None  # it stated an answer we cannot read: don't guess from elsewhere
+    return canonical_number(completion) or closing_number(completion)
 
 
 def canonical_number(text: str) -> str | None:
