@@ -62,6 +62,7 @@ def base_config(lab: Path, out: Path, **sections) -> dict:
                      "checkpoint_every": 1},
         "adapt": {"method": "cli_plugins:note_weights", "formats": {"cot_zeroshot": 1.0}},
         "evaluate": {"format": "cot_zeroshot", "k": 2},
+        "probe": {"enabled": False},  # the echo backend's answers are never right: it would stop the run
     }
     for section, values in sections.items():
         config[section] = {**config.get(section, {}), **values}
@@ -457,8 +458,21 @@ def model_is_a_file(lab, d):
 
 
 @case(3)
+def gguf_file_not_gguf(lab, d):
+    (d / "model.gguf").write_text("version https://git-lfs.github.com/spec/v1\n")
+    return ["run", config_file(lab, d), f"model.name={d}/model.gguf"], ["model.name", "Git LFS pointer"]
+
+
+@case(3)
 def student_folder_missing(lab, d):
     return ["run", config_file(lab, d), f"adapt.learner={d}/student"], ["adapt.learner", f"{d}/student"]
+
+
+# the competence probe (exit 6): the echo backend is never right on the held-out set
+
+@case(6)
+def probe_stops_an_incompetent_model(lab, d):
+    return ["run", config_file(lab, d), "probe.enabled=true"], ["competence probe", "pass@K", "probe.on_fail=warn"]
 
 
 # run directories (exit 4)
@@ -516,8 +530,8 @@ def review_file_missing(lab, d):
 
 # ---------------------------------------------------------------- running them
 
-# Data read by the collect stage (after the checks, before any model): the run directory exists by then.
-FOUND_WHILE_COLLECTING = {"pool_line_not_json", "pool_without_question_column", "pool_not_utf8", "csv_row_short"}
+# Found by the stages (data read by collect, the probe), after the checks: the run directory exists by then.
+FOUND_WHILE_RUNNING = {"pool_line_not_json", "pool_without_question_column", "pool_not_utf8", "csv_row_short"}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -540,7 +554,7 @@ def test_bad_input_is_one_clear_line(name, lab, tmp_path):
         assert needle in error[0], f"{needle!r} not in {error[0]!r}"
     if argv[0] == "verify" or name.startswith("verify"):
         assert not Path(argv[1]).exists() or Path(argv[1]) == lab, "verify created something"
-    if code in (2, 3) and argv[0] == "run" and name not in FOUND_WHILE_COLLECTING:
+    if code in (2, 3) and argv[0] == "run" and name not in FOUND_WHILE_RUNNING:
         assert not (tmp_path / "run").exists(), "a run that failed its checks left a run directory"
 
 

@@ -10,6 +10,7 @@ the override, the data file and line, the model folder) and the fix, and a disti
     3    data or model files: a data, replay, review or exemplar file, or a model folder, missing or unreadable
     4    run directory: in use by another process, damaged, holding another config's run, not a run directory
     5    environment: disk full or a file size limit, permission denied, read-only disk, out of memory
+    6    the competence probe stopped the run before round 1 (probe.py: the model cannot teach itself here)
     70   an unexpected error (a bug): its traceback, and where the run stands
     130  interrupted (SIGINT, Ctrl-C);  143  terminated (SIGTERM): rerun the same command to resume
 
@@ -39,7 +40,7 @@ app = typer.Typer(help="Make a language model better at a task from its own answ
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
 
-USAGE, CONFIG, FILES, RUN_DIR, ENVIRONMENT, BUG, SIGINT, SIGTERM = 2, 2, 3, 4, 5, 70, 130, 143
+USAGE, CONFIG, FILES, RUN_DIR, ENVIRONMENT, PROBE, BUG, SIGINT, SIGTERM = 2, 2, 3, 4, 5, 6, 70, 130, 143
 FOUND_PROBLEMS = 1
 _verbose = False
 
@@ -103,6 +104,7 @@ def classify(err: BaseException) -> tuple[int, str] | None:
     from selfimprove.models import ModelLoadError
     from selfimprove.preflight import PreflightError
     from selfimprove.preflight_model import ModelFolderError
+    from selfimprove.probe import IncompetentError
     from selfimprove.report import ReportError
     from selfimprove.review import ReviewError
     from selfimprove.store import StoreError
@@ -116,6 +118,8 @@ def classify(err: BaseException) -> tuple[int, str] | None:
         return FILES, str(err)
     if isinstance(err, (RunLockedError, StoreError, ConfigChangedError, ReportError)):
         return RUN_DIR, str(err)
+    if isinstance(err, IncompetentError):
+        return PROBE, str(err)
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.cuda's, not imported here
         return ENVIRONMENT, (f"out of memory ({type(err).__name__}: {err}); lower generate.batch_size, "
                              "adapt.batch_size or adapt.max_length, or use a smaller model, then rerun the "

@@ -9,7 +9,8 @@ file it names, or the run directory. In order, cheapest first:
 - every local file the config names: task.source and task.eval_source (when they are paths),
   adapt.replay (read whole: it is small and a bad line would otherwise fail after a round of
   sampling), monitor.anchor_source;
-- the model folders (model.name, adapt.learner), by `preflight_model.check_model_folder`;
+- the models (model.name, adapt.learner): a local folder by `preflight_model.check_model_folder`,
+  a .gguf file by its magic bytes, a packaged model by its package being installed;
 - the device: "cuda" or "mps" when torch cannot see one is an error saying so;
 - every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
@@ -110,8 +111,8 @@ def _readable(config: Config, key: str, path: Path, data: bool) -> None:
     from selfimprove.tasks.sources import SUFFIXES
 
     if not path.exists():
-        raise _fail(config, key, f"{path}: no such file or directory; check the path (relative paths are "
-                    f"relative to the directory you run from, {Path.cwd()})", "files")
+        raise _fail(config, key, f"{path}: no such file or directory; check the path (a relative path is read "
+                    f"from the config file's folder when it is there, else from {Path.cwd()})", "files")
     if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
         raise _fail(config, key, f"{path}: permission denied; make it readable for this user", "files")
     if data and path.is_file() and path.suffix.lower() not in SUFFIXES:
@@ -122,14 +123,30 @@ def _readable(config: Config, key: str, path: Path, data: bool) -> None:
 
 
 def _model_folders(config: Config) -> None:
-    from selfimprove.preflight_model import ModelFolderError, check_model_folder
+    """A packaged model's package is installed, a .gguf file is one, a local folder holds a model."""
+    from selfimprove import models
+    from selfimprove.preflight_model import LFS_POINTER, ModelFolderError, check_model_folder
 
     for key, name in (("model.name", config.model.name), ("adapt.learner", config.adapt.learner)):
         if name is None:
             continue
         try:
-            check_model_folder(name)
-        except ModelFolderError as err:
+            spec = models.PACKAGED.get(name.lower(), name)
+            if spec.startswith("pkg:"):
+                models.packaged_file(spec[len("pkg:"):])
+            elif spec.endswith(".gguf"):
+                path = Path(spec).expanduser()
+                if not path.is_file():
+                    raise ModelFolderError(f"{spec}: no such .gguf file")
+                with path.open("rb") as f:
+                    head = f.read(len(LFS_POINTER))
+                if head.startswith(LFS_POINTER):
+                    raise ModelFolderError(f"{spec} is a Git LFS pointer, not the file itself: run `git lfs pull`")
+                if not head.startswith(b"GGUF"):
+                    raise ModelFolderError(f"{spec} is not a GGUF file (it does not start with 'GGUF')")
+            else:
+                check_model_folder(name)
+        except (ModelFolderError, models.ModelLoadError) as err:
             raise _fail(config, key, str(err), "files") from None
         except OSError as err:  # unreadable folder or file
             raise _fail(config, key, f"{name}: {err.strerror or err}: {err.filename or name}", "files") from None
