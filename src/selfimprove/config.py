@@ -78,7 +78,7 @@ class GenerateConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(16, ge=1)  # prompts per generate call; each brings k sequences
-    formats: list[str] = ["cot_fewshot"]  # prompt styles to sample with
+    formats: list[str] = Field(["cot_fewshot"], min_length=1)  # prompt styles to sample with
     num_exemplars: int | None = Field(None, ge=0)  # few-shot exemplars used (None = all the task has)
     checkpoint_every: int = Field(64, ge=1)  # questions per checkpointed chunk: a kill loses at most one
 
@@ -206,7 +206,7 @@ class MonitorConfig(Section):
     # A round's return = held-out accuracy points gained per million tokens spent (generated + trained).
     min_return: float | None = None  # stop when the return falls below this (0.0 = when a round stops helping)
     patience: int = Field(1, ge=1)  # stop only after this many rounds in a row under min_return (accuracy is noisy)
-    reset_tolerance: float | None = Field(None, ge=0)  # restore the best model when accuracy drops more than this
+    reset_tolerance: float | None = None  # restore the best model when accuracy drops more than this
     # {signal: tolerance}: restore the best model when a signal degrades by more than this from its best
     # earlier value, e.g. {agreement: 0.15, abstention_rate: 0.1}. Works without any labels.
     signal_tolerance: dict[str, float] = {}
