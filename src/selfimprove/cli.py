@@ -40,8 +40,7 @@ app = typer.Typer(help="Make a language model better at a task from its own answ
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
 
-USAGE, CONFIG, FILES, RUN_DIR, ENVIRONMENT, PROBE, BUG, SIGINT, SIGTERM = 2, 2, 3, 4, 5, 6, 70, 130, 143
-FOUND_PROBLEMS = 1
+FOUND_PROBLEMS, CONFIG, FILES, RUN_DIR, ENVIRONMENT, PROBE, BUG, SIGINT, SIGTERM = 1, 2, 3, 4, 5, 6, 70, 130, 143
 _verbose = False
 
 
@@ -168,14 +167,13 @@ def _handled(run_dir: str | Path | None = None):
         signal.signal(signal.SIGTERM, previous)
 
 
-def _load(config: Path, overrides: list[str] | None, check: bool = True):
-    """The config, loaded strictly and (with `check`) preflighted: every mistake found before any work."""
+def _load(config: Path, overrides: list[str] | None):
+    """The config, loaded strictly and preflighted: every mistake found before any work."""
     from selfimprove import preflight
     from selfimprove.config import load_config
 
     cfg = load_config(config, overrides or [])
-    if check:
-        preflight.check(cfg)
+    preflight.check(cfg)
     return cfg
 
 

@@ -268,7 +268,7 @@ def key_line(text: str, key: str) -> int | None:
 
 
 def dotted(loc) -> str:
-    """A pydantic error location or a path of keys as the config spells it: ("curate", "gates", 1) -> curate.gates[1]."""
+    """A pydantic error location as the config spells the key: ("curate", "gates", 1) -> curate.gates[1]."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

@@ -34,9 +34,6 @@ from selfimprove import plugins
 from selfimprove.config import Config, ConfigError
 from selfimprove.records import Weights
 
-KINDS = ("config", "files", "run")
-
-
 class PreflightError(ConfigError):
     """A config that cannot run; `kind` is "config", "files" (a data or model file) or "run" (run.out_dir)."""
 
