@@ -183,6 +183,7 @@ def prepare_round(ctx: RunContext, r: int, inputs: dict) -> None:
                           f"{store.root / 'damaged'}[/]")
         for n in stale:
             store.retire(n)
+        fingerprint.cache_clear()  # weights about to be rewritten at the same paths must not hit old cache keys
     if recorded != inputs:
         store.write_json(name, inputs)
 
