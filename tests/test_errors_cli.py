@@ -140,6 +140,18 @@ def missing_config_file(lab, d):
 
 
 @case(2)
+def config_path_is_a_directory(lab, d):
+    return ["validate", d], [str(d), "is a directory"]
+
+
+@case(2)
+def config_not_utf8(lab, d):
+    path = d / "c.yaml"
+    path.write_bytes(b"model: {name: caf\xe9}\n")
+    return ["validate", path], [str(path), "UTF-8"]
+
+
+@case(2)
 def yaml_syntax_error(lab, d):
     path = config_file(lab, d, "model:\n  name: [unclosed\nrun: {}\n")
     return ["run", path], [str(path), "not valid YAML", "line"]
