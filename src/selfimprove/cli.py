@@ -215,6 +215,9 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
             raise ModelLoadError(f"--adapter {adapter}: no adapter_config.json there (expected a PEFT adapter "
                                  "folder, e.g. RUN_DIR/rounds/r01/adapter)")
         _quiet_libraries()
+        from selfimprove.models import set_threads
+
+        set_threads(cfg.run.threads)
         task = get_task(cfg.task.name)
         items = collect.load_heldout(task, cfg.task)
         backend = create_backend(cfg.model, cfg.generate)

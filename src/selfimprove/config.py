@@ -35,6 +35,9 @@ class RunConfig(Section):
     out_dir: str = "runs/default"  # everything the run writes lives here; rerunning resumes it
     seed: int = Field(0, ge=0)  # numpy and torch seeds are unsigned
     rounds: int = Field(3, ge=1)  # LMSI fine-tunes once; STaR/ReST-EM gain over 2-5 rounds
+    # CPU threads for torch (sampling and training). None = $SELFIMPROVE_THREADS, else torch's default (all
+    # cores). On a shared 2-core machine one thread is often several times faster for small models.
+    threads: int | None = Field(None, ge=1)
 
 
 class ModelConfig(Section):

@@ -190,7 +190,10 @@ def prepare_round(ctx: RunContext, r: int, inputs: dict) -> None:
 
 def open_context(config: Config, allow_config_change: bool, console: Console) -> RunContext:
     """Open the run directory, collect the questions, create the engine once."""
+    from selfimprove.models import set_threads
+
     store = open_run(config, allow_config_change)
+    set_threads(config.run.threads)
     task = get_task(config.task.name)
     data = collect.collect(store, task, config)
     console.print(f"[bold]{task.name}[/]: {len(data.pool)} unlabeled questions, {len(data.heldout)} held-out, "
