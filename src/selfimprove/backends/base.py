@@ -51,3 +51,11 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Free loaded weights and devices; a later call loads what it needs again."""
+
+    # Optional: `parallel_calls: int`, how many `generate` calls may run at once from different
+    # threads (the Ray backend: one per worker). Absent = 1: the stage calls one at a time.
+
+
+def parallel_calls(backend) -> int:
+    """The backend's `parallel_calls`, 1 when it does not declare one (in-process engines)."""
+    return int(getattr(backend, "parallel_calls", 1))
