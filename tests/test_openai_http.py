@@ -9,7 +9,8 @@ import importlib.util
 import pytest
 
 from selfimprove.backends import SamplingParams, create_backend
-from selfimprove.backends.openai_http import HTTPBackendError, OpenAIHTTPBackend, request_seed, retry_after
+from selfimprove.backends.base import request_seed
+from selfimprove.backends.openai_http import HTTPBackendError, OpenAIHTTPBackend, retry_after
 from selfimprove.config import GenerateConfig, ModelConfig
 from selfimprove.records import Weights
 from servers import FaultProxy, LlamaServer, smollm2_gguf

@@ -242,7 +242,7 @@ def ls():
     """List the tasks, backends, gates, acquisition and adaptation methods that configs can name."""
     from selfimprove.acquire import METHODS as ACQUIRE
     from selfimprove.adapt import METHODS as ADAPT
-    from selfimprove.backends import BACKENDS
+    from selfimprove.backends import BACKENDS, EXTRAS, missing_modules
     from selfimprove.gates import GATES
     from selfimprove.tasks import TASKS
 
@@ -251,7 +251,13 @@ def ls():
                          ("adaptation (adapt.method)", ADAPT)):
         console.print(f"[bold]{title}[/]")
         for name, target in table.items():
-            console.print(f"  {name:<16} {target}", highlight=False)
+            note = ""
+            if table is BACKENDS:  # which extra it needs, and whether this install has it
+                extra = EXTRAS.get(name)
+                missing = missing_modules(name)
+                note = ("  (core install)" if extra is None else f"  (extra [{extra[0]}]: " +
+                        (f"missing, pip install 'selfimprove[{extra[0]}]')" if missing else "installed)"))
+            console.print(f"  {name:<16} {target}{note}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import hashlib
-import json
 import math
 import os
 import random
@@ -39,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from selfimprove.backends.base import Completion, Prompt, SamplingParams
+from selfimprove.backends.base import Completion, Prompt, SamplingParams, request_seed
 from selfimprove.cache import RequestCache, request_key
 from selfimprove.records import Weights
 
@@ -63,12 +61,6 @@ class _Request:
     prompt: int  # index in the call's prompts
     sample: int | None  # which of the K samples (None: all K in one request with n=K)
     key: str
-
-
-def request_seed(seed: int, prompt: Prompt, sample: int | None) -> int:
-    """The seed of one request: the same prompt and sample always get the same seed (31 bits: llama.cpp's range)."""
-    text = json.dumps([seed, prompt, sample], sort_keys=True)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 def retry_after(value: str | None) -> float | None:
