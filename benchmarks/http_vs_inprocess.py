@@ -96,7 +96,7 @@ def main() -> None:
     local.close()
     print("transformers", result["transformers"], flush=True)
 
-    server = LlamaServer(gguf, alias=MODEL)
+    server = LlamaServer(gguf, alias=MODEL, deterministic=False)  # full-speed prompt reading
     try:
         http = create_backend(ModelConfig(name=MODEL), GenerateConfig(backend="openai_http", backend_options={
             "base_url": server.url, "use_n": False, "max_concurrency": args.concurrency}))

@@ -44,16 +44,22 @@ def smollm2_gguf() -> str | None:
 
 
 class LlamaServer:
-    """`python -m llama_cpp.server` on a free loopback port, one thread; stopped by `stop()`."""
+    """`python -m llama_cpp.server` on a free loopback port, one thread; stopped by `stop()`.
 
-    def __init__(self, model: str, alias: str = "smollm2", n_ctx: int = 2048):
+    `deterministic`: one token per batch. llama.cpp reuses the KV cache of the longest prefix a
+    request shares with the previous one and evaluates only the rest; a prompt evaluated in other
+    batch splits gets slightly different numbers (log-probabilities differ in the second decimal,
+    and now and then a sampled token flips), so a seeded request's answer would depend on which
+    request came before. With one token per batch it does not (prompts are read more slowly)."""
+
+    def __init__(self, model: str, alias: str = "smollm2", n_ctx: int = 2048, deterministic: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(os.devnull, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", model, "--model_alias", alias,
              "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "1", "--n_threads_batch", "1",
-             "--n_ctx", str(n_ctx), "--verbose", "False"],
+             "--n_ctx", str(n_ctx), "--verbose", "False"] + (["--n_batch", "1", "--n_ubatch", "1"] if deterministic else []),
             stdout=self.log, stderr=subprocess.STDOUT, env=os.environ | {"OMP_NUM_THREADS": "1"})
         self._wait()
 
@@ -152,7 +158,12 @@ class FaultProxy:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # a client that gave up (timeout) is expected here
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", free_port()), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -73,10 +73,10 @@ def test_chat_and_completion_endpoints_k_samples_seeded(server, clean):
 
 @pytest.mark.server
 def test_faults_give_the_same_samples_as_a_clean_run(server, clean, tmp_path):
-    schedule = ["drop", "500", "pass", "429:0.3", "cut", "delay:2", "pass", "drop", "cut", "500"]
+    schedule = ["drop", "500", "pass", "429:0.3", "cut", "delay:7", "pass", "drop", "cut", "500"]
     proxy = FaultProxy(server, schedule)
     try:
-        b = backend(proxy.url, timeout=1.0, cache_dir=str(tmp_path / "requests"))
+        b = backend(proxy.url, timeout=5.0, cache_dir=str(tmp_path / "requests"))  # the delayed one times out
         chat = b.generate(CHAT, PARAMS, WEIGHTS)
         plain = b.generate(PLAIN, PARAMS, WEIGHTS)
     finally:

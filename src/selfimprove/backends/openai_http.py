@@ -202,7 +202,7 @@ class OpenAIHTTPBackend:
             endpoint = "/v1/chat/completions"
             body["messages"] = prompt
             if self.logprobs:
-                body["logprobs"] = True
+                body["logprobs"], body["top_logprobs"] = True, 1  # llama.cpp's server wants top_logprobs too
         return endpoint, body | self.extra_body
 
     async def _fetch_all(self, requests: list[_Request], prompts: list[Prompt], params: SamplingParams,
