@@ -9,6 +9,7 @@ otherwise; the schedule is a list of actions taken by the proxy's requests in ar
   "500"         answer HTTP 500
   "429:S"       answer HTTP 429 with Retry-After: S
   "cut"         forward, then send the headers and only half of the body, and close
+  "hold"        answer nothing until `release()` (or `stop()`), then close: a server that hangs
 When the schedule is used up every request passes (`after` changes that, e.g. "500" for an outage).
 `forwarded` counts the requests the upstream server answered, `log` lists every action taken,
 `authorizations` every request's Authorization header.
@@ -98,6 +99,7 @@ class FaultProxy:
         self.forwarded = 0
         self.authorizations: list[str | None] = []  # each request's Authorization header
         self.lock = threading.Lock()
+        self.released = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -117,6 +119,9 @@ class FaultProxy:
                 if action == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                elif action == "hold":
+                    proxy.released.wait()
+                    self.close_connection = True
                 elif action.startswith("delay:"):
                     time.sleep(float(action.split(":")[1]))
                     self._forward(body)
@@ -175,6 +180,10 @@ class FaultProxy:
             self.log.append(action)
             return action
 
+    def release(self) -> None:
+        self.released.set()
+
     def stop(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()

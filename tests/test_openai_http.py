@@ -156,3 +156,51 @@ def test_the_request_cache_is_json(tmp_path):
     assert cache.get("ab12") == [Completion("x", 1, False, -0.5)] and cache.get("cd34") is None
     (tmp_path / "ab" / "ab12.json").write_text("[{\"text\": ")  # half-written: asked for again
     assert cache.get("ab12") is None
+
+
+def sample_round(out_dir, url, gsm8k_dir):
+    """The generate stage of round 1 through the HTTP backend, as the loop runs it (run in a subprocess
+    by the kill test)."""
+    from rich.console import Console
+
+    from selfimprove.generate import generate_round
+    from selfimprove.loop import open_context
+    from test_loop import make_config
+
+    cfg = make_config("smollm2", out_dir, gsm8k_dir, gsm8k_dir, rounds=1, task__limit=3, task__eval_limit=0,
+                      generate__k=2, generate__max_new_tokens=10, generate__checkpoint_every=2,
+                      generate__backend="openai_http",
+                      generate__backend_options={"base_url": url, "use_n": False, "max_concurrency": 1})
+    ctx = open_context(cfg, False, Console(quiet=True))
+    generate_round(ctx, 1, Weights("smollm2"), ctx.data.pool)
+
+
+@pytest.mark.server
+def test_a_killed_run_resumes_asking_only_for_what_is_missing(server, gsm8k_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    samples = "rounds/r01/samples.jsonl"
+    sample_round(tmp_path / "clean", server, gsm8k_dir)  # 3 questions x 2 samples, in chunks of 2 questions
+    proxy = FaultProxy(server, ["pass"] * 3, after="hold")  # the 4th request (in chunk 1) hangs
+    try:
+        code = (f"import sys; sys.path[:0] = {[str(Path(__file__).parent)]}; from test_openai_http import "
+                f"sample_round; sample_round({str(tmp_path / 'killed')!r}, {proxy.url!r}, {gsm8k_dir!r})")
+        proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
+        deadline = time.time() + 300
+        while len(proxy.log) < 4 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert len(proxy.log) == 4, "the run did not reach the hanging request"
+        proc.kill()  # SIGKILL in the middle of the first chunk: the stage had checkpointed nothing
+        proc.wait()
+        assert not (tmp_path / "killed" / samples).exists() and proxy.forwarded == 3
+        proxy.after = "pass"
+        proxy.release()
+        sample_round(tmp_path / "killed", proxy.url, gsm8k_dir)  # the same command again: it resumes
+    finally:
+        proxy.stop()
+    assert proxy.forwarded == 6  # 3 came back before the kill and were kept; only the other 3 were asked for
+    assert (tmp_path / "killed" / samples).read_bytes() == (tmp_path / "clean" / samples).read_bytes()

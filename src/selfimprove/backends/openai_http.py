@@ -9,7 +9,10 @@ derived from the run's seed, the prompt and the sample, so a repeated request ge
 Connection errors, timeouts, 429 and 5xx answers and cut-off bodies are retried with exponential
 backoff and full jitter, honouring `Retry-After`. Each answer is written to a `RequestCache` the
 moment it arrives (the run's `cache/requests/`): a call that fails after its retries, or a killed
-process, loses nothing already returned, and the rerun asks only for what is missing.
+process, loses nothing already returned, and the rerun asks only for what is missing. (A rerun
+equals a run without faults only if the server answers a seeded request the same way every time:
+llama.cpp's does with `--n_batch 1 --n_ubatch 1`, since otherwise its prefix-cache reuse changes the
+numbers slightly; batched GPU servers generally do not, so a re-asked sample is a fresh draw.)
 
 Which served model answers for a set of weights: the base model's name is `model.name` (or
 `served_models[model.name]`); an adapter is served under a name of its own (vLLM's
