@@ -139,6 +139,19 @@ def test_adapters_are_served_by_name():
         b.served_name(Weights("smollm2", "/runs/x/rounds/r02/adapter"))
 
 
+def test_token_counts_from_the_served_models_tokenizer(tiny_chat_model):
+    from selfimprove.backends.transformers import TransformersBackend
+
+    local = TransformersBackend(ModelConfig(name=tiny_chat_model, device="cpu"))
+    b = OpenAIHTTPBackend(MODEL, tokenizer=tiny_chat_model, max_context=100)
+    for prompt in (PLAIN[0], CHAT[0]):
+        assert b.count_tokens(prompt, WEIGHTS) == local.count_tokens(prompt, Weights(tiny_chat_model)) > 5
+    assert b.max_context(WEIGHTS) == 100 and b.has_chat_template(WEIGHTS)
+    bare = OpenAIHTTPBackend(MODEL, chat_template=False)  # no tokenizer: the server checks lengths
+    assert bare.count_tokens(PLAIN[0], WEIGHTS) == 0 and bare.max_context(WEIGHTS) > 10**12
+    assert not bare.has_chat_template(WEIGHTS)
+
+
 def test_seeds_and_retry_after():
     assert request_seed(0, "a", 0) == request_seed(0, "a", 0) < 2**31
     assert len({request_seed(0, "a", 0), request_seed(0, "a", 1), request_seed(1, "a", 0),

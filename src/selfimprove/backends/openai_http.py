@@ -154,9 +154,9 @@ class OpenAIHTTPBackend:
         tokenizer = self._load_tokenizer()
         if tokenizer is None:
             return 0  # no tokenizer given: the server checks the length
-        if isinstance(prompt, str):
-            return len(tokenizer(prompt, add_special_tokens=False).input_ids)
-        return len(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True))
+        if not isinstance(prompt, str):  # rendered as the server renders it: the model's own template
+            prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return len(tokenizer(prompt, add_special_tokens=False).input_ids)
 
     def max_context(self, weights: Weights) -> int:
         if self.context is not None:
