@@ -117,7 +117,7 @@ def main() -> None:
                 backend="ray", batch_size=8, backend_options={"workers": workers}))
             chunked(b, texts[:workers], SamplingParams(n=1, max_new_tokens=2), weights, chunk=1)  # each actor loads
             result[f"ray_{workers}_workers"] = chunked(b, texts, params, weights, chunk=max(1, args.questions // 4))
-            b.shutdown()
+            b.close()
             print(f"ray {workers}", result[f"ray_{workers}_workers"], flush=True)
         ray.shutdown()
         result["ray_2_over_1"] = round(result["ray_2_workers"]["samples_per_s"]

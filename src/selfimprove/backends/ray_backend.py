@@ -6,6 +6,8 @@ actor, and saves each chunk as it finishes. A chunk is the same `generate` call,
 seed, that a single-process run makes, so with a deterministic inner engine the artifacts are the
 same byte for byte. A worker that dies is restarted by Ray and its chunk is asked again
 (`max_restarts`); a driver that dies resumes from the saved chunks: only lost chunks are redone.
+`close()` (before training) ends the actors, so no GPU memory stays with them; the next round starts
+new ones.
 
 Options (`generate.backend_options`):
   workers: 2               actors, each with its own engine (and its own copy of the weights)
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from pathlib import Path
 
 from selfimprove.backends.base import Completion, Prompt, SamplingParams
@@ -71,6 +74,7 @@ class RayBackend:
             raise ValueError("generate.backend_options.inner: a Ray actor cannot hold another Ray backend")
         if workers < 1:
             raise ValueError("generate.backend_options.workers must be >= 1")
+        self._starting = threading.Lock()
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         # Workers import the same selfimprove (a source checkout as well as an install) and see the same
@@ -80,25 +84,35 @@ class RayBackend:
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(map(str, paths)),
                             "OMP_NUM_THREADS": str(max(1, int(cpus_per_worker))),
                             "TOKENIZERS_PARALLELISM": "false"}}
-        actor = ray.remote(_Engine).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
-                                            max_restarts=max_restarts, max_task_retries=max_restarts,
-                                            runtime_env=env)
-        self.actors = [actor.remote(inner, model, generate, dict(inner_options or {})) for _ in range(workers)]
+        self._actor = ray.remote(_Engine).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
+                                                  max_restarts=max_restarts, max_task_retries=max_restarts,
+                                                  runtime_env=env)
+        self._args = (inner, model, generate, dict(inner_options or {}))
+        self.workers = workers
+        self.actors: list = []
         self.idle: queue.Queue = queue.Queue()
-        for a in self.actors:
-            self.idle.put(a)
         self.parallel_calls = workers  # generate calls the stage may run at once (one per actor)
         self._meta: dict = {}
+
+    def _start(self) -> None:
+        """Start the actors (on first use, and after `close()`); each loads its weights on its first call."""
+        with self._starting:
+            if not self.actors:
+                self.actors = [self._actor.remote(*self._args) for _ in range(self.workers)]
+                for a in self.actors:
+                    self.idle.put(a)
 
     def _call(self, method: str, *args):
         """Run `method` on an idle actor: each actor does one thing at a time, so calls queue for a free one."""
         import ray
 
+        self._start()
         actor = self.idle.get()
         try:
             return ray.get(getattr(actor, method).remote(*args))
         finally:
-            self.idle.put(actor)
+            if actor in self.actors:  # not one that close() ended meanwhile
+                self.idle.put(actor)
 
     def generate(self, prompts: list[Prompt], params: SamplingParams, weights: Weights,
                  progress=None) -> list[list[Completion]]:
@@ -121,15 +135,11 @@ class RayBackend:
         return self._meta["chat", weights]
 
     def close(self) -> None:
-        """Every actor frees its engine's weights (and GPU memory); the actors stay up for the next round."""
+        """End the actors: their processes, weights and GPU memory (a CUDA context stays with a process
+        while it lives). The next call starts new ones; the Ray cluster itself is left as it is."""
         import ray
 
-        ray.get([a.close.remote() for a in self.actors])
-
-    def shutdown(self) -> None:
-        """End the actors (their processes). The Ray cluster itself is left as it is."""
-        import ray
-
-        for a in self.actors:
-            ray.kill(a)
-        self.actors = []
+        with self._starting:
+            for a in self.actors:
+                ray.kill(a)
+            self.actors, self.idle = [], queue.Queue()
