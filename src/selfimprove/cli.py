@@ -183,6 +183,9 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config (see configs/)"
     """Run the self-improvement rounds of CONFIG. Rerunning the same command resumes where it stopped."""
     with _handled():
         cfg = _load(config, overrides)
+        from selfimprove.backends import require_extra
+
+        require_extra(cfg.generate.backend)  # before the run directory (and its lock) is created
     with _handled(cfg.run.out_dir):
         from selfimprove.lock import run_lock
         from selfimprove.loop import run as run_loop
@@ -209,6 +212,9 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
 
     with _handled():
         cfg = _load(config, overrides)
+        from selfimprove.backends import require_extra
+
+        require_extra(cfg.generate.backend)
         if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
             from selfimprove.models import ModelLoadError
 
