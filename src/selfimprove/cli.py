@@ -183,6 +183,9 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config (see configs/)"
     """Run the self-improvement rounds of CONFIG. Rerunning the same command resumes where it stopped."""
     with _handled():
         cfg = _load(config, overrides)
+        from selfimprove.backends import require_extra
+
+        require_extra(cfg.generate.backend)  # before the run directory (and its lock) is created
     with _handled(cfg.run.out_dir):
         from selfimprove.lock import run_lock
         from selfimprove.loop import run as run_loop
@@ -209,6 +212,9 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
 
     with _handled():
         cfg = _load(config, overrides)
+        from selfimprove.backends import require_extra
+
+        require_extra(cfg.generate.backend)
         if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
             from selfimprove.models import ModelLoadError
 
@@ -245,7 +251,7 @@ def ls():
     """List the tasks, backends, gates, acquisition and adaptation methods that configs can name."""
     from selfimprove.acquire import METHODS as ACQUIRE
     from selfimprove.adapt import METHODS as ADAPT
-    from selfimprove.backends import BACKENDS
+    from selfimprove.backends import BACKENDS, EXTRAS, missing_modules
     from selfimprove.gates import GATES
     from selfimprove.tasks import TASKS
 
@@ -254,7 +260,13 @@ def ls():
                          ("adaptation (adapt.method)", ADAPT)):
         console.print(f"[bold]{title}[/]")
         for name, target in table.items():
-            console.print(f"  {name:<16} {target}", highlight=False)
+            note = ""
+            if table is BACKENDS:  # which extra it needs, and whether this install has it
+                extra = EXTRAS.get(name)
+                missing = missing_modules(name)
+                note = ("  (core install)" if extra is None else f"  (extra [{extra[0]}]: " +
+                        (f"missing, pip install 'selfimprove[{extra[0]}]')" if missing else "installed)"))
+            console.print(f"  {name:<16} {target}{note}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -145,6 +145,11 @@ class AdaptConfig(Section):
     # After each round, weights = ema * the round's starting weights + (1 - ema) * the trained ones.
     # None = off. LoRA needs init=previous: averaging unrelated adapters' A and B matrices means nothing.
     ema: float | None = Field(None, ge=0, lt=1)
+    # Where training runs: "process" = in the loop's process; "accelerate" = under `accelerate launch` in
+    # num_processes processes (one per GPU; gloo CPU processes without one). batch_size stays the global batch.
+    launch: Literal["process", "accelerate"] = "process"
+    num_processes: int = Field(2, ge=1)
+    accelerate_config: str | None = None  # TRL's multi_gpu, zero1-3, fsdp1-2, or a YAML file; None = DDP
 
     @field_validator("formats")
     @classmethod
@@ -169,6 +174,17 @@ class AdaptConfig(Section):
         if v == 0:
             raise ValueError("0 steps trains nothing; give -1 (train for adapt.epochs) or a number of steps >= 1")
         return v
+
+    @model_validator(mode="after")
+    def _launch_splits_the_batch(self):
+        if self.launch == "accelerate":
+            if self.batch_size % self.num_processes:
+                raise ValueError(f"adapt.batch_size={self.batch_size} is the global batch: it must divide among "
+                                 f"adapt.num_processes={self.num_processes} processes")
+            if self.ema is not None and self.tuning == "full":
+                raise ValueError("adapt.ema with tuning=full averages the whole model in memory; with "
+                                 "launch=accelerate use tuning=lora (the adapter files are averaged)")
+        return self
 
     @model_validator(mode="after")
     def _ema_needs_previous_adapter(self):

@@ -31,7 +31,7 @@ from rich.table import Table
 
 from selfimprove import acquire, collect, evaluate, layout, monitor, probe, tracking
 from selfimprove.adapt import AdaptInputs, adapt_round
-from selfimprove.backends import create_backend
+from selfimprove.backends import create_backend, require_extra
 from selfimprove.cache import CachedBackend, cache_dir_for, fingerprint
 from selfimprove.config import Config, dump_config
 from selfimprove.context import RunContext
@@ -192,13 +192,15 @@ def open_context(config: Config, allow_config_change: bool, console: Console) ->
     """Open the run directory, collect the questions, create the engine once."""
     from selfimprove.models import set_threads
 
+    require_extra(config.generate.backend)  # a missing optional dependency fails before any work
     store = open_run(config, allow_config_change)
     set_threads(config.run.threads)
     task = get_task(config.task.name)
     data = collect.collect(store, task, config)
     console.print(f"[bold]{task.name}[/]: {len(data.pool)} unlabeled questions, {len(data.heldout)} held-out, "
                   f"run directory {store.root}")
-    backend = CachedBackend(create_backend(config.model, config.generate), cache_dir_for(config.run.out_dir))
+    cache_dir = cache_dir_for(config.run.out_dir)
+    backend = CachedBackend(create_backend(config.model, config.generate, cache_dir / "requests"), cache_dir)
     style = prompt_style(task, backend, Weights(config.model.name), config.model.chat, config.generate.num_exemplars)
     return RunContext(config, store, task, backend, data, style, console)
 

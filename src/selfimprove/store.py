@@ -215,20 +215,44 @@ class RunStore:
             self.commit_dir(name, build)
         return self.path(name)
 
-    def produce_chunked(self, name: str, chunks: int, build_chunk) -> list[dict]:
+    def produce_chunked(self, name: str, chunks: int, build_chunk, workers: int = 1) -> list[dict]:
         """A JSONL artifact built in `chunks` parts, each saved as it finishes (`build_chunk(c)` -> rows),
-        so a kill loses at most one chunk; the merged file replaces the parts once all are done."""
+        so a kill loses at most the chunks in progress; the merged file replaces the parts once all are done.
+        `workers` > 1 builds that many missing chunks at once (threads that wait on a parallel backend);
+        the parts are still written one at a time, here, and a failed chunk fails the artifact only after
+        the chunks already finished are saved."""
         parts = f"{name}.parts"
         if self.done(name):
             if self.path(parts).exists():
                 self.remove(parts)  # left by a kill between merging the chunks and cleaning them up
             return self.read_jsonl(name)
+        part = [f"{parts}/{c:05d}.jsonl" for c in range(chunks)]
+        if workers > 1:
+            self._build_parallel([c for c in range(chunks) if not self.done(part[c])], part, build_chunk, workers)
         for c in range(chunks):
-            self.produce_jsonl(f"{parts}/{c:05d}.jsonl", lambda: build_chunk(c))
-        rows = [r for c in range(chunks) for r in self.read_jsonl(f"{parts}/{c:05d}.jsonl")]
+            self.produce_jsonl(part[c], lambda: build_chunk(c))
+        rows = [r for c in range(chunks) for r in self.read_jsonl(part[c])]
         self.write_jsonl(name, rows)
         self.remove(parts)  # the merged file is the artifact now
         return rows
+
+    def _build_parallel(self, missing: list[int], part: list[str], build_chunk, workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        error = None
+        with ThreadPoolExecutor(workers) as pool:
+            futures = {pool.submit(build_chunk, c): c for c in missing}
+            for f in as_completed(futures):
+                if f.cancelled():
+                    continue
+                if f.exception() is None:
+                    self.write_jsonl(part[futures[f]], f.result())
+                elif error is None:
+                    error = f.exception()
+                    for other in futures:
+                        other.cancel()  # chunks not started yet; those in progress finish and are saved
+        if error is not None:
+            raise error
 
     def commit_dir(self, name: str, build) -> Path:
         """Let `build(tmp_dir)` fill a folder, then move it into place and record it as done."""
