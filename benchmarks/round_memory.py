@@ -2,7 +2,9 @@
 
 Each side runs the same round in its own process (`--child`): a 25M-parameter random Llama (100 MB
 in fp32, big enough that one extra copy shows in the peak), a pool of 16 GSM8K questions, K=4,
-held-out and anchor scoring, 5 steps of full fine-tuning, one thread. The child counts
+held-out and anchor scoring, 5 steps of full fine-tuning, one thread. A random model writes no
+answer, so the round's task (`FIRST_CHARACTER`) reads a path's first character as its answer: paths
+then agree and are kept, and the round trains, which is what this measures. The child counts
 `from_pretrained` calls and reports its own peak RSS (`ru_maxrss`).
 
     python benchmarks/round_memory.py --baseline-src /path/to/old/checkout/src
@@ -26,6 +28,29 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "round_memory.json"
 
 
+class FirstCharacter:
+    """GSM8K's questions, with a path's first non-space character as its answer (any model answers)."""
+
+    def __init__(self):
+        from selfimprove.tasks import get_task
+
+        self.gsm8k = get_task("gsm8k")
+        self.name, self.default_source, self.answer_prefix = "first-character", "", "The answer is"
+
+    def load(self, *args, **kwargs):
+        return self.gsm8k.load(*args, **kwargs)
+
+    def exemplars(self):
+        return self.gsm8k.exemplars()
+
+    def extract(self, text):
+        text = text.replace("Let's think step by step.", "").strip()
+        return text[:1] or None
+
+    def is_equivalent(self, a, b):
+        return a == b
+
+
 def child(out_dir: str, model: str, data: str) -> dict:
     import resource
 
@@ -41,21 +66,23 @@ def child(out_dir: str, model: str, data: str) -> dict:
         return original(cls, name, *args, **kwargs)
 
     AutoModelForCausalLM.from_pretrained = classmethod(counted)
-    from selfimprove.config import AdaptConfig, parse_config
+    from selfimprove.config import AdaptConfig, Config, parse_config
     from selfimprove.loop import run
 
     tuning = {"tuning": "full"} if "tuning" in AdaptConfig.model_fields else {"method": "full"}
     cfg = parse_config({
         "run": {"out_dir": out_dir, "rounds": 1, "seed": 0},
         "model": {"name": model, "chat": "off", "device": "cpu", "dtype": "float32"},
-        "task": {"name": "gsm8k", "source": data, "eval_source": data, "limit": 16, "eval_limit": 16},
+        "task": {"name": "round_memory:FIRST_CHARACTER", "source": data, "eval_source": data, "limit": 16, "eval_limit": 16},
         "generate": {"k": 4, "temperature": 1.0, "max_new_tokens": 32, "formats": ["cot_zeroshot"], "batch_size": 16},
-        "curate": {"gates": [{"name": "not_truncated"}]},
+        "curate": {"gates": [{"name": "majority"}]},
         "adapt": {**tuning, "max_steps": 5, "batch_size": 4, "max_length": 512, "formats": {"cot_zeroshot": 1.0}},
         "evaluate": {"format": "cot_zeroshot", "k": 2},
         "monitor": {"anchor_source": data, "anchor_limit": 16},
+        **({"probe": {"on_fail": "warn"}} if "probe" in Config.model_fields else {}),
     })
-    run(cfg)
+    summary = run(cfg)
+    assert summary["rounds"][0]["kept"], "the round kept nothing, so it did not train"
     return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "model_loads": len(loads)}
 
 
@@ -63,8 +90,8 @@ def measure(src: Path, model: str, data: str) -> dict:
     out = tempfile.mkdtemp(prefix="round-memory-")
     from selfimprove.tasks import SHARED_DATA
 
-    env = os.environ | {"PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                        "SELFIMPROVE_SHARED_DATA": str(SHARED_DATA)}
+    env = os.environ | {"PYTHONPATH": f"{src}:{HERE}", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                        "SELFIMPROVE_SHARED_DATA": str(SHARED_DATA), "SELFIMPROVE_ROUND_MEMORY_CHILD": "1"}
     proc = subprocess.run([sys.executable, __file__, "--child", out, model, data], env=env, capture_output=True,
                           text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -95,6 +122,10 @@ def main() -> None:
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 
+
+FIRST_CHARACTER = None  # built on first import by the child (it needs selfimprove on the path)
+if os.environ.get("SELFIMPROVE_ROUND_MEMORY_CHILD"):
+    FIRST_CHARACTER = FirstCharacter()
 
 if __name__ == "__main__":
     main()

@@ -28,6 +28,7 @@ def test_run_then_eval_then_bad_model(answering_model, gsm8k_dir, tmp_path):
 
     result = runner.invoke(app, ["run", RECIPE, f"run.out_dir={tmp_path / 'other'}", *common,
                                  "model.name=/no/such/model"])
-    assert result.exit_code == 2
-    assert "/no/such/model" in result.output and "does not exist" in result.output
+    assert result.exit_code == 3  # a model folder: checked before any work (tests/test_errors_cli.py has the rest)
+    assert "model.name" in result.output and "/no/such/model: no such folder" in result.output
     assert "Traceback" not in result.output
+    assert not (tmp_path / "other").exists()

@@ -63,3 +63,17 @@ def test_a_separate_tokenizer_is_used(tiny_model, tiny_chat_model):
 def test_unknown_dtype_is_a_clear_error():
     with pytest.raises(models.ModelLoadError, match="float13"):
         models.resolve_dtype("float13", "cpu")
+
+
+def test_thread_setting_from_config_or_environment(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("SELFIMPROVE_THREADS", "2")
+        assert models.set_threads(None) == 2
+        assert models.set_threads(1) == 1  # the config wins over the environment
+        monkeypatch.delenv("SELFIMPROVE_THREADS")
+        assert models.set_threads(None) == 1  # unset: left as it was
+    finally:
+        torch.set_num_threads(before)

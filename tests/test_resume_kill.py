@@ -1,4 +1,5 @@
-"""SIGKILL a real `selfimprove run` at several points; rerunning the same command gives the uninterrupted result.
+"""SIGKILL (or SIGINT, SIGTERM) a real `selfimprove run` at several points; rerunning the same command
+gives the uninterrupted result.
 
 The run directory is polled for each stage's files to know when to kill: generation (a chunk is
 saved), voting (samples merged), training (the adapter's temporary folder exists), evaluation
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+import selfimprove
 
 from selfimprove.cache import canonical_adapter_config
 from selfimprove.config import parse_config
@@ -52,18 +55,24 @@ def manifest(root: Path) -> dict:
         return {}
 
 
-def run_cli(config: Path, root: Path, kill_when=None, timeout=300) -> bool:
-    """Run `selfimprove run CONFIG`; with `kill_when`, SIGKILL it once that holds. True if it was killed."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+def run_cli(config: Path, root: Path, kill_when=None, timeout=300, sig=signal.SIGKILL) -> bool:
+    """Run `selfimprove run CONFIG`; with `kill_when`, send it `sig` once that holds. True if it was stopped.
+    SIGINT and SIGTERM must end it with 130 and 143 and the line saying how to resume."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(selfimprove.__file__).resolve().parents[1])}  # this checkout's code
     log = root.with_name(root.name + ".log")  # a file, not a pipe: a full pipe would stall the child
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "selfimprove.cli", "run", str(config)], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "selfimprove", "run", str(config)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + timeout
     while kill_when and proc.poll() is None and time.time() < deadline:
         if kill_when(root, manifest(root)):
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            proc.send_signal(sig)
+            code = proc.wait(timeout=120)
+            if sig != signal.SIGKILL:
+                assert code == 128 + sig, log.read_text()[-3000:]
+                assert "interrupted; rerun the same command to resume" in log.read_text()
             return True
         time.sleep(0.01)
     proc.wait(timeout=max(1, deadline - time.time()))
@@ -88,7 +97,7 @@ def final_artifacts(root: Path) -> dict:
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
         if not p.is_file() or rel.split("/")[0] in ("cache", "tensorboard", "damaged", "review") or rel in (
-                "manifest.json", "environment.json", "config.yaml", "report.html"):
+                "manifest.json", "environment.json", "config.yaml", "report.html", ".lock"):
             continue
         if p.suffix == ".jsonl":
             out[rel] = [_normal(json.loads(line), str(root.resolve())) for line in p.read_text().splitlines()]
@@ -101,11 +110,11 @@ def final_artifacts(root: Path) -> dict:
     return out
 
 
-def kill_and_resume(model, gsm8k_dir, tmp_path, point, rounds, reference):
-    root = tmp_path / f"killed-{point}"
-    config = tmp_path / f"{point}.yaml"
+def kill_and_resume(model, gsm8k_dir, tmp_path, point, rounds, reference, sig=signal.SIGKILL):
+    root = tmp_path / f"killed-{point}-{sig.name}"
+    config = tmp_path / f"{point}-{sig.name}.yaml"
     config.write_text(yaml.safe_dump(config_dict(model, root, gsm8k_dir, rounds)))
-    assert run_cli(config, root, POINTS[point]), f"the run finished before the {point} kill point"
+    assert run_cli(config, root, POINTS[point], sig=sig), f"the run finished before the {point} kill point"
     assert "summary.json" not in manifest(root)
     run_cli(config, root)  # the same command again resumes
     assert final_artifacts(root) == reference, f"resumed after a kill during {point} differs"
@@ -138,3 +147,5 @@ def test_kill_at_every_stage_then_resume_equals_uninterrupted(tiny_model, gsm8k_
     assert "rounds/r02/adapter/adapter_model.safetensors" in reference
     for point in POINTS:
         kill_and_resume(str(model), gsm8k_dir, tmp_path, point, 2, reference)
+    kill_and_resume(str(model), gsm8k_dir, tmp_path, "generation", 2, reference, signal.SIGINT)  # exit 130
+    kill_and_resume(str(model), gsm8k_dir, tmp_path, "training", 2, reference, signal.SIGTERM)  # exit 143

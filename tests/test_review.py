@@ -183,3 +183,16 @@ def test_unreadable_review_files_are_one_clear_error(tmp_path):
     out.write_text("question,decision\nWhat?,accept\n")
     with pytest.raises(ReviewError, match=r"review\.csv:1: the header has no 'id' column \(columns: question, decision\)"):
         import_marks(tmp_path, out)
+
+
+def test_cli_review_import_prints_the_notes_on_the_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from selfimprove.cli import app
+
+    out = tmp_path / "review.csv"
+    spreadsheet_csv(tmp_path, out, "cp1252")
+    result = CliRunner().invoke(app, ["review", "import", str(tmp_path), str(out), "--reviewer", "ana"])
+    assert result.exit_code == 0, result.output
+    assert "Windows-1252" in result.output and str(out) in result.output.replace("\n", "")
+    assert "2 mark(s) recorded" in result.output

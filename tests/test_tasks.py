@@ -131,6 +131,31 @@ MATH_CASES = [
     ("The answer is 1/0", None),
     ("", None),
     ("   ", None),
+    # Forms real chat models write (more in tests/test_extract_real.py):
+    ("**Answer:** 64", "64"),
+    ("**The answer is 64**", "64"),
+    ("**Answer**: $10,000", "10000"),
+    ("Final answer: 2.5 hours", "2.5"),
+    ("### Final Answer\nThe final answer is $\\boxed{64}$. I hope it is correct.", "64"),
+    ("**Final Answer:**\n\n64", "64"),  # the answer on the line below its marker
+    ("The answer is:\n\\[\n\\boxed{12}\n\\]", "12"),
+    ("The answer is:\n1. First we add 2 and 3.", None),  # a list below: an explanation, not an answer
+    ("so the answer is 3.", "3"),
+    ("The answer is: 3", "3"),
+    ("answer: 7. But the answer is 8.", "8"),  # the last statement wins, whatever its form
+    ("The answer is 8. Answer: 9", "9"),
+    ("Answer Choices: (A) 5 (B) 6", None),  # AQuA's options repeated, not an answer
+    ("The answer to this question is 12.", "12"),
+    ("The answer is 2 * 8 = 16.\nThe solution to the problem is 16 / 2 = 8 bolts.", "8"),
+    ("The solution is to divide 12 by 3.", None),  # "is to": a method, not an answer
+    # No answer statement: a bare number, or a finished sentence that concludes, states the answer.
+    ("42", "42"),
+    ("15 * 6 = 90.\n\nSo, Jack received 90 emails in the afternoon.", "90"),
+    ("Therefore, the robe takes 8 + 4 = 12 bolts.", "12"),
+    ("So she has 3 apples and 4 pears.", None),  # two numbers: which one?
+    ("So, Kylar needs to pay $122", None),  # no full stop: maybe cut off by the token limit
+    ("She has 4 pencils.", None),  # does not conclude: one more step
+    ("The answer is unclear. So, Jack received 90 emails.", None),  # a statement we cannot read: no guessing
 ]
 
 
@@ -155,6 +180,18 @@ CHOICE_CASES = [
     ("The answer is 600.", None),  # the value, not the letter
     ("The answer is (F).", None),
     ("zzz", None), ("", None),
+    ("Answer: C", "C"),
+    ("**Answer:** (B) 6000", "B"),
+    ("the correct option is D) 42", "D"),
+    ("The correct choice is (e).", "E"),
+    ("The correct answer is D: 15.", "D"),
+    ("The answer is: 3", None),  # a value, not a letter
+    ("Answer Choices: (A) 32400 (B) 6000\nThe answer is (B).", "B"),
+    ("A) 40\n\nThe answer is: 40", "A"),  # an opening option line; the value alone names none
+    ("(C) 17 is divisible by 9.", "C"),
+    ("A) 4,000\nB) 4,200\nC) 4,500", None),  # the options listed, none chosen
+    ("The answer is (A) 1.\nThe answer is (B) 2.\nThe answer is (C) 3.", None),  # every option "is the answer"
+    ("The answer is 17.", None),  # a value: which option it is needs the question
 ]
 
 
@@ -169,6 +206,11 @@ YESNO_CASES = [
     ("The answer is yes. Actually, the answer is no.", "no"),
     ("\\boxed{no}", "no"),
     ("The answer is maybe.", None), ("yesterday", None), ("Nothing to say", None), ("", None),
+    ("**Answer:** No", "no"), ("Final answer: yes", "yes"), ("THE ANSWER IS YES.", "yes"),
+    ("Answer: no. On reflection, the answer is yes.", "yes"),
+    ("The answer to this question is \"no.\" Anchovies live in cold water.", "no"),
+    ("No, no, no, no,", "no"), ("**Yes**\nBecause Rome is older.", "yes"), ("No one knows.", None),
+    ("No, it is. The answer is 1000.", None),  # a statement that is not yes/no: no guessing from the opening
 ]
 
 

@@ -5,6 +5,10 @@ hash of the model and adapter fingerprint, the prompts, and every sampling param
 the seed. A call, not a single prompt, is the unit because a batched sampler's output for one
 prompt depends on the batch it ran in; caching calls keeps a cached run equal to a fresh one.
 The run directory's own `cache/` is the default; SELFIMPROVE_CACHE_DIR shares one across runs.
+
+A backend whose call is many independent requests (an HTTP server) also keeps a `RequestCache`
+under `<cache_dir>/requests/`: each request's answer is written the moment it arrives, so a call
+that fails or is killed half-way loses nothing already returned, and its rerun asks only for the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-from selfimprove.backends.base import Completion, Prompt, SamplingParams
+from selfimprove.backends.base import Completion, Prompt, SamplingParams, parallel_calls
 from selfimprove.records import Weights
 from selfimprove.store import _atomic_write_bytes
 
@@ -94,6 +98,10 @@ class CachedBackend:
     def count_tokens(self, prompt: Prompt, weights: Weights) -> int:
         return self.backend.count_tokens(prompt, weights)
 
+    @property
+    def parallel_calls(self) -> int:
+        return parallel_calls(self.backend)
+
     def max_context(self, weights: Weights) -> int:
         return self.backend.max_context(weights)
 
@@ -102,6 +110,37 @@ class CachedBackend:
 
     def close(self) -> None:
         self.backend.close()
+
+
+class RequestCache:
+    """One file per request, keyed by everything that determines its answer (`request_key`), written
+    atomically as each answer arrives. A damaged entry reads as missing and is asked for again."""
+
+    def __init__(self, cache_dir: str | Path):
+        self.cache_dir = Path(cache_dir)
+
+    def _path(self, key: str) -> Path:
+        return self.cache_dir / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> list[Completion] | None:
+        path = self._path(key)
+        if not path.exists():
+            return None
+        try:
+            return [Completion(**c) for c in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            return None
+
+    def put(self, key: str, completions: list[Completion]) -> None:
+        _atomic_write_bytes(self._path(key), json.dumps([asdict(c) for c in completions]).encode())
+
+
+def request_key(weights: Weights, prompt: Prompt, params: SamplingParams, **request) -> str:
+    """The key of one request: the weights' fingerprints, the prompt, the sampling parameters and
+    whatever else picks the answer (`request`: the served model name, which sample, the endpoint)."""
+    data = {"model": fingerprint(weights.model), "adapter": fingerprint(weights.adapter),
+            "tokenizer": fingerprint(weights.tokenizer), "prompt": prompt, "params": asdict(params), **request}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def cache_dir_for(run_dir: str | Path) -> Path:

@@ -1,68 +1,198 @@
-"""Command line: `selfimprove run | eval | validate | ls | demo | report | verify | review | push`. Thin: parse, load config, call the loop."""
+"""Command line: `selfimprove run | eval | validate | ls | demo | report | verify | review | push`. Thin: parse,
+load and check the config (`preflight.check`), call the loop or a stage.
+
+Every expected failure is one line on stderr, `error: ...`, naming the place (config key and file:line,
+the override, the data file and line, the model folder) and the fix, and a distinct exit code:
+
+    0    done
+    1    a check found problems (`verify`: damaged artifacts; `review import`: rows not imported)
+    2    usage or config: a bad option, key, value, gate, plug-in or override
+    3    data or model files: a data, replay, review or exemplar file, or a model folder, missing or unreadable
+    4    run directory: in use by another process, damaged, holding another config's run, not a run directory
+    5    environment: disk full or a file size limit, permission denied, read-only disk, out of memory
+    6    the competence probe stopped the run before round 1 (probe.py: the model cannot teach itself here)
+    70   an unexpected error (a bug): its traceback, and where the run stands
+    130  interrupted (SIGINT, Ctrl-C);  143  terminated (SIGTERM): rerun the same command to resume
+
+`--verbose` adds the traceback to an expected error. Nothing is lost on any exit: every artifact
+is committed atomically, so rerunning the same command resumes. `run` (and `demo`) hold the run
+directory's lock (`lock.run_lock`) for the whole run: a second run on it fails at once.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
+import sys
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(help="Make a language model better at a task from its own answers, without labels.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
 
+FOUND_PROBLEMS, CONFIG, FILES, RUN_DIR, ENVIRONMENT, PROBE, BUG, SIGINT, SIGTERM = 1, 2, 3, 4, 5, 6, 70, 130, 143
+_verbose = False
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback of an error too")] = False):
+    global _verbose
+    _verbose = verbose
+
 
 def _quiet_libraries() -> None:
-    """Keep our progress bars and the training bar; hide per-file loading and dataset-map bars."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    """Keep our progress bars and the training bar; hide per-file loading and dataset-map bars. Through
+    the libraries' environment variables, so that neither is imported before a stage needs it."""
+    for name, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"),
+                        ("TRANSFORMERS_VERBOSITY", "error")):
+        os.environ.setdefault(name, value)
+    if "datasets" in sys.modules:  # already imported (by a test, say): the variables came too late
+        sys.modules["datasets"].disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+        sys.modules["transformers"].utils.logging.set_verbosity_error()
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. run.rounds=2 generate.k=16")]
 
 
-def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}")
-    raise typer.Exit(2)
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, like KeyboardInterrupt for SIGINT."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _say(message: str) -> None:
+    """One line on stderr (no rich: it would wrap a long line and read [brackets] as markup)."""
+    sys.stderr.write(" ".join(message.split("\n")).rstrip() + "\n")
+    sys.stderr.flush()
+
+
+ENVIRONMENT_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                      errno.EFBIG: "the file size limit was hit (disk full, or `ulimit -f`)",
+                      errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                      errno.EROFS: "the file system is read-only", errno.ENOMEM: "out of memory",
+                      errno.EMFILE: "too many open files", errno.ENFILE: "too many open files"}
+
+
+def _ours(err: BaseException) -> bool:
+    """Raised by selfimprove's own code (not a library's, not a user plug-in's): its message is for users."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).parent)
+
+
+def classify(err: BaseException) -> tuple[int, str] | None:
+    """(exit code, message) for an expected failure; None for a bug."""
+    from selfimprove.config import ConfigError
+    from selfimprove.generate import PromptTooLongError
+    from selfimprove.lock import RunLockedError
+    from selfimprove.loop import ConfigChangedError
+    from selfimprove.models import ModelLoadError
+    from selfimprove.preflight import PreflightError
+    from selfimprove.preflight_model import ModelFolderError
+    from selfimprove.probe import IncompetentError
+    from selfimprove.report import ReportError
+    from selfimprove.review import ReviewError
+    from selfimprove.store import StoreError
+    from selfimprove.tasks.sources import DataError
+
+    if isinstance(err, PreflightError):
+        return {"config": CONFIG, "files": FILES, "run": RUN_DIR}[err.kind], str(err)
+    if isinstance(err, ConfigError):
+        return CONFIG, str(err)
+    if isinstance(err, (DataError, ModelFolderError, ModelLoadError, PromptTooLongError, ReviewError)):
+        return FILES, str(err)
+    if isinstance(err, (RunLockedError, StoreError, ConfigChangedError, ReportError)):
+        return RUN_DIR, str(err)
+    if isinstance(err, IncompetentError):
+        return PROBE, str(err)
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.cuda's, not imported here
+        return ENVIRONMENT, (f"out of memory ({type(err).__name__}: {err}); lower generate.batch_size, "
+                             "adapt.batch_size or adapt.max_length, or use a smaller model, then rerun the "
+                             "same command to resume")
+    if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:
+        where = f" ({err.filename})" if err.filename else ""
+        fix = ("free some space (or raise the limit), then rerun the same command to resume: what was written "
+               "is kept" if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else
+               "fix the permissions or the mount, then rerun the same command to resume")
+        return ENVIRONMENT, f"{ENVIRONMENT_ERRNOS[err.errno]}{where}: {err.strerror}; {fix}"
+    if isinstance(err, FileNotFoundError):  # a file named in the config, deleted during the run
+        return FILES, str(err) if err.filename is None else f"no such file: {err.filename}"
+    if isinstance(err, ValueError) and _ours(err):
+        return CONFIG, str(err)
+    return None
+
+
+@contextmanager
+def _handled(run_dir: str | Path | None = None):
+    """Turn every expected failure into one `error:` line and its exit code; a bug into its traceback."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        raise
+    except (KeyboardInterrupt, Terminated) as err:
+        _say("interrupted; rerun the same command to resume")
+        raise typer.Exit(SIGINT if isinstance(err, KeyboardInterrupt) else SIGTERM) from None
+    except BaseException as err:  # noqa: BLE001 - every failure ends here, expected or not
+        if isinstance(err, SystemExit):
+            raise
+        known = classify(err)
+        if known is None:
+            traceback.print_exc()
+            where = f" The run directory {run_dir} is intact: what was committed is kept, and rerunning the " \
+                    "same command resumes it." if run_dir else ""
+            _say(f"error: unexpected {type(err).__name__}: {err}. This is a bug in selfimprove or in a plug-in: "
+                 f"please report it with the traceback above to the selfimprove issue tracker "
+                 f"(or the plug-in's author when the last frames are its code).{where}")
+            raise typer.Exit(BUG) from None
+        if _verbose:
+            traceback.print_exc()
+        _say(f"error: {known[1]}")
+        raise typer.Exit(known[0]) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _load(config: Path, overrides: list[str] | None):
-    from selfimprove.config import ConfigError, load_config
+    """The config, loaded strictly and preflighted: every mistake found before any work."""
+    from selfimprove import preflight
+    from selfimprove.config import load_config
 
-    try:
-        return load_config(config, overrides or [])
-    except ConfigError as err:
-        _fail(err)
-
-
-def _user_errors():
-    from selfimprove.models import ModelLoadError
-    from selfimprove.config import ConfigError
-    from selfimprove.generate import PromptTooLongError
-    from selfimprove.loop import ConfigChangedError
-    from selfimprove.store import StoreError
-
-    return (ConfigError, ModelLoadError, PromptTooLongError, ConfigChangedError, StoreError, ValueError,
-            FileNotFoundError)
+    cfg = load_config(config, overrides or [])
+    preflight.check(cfg)
+    return cfg
 
 
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="YAML config (see configs/)")], overrides: Overrides = None,
         allow_config_change: Annotated[bool, typer.Option(help="Resume a run directory whose saved config differs")] = False):
     """Run the self-improvement rounds of CONFIG. Rerunning the same command resumes where it stopped."""
-    from selfimprove.loop import run as run_loop
+    with _handled():
+        cfg = _load(config, overrides)
+        from selfimprove.backends import require_extra
 
-    cfg = _load(config, overrides)
-    _quiet_libraries()
-    try:
-        summary = run_loop(cfg, allow_config_change=allow_config_change, console=console)
-    except _user_errors() as err:
-        _fail(err)
+        require_extra(cfg.generate.backend)  # before the run directory (and its lock) is created
+    with _handled(cfg.run.out_dir):
+        from selfimprove.lock import run_lock
+        from selfimprove.loop import run as run_loop
+
+        with run_lock(cfg.run.out_dir):
+            _quiet_libraries()
+            summary = run_loop(cfg, allow_config_change=allow_config_change, console=console)
     console.print_json(json.dumps({k: summary[k] for k in ("base_accuracy", "final_accuracy")}))
 
 
@@ -80,9 +210,20 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
     from selfimprove.store import RunStore
     from selfimprove.tasks import get_task
 
-    cfg = _load(config, overrides)
-    _quiet_libraries()
-    try:
+    with _handled():
+        cfg = _load(config, overrides)
+        from selfimprove.backends import require_extra
+
+        require_extra(cfg.generate.backend)
+        if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+            from selfimprove.models import ModelLoadError
+
+            raise ModelLoadError(f"--adapter {adapter}: no adapter_config.json there (expected a PEFT adapter "
+                                 "folder, e.g. RUN_DIR/rounds/r01/adapter)")
+        _quiet_libraries()
+        from selfimprove.models import set_threads
+
+        set_threads(cfg.run.threads)
         task = get_task(cfg.task.name)
         items = collect.load_heldout(task, cfg.task)
         backend = create_backend(cfg.model, cfg.generate)
@@ -90,8 +231,6 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
         store = RunStore(out or Path(cfg.run.out_dir) / "eval")
         store.write_jsonl("eval_samples.jsonl", [to_row(s) for s in scores.heldout_samples])
         store.write_json("metrics.json", scores.metrics)
-    except _user_errors() as err:
-        _fail(err)
     console.print_json(json.dumps(scores.metrics))
     console.print(f"completions and metrics in {store.root}")
 
@@ -102,36 +241,53 @@ def ttt(config: Annotated[Path, typer.Argument(help="YAML config: its held-out q
         keep_adapter: Annotated[bool, typer.Option(help="Keep the LoRA adapter in the run directory")] = False):
     """Test-time training (transductive): adapt a LoRA on the held-out questions without their labels, then
     answer them with it. Writes answers.jsonl and summary.json to run.out_dir; the base weights are untouched."""
-    from selfimprove.ttt import run as run_ttt
+    with _handled():
+        cfg = _load(config, overrides)
+        from selfimprove.backends import require_extra
 
-    cfg = _load(config, overrides)
-    _quiet_libraries()
-    try:
-        summary = run_ttt(cfg, console=console, keep_adapter=keep_adapter)
-    except _user_errors() as err:
-        _fail(err)
+        require_extra(cfg.generate.backend)
+    with _handled(cfg.run.out_dir):
+        from selfimprove.lock import run_lock
+        from selfimprove.ttt import run as run_ttt
+
+        with run_lock(cfg.run.out_dir):
+            _quiet_libraries()
+            summary = run_ttt(cfg, console=console, keep_adapter=keep_adapter)
     console.print_json(json.dumps({k: summary[k] for k in ("mode", "questions", "base_accuracy", "adapted_accuracy")}))
 
 
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")], overrides: Overrides = None):
-    """Check CONFIG strictly (unknown or duplicate keys, bad values) and print it fully resolved."""
+    """Check CONFIG as `run` does before any work (keys, values, files, model folders, plug-ins, gates)
+    and print it fully resolved."""
     from selfimprove.config import dump_config
 
-    console.print(dump_config(_load(config, overrides)), markup=False, highlight=False)
+    with _handled():
+        cfg = _load(config, overrides)
+    console.print(dump_config(cfg), markup=False, highlight=False)
 
 
 @app.command()
 def ls():
-    """List the tasks, backends and gates that configs can name."""
-    from selfimprove.backends import BACKENDS
+    """List the tasks, backends, gates, acquisition and adaptation methods that configs can name."""
+    from selfimprove.acquire import METHODS as ACQUIRE
+    from selfimprove.adapt import METHODS as ADAPT
+    from selfimprove.backends import BACKENDS, EXTRAS, missing_modules
     from selfimprove.gates import GATES
     from selfimprove.tasks import TASKS
 
-    for title, table in (("tasks", TASKS), ("backends", BACKENDS), ("gates", GATES)):
+    for title, table in (("tasks (task.name)", TASKS), ("backends (generate.backend)", BACKENDS),
+                         ("gates (vote.require, curate.gates)", GATES), ("acquisition (acquire.method)", ACQUIRE),
+                         ("adaptation (adapt.method)", ADAPT)):
         console.print(f"[bold]{title}[/]")
         for name, target in table.items():
-            console.print(f"  {name:<16} {target}", highlight=False)
+            note = ""
+            if table is BACKENDS:  # which extra it needs, and whether this install has it
+                extra = EXTRAS.get(name)
+                missing = missing_modules(name)
+                note = ("  (core install)" if extra is None else f"  (extra [{extra[0]}]: " +
+                        (f"missing, pip install 'selfimprove[{extra[0]}]')" if missing else "installed)"))
+            console.print(f"  {name:<16} {target}{note}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -140,35 +296,35 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/d
          quick: Annotated[bool, typer.Option(help="One small round (about a minute), for a first look and CI")] = False):
     """The embedded demo: a tiny model, trained here, improves itself on arithmetic word problems without labels."""
     from selfimprove.embedded.demo import main
+    from selfimprove.lock import run_lock
 
-    main(out, seed, quick)
+    with _handled(out), run_lock(out):
+        main(out, seed, quick)
 
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (run.out_dir)")],
            out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default RUN_DIR/report.html)")] = None):
     """Write a self-contained HTML report of a run: plots per round and a browser of questions and rationales."""
-    from selfimprove.report import ReportError, write_report
+    from selfimprove.report import write_report
 
-    try:
-        console.print(f"wrote {write_report(run_dir, out)}")
-    except ReportError as err:
-        _fail(err)
+    with _handled():
+        written = write_report(run_dir, out)
+    console.print(f"wrote {written}", highlight=False)
 
 
 @app.command()
 def verify(run_dir: Annotated[Path, typer.Argument(help="A run directory (run.out_dir)")]):
-    """Check every artifact of a run against its manifest (checksum, rows, half-written lines)."""
-    from selfimprove.store import RunStore, StoreError
+    """Check every artifact of a run against its manifest (checksum, rows, half-written lines). Writes nothing;
+    `run` redoes whatever this names."""
+    from selfimprove.store import RunStore
 
-    try:
-        problems = RunStore(run_dir).verify()
-    except StoreError as err:
-        _fail(err)
+    with _handled():
+        problems = RunStore(run_dir, create=False).verify()
     for p in problems:
-        console.print(str(p), highlight=False)
+        console.print(str(p), highlight=False, markup=False)
     console.print(f"{len(problems)} problem(s)")
-    raise typer.Exit(1 if any("unfinished write" not in p.what for p in problems) else 0)
+    raise typer.Exit(FOUND_PROBLEMS if any("unfinished write" not in p.what for p in problems) else 0)
 
 
 review_app = typer.Typer(help="Human review of kept (and dropped) paths.", no_args_is_help=True)
@@ -181,14 +337,13 @@ def review_export(run_dir: Annotated[Path, typer.Argument(help="A run directory"
                   out: Annotated[Optional[Path], typer.Option(help=".jsonl or .csv (default RUN_DIR/review/rNN.jsonl)")] = None,
                   dropped: Annotated[bool, typer.Option(help="Also export the paths the gates dropped")] = False):
     """Write a round's paths for review; fill `decision` (accept/reject) and `note`, then `review import`."""
-    from selfimprove.review import ReviewError, export
-    from selfimprove.store import StoreError
+    from selfimprove.review import export
+    from selfimprove.store import RunStore
 
     out = out or run_dir / "review" / f"r{round_:02d}.jsonl"
-    try:
+    with _handled():
+        RunStore(run_dir, create=False)
         n = export(run_dir, round_, out, dropped)
-    except (ReviewError, StoreError) as err:
-        _fail(err)
     console.print(f"wrote {n} paths to {out}")
 
 
@@ -197,19 +352,20 @@ def review_import(run_dir: Annotated[Path, typer.Argument(help="A run directory"
                   marks: Annotated[Path, typer.Argument(help="The reviewed .jsonl or .csv file")],
                   reviewer: Annotated[str, typer.Option(help="Who reviewed (recorded in review/log.jsonl)")] = ""):
     """Record accept/reject marks; later rounds' training data honours them. Invalid rows are named, valid ones kept."""
-    from selfimprove.review import ReviewError, import_marks
-    from selfimprove.store import StoreError
+    from selfimprove.review import import_marks
+    from selfimprove.store import RunStore
 
-    try:
+    with _handled():
+        RunStore(run_dir, create=False)
         result = import_marks(run_dir, marks, reviewer)
-    except (ReviewError, StoreError) as err:
-        _fail(err)
+    for note in result.notes:
+        console.print(f"[yellow]{escape(f'{marks}: {note}')}[/]", highlight=False)
     console.print(f"{result.changed} mark(s) recorded, {result.unchanged} unchanged, {result.unmarked} without a decision")
     if result.problems:
         for p in result.problems:
-            console.print(f"[red]{marks}: {p}[/]", highlight=False)
+            console.print(f"[red]{escape(f'{marks}: {p}')}[/]", highlight=False)
         console.print(f"{len(result.problems)} row(s) not imported: fix them and import the file again")
-        raise typer.Exit(1)
+        raise typer.Exit(FOUND_PROBLEMS)
 
 
 @app.command()
@@ -219,10 +375,9 @@ def push(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
     """Export each round's kept examples as Parquet (RUN_DIR/dataset) and upload them to the Hugging Face Hub."""
     from selfimprove.publish import push as push_dataset
 
-    try:
-        console.print(f"pushed to {push_dataset(run_dir, repo_id, private=not public)}")
-    except (FileNotFoundError, OSError) as err:
-        _fail(err)
+    with _handled():
+        url = push_dataset(run_dir, repo_id, private=not public)
+    console.print(f"pushed to {url}")
 
 
 if __name__ == "__main__":

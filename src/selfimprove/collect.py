@@ -60,7 +60,7 @@ def _collect_questions(task, cfg: TaskConfig) -> tuple[list[Item], dict[str, str
 
 def collect(store: RunStore, task, config: Config) -> Collected:
     """The run's questions: read from the run directory, or collected and written there first."""
-    if not store.done(layout.HELDOUT):
+    if not all(store.done(n) for n in (layout.POOL_GOLD, layout.POOL, layout.HELDOUT)):  # missing or damaged
         pool, gold, heldout = _collect_questions(task, config.task)
         store.write_jsonl(layout.POOL_GOLD, [{"id": k, "gold": v} for k, v in gold.items()])
         store.write_jsonl(layout.POOL, [to_row(i) for i in pool])

@@ -6,11 +6,12 @@ overrides are dotted `key=value` pairs (`adapt.learning_rate=1e-4`), parsed as Y
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from selfimprove.names import (FORMATS, GUARDED_SIGNALS, NEEDS_VOTE, REWARDS, REWARDS_NEED_VOTE, RL_METHODS,
                                RL_SIGNALS)
@@ -27,13 +28,17 @@ def _known_format(name: str) -> None:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `temperature: .inf` or `learning_rate: .nan` is a mistake, not a setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunConfig(Section):
     out_dir: str = "runs/default"  # everything the run writes lives here; rerunning resumes it
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # numpy and torch seeds are unsigned
     rounds: int = Field(3, ge=1)  # LMSI fine-tunes once; STaR/ReST-EM gain over 2-5 rounds
+    # CPU threads for torch (sampling and training). None = $SELFIMPROVE_THREADS, else torch's default (all
+    # cores). On a shared 2-core machine one thread is often several times faster for small models.
+    threads: int | None = Field(None, ge=1)
     # Set by `selfimprove ttt`: the run adapts on the very questions it answers and is scored on.
     transductive: bool = False
 
@@ -79,8 +84,8 @@ class GenerateConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(16, ge=1)  # prompts per generate call; each brings k sequences
-    formats: list[str] = ["cot_fewshot"]  # prompt styles to sample with
-    num_exemplars: int | None = None  # few-shot exemplars used (None = all the task has)
+    formats: list[str] = Field(["cot_fewshot"], min_length=1)  # prompt styles to sample with
+    num_exemplars: int | None = Field(None, ge=0)  # few-shot exemplars used (None = all the task has)
     checkpoint_every: int = Field(64, ge=1)  # questions per checkpointed chunk: a kill loses at most one
 
     @field_validator("formats")
@@ -131,7 +136,7 @@ class AdaptConfig(Section):
     replay: str | None = None  # JSONL of labelled question/rationale/answer rows mixed into every round
     learning_rate: float = Field(2e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, ge=-1)  # > 0 overrides epochs
+    max_steps: int = Field(-1, ge=-1)  # > 0 overrides epochs; -1 = train for `epochs`
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(2048, ge=8)  # prompt + completion tokens; longer examples are truncated by TRL
@@ -143,6 +148,11 @@ class AdaptConfig(Section):
     # After each round, weights = ema * the round's starting weights + (1 - ema) * the trained ones.
     # None = off. LoRA needs init=previous: averaging unrelated adapters' A and B matrices means nothing.
     ema: float | None = Field(None, ge=0, lt=1)
+    # Where training runs: "process" = in the loop's process; "accelerate" = under `accelerate launch` in
+    # num_processes processes (one per GPU; gloo CPU processes without one). batch_size stays the global batch.
+    launch: Literal["process", "accelerate"] = "process"
+    num_processes: int = Field(2, ge=1)
+    accelerate_config: str | None = None  # TRL's multi_gpu, zero1-3, fsdp1-2, or a YAML file; None = DDP
 
     @field_validator("formats")
     @classmethod
@@ -160,6 +170,24 @@ class AdaptConfig(Section):
             raise ValueError(f"adapt.method is the algorithm now (sft, or package.module:function); "
                              f"write `adapt.tuning: {v}` for {v} weights")
         return v
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("0 steps trains nothing; give -1 (train for adapt.epochs) or a number of steps >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _launch_splits_the_batch(self):
+        if self.launch == "accelerate":
+            if self.batch_size % self.num_processes:
+                raise ValueError(f"adapt.batch_size={self.batch_size} is the global batch: it must divide among "
+                                 f"adapt.num_processes={self.num_processes} processes")
+            if self.ema is not None and self.tuning == "full":
+                raise ValueError("adapt.ema with tuning=full averages the whole model in memory; with "
+                                 "launch=accelerate use tuning=lora (the adapter files are averaged)")
+        return self
 
     @model_validator(mode="after")
     def _ema_needs_previous_adapter(self):
@@ -246,6 +274,9 @@ def check_rl(config: "Config", options: dict[str, Any] | None = None) -> RLOptio
     if opts.num_generations < 2:
         raise ValueError(f"adapt.method {adapt.method!r} is group-relative: adapt.options.num_generations "
                          f"(K trained samples a question) must be >= 2, not {opts.num_generations}")
+    if adapt.launch != "process":
+        raise ValueError("adapt.launch=accelerate launches SFT only; RL (adapt.method grpo/rloo) trains in the "
+                         "loop's process: set adapt.launch=process")
     if adapt.ema is not None:
         raise ValueError("adapt.ema is for SFT rounds; with RL the KL coefficient (adapt.options.beta) keeps "
                          "the weights near the round's start")
@@ -308,6 +339,55 @@ class MonitorConfig(Section):
         return v
 
 
+@dataclass(frozen=True)
+class Origins:
+    """Where a loaded config's keys came from: the YAML file (with line numbers) or a command-line override."""
+
+    path: str
+    text: str = ""
+    overrides: dict[str, str] = field(default_factory=dict)  # dotted key -> the override as typed
+
+    def where(self, key: str) -> str:
+        """'configs/x.yaml:12', "override 'generate.k=0'", or the file alone for a key left at its default."""
+        for given, item in self.overrides.items():
+            if key == given or key.startswith((given + ".", given + "[")) or given.startswith(key + "."):
+                return f"override {item!r}"
+        line = key_line(self.text, key)
+        return f"{self.path}:{line}" if line else self.path
+
+
+def key_line(text: str, key: str) -> int | None:
+    """The line of YAML `text` where dotted `key` ("curate.gates[1].threshold") is written, or of the
+    deepest part of it that is; None when not even its section is written."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in key.replace("[", ".[").split("."):
+        if isinstance(node, yaml.MappingNode) and not part.startswith("["):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and part.startswith("[") and part[1:-1].isdigit():
+            if int(part[1:-1]) >= len(node.value):
+                break
+            node = node.value[int(part[1:-1])]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def dotted(loc) -> str:
+    """A pydantic error location as the config spells the key: ("curate", "gates", 1) -> curate.gates[1]."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 class Config(Section):
     run: RunConfig = RunConfig()
     model: ModelConfig
@@ -320,6 +400,11 @@ class Config(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     probe: ProbeConfig = ProbeConfig()
     monitor: MonitorConfig = MonitorConfig()
+    _origins: Origins | None = PrivateAttr(None)
+
+    def where(self, key: str) -> str:
+        """Where `key` was set, for error messages: file:line, the override, or the key itself."""
+        return self._origins.where(key) if self._origins is not None else "config"
 
     @model_validator(mode="after")
     def _rl_options(self):
@@ -350,7 +435,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory: give a YAML config file (examples in configs/)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte {err.object[err.start]:#x}); "
+                          "save the file as UTF-8") from None
     loader = _StrictLoader(text)
     loader.name = str(path)
     try:
@@ -381,23 +473,28 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+def parse_config(data: dict[str, Any], source: str = "config", origins: Origins | None = None) -> Config:
+    """A validated Config; every error names its key and, with `origins`, the file:line or override
+    that set it."""
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as err:
         lines = []
         for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"])
+            key = dotted(e["loc"])
+            at = origins.where(key) if origins else source
             if e["type"] == "extra_forbidden":
-                lines.append(f"unknown key {where!r}; check the spelling (`selfimprove validate` lists sections)")
+                lines.append(f"{at}: unknown key {key!r}; check the spelling (`selfimprove validate` lists sections)")
             elif e["type"] == "missing":
-                lines.append(f"missing key {where!r}")
+                lines.append(f"{at}: missing key {key!r}")
             elif e["type"] == "value_error":  # our own validators' messages say what is wrong already
                 msg = e["msg"].removeprefix("Value error, ")
-                lines.append(f"{where}: {msg}" if where else msg)  # a whole-config check names its keys itself
+                lines.append(f"{at}: {key}: {msg}" if key else f"{at}: {msg}")  # a whole-config check names its keys
             else:
-                lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
-        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+                lines.append(f"{at}: {key}: {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError("; ".join(lines)) from None
+    config._origins = origins
+    return config
 
 
 # Config keys that may name a local file or folder; relative ones are read from the config file's folder.
@@ -417,7 +514,8 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     data = apply_overrides(resolve_paths(read_yaml(path), Path(path).resolve().parent), list(overrides))
-    return parse_config(data, source=str(path))
+    given = {item.split("=", 1)[0]: item for item in overrides}
+    return parse_config(data, source=str(path), origins=Origins(str(path), Path(path).read_text(), given))
 
 
 def dump_config(config: Config) -> str:

@@ -1,7 +1,8 @@
 """Generate: K sampled rationales per question through the run's backend, checkpointed in chunks.
 
 Reads the round's questions; writes `rounds/rNN/samples.jsonl` (one `Sample` per path). Chunks of
-`generate.checkpoint_every` questions are saved as they finish, so a kill loses at most one chunk.
+`generate.checkpoint_every` questions are saved as they finish, so a kill loses at most one chunk
+(one per worker when the backend runs several chunks at once: `parallel_calls`, the Ray backend).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import replace
 
 from selfimprove import layout, prompts
 from selfimprove.backends import Backend, Prompt, SamplingParams
+from selfimprove.backends.base import parallel_calls
 from selfimprove.context import RunContext
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
@@ -80,5 +82,6 @@ def generate_round(ctx: RunContext, round_: int, weights: Weights, items: list[I
             progress.advance(bar, len(chunks[c]))
             return [to_row(s) for s in samples]
 
-        rows = ctx.store.produce_chunked(layout.round_file(round_, layout.SAMPLES), len(chunks), sample_chunk)
+        rows = ctx.store.produce_chunked(layout.round_file(round_, layout.SAMPLES), len(chunks), sample_chunk,
+                                         workers=parallel_calls(ctx.backend))
     return [from_row(Sample, r) for r in rows]

@@ -2,14 +2,15 @@
 
     config.yaml  environment.json  manifest.json  metrics.jsonl  summary.json
     pool.jsonl (questions, no answers)  pool_gold.jsonl (hidden; diagnostics only)  heldout.jsonl  anchor.jsonl
-    rounds/rNN/  pool.jsonl samples.jsonl votes.jsonl verdicts.jsonl train.jsonl train_log.jsonl
+    rounds/rNN/  inputs.json pool.jsonl samples.jsonl votes.jsonl verdicts.jsonl train.jsonl train_log.jsonl
                  adapter/ or model/  eval.json eval_samples.jsonl anchor_samples.jsonl metrics.json
                  (RL) rl_samples.jsonl rl_steps.jsonl rl_guard.json; rl_work/ while training runs
     answers.jsonl (`selfimprove ttt`: the adapted model's answers, transductive)
     review/marks.jsonl  review/log.jsonl  cache/  damaged/
 
 Every module that reads or writes an artifact names it through this module; `round_of` parses a
-name back, so nothing else slices path strings.
+name back, so nothing else slices path strings. `stage_rank` orders a round's artifacts by the stage
+that writes them, so a damaged one is redone together with everything made from it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ EVAL_SAMPLES = "eval_samples.jsonl"
 ANCHOR_SAMPLES = "anchor_samples.jsonl"
 METRICS = "metrics.json"
 REVIEW_APPLIED = "review_applied.json"
+INPUTS = "inputs.json"  # a digest of what the round started from: when it changes, the round is redone
 # Label-free RL (adapt/grpo.py), per round.
 RL_SAMPLES = "rl_samples.jsonl"  # every sample RL trained on: step, answer, its question's vote, its rewards
 RL_STEPS = "rl_steps.jsonl"  # per step: reward, label-free signals, held-out probe, diagnostics against gold
@@ -51,6 +53,13 @@ RL_WORK = "rl_work"  # the trainer's checkpoints and in-progress records; remove
 # Test-time training (ttt.py), at the run's top level.
 ANSWERS = "answers.jsonl"
 
+# A round's artifacts by the stage that writes them, in order; artifacts written together (by one
+# stage's build) share a rank, so one of them missing redoes them all. A name not listed here is an
+# adaptation method's own artifact (a plug-in's), ranked with the weights.
+STAGES = ((ROUND_POOL,), (SAMPLES,), (VOTES,), (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL), (TRAIN_LOG,),
+          (EVAL, EVAL_SAMPLES, ANCHOR_SAMPLES), (METRICS,))
+
+_WEIGHTS_RANK = next(rank for rank, names in enumerate(STAGES) if ADAPTER in names)
 _ROUND = re.compile(r"^rounds/r(\d+)/")
 
 
@@ -66,6 +75,13 @@ def round_of(name: str) -> int | None:
     """The round an artifact name belongs to ("rounds/r03/votes.jsonl" -> 3), or None."""
     match = _ROUND.match(name)
     return int(match.group(1)) if match else None
+
+
+def stage_rank(name: str) -> int:
+    """Where a round artifact's stage comes in the round (rounds/r01/samples.jsonl.parts/00003.jsonl
+    ranks with samples.jsonl)."""
+    first = _ROUND.sub("", name).split("/")[0].removesuffix(".parts")
+    return next((rank for rank, names in enumerate(STAGES) if first in names), _WEIGHTS_RANK)
 
 
 def finished_rounds(names) -> list[int]:

@@ -35,6 +35,16 @@ class ModelLoadError(RuntimeError):
     pass
 
 
+def set_threads(threads: int | None) -> int:
+    """Torch's CPU threads: `threads`, else $SELFIMPROVE_THREADS, else left as torch set it. Returns the count."""
+    import torch
+
+    chosen = threads or int(os.environ.get("SELFIMPROVE_THREADS") or 0)
+    if chosen:
+        torch.set_num_threads(chosen)
+    return torch.get_num_threads()
+
+
 def resolve_device(device: str) -> str:
     import torch
 

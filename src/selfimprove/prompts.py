@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfimprove.records import Exemplar, Weights
+from selfimprove.tasks.answers import answer_start
 
 STEP_BY_STEP = "Let's think step by step."
 STOP = ("\nQ:",)  # in completion mode a model that keeps going writes the next question
@@ -31,10 +32,18 @@ def target(rationale: str, answer: str, fmt: str, answer_prefix: str = "The answ
 
 
 def rationale_of(text: str, answer_prefix: str = "The answer is") -> str:
-    """The reasoning in a sampled completion: everything before its last answer sentence."""
-    cut = text.rfind(answer_prefix)
-    head = text[:cut] if cut >= 0 else text
-    head = head.strip()
+    """The reasoning in a sampled completion: everything before its final answer statement.
+
+    The statement is found as the extractors find it, in any case and form ("So the answer is 3.",
+    "**Final Answer:** 3", "#### 3", "... \\boxed{3}"), so "So the answer is 3." is not trained as
+    "So the answer is 3. The answer is 3.". A cut inside a sentence ("5 + 3 = 8, so the answer is 8")
+    keeps its reasoning and gets a full stop: "5 + 3 = 8.". A completion without a statement (one that
+    ends "So, Ann has 3 pencils.") is all reasoning.
+    """
+    cut = answer_start(text, answer_prefix)
+    head = (text[:cut] if cut is not None else text).strip()
+    if cut is not None and (head[-1:].isalnum() or head.endswith(")")):
+        head += "."
     if head.startswith(STEP_BY_STEP):
         head = head[len(STEP_BY_STEP):].strip()
     return head

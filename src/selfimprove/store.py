@@ -6,8 +6,10 @@ not) or `produce_chunked` (the same, resuming from the chunks already saved).
 
 An artifact counts as done only when the manifest lists it with a matching checksum; anything
 else (a half-written file from a kill) is redone. A damaged file that is about to be rewritten is
-moved to `damaged/` first, never deleted, so nothing a person might still want is thrown away.
-`verify()` names every problem (missing, bad checksum, wrong row count, half-written last line).
+moved to `damaged/` first, never deleted, so nothing a person might still want is thrown away;
+`retire` moves an artifact there too when the loop must redo it (it, or what it was made from,
+changed). `verify()` names every problem (missing, bad checksum, wrong row count, half-written
+last line). `RunStore(root, create=False)` opens an existing run directory only, writing nothing.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ class Problem:
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:  # a full disk says nothing of which file: name it
+        raise OSError(err.errno, err.strerror, str(path)) from err
     os.replace(tmp, path)
 
 
@@ -69,10 +74,17 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 class RunStore:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, create: bool = True):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self._manifest_path = self.root / "manifest.json"
+        if not create and not self.root.is_dir():
+            what = "does not exist" if not self.root.exists() else "is a file"
+            raise StoreError(f"{self.root} {what}: not a run directory (give the run.out_dir of a run)")
+        if not create and not self._manifest_path.is_file():
+            raise StoreError(f"{self.root} has no manifest.json: not a run directory (give the run.out_dir of "
+                             "a run)")
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
         self.manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "artifacts": {}}
         if self._manifest_path.exists():
             self.manifest = _load_manifest(self._manifest_path)
@@ -125,10 +137,24 @@ class RunStore:
     def _keep_damaged(self, name: str) -> None:
         """Before overwriting a listed artifact that no longer matches its checksum, move it aside."""
         path = self.path(name)
-        if name in self.manifest["artifacts"] and path.is_file() and not self.done(name):
-            aside = self.root / "damaged" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}"
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, aside)
+        if name in self.manifest["artifacts"] and path.exists() and not self.done(name):
+            self._move_aside(path, name)
+
+    def _move_aside(self, path: Path, name: str) -> None:
+        aside = self.root / "damaged" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}"
+        n = 1
+        while aside.exists():  # two in one second: keep both
+            aside, n = aside.with_name(f"{aside.name}.{n}"), n + 1
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, aside)
+
+    def retire(self, name: str) -> None:
+        """Move artifact `name` (file or folder) to damaged/ and forget it, and everything under it, in
+        the manifest: the stage that writes it runs again."""
+        if self.path(name).exists():
+            self._move_aside(self.path(name), name)
+        self._update(lambda artifacts: {k: v for k, v in artifacts.items()
+                                        if k != name and not k.startswith(name + "/")})
 
     def _record(self, name: str, **info) -> None:
         self._update(lambda artifacts: artifacts | {name: info})
@@ -189,20 +215,44 @@ class RunStore:
             self.commit_dir(name, build)
         return self.path(name)
 
-    def produce_chunked(self, name: str, chunks: int, build_chunk) -> list[dict]:
+    def produce_chunked(self, name: str, chunks: int, build_chunk, workers: int = 1) -> list[dict]:
         """A JSONL artifact built in `chunks` parts, each saved as it finishes (`build_chunk(c)` -> rows),
-        so a kill loses at most one chunk; the merged file replaces the parts once all are done."""
+        so a kill loses at most the chunks in progress; the merged file replaces the parts once all are done.
+        `workers` > 1 builds that many missing chunks at once (threads that wait on a parallel backend);
+        the parts are still written one at a time, here, and a failed chunk fails the artifact only after
+        the chunks already finished are saved."""
         parts = f"{name}.parts"
         if self.done(name):
             if self.path(parts).exists():
                 self.remove(parts)  # left by a kill between merging the chunks and cleaning them up
             return self.read_jsonl(name)
+        part = [f"{parts}/{c:05d}.jsonl" for c in range(chunks)]
+        if workers > 1:
+            self._build_parallel([c for c in range(chunks) if not self.done(part[c])], part, build_chunk, workers)
         for c in range(chunks):
-            self.produce_jsonl(f"{parts}/{c:05d}.jsonl", lambda: build_chunk(c))
-        rows = [r for c in range(chunks) for r in self.read_jsonl(f"{parts}/{c:05d}.jsonl")]
+            self.produce_jsonl(part[c], lambda: build_chunk(c))
+        rows = [r for c in range(chunks) for r in self.read_jsonl(part[c])]
         self.write_jsonl(name, rows)
         self.remove(parts)  # the merged file is the artifact now
         return rows
+
+    def _build_parallel(self, missing: list[int], part: list[str], build_chunk, workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        error = None
+        with ThreadPoolExecutor(workers) as pool:
+            futures = {pool.submit(build_chunk, c): c for c in missing}
+            for f in as_completed(futures):
+                if f.cancelled():
+                    continue
+                if f.exception() is None:
+                    self.write_jsonl(part[futures[f]], f.result())
+                elif error is None:
+                    error = f.exception()
+                    for other in futures:
+                        other.cancel()  # chunks not started yet; those in progress finish and are saved
+        if error is not None:
+            raise error
 
     def commit_dir(self, name: str, build) -> Path:
         """Let `build(tmp_dir)` fill a folder, then move it into place and record it as done."""
@@ -211,7 +261,8 @@ class RunStore:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         build(tmp)
-        shutil.rmtree(final, ignore_errors=True)
+        self._keep_damaged(name)
+        shutil.rmtree(final, ignore_errors=True)  # a folder left by a killed commit, never listed
         os.replace(tmp, final)
         self._record(name, kind="dir", files=sorted(p.name for p in final.iterdir()), sizes=_dir_sizes(final))
         return final

@@ -14,35 +14,13 @@ artifacts under `rounds/rNN/` through the store and returns the learner's new we
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from selfimprove import plugins
-from selfimprove.records import Item, Sample, Vote, Weights
+from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
+
+__all__ = ["METHODS", "Adapted", "AdaptInputs", "adapt_round", "start_weights"]
 
 METHODS = {"sft": "selfimprove.adapt.sft:sft", "grpo": "selfimprove.adapt.grpo:grpo",
            "rloo": "selfimprove.adapt.grpo:rloo"}
-
-
-@dataclass(frozen=True)
-class AdaptInputs:
-    learner: Weights  # the learner's current weights (the last round's, or the one a reset restored)
-    sampler: Weights  # the weights that sampled the round's paths
-    items: list[Item]  # the round's questions
-    samples: list[Sample]
-    votes: list[Vote]
-    verdicts: list[dict]  # curate's rows, in sample order ("kept" says which paths are trusted)
-
-
-@dataclass(frozen=True)
-class Adapted:
-    weights: Weights  # the learner's new weights (== inputs.learner when nothing was trained)
-    log: list[dict]  # training log rows ("loss", and "num_tokens" for the compute count)
-    examples: int  # training examples used
-
-
-def start_weights(ctx, inputs: AdaptInputs) -> Weights:
-    """What this round trains from: the base learner (ReST-EM, `adapt.init: base`) or the current weights."""
-    return inputs.learner if ctx.config.adapt.init == "previous" else ctx.base_learner
 
 
 def adapt_round(ctx, round_: int, inputs: AdaptInputs) -> Adapted:

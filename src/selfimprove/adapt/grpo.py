@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfimprove import layout
-from selfimprove.adapt import Adapted, AdaptInputs, start_weights
+from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.guard import GUARD_FILE, START, CollapseGuard, greedy_probe, signals
 from selfimprove.adapt.rewards import (Policy, RewardContext, build_scorer, completion_text, label_rows, same)
 from selfimprove.config import AdaptConfig, ModelConfig, RLOptions, check_rl

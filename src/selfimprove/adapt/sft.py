@@ -17,7 +17,8 @@ from pathlib import Path
 from transformers import PrinterCallback, TrainerCallback
 
 from selfimprove import layout
-from selfimprove.adapt import Adapted, AdaptInputs, ema, start_weights
+from selfimprove.adapt import ema
+from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.examples import training_set
 from selfimprove.config import AdaptConfig, ModelConfig
 from selfimprove.context import RunContext
@@ -35,7 +36,12 @@ def sft(ctx: RunContext, round_: int, inputs: AdaptInputs) -> Adapted:
     name = layout.round_file(round_, layout.ADAPTER if cfg.tuning == "lora" else layout.MODEL)
 
     def build(tmp: Path) -> None:
-        log = train(examples, start, cfg, tmp, ctx.config.run.seed + round_, ctx.config.model)
+        if cfg.launch == "accelerate":  # several processes; the loop waits here
+            from selfimprove.adapt.launch import train_distributed
+
+            log = train_distributed(examples, start, cfg, tmp, ctx.config.run.seed + round_, ctx.config.model)
+        else:
+            log = train(examples, start, cfg, tmp, ctx.config.run.seed + round_, ctx.config.model)
         (tmp / "train_log.json").write_text(json.dumps(log))  # commits with the weights: a kill can't split them
 
     folder = ctx.store.produce_dir(name, build)
@@ -47,9 +53,10 @@ def sft(ctx: RunContext, round_: int, inputs: AdaptInputs) -> Adapted:
 
 
 def train(examples: list[dict], start: Weights, cfg: AdaptConfig, out_dir: Path, seed: int,
-          model_cfg: ModelConfig | None = None) -> list[dict]:
+          model_cfg: ModelConfig | None = None, world_size: int = 1) -> list[dict]:
     """Fine-tune `start` on `examples` (prompt/completion rows) and save the result into `out_dir`.
-    LoRA continues `start.adapter` when there is one. Returns the loss history."""
+    LoRA continues `start.adapter` when there is one. Returns the loss history. `world_size` > 1: this is
+    one of that many processes under `accelerate launch` (launch.py), each taking its share of the batch."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -70,7 +77,7 @@ def train(examples: list[dict], start: Weights, cfg: AdaptConfig, out_dir: Path,
     cuda = device.startswith("cuda")
     scratch = tempfile.mkdtemp(prefix="selfimprove-trainer-")  # TRL's own files; the weights go to out_dir
     args = SFTConfig(
-        output_dir=scratch, per_device_train_batch_size=cfg.batch_size,
+        output_dir=scratch, per_device_train_batch_size=cfg.batch_size // world_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, max_length=cfg.max_length,
         bf16=cuda and torch.cuda.is_bf16_supported(), gradient_checkpointing=False, logging_steps=1,
@@ -86,6 +93,13 @@ def train(examples: list[dict], start: Weights, cfg: AdaptConfig, out_dir: Path,
     trainer.train()
     shutil.rmtree(scratch, ignore_errors=True)
     tokenizer.padding_side = "left"
+    if world_size > 1:
+        trainer.save_model(str(out_dir))  # gathers sharded weights (ZeRO-3, FSDP); the main process writes
+        if trainer.is_world_process_zero():
+            (Path(out_dir) / "training_args.bin").unlink(missing_ok=True)
+            if cfg.ema is not None and start.adapter:
+                ema.blend_adapter(start.adapter, out_dir, cfg.ema)
+        return [h for h in trainer.state.log_history if "loss" in h]
     if cfg.ema is not None and cfg.tuning == "full":
         ema.blend_model(trainer.model, start.model, cfg.ema, dtype, device)
     trainer.model.save_pretrained(out_dir)

@@ -11,6 +11,8 @@ runs in the same process; the next call loads again what it needs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Protocol, Union
 
@@ -51,3 +53,19 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Free loaded weights and devices; a later call loads what it needs again."""
+
+    # Optional: `parallel_calls: int`, how many `generate` calls may run at once from different
+    # threads (the Ray backend: one per worker). Absent = 1: the stage calls one at a time.
+
+
+def parallel_calls(backend) -> int:
+    """The backend's `parallel_calls`, 1 when it does not declare one (in-process engines)."""
+    return int(getattr(backend, "parallel_calls", 1))
+
+
+def request_seed(seed: int, prompt: Prompt, sample: int | None = None) -> int:
+    """The seed of one prompt's request (or of its sample `sample`) for engines that seed each request
+    (vLLM, HTTP servers): the same prompt always gets the same seed, whatever else is in the call.
+    31 bits, the range llama.cpp accepts."""
+    text = json.dumps([seed, prompt, sample], sort_keys=True)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF

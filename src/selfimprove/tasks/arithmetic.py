@@ -25,6 +25,7 @@ from pathlib import Path
 
 from selfimprove.records import Exemplar, Item
 from selfimprove.tasks.base import Fields
+from selfimprove.tasks.answers import extract_number
 
 NAMES = [("Tom", "he", "him", "his"), ("Ann", "she", "her", "her"), ("Sam", "he", "him", "his"),
          ("Mia", "she", "her", "her"), ("Leo", "he", "him", "his"), ("Eva", "she", "her", "her"),
@@ -191,9 +192,6 @@ def _load_jsonl(path: Path, limit: int | None, fields: Fields) -> list[Item]:
     return items
 
 
-ANSWER_RE = re.compile(r"The answer is\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)")
-
-
 def canonical(number: str) -> str | None:
     """"1,200" -> "1200", "14.0" -> "14", "2.50" -> "2.5"; None when it is not a number."""
     try:
@@ -220,9 +218,10 @@ class ArithmeticTask:
         return [Item(id=p.id, question=p.question, gold=str(p.answer)) for p in problems]
 
     def extract(self, completion: str) -> str | None:
-        """The number after the first "The answer is", canonical; None when absent."""
-        match = ANSWER_RE.search(completion or "")
-        return canonical(match.group(1)) if match else None
+        """The number of the last answer statement, as the math tasks read it ("the answer is 7",
+        "**Answer:** 7", "\\boxed{7}"), canonical; None when absent or not a decimal ("3/7")."""
+        number = extract_number(completion or "")
+        return None if number is None else canonical(number)
 
     def is_equivalent(self, a: str, b: str) -> bool:
         ca, cb = canonical(str(a)), canonical(str(b))

@@ -30,6 +30,10 @@ _LETTER_PATTERNS = (
 )
 
 
+# A line that opens with an option: "A) $61", "(C) 17 is ...", "**B)** 6000".
+_OPENING = re.compile(r"[\s*_]*\(?([A-E])\)[*_]*(?:\s|$)")
+
+
 def find_letter(span: str) -> str | None:
     """The option letter at the start of an answer span, upper-cased, or None."""
     span = normalise_text(span).strip().lstrip("*:$ ").replace("\\text{", "").replace("}", "")
@@ -41,13 +45,26 @@ def find_letter(span: str) -> str | None:
 
 
 def extract_letter(completion: str) -> str | None:
-    """Last "The answer is X" with a letter, else the last \\boxed{X}, else a completion that is only a letter."""
-    for span in answer_spans(completion) + boxed_spans(completion):
-        letter = find_letter(span)
+    """The last answer statement with a letter ("The answer is (C)", "Answer: C", "the correct option
+    is D) 42"), else the last \\boxed{X}, else a completion that is only a letter, else an opening
+    option line ("A) 40\n\nThe answer is: 40": the value alone names no option).
+
+    Statements naming three or more different options list them all ("The answer is (A) ...
+    The answer is (B) ..."): that is no answer, None.
+    """
+    letters = [letter for letter in map(find_letter, answer_spans(completion)) if letter is not None]
+    if len(set(letters)) >= 3:
+        return None
+    for letter in letters + [find_letter(span) for span in boxed_spans(completion)]:
         if letter is not None:
             return letter
-    m = re.fullmatch(r"\s*\(?([A-Ea-e])\)?[.\s]*", normalise_text(completion))
-    return m[1].upper() if m else None
+    text = normalise_text(completion)
+    m = re.fullmatch(r"\s*\(?([A-Ea-e])\)?[.\s]*", text)
+    if m:
+        return m[1].upper()
+    lines = [line for line in text.splitlines() if line.strip()]
+    opening = [_OPENING.match(line) for line in lines[:2]] + [None]
+    return opening[0][1] if opening[0] and not opening[1] else None  # not a list of the options
 
 
 def letter_gold(value: Any) -> str | None:

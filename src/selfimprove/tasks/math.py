@@ -26,22 +26,12 @@ from typing import Any
 
 from selfimprove.records import Exemplar
 from selfimprove.tasks.data import SHARED_DATA
-from selfimprove.tasks.answers import (answer_spans, as_fraction, boxed_spans, canonical_number, find_number,
-                                       hash_spans)
+from selfimprove.tasks.answers import as_fraction, canonical_number, extract_number, hash_spans
 from selfimprove.tasks.sources import Dataset, DatasetTask
 
 EXEMPLARS = SHARED_DATA / "gsm8k_cot_exemplars" / "gsm8k_cot_8shot.jsonl"
 # ASDiv answers: one number, maybe negated in parentheses ("-(1/3)"), maybe a unit ("9 (apples)").
 _ASDIV_ANSWER = re.compile(r"\s*(-?)\(?\s*([\d.,/]+)\s*\)?\s*(?:\([^()]*\))?\s*")
-
-
-def extract_number(completion: str) -> str | None:
-    """Last "The answer is X" sentence with a number, else the last "#### X", else the last \\boxed{X}."""
-    for span in answer_spans(completion) + hash_spans(completion) + boxed_spans(completion):
-        number = find_number(span)
-        if number is not None:
-            return number
-    return None
 
 
 def numeric_gold(value: Any) -> str | None:

@@ -20,6 +20,8 @@ from selfimprove.tasks.sources import Dataset, DatasetTask
 
 _WORDS = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
 _FIRST_WORD = re.compile(r"[\W_]*(yes|no|true|false)\b", re.IGNORECASE)
+# "No, ...", "Yes.\n...", "**No**: ..."; not "No one knows" or "Nothing".
+_OPENING = re.compile(r"[\s*_#>]*(yes|no|true|false)[*_]*(?:[,.!;:]|\s*\n|\s*$)", re.IGNORECASE)
 
 
 def yes_no(value: Any) -> str | None:
@@ -31,12 +33,17 @@ def yes_no(value: Any) -> str | None:
 
 
 def extract_yes_no(completion: str) -> str | None:
-    """Last "The answer is yes/no" sentence, else the last \\boxed{yes}, else a completion that is only yes/no."""
-    for span in answer_spans(completion) + boxed_spans(completion):
+    """The last answer statement with yes/no ("The answer is no", "**Answer:** Yes"), else the last
+    \\boxed{yes}; with neither, a completion that is only yes/no or opens with one ("No, because ...")."""
+    statements = answer_spans(completion) + boxed_spans(completion)
+    for span in statements:
         m = _FIRST_WORD.match(normalise_text(span).replace("\\text{", ""))
         if m:
             return _WORDS[m[1].lower()]
-    return yes_no(completion)
+    if statements:
+        return None  # it stated an answer that is not yes/no ("The answer is 1000."): don't guess
+    m = _OPENING.match(normalise_text(completion))
+    return _WORDS[m[1].lower()] if m else yes_no(completion)
 
 
 def _strategyqa_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,166 @@
+"""Generation with vLLM in this process (`vllm.LLM`): K samples per prompt in one request (`n=K`).
+
+Written against vLLM 0.31 (the `gpu` extra). The engine is created on first use for a base model
+and kept for the run; each call says which weights to use:
+  - a LoRA adapter on the same base is served without merging through a `LoRARequest`, with a new
+    name and integer id for every distinct adapter *content* (vLLM keys its loaded adapters and its
+    prefix cache by id: a reused id with new weights could serve the old ones);
+  - another base model (full fine-tuning, a teacher and a student) replaces the engine.
+Prompts are tokenized here exactly as the transformers backend does (a string as is, chat messages
+through the tokenizer's chat template, no special tokens added) and handed over as token ids, so
+both backends see the same tokens. Every prompt's request carries its own seed (`request_seed`),
+so a prompt's samples do not depend on the rest of the batch. `cumulative_logprob` is the summed
+log-probability of the sampled tokens (vLLM's default raw log-probabilities: before temperature).
+`close()` shuts the engine down and frees its GPU memory, so training can run in the same process.
+
+Options (`generate.backend_options`): engine_options (keyword arguments for `vllm.LLM`, e.g.
+{gpu_memory_utilization: 0.85, max_model_len: 4096, tensor_parallel_size: 2}), enable_lora (true),
+max_lora_rank (64: at least adapt.lora_r).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+from pathlib import Path
+
+from selfimprove.backends.base import Completion, Prompt, SamplingParams, request_seed
+from selfimprove.records import Weights
+
+
+def adapter_digest(path: str) -> str:
+    """A hash of an adapter folder's files, read fresh every time (a round redone writes new weights
+    into the same folder; the name and id vLLM sees must change with them)."""
+    h = hashlib.sha256()
+    folder = Path(path)
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(folder)}\n".encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+class VLLMBackend:
+    def __init__(self, model, generate=None, engine_options: dict | None = None, enable_lora: bool = True,
+                 max_lora_rank: int = 64):
+        import vllm  # noqa: F401 - fail here, before any work, when the extra is missing
+
+        self.model_config = model
+        self.engine_options = dict(engine_options or {})
+        self.enable_lora, self.max_lora_rank = enable_lora, max_lora_rank
+        self.llm = None
+        self.base: str | None = None  # the base model the engine serves
+        self.tokenizer_name: str | None = None
+        self.adapters: dict[str, object] = {}  # adapter content digest -> its LoRARequest
+        self.next_adapter_id = 1  # never reused within the process, even across engines
+
+    # -- engine and weights --------------------------------------------------------------------
+
+    def _use(self, weights: Weights):
+        """The engine for `weights.model` (created on first use or when the base changes) and the
+        LoRARequest for `weights.adapter` (None for the base model)."""
+        if self.llm is None or self.base != weights.model or self.tokenizer_name != weights.tokenizer:
+            self.close()
+            from vllm import LLM
+
+            cfg = self.model_config
+            options = {"dtype": cfg.dtype, "trust_remote_code": cfg.trust_remote_code,
+                       "enable_lora": self.enable_lora, "seed": 0} | self.engine_options
+            if self.enable_lora:
+                options.setdefault("max_lora_rank", self.max_lora_rank)
+            if weights.tokenizer:
+                options["tokenizer"] = weights.tokenizer
+            self.llm = LLM(model=weights.model, **options)
+            self.base, self.tokenizer_name = weights.model, weights.tokenizer
+        if weights.adapter is None:
+            return None
+        if not self.enable_lora:
+            raise ValueError(f"weights {weights} have a LoRA adapter but the vLLM backend was created with "
+                             "enable_lora: false")
+        digest = adapter_digest(weights.adapter)
+        if digest not in self.adapters:
+            from vllm.lora.request import LoRARequest
+
+            n = self.next_adapter_id
+            self.next_adapter_id += 1
+            self.adapters[digest] = LoRARequest(lora_name=f"adapter-{n}-{digest[:12]}", lora_int_id=n,
+                                                lora_path=str(Path(weights.adapter).resolve()))
+        return self.adapters[digest]
+
+    def close(self) -> None:
+        """Shut the engine down and free its GPU memory; the next call creates it again."""
+        if self.llm is None:
+            return
+        llm, self.llm, self.base = self.llm, None, None
+        self.adapters.clear()  # the new engine has none loaded; ids stay unique (next_adapter_id)
+        engine = llm.llm_engine
+        # Explicit shutdown where this vLLM has one (LLM.shutdown in newer versions, the V1 engine core's).
+        stop = getattr(llm, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if stop is not None:
+            stop()
+        del llm, engine
+        with contextlib.suppress(Exception):  # parallel state exists only once an engine has run
+            from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+            destroy_model_parallel()
+            destroy_distributed_environment()
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # -- the Backend contract ------------------------------------------------------------------
+
+    def tokenizer(self, weights: Weights):
+        self._use(weights)
+        return self.llm.get_tokenizer()
+
+    def token_ids(self, prompt: Prompt, weights: Weights) -> list[int]:
+        tok = self.tokenizer(weights)
+        if isinstance(prompt, str):
+            text = prompt
+        elif not tok.chat_template:
+            raise ValueError(f"chat messages given but {weights} has no chat template; set model.chat=off")
+        else:
+            text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return tok(text, add_special_tokens=False).input_ids
+
+    def count_tokens(self, prompt: Prompt, weights: Weights) -> int:
+        return len(self.token_ids(prompt, weights))
+
+    def max_context(self, weights: Weights) -> int:
+        self._use(weights)
+        return int(self.llm.llm_engine.model_config.max_model_len)
+
+    def has_chat_template(self, weights: Weights) -> bool:
+        return bool(self.tokenizer(weights).chat_template)
+
+    def generate(self, prompts: list[Prompt], params: SamplingParams, weights: Weights,
+                 progress=None) -> list[list[Completion]]:
+        from vllm import SamplingParams as VLLMSamplingParams
+
+        lora = self._use(weights)
+        inputs = [{"prompt_token_ids": self.token_ids(p, weights)} for p in prompts]
+        sampling = [VLLMSamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                                       max_tokens=params.max_new_tokens, seed=request_seed(params.seed, p),
+                                       stop=list(params.stop) or None, logprobs=0) for p in prompts]
+        outputs = self.llm.generate(inputs, sampling, lora_request=lora, use_tqdm=False)
+        if progress:
+            progress(len(prompts))
+        return [[self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)] for out in outputs]
+
+    @staticmethod
+    def _completion(output) -> Completion:
+        """One sample, counted as the transformers backend counts: the end-of-sequence token (or a stop
+        token id) that ended it is neither a generated token nor part of the log-probability."""
+        ids = list(output.token_ids)
+        n = len(ids)
+        if output.finish_reason == "stop" and not isinstance(output.stop_reason, str) and n:
+            n -= 1  # stop_reason None = EOS, an int = a stop token id; a str is a stop string (its tokens count)
+        if output.logprobs:
+            logprob = sum(output.logprobs[i][ids[i]].logprob for i in range(n))
+        else:
+            logprob = output.cumulative_logprob if output.cumulative_logprob is not None else float("nan")
+        return Completion(text=output.text, num_tokens=n, truncated=output.finish_reason == "length",
+                          logprob=float(logprob))

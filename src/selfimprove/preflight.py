@@ -1,0 +1,251 @@
+"""Preflight: everything about a config that can be checked before any work, checked at once.
+
+`check(config)` is what `selfimprove validate` and `selfimprove run` call first. It raises one
+`PreflightError` naming where the mistake is (the config file and line, or the command-line
+override), the key, and the fix; `kind` says what is wrong: the config itself, a data or model
+file it names, or the run directory. In order, cheapest first:
+
+- the run directory (`run.out_dir`) is a directory, if it exists;
+- every local file the config names: task.source and task.eval_source (when they are paths),
+  adapt.replay (read whole: it is small and a bad line would otherwise fail after a round of
+  sampling), monitor.anchor_source;
+- the models (model.name, adapt.learner): a local folder by `preflight_model.check_model_folder`,
+  a .gguf file by its magic bytes, a packaged model by its package being installed;
+- the device: "cuda" or "mps" when torch cannot see one is an error saying so;
+- every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
+  "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
+  every gate of vote.require and curate.gates built. A gate that needs the engine (critique) is
+  built with a stand-in that refuses to generate, so only its parameters are checked;
+- the task's few-shot exemplars load.
+
+Numeric bounds and names are the config's own (pydantic) validation, done when it is loaded.
+Heavy plug-in modules (the transformers backend, the SFT trainer) are imported last, so a
+mistake elsewhere is reported in well under a second. Reads files; writes nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from pathlib import Path
+
+from selfimprove import plugins
+from selfimprove.config import Config, ConfigError
+from selfimprove.records import Weights
+
+class PreflightError(ConfigError):
+    """A config that cannot run; `kind` is "config", "files" (a data or model file) or "run" (run.out_dir)."""
+
+    def __init__(self, message: str, kind: str = "config"):
+        super().__init__(message)
+        self.kind = kind
+
+
+class _NoEngine:
+    """Stands in for the generation backend while gates are built: building never generates."""
+
+    def generate(self, *args, **kwargs):
+        raise RuntimeError("preflight builds gates without an engine; nothing may generate here")
+
+
+def check(config: Config) -> None:
+    """Raise PreflightError for the first thing about `config` that would fail a run; return when none."""
+    _run_dir(config)
+    _files(config)
+    _model_folders(config)
+    _device(config)
+    task = _plugin(config, "task.name", config.task.name, _task_table())
+    _gates(config, task)
+    _exemplars(config, task)
+    _callable(config, "acquire", config.acquire.method, _table("selfimprove.acquire", "METHODS"),
+              config.acquire.options, (None, 0, None))
+    _callable(config, "adapt", config.adapt.method, _table("selfimprove.adapt", "METHODS"),
+              config.adapt.options, (None, 0, None))
+    _callable(config, "generate.backend", config.generate.backend, _table("selfimprove.backends", "BACKENDS"),
+              config.generate.backend_options, (config.model, config.generate))
+
+
+def _fail(config: Config, key: str, message: str, kind: str = "config") -> PreflightError:
+    return PreflightError(f"{config.where(key)}: {key}: {message}", kind)
+
+
+def _run_dir(config: Config) -> None:
+    out = Path(config.run.out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise _fail(config, "run.out_dir", f"{out} is a file, not a directory; give a directory for the run "
+                    "(it is created if missing)", "run")
+
+
+# ---------------------------------------------------------------- files
+
+
+def _looks_local(source: str) -> bool:
+    from selfimprove.tasks.sources import looks_like_path
+
+    return looks_like_path(source) or Path(source).expanduser().exists()
+
+
+def _files(config: Config) -> None:
+    t, m = config.task, config.monitor
+    for key, source in (("task.source", t.source), ("task.eval_source", t.eval_source),
+                        ("monitor.anchor_source", m.anchor_source)):
+        if source is not None and _looks_local(source):
+            _readable(config, key, Path(source).expanduser(), data=True)
+    if config.adapt.replay is not None:
+        path = Path(config.adapt.replay).expanduser()
+        _readable(config, "adapt.replay", path, data=False)
+        from selfimprove.adapt.examples import read_replay
+
+        try:
+            read_replay(str(path))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise _fail(config, "adapt.replay", f"{err}; each line is one JSON object with question, rationale "
+                        "and answer", "files") from None
+
+
+def _readable(config: Config, key: str, path: Path, data: bool) -> None:
+    from selfimprove.tasks.sources import SUFFIXES
+
+    if not path.exists():
+        raise _fail(config, key, f"{path}: no such file or directory; check the path (a relative path is read "
+                    f"from the config file's folder when it is there, else from {Path.cwd()})", "files")
+    if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
+        raise _fail(config, key, f"{path}: permission denied; make it readable for this user", "files")
+    if data and path.is_file() and path.suffix.lower() not in SUFFIXES:
+        raise _fail(config, key, f"{path}: unsupported file type {path.suffix!r}; use one of "
+                    f"{', '.join(SUFFIXES)}", "files")
+    if not data and not path.is_file():
+        raise _fail(config, key, f"{path} is not a file; give a JSONL file", "files")
+
+
+def _model_folders(config: Config) -> None:
+    """A packaged model's package is installed, a .gguf file is one, a local folder holds a model."""
+    from selfimprove import models
+    from selfimprove.preflight_model import LFS_POINTER, ModelFolderError, check_model_folder
+
+    for key, name in (("model.name", config.model.name), ("adapt.learner", config.adapt.learner)):
+        if name is None:
+            continue
+        try:
+            spec = models.PACKAGED.get(name.lower(), name)
+            if spec.startswith("pkg:"):
+                models.packaged_file(spec[len("pkg:"):])
+            elif spec.endswith(".gguf"):
+                path = Path(spec).expanduser()
+                if not path.is_file():
+                    raise ModelFolderError(f"{spec}: no such .gguf file")
+                with path.open("rb") as f:
+                    head = f.read(len(LFS_POINTER))
+                if head.startswith(LFS_POINTER):
+                    raise ModelFolderError(f"{spec} is a Git LFS pointer, not the file itself: run `git lfs pull`")
+                if not head.startswith(b"GGUF"):
+                    raise ModelFolderError(f"{spec} is not a GGUF file (it does not start with 'GGUF')")
+            else:
+                check_model_folder(name)
+        except (ModelFolderError, models.ModelLoadError) as err:
+            raise _fail(config, key, str(err), "files") from None
+        except OSError as err:  # unreadable folder or file
+            raise _fail(config, key, f"{name}: {err.strerror or err}: {err.filename or name}", "files") from None
+
+
+def _device(config: Config) -> None:
+    device = config.model.device
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise _fail(config, "model.device", f"{device!r} but torch sees no CUDA GPU here "
+                        f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
+                        "use model.device=cpu or auto, or run where a GPU is visible")
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        if index >= torch.cuda.device_count():
+            raise _fail(config, "model.device", f"{device!r} but torch sees {torch.cuda.device_count()} GPU(s) "
+                        f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise _fail(config, "model.device", "'mps' but this torch build or machine has no Apple GPU; use cpu or auto")
+
+
+# ---------------------------------------------------------------- plug-ins
+
+
+def _task_table() -> dict[str, str]:
+    from selfimprove.tasks import TASKS
+
+    return TASKS
+
+
+def _table(module: str, name: str) -> dict[str, str]:
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def _plugin(config: Config, key: str, name: str, builtins: dict[str, str]):
+    try:
+        return plugins.resolve(name, builtins, key)
+    except ValueError as err:
+        raise PreflightError(f"{config.where(key)}: {err}") from None
+
+
+def _callable(config: Config, section: str, name: str, builtins: dict[str, str], options: dict, leading: tuple):
+    """Resolve `section`'s plug-in and bind its options to its signature (`leading` stands for the
+    arguments the loop passes first)."""
+    key = section if section.endswith("backend") else f"{section}.method"
+    target = _plugin(config, key, name, builtins)
+    options_key = f"{section}_options" if section.endswith("backend") else f"{section}.options"
+    try:
+        inspect.signature(target).bind(*leading, **options)
+    except TypeError as err:
+        raise _fail(config, options_key, f"{err} ({key} {name!r} takes "
+                    f"{_parameters(target, len(leading))})") from None
+    except ValueError:  # no signature to check (a builtin or C callable): it is checked when called
+        pass
+
+
+def _parameters(target, skip: int) -> str:
+    try:
+        params = list(inspect.signature(target).parameters.values())[skip:]
+    except (TypeError, ValueError):
+        return "unknown options"
+    return ", ".join(p.name for p in params if p.kind is not p.VAR_KEYWORD) or "no options"
+
+
+_WHERE = re.compile(r"^((?:vote\.require|curate\.gates)\[\d+\])")
+
+
+def _gates(config: Config, task) -> None:
+    from selfimprove.gates import GateContext, build_gates
+
+    context = GateContext(task, backend=_NoEngine(), weights=Weights(config.model.name), round=0,
+                          seed=config.run.seed)
+    for section, specs, before_vote in (("vote.require", config.vote.require, True),
+                                        ("curate.gates", config.curate.gates, False)):
+        for i, spec in enumerate(specs):  # one at a time, so an error inside a gate's factory has its index
+            _build(config, f"{section}[{i}]", lambda: build_gates([spec], context, section, before_vote))
+        _build(config, section, lambda: build_gates(specs, context, section, before_vote))  # labels given twice
+
+
+def _build(config: Config, key: str, build) -> None:
+    try:
+        build()
+    except (ValueError, TypeError) as err:
+        message = _WHERE.sub("", str(err)).lstrip(": ")  # the key comes first in our message already
+        match = _WHERE.match(str(err))
+        if match and not key.endswith("]"):
+            key = match.group(1)
+        raise _fail(config, key, message) from None
+
+
+def _exemplars(config: Config, task) -> None:
+    try:
+        task.exemplars()
+    except FileNotFoundError as err:
+        raise _fail(config, "task.name", f"the few-shot exemplars of task {config.task.name!r} are missing: "
+                    f"{err.filename or err}; set SELFIMPROVE_SHARED_DATA to the folder that holds "
+                    "gsm8k_cot_exemplars/ (see tasks/data.py)", "files") from None
+    except (ValueError, KeyError, OSError) as err:
+        raise _fail(config, "task.name", f"the few-shot exemplars of task {config.task.name!r} cannot be read: "
+                    f"{type(err).__name__}: {err}", "files") from None
