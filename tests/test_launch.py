@@ -37,7 +37,7 @@ def test_launch_config():
     cfg = AdaptConfig(launch="accelerate", num_processes=4, batch_size=8, accelerate_config="zero2")
     cmd = launch_command(cfg, Path("job.json"), cuda=True)
     assert cmd[cmd.index("--num_processes") + 1] == "4" and cmd[cmd.index("--config_file") + 1].endswith("zero2.yaml")
-    assert cmd[-3:] == ["-m", "selfimprove.adapt.launch", "job.json"]
+    assert cmd[-3:] == ["-m", "selfimprove.adapt.sft", "job.json"]
     assert "--multi_gpu" in launch_command(AdaptConfig(launch="accelerate"), Path("j"), cuda=False)
     with pytest.raises(ConfigError, match="global batch"):
         parse_config({"model": {"name": "m"}, "adapt": {"launch": "accelerate", "num_processes": 3, "batch_size": 8}})

@@ -3,7 +3,8 @@
 while the loop itself stays one process that waits for it.
 
 The loop writes the job (examples, weights, adapt config, seed) to a temporary folder, launches
-`python -m accelerate.commands.launch ... -m selfimprove.adapt.launch JOB`, and reads back the
+`python -m accelerate.commands.launch ... -m selfimprove.adapt.sft JOB` (each process runs `run_job`
+with sft's `train`), and reads back the
 loss history that the main process wrote next to the saved weights. `adapt.batch_size` stays the
 global batch: each process takes `batch_size / num_processes` examples a step, so a recipe trains
 the same way on one process or eight. `adapt.accelerate_config` picks one of the configs TRL ships
@@ -51,7 +52,7 @@ def launch_command(cfg: AdaptConfig, job: Path, cuda: bool) -> list[str]:
         args += ["--multi_gpu"]  # torchrun: DDP over GPUs, or over CPU processes with gloo
     if not cuda:
         args += ["--mixed_precision", "no"]  # TRL's configs say bf16
-    return args + ["-m", "selfimprove.adapt.launch", str(job)]
+    return args + ["-m", "selfimprove.adapt.sft", str(job)]
 
 
 def train_distributed(examples: list[dict], start: Weights, cfg: AdaptConfig, out_dir: Path, seed: int,
@@ -74,10 +75,9 @@ def train_distributed(examples: list[dict], start: Weights, cfg: AdaptConfig, ou
         return json.loads((Path(tmp) / "log.json").read_text())
 
 
-def main(job_path: str) -> None:
-    """One process of the launched job (every rank runs this; the main one writes the results)."""
-    from selfimprove.adapt.sft import train
-
+def run_job(job_path: str, train) -> None:
+    """One process of the launched job: `train` (sft.train, which calls this as its module's main, so this
+    module needs no import of it) on the job's share (every rank runs this; the main one writes the results)."""
     job = json.loads(Path(job_path).read_text())
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world != job["cfg"]["num_processes"]:
@@ -89,6 +89,3 @@ def main(job_path: str) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
         (Path(job_path).parent / "log.json").write_text(json.dumps(log))
 
-
-if __name__ == "__main__":
-    main(sys.argv[1])

@@ -126,3 +126,11 @@ class RichProgress(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.bar.stop()
+
+
+if __name__ == "__main__":  # one process of `accelerate launch` (adapt.launch)
+    import sys
+
+    from selfimprove.adapt.launch import run_job
+
+    run_job(sys.argv[1], train)

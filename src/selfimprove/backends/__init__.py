@@ -63,8 +63,11 @@ def create_backend_from(name: str, model, generate, options: dict, cache_dir: st
     """Backend `name` with `options` (an engine inside another, like the Ray backend's, is made this way)."""
     factory = backend_factory(name)
     options = dict(options)
-    if cache_dir is not None and "cache_dir" in inspect.signature(factory).parameters:
+    accepted = inspect.signature(factory).parameters
+    if cache_dir is not None and "cache_dir" in accepted:
         options.setdefault("cache_dir", str(cache_dir))
+    if "make_backend" in accepted:  # a backend that holds other engines (Ray) builds them through this function
+        options.setdefault("make_backend", create_backend_from)
     try:  # check the options against the factory's signature before any work (a model load, a connection)
         inspect.signature(factory).bind(model, generate, **options)
     except TypeError as err:

@@ -38,10 +38,8 @@ from selfimprove.records import Weights
 class _Engine:
     """One inner engine inside a Ray actor (created in the actor's process, loaded on first use)."""
 
-    def __init__(self, inner: str, model, generate, options: dict):
-        from selfimprove.backends import create_backend_from
-
-        self.engine = create_backend_from(inner, model, generate, options)
+    def __init__(self, inner: str, model, generate, options: dict, make_backend):
+        self.engine = make_backend(inner, model, generate, options)
 
     def generate(self, prompts, params, weights):
         return self.engine.generate(prompts, params, weights)
@@ -67,7 +65,7 @@ class _Engine:
 class RayBackend:
     def __init__(self, model, generate=None, workers: int = 2, inner: str = "transformers",
                  inner_options: dict | None = None, address: str | None = None, cpus_per_worker: float = 1,
-                 gpus_per_worker: float = 0, max_restarts: int = 2):
+                 gpus_per_worker: float = 0, max_restarts: int = 2, make_backend=None):
         import ray
 
         if inner == "ray":
@@ -87,7 +85,9 @@ class RayBackend:
         self._actor = ray.remote(_Engine).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
                                                   max_restarts=max_restarts, max_task_retries=max_restarts,
                                                   runtime_env=env)
-        self._args = (inner, model, generate, dict(inner_options or {}))
+        # make_backend (backends.create_backend_from, handed in by it) builds the inner engine in each actor:
+        # this module needs no import of the registry that names it.
+        self._args = (inner, model, generate, dict(inner_options or {}), make_backend)
         self.workers = workers
         self.actors: list = []
         self.idle: queue.Queue = queue.Queue()
