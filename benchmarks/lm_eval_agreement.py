@@ -7,7 +7,10 @@ Both decode greedily. The script compares the generated text and the extracted a
 question, says why each differing answer differs, prints a table and writes
 `benchmarks/results/lm_eval_agreement.json`.
 
-    python benchmarks/lm_eval_agreement.py --questions 50
+    python benchmarks/lm_eval_agreement.py --questions 50 [--work DIR]
+
+Each side's raw output is kept in the work folder (`--work`, default a new temporary one); rerun with
+the same `--work` and a side that already finished is read back instead of generated again.
 """
 
 from __future__ import annotations
@@ -41,6 +44,16 @@ def write_questions(n: int, folder: Path) -> Path:
 
 
 def run_selfimprove(model: str, questions: Path, max_tokens: int, out: Path) -> dict[str, dict]:
+    """Greedy completions by question text, from `selfimprove eval` (run unless `out` has them)."""
+    if not (out / "eval_samples.jsonl").exists():
+        _eval_subprocess(model, questions, max_tokens, out)
+    text = {json.loads(line)["id"]: json.loads(line)["question"] for line in questions.read_text().splitlines()}
+    rows = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
+    greedy = rows[:len(rows) // 2]  # evaluate writes the greedy pass first, then the k samples
+    return {text[r["question_id"]]: r for r in greedy}
+
+
+def _eval_subprocess(model: str, questions: Path, max_tokens: int, out: Path) -> None:
     config = out.parent / "eval.yaml"
     config.write_text(yaml.safe_dump({
         "run": {"out_dir": str(out.parent / "run")},
@@ -51,12 +64,17 @@ def run_selfimprove(model: str, questions: Path, max_tokens: int, out: Path) -> 
     }))
     subprocess.run([sys.executable, "-m", "selfimprove", "eval", str(config), "--out", str(out)], check=True,
                    env=os.environ | {"OMP_NUM_THREADS": "1"})
-    rows = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
-    greedy = rows[:len(rows) // 2]  # evaluate writes the greedy pass first, then the k samples
-    return {r["question_id"]: r for r in greedy}
 
 
 def run_lm_eval(model_folder: str, questions: Path, max_tokens: int, folder: Path) -> dict[str, dict]:
+    """lm-eval's samples by question text (run unless the work folder has them)."""
+    saved = folder / "lm_eval_samples.json"
+    if not saved.exists():
+        saved.write_text(json.dumps(_lm_eval(model_folder, questions, max_tokens, folder), default=str))
+    return {s["doc"]["question"]: s for s in json.loads(saved.read_text())}
+
+
+def _lm_eval(model_folder: str, questions: Path, max_tokens: int, folder: Path) -> list[dict]:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -73,7 +91,7 @@ def run_lm_eval(model_folder: str, questions: Path, max_tokens: int, folder: Pat
     results = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_folder},dtype=float32",
                                       tasks=["selfimprove_agreement"], task_manager=TaskManager(include_path=str(tasks)),
                                       batch_size=1, device="cpu", apply_chat_template=True, log_samples=True)
-    return {s["doc"]["id"]: s for s in results["samples"]["selfimprove_agreement"]}
+    return results["samples"]["selfimprove_agreement"]
 
 
 def why_answers_differ(text: str, ours: str | None, theirs: str) -> str:
@@ -94,20 +112,23 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=50)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--work", type=Path, help="work folder; reuse one to skip a side that finished")
     args = parser.parse_args()
     from selfimprove import models
     from selfimprove.tasks import get_task
 
     task = get_task("gsm8k")
-    folder = Path(tempfile.mkdtemp(prefix="lm-eval-agreement-"))
-    questions = write_questions(args.questions, folder)
+    folder = args.work or Path(tempfile.mkdtemp(prefix="lm-eval-agreement-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    questions = folder / "questions.jsonl" if (folder / "questions.jsonl").exists() else \
+        write_questions(args.questions, folder)
     started = time.time()
     ours = run_selfimprove(args.model, questions, args.max_new_tokens, folder / "selfimprove")
     ours_seconds = time.time() - started
     theirs = run_lm_eval(models.resolve(args.model), questions, args.max_new_tokens, folder)
     rows = []
-    for qid, sample in ours.items():
-        lm = theirs[qid]
+    for question, sample in ours.items():
+        lm, qid = theirs[question], sample["question_id"]
         their_text = lm["resps"][0][0]
         our_text = sample["text"].removeprefix(STEP_BY_STEP).strip()  # the loop writes the zero-shot cue back in
         their_answer = lm["filtered_resps"][0]

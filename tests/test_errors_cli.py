@@ -347,7 +347,7 @@ def adaptation_option_misspelt(lab, d):
 
 @case(2)
 def unknown_backend(lab, d):
-    return ["run", config_file(lab, d), "generate.backend=vllm"], ["generate.backend", "unknown name 'vllm'"]
+    return ["run", config_file(lab, d), "generate.backend=vllm2"], ["generate.backend", "unknown name 'vllm2'"]
 
 
 @case(2)

@@ -33,7 +33,7 @@ from selfimprove import acquire, collect, evaluate, layout, monitor, probe, trac
 from selfimprove.adapt import AdaptInputs, adapt_round
 from selfimprove.backends import create_backend, require_extra
 from selfimprove.cache import CachedBackend, cache_dir_for, fingerprint
-from selfimprove.config import Config, dump_config
+from selfimprove.config import Config, ConfigError, dump_config, parse_config
 from selfimprove.context import RunContext
 from selfimprove.curate import curate_round
 from selfimprove.generate import generate_round
@@ -242,6 +242,10 @@ def _as_config_dict(text: str, path: Path) -> dict:
     if not isinstance(data, dict):
         raise StoreError(f"{path} is damaged (not a YAML mapping): restore it from the config you ran with, "
                          "or start a new run directory")
+    try:  # with every default filled in, a key written out or left to its default compares the same
+        data = parse_config(data).model_dump(mode="json")
+    except ConfigError:
+        pass  # a config this version cannot read is compared as written
     if isinstance(data.get("run"), dict):
         data["run"].pop("out_dir", None)  # where the directory is now is not part of what must match
     return data
