@@ -47,10 +47,10 @@ def run_selfimprove(model: str, questions: Path, max_tokens: int, out: Path) -> 
     """Greedy completions by question text, from `selfimprove eval` (run unless `out` has them)."""
     if not (out / "eval_samples.jsonl").exists():
         _eval_subprocess(model, questions, max_tokens, out)
-    text = {json.loads(line)["id"]: json.loads(line)["question"] for line in questions.read_text().splitlines()}
+    texts = [json.loads(line)["question"] for line in questions.read_text().splitlines()]
     rows = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
-    greedy = rows[:len(rows) // 2]  # evaluate writes the greedy pass first, then the k samples
-    return {text[r["question_id"]]: r for r in greedy}
+    greedy = rows[:len(rows) // 2]  # evaluate writes the greedy pass first (in question order), then k samples
+    return dict(zip(texts, greedy))
 
 
 def _eval_subprocess(model: str, questions: Path, max_tokens: int, out: Path) -> None:
@@ -95,16 +95,23 @@ def _lm_eval(model_folder: str, questions: Path, max_tokens: int, folder: Path) 
 
 
 def why_answers_differ(text: str, ours: str | None, theirs: str) -> str:
-    firsts = re.findall(r"answer is", text, flags=re.IGNORECASE)
-    if theirs == "[invalid]" and ours is not None:
+    """The reason two readings of the same text differ, from what the text shows."""
+    if theirs == "[invalid]":
         if re.search(STRICT, text) is None and re.search(STRICT, text, flags=re.IGNORECASE):
             return "lm-eval's strict regex is case-sensitive and misses 'the answer is'"
+        if re.search(r"answer is:?\s*\$", text, flags=re.IGNORECASE):
+            return "lm-eval's strict regex allows no currency sign after 'The answer is'"
         return "lm-eval's strict regex finds no 'The answer is <number>.'; selfimprove reads the answer in another form"
-    if len(firsts) > 1:
+    if len(re.findall(r"answer is", text, flags=re.IGNORECASE)) > 1:
         return "several answer sentences: lm-eval takes the first, selfimprove the last"
+    if ours and ours.startswith(theirs) and text.rstrip().endswith(ours):
+        return ("the answer ends the text with no full stop (max_new_tokens): lm-eval's regex ends in '.', any "
+                "character, and takes the answer's last digit for it")
+    if re.search(r"answer is[^\n.]*=", text, flags=re.IGNORECASE):
+        return "an expression after 'The answer is': lm-eval takes its first number, selfimprove its result"
     if ours is None:
         return "selfimprove finds no answer it can read"
-    return "the same sentence, normalised differently (selfimprove canonicalises numbers: '1,000' = '1000')"
+    return "the same sentence read differently (selfimprove canonicalises numbers: '1,000' = '1000')"
 
 
 def main() -> None:
@@ -124,7 +131,6 @@ def main() -> None:
         write_questions(args.questions, folder)
     started = time.time()
     ours = run_selfimprove(args.model, questions, args.max_new_tokens, folder / "selfimprove")
-    ours_seconds = time.time() - started
     theirs = run_lm_eval(models.resolve(args.model), questions, args.max_new_tokens, folder)
     rows = []
     for question, sample in ours.items():
@@ -143,7 +149,9 @@ def main() -> None:
     summary = {"model": args.model, "questions": n, "max_new_tokens": args.max_new_tokens,
                "identical_text": sum(r["same_text"] for r in rows) / n,
                "same_extracted_answer": sum(r["same_answer"] for r in rows) / n,
-               "selfimprove_seconds": round(ours_seconds, 1), "total_seconds": round(time.time() - started, 1)}
+               "seconds_this_call": round(time.time() - started, 1),  # 0 when both sides were read back
+               "lm_eval_strict_answers": sum(r["lm_eval_answer"] != "[invalid]" for r in rows) / n,
+               "selfimprove_answers": sum(r["selfimprove_answer"] is not None for r in rows) / n}
     print(json.dumps(summary, indent=1))
     for r in rows:
         if not r["same_answer"] or not r["same_text"]:

@@ -27,6 +27,16 @@ def _known_format(name: str) -> None:
         raise ValueError(f"unknown format {name!r}; use one of {', '.join(FORMATS)}")
 
 
+def _known_signals(values: dict[str, float], known, what: str) -> dict[str, float]:
+    """{signal: non-negative number} over the signals in `known`."""
+    for name, value in values.items():
+        if name not in known:
+            raise ValueError(f"unknown signal {name!r}; use one of {', '.join(known)}")
+        if value < 0:
+            raise ValueError(f"{what} {name}={value} must be >= 0")
+    return values
+
+
 class Section(BaseModel):
     # allow_inf_nan=False: `temperature: .inf` or `learning_rate: .nan` is a mistake, not a setting.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -241,12 +251,7 @@ class RLOptions(Section):
     @field_validator("bands")
     @classmethod
     def _known_bands(cls, v: dict[str, float]) -> dict[str, float]:
-        for name, band in v.items():
-            if name not in RL_SIGNALS:
-                raise ValueError(f"unknown signal {name!r} in bands; use {', '.join(RL_SIGNALS)}")
-            if band < 0:
-                raise ValueError(f"band {name}={band} must be >= 0")
-        return v
+        return _known_signals(v, RL_SIGNALS, "band")
 
 
 def check_rl(config: "Config", options: dict[str, Any] | None = None) -> RLOptions:
@@ -331,12 +336,7 @@ class MonitorConfig(Section):
     @field_validator("signal_tolerance")
     @classmethod
     def _known_signals(cls, v: dict[str, float]) -> dict[str, float]:
-        for name, tol in v.items():
-            if name not in GUARDED_SIGNALS:
-                raise ValueError(f"unknown signal {name!r}; guard one of {', '.join(GUARDED_SIGNALS)}")
-            if tol < 0:
-                raise ValueError(f"signal tolerance {name}={tol} must be >= 0")
-        return v
+        return _known_signals(v, GUARDED_SIGNALS, "signal tolerance")
 
 
 @dataclass(frozen=True)
