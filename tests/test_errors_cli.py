@@ -341,6 +341,16 @@ def unknown_acquisition(lab, d):
 
 
 @case(2)
+def unknown_vote_method(lab, d):
+    return ["run", config_file(lab, d), "vote.method=plurality"], ["vote.method", "unknown name 'plurality'", "majority"]
+
+
+@case(2)
+def vote_option_unknown(lab, d):
+    return ["run", config_file(lab, d), "vote.options={rounds: 2}"], ["vote.options", "rounds", "no options"]
+
+
+@case(2)
 def adaptation_option_misspelt(lab, d):
     return ["run", config_file(lab, d), "adapt.options={stmp: true}"], ["adapt.options", "stmp", "stamp"]
 

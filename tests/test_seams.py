@@ -1,5 +1,5 @@
 """The seams where new methods plug in, each driven through the real loop by a small plug-in
-written here: an adaptation method, a per-round acquisition, a backend, and a teacher that
+written here: an adaptation method, a per-round acquisition, a vote, a backend, and a teacher that
 samples for a different student. Also: each set of weights is loaded once per round."""
 
 import json
@@ -70,6 +70,34 @@ def test_adaptation_method_and_acquisition_plug_in(answering_model, gsm8k_dir, t
     metrics = [json.loads(line) for line in (root / layout.HISTORY).read_text().splitlines()]
     assert metrics[1]["model"] == r1 and metrics[1]["pool_questions"] == 3
     assert {s["model"] for s in _rows(root, 1, layout.EVAL_SAMPLES)} == {r1}  # the new weights were scored
+
+
+def shortest_answer(ctx, round_, weights, samples, items, min_paths=1):
+    """A vote method: each question's answer is its shortest path's answer, share 1."""
+    from selfimprove.records import Vote
+
+    CALLS.append(("shortest_answer", round_, len(samples), [i.id for i in items], min_paths))
+    votes = []
+    for item in items:
+        paths = [s for s in samples if s.question_id == item.id and s.answer is not None]
+        best = min(paths, key=lambda s: len(s.text)) if len(paths) >= min_paths else None
+        votes.append(Vote(item.id, round_, best.answer if best else None, 1.0 if best else 0.0,
+                          len(paths), 0, {best.answer: 1} if best else {}))
+    return votes
+
+
+def test_vote_method_plugs_in(answering_model, gsm8k_dir, tmp_path):
+    CALLS.clear()
+    cfg = make_config(answering_model, tmp_path / "run", gsm8k_dir, gsm8k_dir, rounds=1)
+    cfg.vote.method, cfg.vote.options = "test_seams:shortest_answer", {"min_paths": 2}
+    run(cfg)
+    root = tmp_path / "run"
+    samples, votes = _rows(root, 1, layout.SAMPLES), _rows(root, 1, layout.VOTES)
+    assert CALLS == [("shortest_answer", 1, len(samples), [q["id"] for q in _rows(root, 1, layout.ROUND_POOL)], 2)]
+    for v in votes:  # the written votes are the plug-in's, not a majority
+        answered = [s for s in samples if s["question_id"] == v["question_id"] and s["answer"] is not None]
+        expected = min(answered, key=lambda s: len(s["text"]))["answer"] if len(answered) >= 2 else None
+        assert v["answer"] == expected and v["share"] == (1.0 if expected is not None else 0.0)
 
 
 def test_teacher_samples_and_a_different_student_learns(answering_model, tiny_model, gsm8k_dir, tmp_path):

@@ -107,6 +107,10 @@ class GenerateConfig(Section):
 
 
 class VoteConfig(Section):
+    # How a question's answer is reached (vote.py): "majority" = self-consistency over extracted answers.
+    # A method is a name in vote.METHODS or "package.module:function"; `options` are its keyword arguments.
+    method: str = "majority"
+    options: dict[str, Any] = {}
     tie_break: Literal["first", "logprob", "abstain"] = "first"  # first = answer seen first wins
     # Gates a path must pass to vote at all, e.g. [{name: arithmetic, require_equations: true}]: paths
     # whose written arithmetic is wrong abstain, so the majority is taken over checked reasoning only.

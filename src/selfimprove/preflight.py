@@ -60,6 +60,8 @@ def check(config: Config) -> None:
     _exemplars(config, task)
     _callable(config, "acquire", config.acquire.method, _table("selfimprove.acquire", "METHODS"),
               config.acquire.options, (None, 0, None))
+    _callable(config, "vote", config.vote.method, _table("selfimprove.vote", "METHODS"),
+              config.vote.options, (None, 0, None, [], []))
     _callable(config, "adapt", config.adapt.method, _table("selfimprove.adapt", "METHODS"),
               config.adapt.options, (None, 0, None))
     _callable(config, "generate.backend", config.generate.backend, _table("selfimprove.backends", "BACKENDS"),

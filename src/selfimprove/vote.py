@@ -7,6 +7,10 @@ have the highest mean log-probability), or "abstain" (no majority: answer None).
 
 With `vote.require`, only paths that pass those gates vote (the others abstain): `eligible_voters`.
 The stage (`vote_round`) reads the round's samples and writes `rounds/rNN/votes.jsonl`.
+
+How a question's answer is reached is a seam: `vote.method` names a plain function
+`method(ctx, round, weights, samples, items, **vote.options) -> list[Vote]`, one of `METHODS`
+or a user's "package.module:function" (a debate, a vote over program behaviour, ...).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
-from selfimprove import layout
+from selfimprove import layout, plugins
 from selfimprove.context import RunContext
 from selfimprove.gates import Candidate, Gate, GateContext, build_gates, run_gates
 from selfimprove.records import Item, Sample, Vote, Weights, from_row, to_row
@@ -99,10 +103,21 @@ def require_gates(ctx: RunContext, weights: Weights | None, round_: int) -> dict
     return build_gates(ctx.config.vote.require, context, "vote.require", before_vote=True)
 
 
+def majority_vote(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample],
+                  items: list[Item]) -> list[Vote]:
+    """Self-consistency (LMSI): the most frequent answer among the paths `vote.require` lets vote."""
+    voters = eligible_voters(samples, {i.id: i.question for i in items}, require_gates(ctx, weights, round_))
+    return vote_all(voters, ctx.config.vote.tie_break, ctx.task.is_equivalent)
+
+
+METHODS = {"majority": "selfimprove.vote:majority_vote"}
+
+
 def vote_round(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample], items: list[Item]) -> list[Vote]:
-    """The round's votes: read when complete, else voted over the eligible paths and written."""
+    """The round's votes: read when complete, else reached by `vote.method` and written."""
     def build() -> list[dict]:
-        voters = eligible_voters(samples, {i.id: i.question for i in items}, require_gates(ctx, weights, round_))
-        return [to_row(v) for v in vote_all(voters, ctx.config.vote.tie_break, ctx.task.is_equivalent)]
+        method = plugins.resolve(ctx.config.vote.method, METHODS, "vote.method")
+        votes = method(ctx, round_, weights, samples, items, **ctx.config.vote.options)
+        return [to_row(v) for v in votes]
 
     return [from_row(Vote, v) for v in ctx.store.produce_jsonl(layout.round_file(round_, layout.VOTES), build)]
