@@ -74,6 +74,25 @@ def test_thread_setting_from_config_or_environment(monkeypatch):
         assert models.set_threads(None) == 2
         assert models.set_threads(1) == 1  # the config wins over the environment
         monkeypatch.delenv("SELFIMPROVE_THREADS")
-        assert models.set_threads(None) == 1  # unset: left as it was
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert models.set_threads(None) == 1  # OpenMP's own setting is respected
     finally:
         torch.set_num_threads(before)
+
+
+def test_thread_default_is_half_the_cpus_and_stable():
+    """Without any setting, a fresh process gets half its CPUs (at least 1), however often it asks."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SELFIMPROVE_THREADS")}
+    code = ("import os; from selfimprove.models import set_threads; "
+            "print(len(os.sched_getaffinity(0)), set_threads(None), set_threads(None))")
+    cpus, first, second = map(int, subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                                  text=True, check=True).stdout.split())
+    assert first == second == max(1, cpus // 2)
+    # Pinned to one CPU (taskset), the default follows the affinity, not the machine.
+    pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert pinned == ["1", "1", "1"]

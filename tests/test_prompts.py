@@ -46,3 +46,52 @@ def test_training_target_states_the_extracted_answer_once(text):
     rationale = rationale_of(text)
     assert len(answer_marks(rationale)) == max(len(answer_marks(text)) - 1, 0), rationale  # only the last one goes
     assert task.extract(target(rationale, answer, "cot_zeroshot")) == answer
+
+
+NO_ASSISTANT_TURNS = ("{% for m in messages %}{% if m['role'] == 'assistant' %}"
+                      "{{ raise_exception('this template takes no assistant turns') }}{% endif %}"
+                      "<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def refusing_chat_model(tiny_chat_model, tmp_path_factory):
+    """The tiny chat model with a template that raises on an assistant turn (few-shot chat)."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("refusing") / "model"
+    shutil.copytree(tiny_chat_model, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = NO_ASSISTANT_TURNS
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def _eval(model: str, tmp_path, *overrides: str):
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "run": {"out_dir": str(tmp_path / "run")}, "model": {"name": model, "chat": "on"},
+        "task": {"name": "arithmetic", "source": "steps=1,n=4,seed=0", "eval_limit": 2},
+        "generate": {"k": 1, "max_new_tokens": 4}, "evaluate": {"k": 1, "temperature": 0.0}}))
+    return subprocess.run([sys.executable, "-m", "selfimprove", "eval", str(config), *overrides],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_chat_template_that_cannot_render_the_prompt_fails_before_work(refusing_chat_model, tmp_path):
+    done = _eval(refusing_chat_model, tmp_path, "evaluate.format=cot_fewshot")
+    assert done.returncode == 2, done.stderr
+    message = done.stderr.strip().splitlines()[-1]
+    for part in ("model.chat", refusing_chat_model, "cannot render", "user and assistant turns",
+                 "this template takes no assistant turns", "model.chat=off", "zero-shot"):
+        assert part in message, message
+    assert "Traceback" not in done.stderr and "generate 0/" not in done.stderr  # nothing was generated
+    # The same model with the formats its template can render runs.
+    done = _eval(refusing_chat_model, tmp_path, "evaluate.format=cot_zeroshot", f"--out={tmp_path / 'ok'}")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ok" / "metrics.json").is_file()

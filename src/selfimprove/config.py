@@ -46,8 +46,9 @@ class RunConfig(Section):
     out_dir: str = "runs/default"  # everything the run writes lives here; rerunning resumes it
     seed: int = Field(0, ge=0)  # numpy and torch seeds are unsigned
     rounds: int = Field(3, ge=1)  # LMSI fine-tunes once; STaR/ReST-EM gain over 2-5 rounds
-    # CPU threads for torch (sampling and training). None = $SELFIMPROVE_THREADS, else torch's default (all
-    # cores). On a shared 2-core machine one thread is often several times faster for small models.
+    # CPU threads for torch (sampling and training). None = $SELFIMPROVE_THREADS, else $OMP_NUM_THREADS, else
+    # half the CPUs (at least 1): all of them (torch's default) thrash when cores are shared; on 2 shared
+    # cores one thread sampled SmolLM2-135M 14x faster than two (benchmarks/real_model_gain.py).
     threads: int | None = Field(None, ge=1)
     # Set by `selfimprove ttt`: the run adapts on the very questions it answers and is scored on.
     transductive: bool = False

@@ -100,7 +100,8 @@ def evaluate_weights(backend, weights: Weights, task, config: Config, heldout: l
     """Every score of `weights` under `config` (evaluate, vote and model sections): held-out greedy,
     maj@k, pass@k, verified maj@k (with vote.require) and anchor accuracy."""
     ev, seed = config.evaluate, config.run.seed + 1000 * round_
-    style = style or prompt_style(task, backend, weights, config.model.chat, config.generate.num_exemplars)
+    style = style or prompt_style(task, backend, weights, config.model.chat, config.generate.num_exemplars,
+                                  (ev.format,))
     max_new_tokens = ev.max_new_tokens or config.generate.max_new_tokens
     voters = None
     if config.vote.require:  # is the vote the loop trusts better than greedy? (the gap self-training can close)

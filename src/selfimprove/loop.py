@@ -201,7 +201,8 @@ def open_context(config: Config, allow_config_change: bool, console: Console) ->
                   f"run directory {store.root}")
     cache_dir = cache_dir_for(config.run.out_dir)
     backend = CachedBackend(create_backend(config.model, config.generate, cache_dir / "requests"), cache_dir)
-    style = prompt_style(task, backend, Weights(config.model.name), config.model.chat, config.generate.num_exemplars)
+    style = prompt_style(task, backend, Weights(config.model.name), config.model.chat, config.generate.num_exemplars,
+                         (*config.generate.formats, config.evaluate.format))
     return RunContext(config, store, task, backend, data, style, console)
 
 

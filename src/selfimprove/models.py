@@ -35,11 +35,23 @@ class ModelLoadError(RuntimeError):
     pass
 
 
+def default_threads() -> int:
+    """Half the CPUs this process may use, at least one. Torch takes them all by default, and on a
+    machine whose cores are shared (another run, a tokenizer, the data loader) OpenMP threads then
+    spin-wait on each other: on 2 shared cores, SmolLM2-135M sampled 14x slower with 2 threads than
+    with 1 (benchmarks/results/real_model_gain.json). Half leaves room and still scales on big machines."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, available // 2)
+
+
 def set_threads(threads: int | None) -> int:
-    """Torch's CPU threads: `threads`, else $SELFIMPROVE_THREADS, else left as torch set it. Returns the count."""
+    """Torch's CPU threads: `threads`, else $SELFIMPROVE_THREADS, else as $OMP_NUM_THREADS set them,
+    else `default_threads()`. Returns the count."""
     import torch
 
     chosen = threads or int(os.environ.get("SELFIMPROVE_THREADS") or 0)
+    if not chosen and not os.environ.get("OMP_NUM_THREADS"):
+        chosen = default_threads()
     if chosen:
         torch.set_num_threads(chosen)
     return torch.get_num_threads()

@@ -101,11 +101,33 @@ class PromptStyle:
         return () if self.chat else STOP
 
 
-def prompt_style(task, backend, weights: Weights, chat: str, num_exemplars: int | None) -> PromptStyle:
-    """The style for `weights` under `model.chat` (auto = chat when the tokenizer has a template)."""
+def prompt_style(task, backend, weights: Weights, chat: str, num_exemplars: int | None,
+                 formats: tuple[str, ...] = ("cot_fewshot", "cot_zeroshot")) -> PromptStyle:
+    """The style for `weights` under `model.chat` (auto = chat when the tokenizer has a template).
+    In chat mode a prompt of each of `formats` (the ones the run will use) is rendered once, as a check."""
     has_template = backend.has_chat_template(weights)
     if chat == "on" and not has_template:
         raise ValueError(f"model.chat=on but {weights} has no chat template; set model.chat=off")
     use_chat = chat == "on" or (chat == "auto" and has_template)
     exemplars = task.exemplars()[:num_exemplars] if num_exemplars is not None else task.exemplars()
-    return PromptStyle(exemplars, use_chat, task.answer_prefix)
+    style = PromptStyle(exemplars, use_chat, task.answer_prefix)
+    if use_chat:
+        _check_template_renders(backend, weights, style, formats)
+    return style
+
+
+def _check_template_renders(backend, weights: Weights, style: PromptStyle, formats: tuple[str, ...]) -> None:
+    """Render a few-shot and a zero-shot prompt once, before any work. A template that rejects them
+    (roles that must alternate, a system turn it requires, an assistant turn it refuses) fails here with
+    the fix, not inside the first generate call minutes into a run."""
+    question = style.exemplars[0].question if style.exemplars else "What is 2 + 3?"
+    for fmt in dict.fromkeys(formats):
+        try:
+            backend.count_tokens(style.render(question, fmt), weights)
+        except Exception as err:  # noqa: BLE001 - a template can fail in any way jinja or its author chose
+            turns = "user and assistant turns (worked examples)" if fmt.endswith("fewshot") and style.exemplars \
+                else "a single user turn"
+            raise ValueError(f"model.chat: the chat template of {weights.model} cannot render a prompt of {turns} "
+                             f"({type(err).__name__}: {err}). Set model.chat=off to use plain completion prompts"
+                             + (", or use zero-shot formats (generate.formats, evaluate.format)"
+                                if fmt.endswith("fewshot") else "")) from None

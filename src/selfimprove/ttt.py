@@ -74,7 +74,8 @@ def run(config: Config, console: Console | None = None, keep_adapter: bool = Fal
     votes = {v["question_id"]: v["answer"] for v in store.read_jsonl(layout.round_file(1, layout.VOTES))}
     adapted = Weights(**loop_summary["final_model"])
     backend = create_backend(config.model, config.generate)
-    style = prompt_style(task, backend, Weights(config.model.name), config.model.chat, config.generate.num_exemplars)
+    style = prompt_style(task, backend, Weights(config.model.name), config.model.chat, config.generate.num_exemplars,
+                         (config.evaluate.format,))
     fmt, tokens = config.evaluate.format, config.evaluate.max_new_tokens or config.generate.max_new_tokens
     try:
         before = greedy_answers(backend, Weights(config.model.name), task, items, style, fmt, tokens, config.run.seed)
