@@ -5,9 +5,10 @@
     python benchmarks/real_model_gain.py --pool 32 --heldout 32 --steps 4 --work /tmp/rmg   # plumbing only
 
 The recipe is `configs/smollm2_arithmetic.yaml`: one- and two-step arithmetic word problems with numbers
-up to 10, two worked examples as chat turns, K=8 paths at T=0.8. There the model's greedy accuracy is
-low (~10%), its plain majority is no better, but the right answer is in about half of the 8 paths, and
-the paths whose written arithmetic recomputes agree on it more often than greedy decoding finds it.
+up to 10. Paths are sampled with two worked examples as chat turns (K=8, T=0.8): there greedy accuracy
+is ~10%, the plain majority no better, but the right answer is in about half of the 8 paths, and paths
+whose written arithmetic recomputes agree on it more often than greedy decoding finds it. As in LMSI,
+training pairs and the held-out evaluation have no exemplars (zero-shot chain of thought, greedy).
 
 Arms (each a real run of the loop; same pool, held-out set, LoRA, steps, learning rate and seed):
   selftrain  label-free: only arithmetic-checked, grounded paths vote; the kept paths of the checked
