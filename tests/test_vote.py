@@ -109,3 +109,28 @@ def test_heldout_majority_honours_the_tie_break(tie_break, expected):
     items = [Item("h1", "What is 1 + 2?", "3"), Item("h2", "What is 2 + 1?", "3")]
     scores = evaluate_weights(TiedBackend(), Weights("m"), get_task("gsm8k"), cfg, items)
     assert scores.metrics["majority_accuracy"] == expected and scores.metrics["accuracy"] == 0.0
+
+
+def test_greedy_only_evaluation_decodes_once():
+    """evaluate.k=1 at temperature 0 is the greedy pass itself: one generate call, its samples once."""
+    from selfimprove.config import parse_config
+    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.records import Item, Weights
+    from selfimprove.tasks import get_task
+
+    calls = []
+
+    class Counting(TiedBackend):
+        def generate(self, prompts, params, weights, progress=None):
+            calls.append((params.n, params.temperature))
+            return super().generate(prompts, params, weights, progress)
+
+    items = [Item("h1", "What is 1 + 3?", "4"), Item("h2", "What is 2 + 1?", "3")]
+    greedy = parse_config({"model": {"name": "m"}, "evaluate": {"k": 1, "temperature": 0.0, "format": "cot_zeroshot"}})
+    scores = evaluate_weights(Counting(), Weights("m"), get_task("gsm8k"), greedy, items)
+    assert calls == [(1, 0.0)] and len(scores.heldout_samples) == 2
+    assert scores.metrics["accuracy"] == scores.metrics["majority_accuracy"] == scores.metrics["pass_at_k"] == 0.5
+    calls.clear()
+    sampled = parse_config({"model": {"name": "m"}, "evaluate": {"k": 1, "temperature": 0.7, "format": "cot_zeroshot"}})
+    evaluate_weights(Counting(), Weights("m"), get_task("gsm8k"), sampled, items)
+    assert calls == [(1, 0.0), (1, 0.7)]  # a sampled pass at T > 0 is a different measurement

@@ -54,9 +54,12 @@ def heldout_accuracy(backend, weights: Weights, task, items: list[Item], style: 
     greedy = sample_paths(backend, weights, task, items, style,
                           SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed,
                                          stop=style.stop), [fmt], round_, progress)
-    sampled = sample_paths(backend, weights, task, items, style,
-                           SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
-                                          seed=seed + 1, stop=style.stop), [fmt], round_, progress)
+    if k == 1 and temperature == 0:  # one greedy sample is the greedy pass: do not decode it twice
+        sampled = greedy
+    else:
+        sampled = sample_paths(backend, weights, task, items, style,
+                               SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
+                                              seed=seed + 1, stop=style.stop), [fmt], round_, progress)
     gold = {i.id: i.gold for i in items}
     votes = vote_all(sampled, tie_break, task.is_equivalent)
     solved = {s.question_id for s in sampled
@@ -73,7 +76,7 @@ def heldout_accuracy(backend, weights: Weights, task, items: list[Item], style: 
     if voters is not None:  # a question none of whose paths may vote counts wrong
         metrics["verified_majority_accuracy"] = accuracy(majority_answers(voters(sampled), task, tie_break), gold,
                                                          task)
-    return greedy + sampled, metrics
+    return greedy + (sampled if sampled is not greedy else []), metrics
 
 
 def anchor_accuracy(backend, weights: Weights, task, items: list[Item], style: PromptStyle, fmt: str,
