@@ -10,7 +10,8 @@ file it names, or the run directory. In order, cheapest first:
   adapt.replay (read whole: it is small and a bad line would otherwise fail after a round of
   sampling), monitor.anchor_source;
 - the models (model.name, adapt.learner): a local folder by `preflight_model.check_model_folder`,
-  a .gguf file by its magic bytes, a packaged model by its package being installed;
+  a .gguf file (or a packaged model's, its package installed) by its magic bytes and, until it is
+  converted, the gguf package and an architecture transformers reads (`models.check_gguf`);
 - the device: "cuda" or "mps" when torch cannot see one is an error saying so;
 - every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
@@ -122,7 +123,7 @@ def _readable(config: Config, key: str, path: Path, data: bool) -> None:
 
 
 def _model_folders(config: Config) -> None:
-    """A packaged model's package is installed, a .gguf file is one, a local folder holds a model."""
+    """A packaged model's package is installed, a .gguf file is one transformers reads, a local folder holds a model."""
     from selfimprove import models
     from selfimprove.preflight_model import LFS_POINTER, ModelFolderError, check_model_folder
 
@@ -132,7 +133,9 @@ def _model_folders(config: Config) -> None:
         try:
             spec = models.PACKAGED.get(name.lower(), name)
             if spec.startswith("pkg:"):
-                models.packaged_file(spec[len("pkg:"):])
+                packaged = Path(models.packaged_file(spec[len("pkg:"):]))
+                if packaged.suffix == ".gguf":
+                    models.check_gguf(packaged)
             elif spec.endswith(".gguf"):
                 path = Path(spec).expanduser()
                 if not path.is_file():
@@ -143,6 +146,7 @@ def _model_folders(config: Config) -> None:
                     raise ModelFolderError(f"{spec} is a Git LFS pointer, not the file itself: run `git lfs pull`")
                 if not head.startswith(b"GGUF"):
                     raise ModelFolderError(f"{spec} is not a GGUF file (it does not start with 'GGUF')")
+                models.check_gguf(path)
             else:
                 check_model_folder(name)
         except (ModelFolderError, models.ModelLoadError) as err:
