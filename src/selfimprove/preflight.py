@@ -10,14 +10,15 @@ file it names, or the run directory. In order, cheapest first:
   adapt.replay (read whole: it is small and a bad line would otherwise fail after a round of
   sampling), monitor.anchor_source;
 - the models (model.name, adapt.learner): a local folder by `preflight_model.check_model_folder`,
-  a .gguf file (or a packaged model's, its package installed) by its magic bytes and, until it is
-  converted, the gguf package and an architecture transformers reads (`models.check_gguf`);
+  a .gguf file by its magic bytes, a packaged model by its package being installed;
 - the device: "cuda" or "mps" when torch cannot see one is an error saying so;
 - every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
   every gate of vote.require and curate.gates built. A gate that needs the engine (critique) is
   built with a stand-in that refuses to generate, so only its parameters are checked;
-- the task's few-shot exemplars load.
+- the task's few-shot exemplars load;
+- a .gguf model (a file, or a packaged model's) not yet converted: the gguf package is installed and
+  transformers reads its architecture (`models.check_gguf`, which imports transformers).
 
 Numeric bounds and names are the config's own (pydantic) validation, done when it is loaded.
 Heavy plug-in modules (the transformers backend, the SFT trainer) are imported last, so a
@@ -67,6 +68,7 @@ def check(config: Config) -> None:
               config.adapt.options, (None, 0, None))
     _callable(config, "generate.backend", config.generate.backend, _table("selfimprove.backends", "BACKENDS"),
               config.generate.backend_options, (config.model, config.generate))
+    _gguf_readable(config)
 
 
 def _fail(config: Config, key: str, message: str, kind: str = "config") -> PreflightError:
@@ -123,7 +125,7 @@ def _readable(config: Config, key: str, path: Path, data: bool) -> None:
 
 
 def _model_folders(config: Config) -> None:
-    """A packaged model's package is installed, a .gguf file is one transformers reads, a local folder holds a model."""
+    """A packaged model's package is installed, a .gguf file is one, a local folder holds a model."""
     from selfimprove import models
     from selfimprove.preflight_model import LFS_POINTER, ModelFolderError, check_model_folder
 
@@ -133,9 +135,7 @@ def _model_folders(config: Config) -> None:
         try:
             spec = models.PACKAGED.get(name.lower(), name)
             if spec.startswith("pkg:"):
-                packaged = Path(models.packaged_file(spec[len("pkg:"):]))
-                if packaged.suffix == ".gguf":
-                    models.check_gguf(packaged)
+                models.packaged_file(spec[len("pkg:"):])
             elif spec.endswith(".gguf"):
                 path = Path(spec).expanduser()
                 if not path.is_file():
@@ -146,13 +146,28 @@ def _model_folders(config: Config) -> None:
                     raise ModelFolderError(f"{spec} is a Git LFS pointer, not the file itself: run `git lfs pull`")
                 if not head.startswith(b"GGUF"):
                     raise ModelFolderError(f"{spec} is not a GGUF file (it does not start with 'GGUF')")
-                models.check_gguf(path)
             else:
                 check_model_folder(name)
         except (ModelFolderError, models.ModelLoadError) as err:
             raise _fail(config, key, str(err), "files") from None
         except OSError as err:  # unreadable folder or file
             raise _fail(config, key, f"{name}: {err.strerror or err}: {err.filename or name}", "files") from None
+
+
+def _gguf_readable(config: Config) -> None:
+    """A .gguf model not yet converted: the gguf package is there and transformers reads its architecture.
+    Last, as it imports transformers."""
+    from selfimprove import models
+
+    for key, name in (("model.name", config.model.name), ("adapt.learner", config.adapt.learner)):
+        spec = models.PACKAGED.get(name.lower(), name) if name else ""
+        if spec.startswith("pkg:"):
+            spec = models.packaged_file(spec[len("pkg:"):])
+        if spec.endswith(".gguf"):
+            try:
+                models.check_gguf(Path(spec).expanduser())
+            except models.ModelLoadError as err:
+                raise _fail(config, key, str(err), "files") from None
 
 
 def _device(config: Config) -> None:
