@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gguf_files import bare_gguf
 
 import selfimprove
 
@@ -107,12 +108,16 @@ def lab(tmp_path_factory) -> Path:
                                       + "\n{not json}\n")
     (lab / "empty_shared").mkdir()
     (lab / "broken_plugin.py").write_text("TASK = 1 / 0\n")
+    # On PYTHONPATH for one case: Python imports it at start-up, and it hides the gguf package.
+    (lab / "without_gguf").mkdir()
+    (lab / "without_gguf/sitecustomize.py").write_text("import sys\nsys.modules['gguf'] = None\n")
     return lab
 
 
 # ---------------------------------------------------------------- the cases
 # Each returns (argv after `selfimprove`, the strings the error line must contain); `d` is the case's
-# own folder. Keyword arguments other than those go to the subprocess environment.
+# own folder. Keyword arguments of `case` go to the subprocess environment (`{lab}` in them is the
+# shared folder), but `path`, which goes on its PYTHONPATH.
 
 CASES: dict = {}
 
@@ -485,6 +490,19 @@ def gguf_file_not_gguf(lab, d):
     return ["run", config_file(lab, d), f"model.name={d}/model.gguf"], ["model.name", "Git LFS pointer"]
 
 
+@case(3, SELFIMPROVE_CACHE="{lab}/gguf_cache")
+def gguf_architecture_transformers_cannot_read(lab, d):
+    bare_gguf(d / "rwkv.gguf", "rwkv7")
+    return (["eval", config_file(lab, d), f"model.name={d}/rwkv.gguf"],
+            ["model.name", "GGUF architecture 'rwkv7'", "it reads", "llama", "qwen2"])
+
+
+@case(3, SELFIMPROVE_CACHE="{lab}/gguf_cache", path="{lab}/without_gguf")
+def gguf_package_missing(lab, d):
+    bare_gguf(d / "model.gguf", "llama")
+    return ["run", config_file(lab, d), f"model.name={d}/model.gguf"], ["model.name", "pip install gguf==0.19.0"]
+
+
 @case(3)
 def student_folder_missing(lab, d):
     return ["run", config_file(lab, d), f"adapt.learner={d}/student"], ["adapt.learner", f"{d}/student"]
@@ -564,7 +582,8 @@ def test_bad_input_is_one_clear_line(name, lab, tmp_path):
             pytest.skip(mark.kwargs["reason"])
     argv, needles = fn(lab, tmp_path)
     extra = {k: v.format(lab=lab) for k, v in extra_env.items()}
-    result = cli(*argv, cwd=tmp_path, path=str(lab), **extra)
+    path = os.pathsep.join([extra.pop("path"), str(lab)]) if "path" in extra else str(lab)
+    result = cli(*argv, cwd=tmp_path, path=path, **extra)
     out = result.stdout + result.stderr
     assert result.returncode == code, out
     assert "Traceback" not in out, out

@@ -101,32 +101,61 @@ def resolve(name: str) -> str:
     return name
 
 
-def gguf_architecture(path: Path) -> str:
-    from gguf import GGUFReader
+def gguf_architectures() -> list[str]:
+    """The GGUF architectures this transformers reads: its older loader's and its newer one's."""
+    from transformers.integrations.gguf import GGUF_ARCHS
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
-    field = GGUFReader(str(path)).fields["general.architecture"]
-    return bytes(field.parts[field.data[0]]).decode()
+    # The older loader's table also holds the metadata sections "general" and "tokenizer".
+    return sorted((set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"}) | set(GGUF_ARCHS))
+
+
+def gguf_architecture(path: Path) -> str:
+    """The file's `general.architecture`, read from its header only (transformers' reader: the gguf
+    package's parses every token of the vocabulary, seconds on a real model)."""
+    from transformers.integrations.gguf import read_gguf_metadata
+
+    try:
+        metadata, _ = read_gguf_metadata(str(path))
+        return str(metadata["general.architecture"])
+    except (ValueError, KeyError, IndexError, OSError) as err:
+        raise ModelLoadError(f"{path}: cannot read its GGUF header ({err}); download or copy it again") from None
+
+
+def _converted(path: Path) -> Path:
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return CACHE / "gguf" / f"{path.stem}-{key}"
+
+
+def check_gguf(path: Path) -> None:
+    """Raise ModelLoadError unless `path` can be converted here: the gguf package is installed and
+    transformers reads the file's architecture. Reads the header only, so preflight calls it; an
+    already converted file needs neither."""
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    if (_converted(path) / "config.json").exists():
+        return
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelLoadError(f"reading {path.name} needs the gguf package: pip install gguf==0.19.0")
+    architecture = gguf_architecture(path)
+    readable = gguf_architectures()
+    # transformers spells a few llama.cpp names differently (qwen2moe is its qwen2_moe, gpt-oss its gpt_oss).
+    plain = {name.replace("_", "").replace("-", "") for name in readable}
+    if architecture.replace("_", "").replace("-", "") not in plain:
+        raise ModelLoadError(f"{path}: transformers cannot read GGUF architecture {architecture!r}; it reads "
+                             f"{', '.join(readable)}. Use the original (safetensors) model of that architecture, "
+                             "or a GGUF file of one of these")
 
 
 def gguf_folder(path: Path) -> Path:
     """The plain folder a .gguf file converts to (made once; a changed file converts again)."""
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist")
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    folder = CACHE / "gguf" / f"{path.stem}-{key}"
+    check_gguf(path)
+    folder = _converted(path)
     if (folder / "config.json").exists():
         return folder
-    if importlib.util.find_spec("gguf") is None:
-        raise ModelLoadError(f"reading {path.name} needs the gguf package: pip install gguf==0.19.0")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
-
-    architecture = gguf_architecture(path)
-    if architecture not in GGUF_SUPPORTED_ARCHITECTURES:
-        raise ModelLoadError(f"{path}: transformers cannot read GGUF architecture {architecture!r}; it reads "
-                             f"{', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}")
     import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = reconcile_end_token(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
     quantized = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)

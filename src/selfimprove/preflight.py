@@ -16,7 +16,9 @@ file it names, or the run directory. In order, cheapest first:
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
   every gate of vote.require and curate.gates built. A gate that needs the engine (critique) is
   built with a stand-in that refuses to generate, so only its parameters are checked;
-- the task's few-shot exemplars load.
+- the task's few-shot exemplars load;
+- a .gguf model (a file, or a packaged model's) not yet converted: the gguf package is installed and
+  transformers reads its architecture (`models.check_gguf`, which imports transformers).
 
 Numeric bounds and names are the config's own (pydantic) validation, done when it is loaded.
 Heavy plug-in modules (the transformers backend, the SFT trainer) are imported last, so a
@@ -66,6 +68,7 @@ def check(config: Config) -> None:
               config.adapt.options, (None, 0, None))
     _callable(config, "generate.backend", config.generate.backend, _table("selfimprove.backends", "BACKENDS"),
               config.generate.backend_options, (config.model, config.generate))
+    _gguf_readable(config)
 
 
 def _fail(config: Config, key: str, message: str, kind: str = "config") -> PreflightError:
@@ -149,6 +152,22 @@ def _model_folders(config: Config) -> None:
             raise _fail(config, key, str(err), "files") from None
         except OSError as err:  # unreadable folder or file
             raise _fail(config, key, f"{name}: {err.strerror or err}: {err.filename or name}", "files") from None
+
+
+def _gguf_readable(config: Config) -> None:
+    """A .gguf model not yet converted: the gguf package is there and transformers reads its architecture.
+    Last, as it imports transformers."""
+    from selfimprove import models
+
+    for key, name in (("model.name", config.model.name), ("adapt.learner", config.adapt.learner)):
+        spec = models.PACKAGED.get(name.lower(), name) if name else ""
+        if spec.startswith("pkg:"):
+            spec = models.packaged_file(spec[len("pkg:"):])
+        if spec.endswith(".gguf"):
+            try:
+                models.check_gguf(Path(spec).expanduser())
+            except models.ModelLoadError as err:
+                raise _fail(config, key, str(err), "files") from None
 
 
 def _device(config: Config) -> None:
