@@ -79,3 +79,20 @@ def test_an_architecture_transformers_cannot_read_is_named_with_those_it_can(tmp
     # llama.cpp and transformers spell some architectures differently; those pass the check.
     for spelling in ("qwen2moe", "gpt-oss"):
         models.check_gguf(bare_gguf(tmp_path / f"{spelling}.gguf", spelling))
+
+
+def test_a_folder_holding_one_gguf_file_is_that_model(tmp_path):
+    from selfimprove.preflight_model import ModelFolderError, check_model_folder
+
+    _, gguf = tiny_gguf(tmp_path / "files", "qwen2")
+    folder = tmp_path / "downloaded"
+    folder.mkdir()
+    (folder / gguf.name).write_bytes(gguf.read_bytes())
+    check_model_folder(str(folder))  # no config.json: the GGUF file carries it
+    assert models.resolve(str(folder)) == models.resolve(str(folder / gguf.name))
+    # Two quantizations side by side: which one is meant must be said.
+    bare_gguf(folder / "model.Q8_0.gguf", "qwen2")
+    for error, call in ((ModelFolderError, check_model_folder), (models.ModelLoadError, models.resolve)):
+        with pytest.raises(error, match=r"2 \.gguf files .*name") as err:
+            call(str(folder))
+        assert gguf.name in str(err.value) and "model.Q8_0.gguf" in str(err.value)

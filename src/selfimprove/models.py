@@ -98,7 +98,21 @@ def resolve(name: str) -> str:
         name = packaged_file(name[len("pkg:"):])
     if name.endswith(".gguf"):
         return str(gguf_folder(Path(name).expanduser()))
+    if (gguf := gguf_in_folder(Path(name).expanduser())) is not None:
+        return str(gguf_folder(gguf))
     return name
+
+
+def gguf_in_folder(folder: Path) -> Path | None:
+    """The one .gguf file of a folder that holds no transformers model (no config.json), else None.
+    Several .gguf files (quantizations of one model, usually) are ambiguous: the file must be named."""
+    if not folder.is_dir() or (folder / "config.json").exists():
+        return None
+    ggufs = sorted(folder.glob("*.gguf"))
+    if len(ggufs) > 1:
+        raise ModelLoadError(f"model folder {folder} holds {len(ggufs)} .gguf files ({', '.join(g.name for g in ggufs)});"
+                             f" name one in model.name, e.g. model.name: {folder / ggufs[0].name}")
+    return ggufs[0] if ggufs else None
 
 
 def gguf_architectures() -> list[str]:

@@ -42,6 +42,13 @@ def check_model_folder(path: str) -> None:
     if not folder.is_dir():
         raise ModelFolderError(f"model {folder} is a file; give the folder that holds it, with its config.json "
                                "and tokenizer files.")
+    ggufs = sorted(folder.glob("*.gguf"))
+    if ggufs and not (folder / "config.json").exists():  # a GGUF file carries its config and tokenizer
+        if len(ggufs) > 1:
+            raise _fail(folder, f"it holds {len(ggufs)} .gguf files ({', '.join(g.name for g in ggufs)}) and no "
+                        "config.json", f"Name the one to load in model.name, e.g. {folder / ggufs[0].name}.")
+        _check_gguf(folder, ggufs[0])
+        return
     _check_config(folder)
     _check_weights(folder)
     _check_tokenizer(folder)
