@@ -56,6 +56,7 @@ def check(config: Config) -> None:
     _model_folders(config)
     _device(config)
     task = _plugin(config, "task.name", config.task.name, _task_table())
+    _sandbox(config, task)
     _gates(config, task)
     _exemplars(config, task)
     _callable(config, "acquire", config.acquire.method, _table("selfimprove.acquire", "METHODS"),
@@ -171,6 +172,16 @@ def _device(config: Config) -> None:
 
 
 # ---------------------------------------------------------------- plug-ins
+
+
+def _sandbox(config: Config, task) -> None:
+    """A code task runs model-written programs, only ever in the sandbox: it must work on this machine."""
+    from selfimprove import sandbox
+
+    why = sandbox.unavailable() if getattr(task, "is_code", False) else None
+    if why:
+        raise _fail(config, "task.name", f"{config.task.name!r} runs model-written programs, but {why}; "
+                    "run code tasks on Linux")
 
 
 def _task_table() -> dict[str, str]:
