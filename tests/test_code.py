@@ -224,3 +224,30 @@ def test_run_many_keeps_order_and_every_limit_in_parallel():
     results = sandbox.run_many(codes, timeout_s=2.0, memory_mb=256, workers=4)
     assert [r.status for r in results] == ["ok", "timeout", "memory", "ok"]
     assert results[0].stdout.strip() == "1" and results[3].stdout.strip() == "2"
+
+
+# ------------------------------------------------------------------ the embedded code domain
+
+def test_list_functions_are_seeded_and_their_reference_programs_pass_examples_and_hidden_tests():
+    from selfimprove.tasks.list_functions import TASK, hidden_test, load_problems, vocabulary
+    from selfimprove.tiny import build_word_tokenizer
+
+    problems = load_problems("steps=3,n=12,seed=0", "train")
+    assert [p.question for p in problems] == [p.question for p in load_problems("steps=3,n=12,seed=0", "train")]
+    assert not {p.question for p in problems} & {p.question for p in load_problems("steps=3,n=12,seed=0", "test")}
+    items = TASK.load("steps=3,n=12,seed=0")
+    assert [i.question for i in items] == [p.question for p in problems] and all(i.gold is None for i in items)
+    assert all(2 <= len(docstring_examples(p.question)) <= 3 and p.steps == 3 for p in problems)
+    for p in problems:  # hidden calls are not the docstring's
+        assert not {c for c, _ in p.hidden} & {e.call for e in docstring_examples(p.question)}
+    hidden = [hidden_test(p) for p in problems]
+    ok = programs.run_hidden_tests([(p.question, p.program, h) for p, h in zip(problems, hidden)])
+    wrong = programs.run_hidden_tests([(p.question, "def f(xs):\n    return xs\n", h) for p, h in zip(problems, hidden)])
+    assert all(ok) and not any(wrong)
+    runs = programs.behaviours_many([(p.question, p.program, tuple(e.call for e in docstring_examples(p.question)))
+                                     for p in problems])
+    assert all(programs.passes(b, docstring_examples(p.question)) for b, p in zip(runs, problems))
+    tokenizer = build_word_tokenizer(vocabulary())
+    assert tokenizer.unk_token_id not in tokenizer(problems[0].question + problems[0].program).input_ids
+    with pytest.raises(ValueError, match="unknown list_functions knob 'stepz'"):
+        TASK.load("stepz=3")

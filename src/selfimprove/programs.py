@@ -85,14 +85,23 @@ def behaviours(question: str, programs: list[str], calls: list[str], limits: Lim
     return [by_program[p] for p in programs]
 
 
+_SEEN: dict[tuple, Behaviour] = {}  # (question, program, calls, limits) -> behaviour, for this process
+_SEEN_MAX = 200_000
+
+
 def behaviours_many(jobs: list[tuple[str, str, tuple[str, ...]]], limits: Limits = Limits()) -> list[Behaviour]:
-    """`behaviours` for many (question, program, calls) at once, all in one parallel batch."""
-    distinct = list(dict.fromkeys(jobs))
+    """`behaviours` for many (question, program, calls) at once, all in one parallel batch. A job this
+    process already ran under the same limits is not run again (the vote and the gates share runs)."""
+    key = (limits.timeout_s, limits.memory_mb)
+    distinct = [j for j in dict.fromkeys(jobs) if (*j, key) not in _SEEN]
     markers = [secrets.token_hex(8) for _ in distinct]
     results = sandbox.run_many([harness(q, p, list(c), m) for (q, p, c), m in zip(distinct, markers)],
                                timeout_s=limits.timeout_s, memory_mb=limits.memory_mb, workers=limits.workers)
+    if len(_SEEN) > _SEEN_MAX:
+        _SEEN.clear()
     done = {job: _behaviour(r, m, len(job[2])) for job, r, m in zip(distinct, results, markers)}
-    return [done[j] for j in jobs]
+    _SEEN.update({(*job, key): b for job, b in done.items()})
+    return [done[j] if j in done else _SEEN[(*j, key)] for j in jobs]
 
 
 def _value(text: str):

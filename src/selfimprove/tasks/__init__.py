@@ -22,6 +22,7 @@ TASKS: dict[str, str] = {
     "strategyqa": "selfimprove.tasks.yesno:STRATEGYQA",
     "arithmetic": "selfimprove.tasks.arithmetic:TASK",
     "humaneval": "selfimprove.tasks.humaneval:TASK",
+    "list_functions": "selfimprove.tasks.list_functions:TASK",
 }
 
 
