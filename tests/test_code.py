@@ -200,7 +200,7 @@ def test_a_benchmark_file_missing_the_test_field_is_named_by_file_and_line(tmp_p
         humaneval.hidden_tests(path)
 
 
-def test_a_code_task_without_a_working_sandbox_fails_before_work(tmp_path, monkeypatch):
+def test_a_code_task_the_loop_cannot_run_fails_before_work(tmp_path, monkeypatch):
     from selfimprove import preflight
     from selfimprove.config import parse_config
 
@@ -212,6 +212,11 @@ def test_a_code_task_without_a_working_sandbox_fails_before_work(tmp_path, monke
     (model / "tokenizer.json").write_text("{}")
     config = parse_config({"run": {"out_dir": str(tmp_path / "run")}, "model": {"name": str(model)},
                            "task": {"name": "humaneval"}, "vote": {"method": "behaviour"}})
+    with pytest.raises(preflight.PreflightError, match=r"adapt\.method.*trains answer sentences, not programs"):
+        preflight.check(config)
+    majority = config.model_copy(update={"vote": config.vote.model_copy(update={"method": "majority"})})
+    with pytest.raises(preflight.PreflightError, match=r"vote\.method.*use vote\.method: behaviour"):
+        preflight.check(majority)
     monkeypatch.setattr(sandbox.sys, "platform", "darwin")
     assert "only on Linux" in sandbox.unavailable()
     with pytest.raises(preflight.PreflightError, match=r"task\.name.*runs model-written programs.*only on Linux"):
