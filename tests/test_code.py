@@ -242,7 +242,7 @@ def test_list_functions_are_seeded_and_their_reference_programs_pass_examples_an
     assert not {p.question for p in problems} & {p.question for p in load_problems("steps=3,n=12,seed=0", "test")}
     items = TASK.load("steps=3,n=12,seed=0")
     assert [i.question for i in items] == [p.question for p in problems] and all(i.gold is None for i in items)
-    assert all(2 <= len(docstring_examples(p.question)) <= 3 and p.steps == 3 for p in problems)
+    assert all(len(docstring_examples(p.question)) == 3 and p.steps == 3 for p in problems)
     for p in problems:  # hidden calls are not the docstring's
         assert not {c for c, _ in p.hidden} & {e.call for e in docstring_examples(p.question)}
     hidden = [hidden_test(p) for p in problems]
