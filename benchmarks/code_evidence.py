@@ -176,6 +176,9 @@ def run_job(arm: str, seed: int, work: str, quick: bool = False, rounds: int | N
     for r in range(config.run.rounds + 1):
         done = out / f"r{r:02d}.json"
         folder = out / f"r{r:02d}"
+        twin = [f for f in Path(work).glob(f"*-s{seed}/r00.json") if r == 0 and f != done]
+        if not done.exists() and twin:  # round 0 is the same base scored the same way in every arm
+            shutil.copyfile(twin[0], done)
         if done.exists():
             row = json.loads(done.read_text())
             history.append(row)

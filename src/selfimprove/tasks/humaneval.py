@@ -102,3 +102,29 @@ class HumanEvalTask(CodeTask):
 
 
 TASK = HumanEvalTask()
+
+
+def main() -> None:
+    """`python -m selfimprove.tasks.humaneval [FILE]`: score the file's canonical solutions (should be
+    pass@1 = 1.0) and a stub that returns None (0.0), all in the sandbox: a check of the scorer."""
+    import sys
+    import time
+
+    from selfimprove.tasks.code import extract_program
+
+    source = sys.argv[1] if len(sys.argv) > 1 else None
+    rows = read_rows(source, need_tests=True)
+    items = [Item(id=r["task_id"], question=r["prompt"]) for r in rows]
+    programs = {r["task_id"]: [extract_program(r["prompt"] + r.get("canonical_solution", "")),
+                               f"def {r['entry_point']}(*args, **kwargs):\n    return None\n"] for r in rows}
+    started = time.monotonic()
+    result = score(items, programs, hidden_tests(source), ks=(1, 2))
+    failed = [q for q, (n, c) in result["per_question"].items() if c == 0]
+    print(f"{len(items)} problems, canonical + a None stub each: pass@1 {result['pass@1']:.3f} (0.5 = every canonical "
+          f"solution passes, every stub fails), pass@2 {result['pass@2']:.3f}; {time.monotonic() - started:.0f}s")
+    if failed:
+        print("canonical solution failed:", ", ".join(failed))
+
+
+if __name__ == "__main__":
+    main()
