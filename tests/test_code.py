@@ -256,3 +256,34 @@ def test_list_functions_are_seeded_and_their_reference_programs_pass_examples_an
     assert tokenizer.unk_token_id not in tokenizer(problems[0].question + problems[0].program).input_ids
     with pytest.raises(ValueError, match="unknown list_functions knob 'stepz'"):
         TASK.load("stepz=3")
+
+
+def test_asked_tests_join_the_calls_and_never_vote():
+    from selfimprove.backends import Completion
+    from selfimprove.vote_behaviour import behaviour_vote
+
+    class WritesTests:
+        """The model asked for tests: continues "assert f(" with two right asserts."""
+
+        def __init__(self):
+            self.prompts = []
+
+        def generate(self, prompts, params, weights, progress=None):
+            self.prompts += prompts
+            return [[Completion("[5, 6, 7]) == [7, 6, 5]\nassert f([3, 4, 5, 9]) == [9, 5, 4, 3]\n", 20, False, -1.0)]
+                    for _ in prompts]
+
+    lucky_too = "def f(xs):\n    out = [x for x in xs if x > 2]\n    return out[::-1][:2]\n"
+    samples = [sample("q", 0, LUCKY), sample("q", 1, lucky_too), sample("q", 2, RIGHT_B)]
+    backend = WritesTests()
+    ctx = SimpleNamespace(config=SimpleNamespace(run=SimpleNamespace(seed=0)), backend=backend,
+                          style=SimpleNamespace(chat=False))
+    [plain] = behaviour_vote(ctx, 1, None, samples, [Item("q", QUESTION)], extra_inputs=0)
+    [asked] = behaviour_vote(ctx, 1, None, samples, [Item("q", QUESTION)], extra_inputs=0, ask_tests=1,
+                             score="dual")
+    assert backend.prompts == [QUESTION.rstrip() + "\n\n# Tests:\nassert f("]
+    assert plain.answer == extract_program(LUCKY) and plain.share == 1.0  # the examples cannot tell them apart
+    # The model's tests split the right program off, and dual agreement ranks clusters by the tests they
+    # pass: 2 programs x (1 + 0) against 1 x (1 + 2). The test-writing completion neither votes nor abstains.
+    assert asked.answer == extract_program(RIGHT_B) and asked.num_votes == 3 and asked.num_abstain == 0
+    assert asked.share == pytest.approx(1 / 3)

@@ -158,10 +158,14 @@ def written_tests(text: str, name: str) -> list[Example]:
     """The completion's own tests of `name`: top-level `assert name(...) == value` (an input and its
     expected output) and bare `name(...)` / `print(name(...))` calls (an input only)."""
     split = _split(text)
-    if split is None:
-        return []
+    if split is not None:
+        statements = split[1]
+    else:  # tests alone, without a function: a reply to `tests_prompt`
+        blocks = FENCE.findall(text or "")
+        tree = _parse_prefix(("\n".join(blocks) if blocks else (text or "")).expandtabs(4))
+        statements = tree.body if tree is not None else []
     found = []
-    for node in split[1]:
+    for node in statements:
         if isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare) and len(node.test.ops) == 1 \
                 and isinstance(node.test.ops[0], ast.Eq) and _calls(node.test.left, name):
             found.append(Example(ast.unparse(node.test.left), ast.unparse(node.test.comparators[0])))
@@ -271,6 +275,16 @@ CHAT_INSTRUCTION = "Complete this Python function. Reply with the whole function
 def code_prompt(question: str, chat: bool = False) -> str:
     """What the model is asked: the stub and an opening for the function (plain), or an instruction (chat)."""
     return CHAT_INSTRUCTION + question if chat else f"{question.rstrip()}\n\n# Solution:\n"
+
+
+def tests_prompt(question: str, chat: bool = False) -> str:
+    """What the model is asked when it writes tests: asserts for the entry point (CodeT's test generation).
+    In plain mode the reply continues "assert name(", which `written_tests` reads back with that prefix."""
+    name = entry_point(question) or "f"
+    if chat:
+        return (f"{question}\n\nWrite five different `assert {name}(...) == ...` lines that test this function, "
+                "in a ```python block.")
+    return f"{question.rstrip()}\n\n# Tests:\nassert {name}("
 
 
 class CodeTask:
