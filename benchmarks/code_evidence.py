@@ -267,7 +267,7 @@ def plot(results: dict, path: Path) -> None:
             values = [[h[r][key] for h in per_seed.values()] for r in rounds]
             ax.plot(rounds, [statistics.median(v) for v in values], marker="o", color=COLORS[arm], label=arm)
             ax.fill_between(rounds, [min(v) for v in values], [max(v) for v in values], color=COLORS[arm], alpha=0.2)
-        ax.set(xlabel="round", ylabel=key, title=title)
+        ax.set(xlabel="round", ylabel=key, title=title, xticks=list(rounds))
         ax.legend()
     fig.suptitle(f"embedded code domain (3-step list functions): median and min-max over seeds {results['seeds']}")
     fig.tight_layout()
