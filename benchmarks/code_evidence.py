@@ -18,7 +18,7 @@ tests never reach the vote, the gates or training.
 
 Every (arm, seed) runs in its own process (one torch thread) and keeps each finished round in
 WORK/<arm>-s<seed>/rNN.json (weights in rNN/); a rerun skips what is done, so a killed run resumes.
-Writes benchmarks/results/code_evidence.json and .png. Not run by CI: about 15 minutes per seed on 2 busy cores.
+Writes benchmarks/results/code_evidence.json and .png. Not run by CI: 32 minutes for 3 seeds with --jobs 2 on 2 busy cores.
 """
 
 from __future__ import annotations
