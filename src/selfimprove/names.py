@@ -15,7 +15,8 @@ GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2
                    "truncation_rate": "rises", "skeleton_share": "rises", "anchor_accuracy": "falls"}
 
 # Gates that judge a path against its question's vote: they cannot decide who votes (vote.require).
-NEEDS_VOTE = ("majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority")
+NEEDS_VOTE = ("majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority",
+              "same_behaviour")
 
 # Label-free RL methods (adapt/grpo.py): group-relative, so each question needs K >= 2 trained samples.
 RL_METHODS = ("grpo", "rloo")

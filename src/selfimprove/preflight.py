@@ -58,6 +58,7 @@ def check(config: Config) -> None:
     _model_folders(config)
     _device(config)
     task = _plugin(config, "task.name", config.task.name, _task_table())
+    _code_task(config, task)
     _gates(config, task)
     _exemplars(config, task)
     _callable(config, "acquire", config.acquire.method, _table("selfimprove.acquire", "METHODS"),
@@ -190,6 +191,28 @@ def _device(config: Config) -> None:
 
 
 # ---------------------------------------------------------------- plug-ins
+
+
+def _code_task(config: Config, task) -> None:
+    """A code task runs model-written programs, only ever in the sandbox: it must work on this machine.
+    Its answers are programs, so a vote over answer strings and the built-in trainers (which write
+    "<rationale> The answer is X." targets) do not fit it."""
+    if not getattr(task, "is_code", False):
+        return
+    from selfimprove import sandbox
+
+    why = sandbox.unavailable()
+    if why:
+        raise _fail(config, "task.name", f"{config.task.name!r} runs model-written programs, but {why}; "
+                    "run code tasks on Linux")
+    if config.vote.method == "majority":
+        raise _fail(config, "vote.method", f"{config.task.name!r} answers with programs, whose text says little about "
+                    "what they do; use vote.method: behaviour (clusters of program behaviour, run in the sandbox)")
+    if config.adapt.method in _table("selfimprove.adapt", "METHODS"):
+        raise _fail(config, "adapt.method", f"the built-in {config.adapt.method!r} trains answer sentences, not "
+                    f"programs, so the loop cannot train {config.task.name!r} yet; run the code rounds with "
+                    "benchmarks/code_evidence.py (recipe: src/selfimprove/embedded/code_demo.yaml) or give "
+                    "adapt.method your own 'package.module:function'")
 
 
 def _task_table() -> dict[str, str]:

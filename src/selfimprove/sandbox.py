@@ -93,6 +93,7 @@ def run(code: str, *, timeout_s: float, memory_mb: int, max_output_bytes: int = 
             cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True, pass_fds=(info_write,))
         os.close(info_write)
+        info_write = None  # closed: closing the number again could close another thread's new descriptor
         with selectors.DefaultSelector() as selector:
             stdout, stderr, stopped = _collect(proc, selector, start + timeout_s, max_output_bytes)
         _kill_group(proc.pid)
@@ -101,6 +102,8 @@ def run(code: str, *, timeout_s: float, memory_mb: int, max_output_bytes: int = 
         isolation = tuple(x for x in _read_all(info_read).decode().split(",") if x)
     finally:
         for fd in (info_read, info_write):
+            if fd is None:
+                continue
             try:
                 os.close(fd)
             except OSError:
@@ -110,6 +113,40 @@ def run(code: str, *, timeout_s: float, memory_mb: int, max_output_bytes: int = 
     err = stderr.decode("utf-8", "replace")
     status, detail = _classify(stopped, returncode, err, timeout_s, max_output_bytes)
     return Result(status, out, err, returncode, duration, detail, isolation)
+
+
+def run_many(codes: list[str], *, timeout_s: float, memory_mb: int, workers: int | None = None,
+             max_output_bytes: int = 1_000_000) -> list[Result]:
+    """`run` for each program, up to `workers` at once (default: the CPU count), results in order.
+
+    Every program gets exactly the limits `run` gives it alone (its own process tree, namespaces,
+    rlimits and wall clock); only the waiting overlaps. Threads suffice: each one sits in
+    `select()` on its own child's pipes.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(codes) or 1))
+    if workers == 1:
+        return [run(c, timeout_s=timeout_s, memory_mb=memory_mb, max_output_bytes=max_output_bytes) for c in codes]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda c: run(c, timeout_s=timeout_s, memory_mb=memory_mb,
+                                           max_output_bytes=max_output_bytes), codes))
+
+
+def unavailable() -> str | None:
+    """Why model-written programs cannot be run here, in words; None when the sandbox works.
+
+    The sandbox needs POSIX processes, rlimits and /proc (Linux); checked before a code task starts.
+    """
+    if not sys.platform.startswith("linux"):
+        return f"the sandbox runs programs only on Linux (this is {sys.platform})"
+    try:
+        import resource  # noqa: F401
+    except ImportError:
+        return "the sandbox needs the `resource` module (rlimits), which this Python lacks"
+    if not os.path.isdir("/proc"):
+        return "the sandbox needs /proc to count processes for its process limit"
+    return None
 
 
 def _collect(proc, selector, deadline: float, cap: int) -> tuple[bytes, bytes, str]:

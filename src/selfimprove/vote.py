@@ -110,7 +110,8 @@ def majority_vote(ctx: RunContext, round_: int, weights: Weights, samples: list[
     return vote_all(voters, ctx.config.vote.tie_break, ctx.task.is_equivalent)
 
 
-METHODS = {"majority": "selfimprove.vote:majority_vote"}
+METHODS = {"majority": "selfimprove.vote:majority_vote",
+           "behaviour": "selfimprove.vote_behaviour:behaviour_vote"}  # code: clusters of program behaviour
 
 
 def vote_round(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample], items: list[Item]) -> list[Vote]:

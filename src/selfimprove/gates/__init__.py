@@ -32,6 +32,8 @@ GATES: dict[str, str] = {
     "arithmetic": "selfimprove.gates.verify:arithmetic",
     "grounded": "selfimprove.gates.verify:grounded",
     "code_tests": "selfimprove.gates.verify:code_tests",
+    "passes_examples": "selfimprove.gates.code:passes_examples",
+    "same_behaviour": "selfimprove.gates.code:same_behaviour",
     "length_outlier": "selfimprove.gates.hacking:length_outlier",
     "answer_format": "selfimprove.gates.hacking:answer_format",
     "near_duplicate": "selfimprove.gates.hacking:near_duplicate",
