@@ -133,7 +133,7 @@ def score_round(ctx: RunContext, round_: int, weights: Weights) -> dict:
     def build() -> dict:
         data = ctx.data
         scores = evaluate_weights(ctx.backend, weights, ctx.task, ctx.config, data.heldout, data.anchor, round_,
-                                  ctx.style)
+                                  ctx.student_style)
         ctx.store.write_jsonl(layout.round_file(round_, layout.EVAL_SAMPLES),
                               [to_row(s) for s in scores.heldout_samples])
         if data.anchor:
