@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import replace
 
-from selfimprove import layout, prompts
+from selfimprove import layout, memory, prompts
 from selfimprove.backends import Backend, Prompt, SamplingParams
 from selfimprove.backends.base import parallel_calls
 from selfimprove.context import RunContext
@@ -72,13 +72,14 @@ def generate_round(ctx: RunContext, round_: int, weights: Weights, items: list[I
     """Sample every question of the round from `weights`; resume from saved chunks."""
     g = ctx.config.generate
     params = sampling_params(ctx)
+    style = memory.round_style(ctx, round_, items, ctx.style, g.formats)  # exemplars retrieved per question
     chunks = [items[i:i + g.checkpoint_every] for i in range(0, len(items), g.checkpoint_every)]
     with progress_bar() as progress:
         bar = progress.add_task(f"round {round_}: sampling", total=len(items))
 
         def sample_chunk(c: int) -> list[dict]:
             seeded = replace(params, seed=chunk_seed(params.seed, round_, c))
-            samples = sample_paths(ctx.backend, weights, ctx.task, chunks[c], ctx.style, seeded, g.formats, round_)
+            samples = sample_paths(ctx.backend, weights, ctx.task, chunks[c], style, seeded, g.formats, round_)
             progress.advance(bar, len(chunks[c]))
             return [to_row(s) for s in samples]
 

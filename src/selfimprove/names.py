@@ -7,8 +7,11 @@ uses the name can never disagree, and neither has to import the other.
 
 from __future__ import annotations
 
-# The four LMSI prompt formats (see prompts.py).
-FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
+# The four LMSI prompt formats (see prompts.py), the default training formats.
+LMSI_FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
+# Sampling formats beyond LMSI's: few-shot with exemplars retrieved from memory per question (memory.py).
+RETRIEVED = "cot_retrieved"
+FORMATS = LMSI_FORMATS + (RETRIEVED,)
 
 # Label-free signals the monitor can guard (RoundMetrics fields), and the direction in which each degrades.
 GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",

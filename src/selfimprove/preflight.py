@@ -12,7 +12,8 @@ file it names, or the run directory. In order, cheapest first:
 - the models (model.name, adapt.learner): a finished run directory by its final weights, a local
   folder by `preflight_model.check_model_folder`,
   a .gguf file by its magic bytes, a packaged model by its package being installed;
-- adapt.method=distill has a student (adapt.learner);
+- adapt.method=distill has a student (adapt.learner); memory.sources are run directories or
+  readable question/rationale/answer JSONL files, and scikit-learn is there for `cot_retrieved`;
 - the device: "cuda" or "mps" when torch cannot see one is an error saying so;
 - every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
@@ -57,6 +58,7 @@ def check(config: Config) -> None:
     _files(config)
     _model_folders(config)
     _distill(config)
+    _memory(config)
     _device(config)
     task = _plugin(config, "task.name", config.task.name, _task_table())
     _gates(config, task)
@@ -161,6 +163,32 @@ def _distill(config: Config) -> None:
     if config.adapt.method == "distill" and config.adapt.learner is None:
         raise _fail(config, "adapt.learner", "adapt.method=distill trains a student from model.name's (the "
                     "teacher's) paths: set adapt.learner to the student model")
+
+
+def _memory(config: Config) -> None:
+    from selfimprove.finished import is_run_dir
+    from selfimprove.names import RETRIEVED
+
+    for i, source in enumerate(config.memory.sources):
+        key, path = f"memory.sources[{i}]", Path(source).expanduser()
+        if path.is_dir() and not is_run_dir(str(path)):
+            raise _fail(config, key, f"{path} is a folder but not a run directory (no config.yaml and "
+                        "manifest.json): name an earlier run.out_dir or a JSONL file", "files")
+        if not path.is_dir():
+            _readable(config, key, path, data=False)
+            from selfimprove.adapt.examples import read_replay
+
+            try:
+                read_replay(str(path))
+            except (ValueError, UnicodeDecodeError) as err:
+                raise _fail(config, key, f"{err}; each line is one JSON object with question, rationale and "
+                            "answer", "files") from None
+    if RETRIEVED in [*config.generate.formats, config.evaluate.format]:
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            raise _fail(config, "generate.formats", f"the {RETRIEVED} format retrieves exemplars with scikit-learn, "
+                        "which is not installed: pip install -e .[memory]") from None
 
 
 def _device(config: Config) -> None:

@@ -4,6 +4,7 @@
     direct_fewshot   exemplars with answers only
     cot_zeroshot     "Q: ...\nA: Let's think step by step."
     direct_zeroshot  "Q: ...\nA:"
+    cot_retrieved    as cot_fewshot, with exemplars retrieved from memory for each question (memory.py)
 
 A training target is always "<rationale> The answer is X." (CoT) or "The answer is X." (direct),
 so a path sampled in one format can teach all four.
@@ -11,8 +12,9 @@ so a path sampled in one format can teach all four.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from selfimprove.names import RETRIEVED
 from selfimprove.records import Exemplar, Weights
 from selfimprove.tasks.answers import answer_start
 
@@ -88,9 +90,17 @@ class PromptStyle:
     exemplars: list
     chat: bool
     answer_prefix: str = "The answer is"
+    # question -> its exemplars retrieved from memory, for the `cot_retrieved` format (memory.py);
+    # a question without any is shown the fixed exemplars, as cot_fewshot.
+    retrieved: dict[str, list[Exemplar]] = field(default_factory=dict)
 
     def render(self, question: str, fmt: str) -> str | list[dict]:
         """A completion prompt, or chat messages that the backend renders with the model's template."""
+        if fmt == RETRIEVED:
+            shots = self.retrieved.get(question) or self.exemplars
+            if self.chat:
+                return chat_messages(question, "cot_fewshot", shots, self.answer_prefix)
+            return plain_prompt(question, "cot_fewshot", shots, self.answer_prefix)
         if self.chat:
             return chat_messages(question, fmt, self.exemplars, self.answer_prefix)
         return plain_prompt(question, fmt, self.exemplars, self.answer_prefix)
