@@ -14,6 +14,7 @@ file it names, or the run directory. In order, cheapest first:
   a .gguf file by its magic bytes, a packaged model by its package being installed;
 - adapt.method=distill has a student (adapt.learner); memory.sources are run directories or
   readable question/rationale/answer JSONL files, and scikit-learn is there for `cot_retrieved`;
+  a debate's agents are no more than generate.k;
 - the device: "cuda" or "mps" when torch cannot see one is an error saying so;
 - every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
@@ -59,6 +60,7 @@ def check(config: Config) -> None:
     _model_folders(config)
     _distill(config)
     _memory(config)
+    _debate(config)
     _device(config)
     task = _plugin(config, "task.name", config.task.name, _task_table())
     _gates(config, task)
@@ -163,6 +165,19 @@ def _distill(config: Config) -> None:
     if config.adapt.method == "distill" and config.adapt.learner is None:
         raise _fail(config, "adapt.learner", "adapt.method=distill trains a student from model.name's (the "
                     "teacher's) paths: set adapt.learner to the student model")
+
+
+def _debate(config: Config) -> None:
+    from selfimprove.debate import NAME, check_options
+
+    if config.vote.method != NAME:
+        return
+    try:
+        check_options(config.generate.k, **config.vote.options)
+    except TypeError:
+        return  # an unknown option: _callable names it against the method's signature
+    except ValueError as err:
+        raise _fail(config, "vote.options", str(err)) from None
 
 
 def _memory(config: Config) -> None:
