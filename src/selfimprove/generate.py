@@ -14,6 +14,8 @@ from selfimprove import layout, memory, prompts
 from selfimprove.backends import Backend, Prompt, SamplingParams
 from selfimprove.backends.base import parallel_calls
 from selfimprove.context import RunContext
+from selfimprove.names import ALTERNATIVE
+from selfimprove.novelty import novelty
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Sample, Weights, from_row, to_row
@@ -55,11 +57,25 @@ def sample_paths(backend: Backend, weights: Weights, task, items: list[Item], st
             text = c.text
             if fmt == "cot_zeroshot":
                 text = f"{prompts.STEP_BY_STEP} {text.lstrip()}"
+            elif fmt == ALTERNATIVE:
+                text = f"{prompts.ALTERNATIVE_CUE} {text.lstrip()}"
             samples.append(Sample(
                 question_id=item.id, round=round_, index=i, prompt_format=fmt, seed=params.seed,
                 model=weights.model, adapter=weights.adapter, text=text, answer=task.extract(text),
                 num_tokens=c.num_tokens, truncated=c.truncated, logprob=c.logprob))
-    return samples
+    return with_novelty(samples, task.answer_prefix)
+
+
+def with_novelty(samples: list[Sample], answer_prefix: str = "The answer is") -> list[Sample]:
+    """Each sample with its novelty against the other paths of its question (all formats)."""
+    by_question: dict[str, list[int]] = {}
+    for n, s in enumerate(samples):
+        by_question.setdefault(s.question_id, []).append(n)
+    out = list(samples)
+    for members in by_question.values():
+        for n, value in zip(members, novelty([prompts.rationale_of(samples[n].text, answer_prefix) for n in members])):
+            out[n] = replace(samples[n], novelty=value)
+    return out
 
 
 def sampling_params(ctx: RunContext) -> SamplingParams:

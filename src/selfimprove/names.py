@@ -9,16 +9,18 @@ from __future__ import annotations
 
 # The four LMSI prompt formats (see prompts.py), the default training formats.
 LMSI_FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
-# Sampling formats beyond LMSI's: few-shot with exemplars retrieved from memory per question (memory.py).
+# Sampling formats beyond LMSI's: few-shot with exemplars retrieved from memory per question (memory.py),
+# and rationale augmentation: asked for another approach than the obvious one, assumptions stated.
 RETRIEVED = "cot_retrieved"
-FORMATS = LMSI_FORMATS + (RETRIEVED,)
+ALTERNATIVE = "cot_alternative"
+FORMATS = LMSI_FORMATS + (RETRIEVED, ALTERNATIVE)
 
 # Label-free signals the monitor can guard (RoundMetrics fields), and the direction in which each degrades.
 GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",
                    "truncation_rate": "rises", "skeleton_share": "rises", "anchor_accuracy": "falls"}
 
 # Gates that judge a path against its question's vote: they cannot decide who votes (vote.require).
-NEEDS_VOTE = ("majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority")
+NEEDS_VOTE = ("majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority", "novel")
 
 # Label-free RL methods (adapt/grpo.py): group-relative, so each question needs K >= 2 trained samples.
 RL_METHODS = ("grpo", "rloo")
