@@ -11,9 +11,10 @@ Per round it adds to `metrics.json` (and so `metrics.jsonl`):
 `decide` turns the history into continue / stop / reset and names the round whose weights carry on
 (`weights_round`): reset restores the best earlier round when held-out accuracy, or a guarded
 label-free signal, degrades past its tolerance; stop ends the run when the return stays under
-`min_return` for `patience` rounds, or when nothing passed the gates. The short-term buffer of the last
-`stagnation_window` rounds (memory.stagnation) stops or resets a run whose progress signals stalled. A run that stops while
-degraded also falls back to the best round, so the final weights are never the degraded ones.
+`min_return` for `patience` rounds, or when nothing passed the gates. The short-term buffer of the
+last `stagnation_window` rounds (memory.stagnation) stops or resets a run whose progress stalled.
+A run that stops while degraded also falls back to the best round, so the final weights are never
+the degraded ones.
 """
 
 from __future__ import annotations
