@@ -47,14 +47,15 @@ KEEP = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_acc
         "kept", "train_examples", "seconds")
 
 
-def student_base(work: Path) -> Path:
-    """The student: the base recipe at half the width, on the same labelled seed set (built once)."""
+def student_base(work: Path, width: int = STUDENT_WIDTH) -> Path:
+    """The student: the base recipe at `width` (half the base's by default), on the same labelled seed
+    set (built once into WORK/student-base)."""
     from selfimprove.embedded.train_base import BaseRecipe, build
 
     out = work / "student-base"
     if not (out / "config.json").exists():
         partial = work / "student-base.partial"
-        build(partial, BaseRecipe(hidden_size=STUDENT_WIDTH))
+        build(partial, BaseRecipe(hidden_size=width))
         partial.rename(out)
     return out
 
@@ -128,7 +129,7 @@ def plot(results: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     runs = results["per_seed"].values()
     for arm, color, label in (("teacher", "C0", "teacher (width 64), self-improving"),
-                              ("distill", "C2", "student (width 32), distilled"),
+                              ("distill", "C2", f"student (width {results['student_width']}), distilled"),
                               ("control", "C1", "student, labelled seed set only (control)")):
         rounds = range(min(len(r[arm]) for r in runs))
         acc = [[r[arm][i]["accuracy"] for r in runs] for i in rounds]
@@ -144,7 +145,8 @@ def plot(results: dict, path: Path) -> None:
     right.bar([n.replace("_", "\n") for n in names], med, yerr=err, capsize=4,
               color=["C0", "C0", "C2", "C1", "C2"])
     right.set(ylabel="held-out greedy accuracy (%)", title="before and after")
-    fig.suptitle(f"distillation on the embedded domain, seeds {results['seeds']}")
+    fig.suptitle(f"distillation into a width-{results['student_width']} student (the base is 64), "
+                 f"seeds {results['seeds']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -155,6 +157,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="seeds at once (one thread each)")
     parser.add_argument("--work", type=Path, default=Path("runs/distill-evidence"))
     parser.add_argument("--out", type=Path, default=RESULTS / "distill_evidence.json")
+    parser.add_argument("--student-width", type=int, default=STUDENT_WIDTH,
+                        help="the student's hidden size (the base's is 64); use a --work of its own")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers before they import torch
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -162,7 +166,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    student = student_base(args.work)
+    student = student_base(args.work, args.student_width)
+    width = json.loads((student / "recipe.json").read_text())["hidden_size"]
+    if width != args.student_width:
+        parser.error(f"{student} holds a student of width {width}, not {args.student_width}: use another --work")
     todo = [s for s in args.seeds if not (args.work / f"seed-{s}.json").exists()]
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_seed, s, str(args.work), str(student)) for s in todo]
@@ -173,7 +180,7 @@ def main() -> None:
                   + f" ({r['seconds']}s)", flush=True)
     per_seed = {str(s): json.loads((args.work / f"seed-{s}.json").read_text()) for s in args.seeds}
     results = {"seeds": args.seeds, "teacher_rounds": TEACHER_ROUNDS, "distill_rounds": DISTILL_ROUNDS,
-               "student_width": STUDENT_WIDTH, "per_seed": per_seed, "summary": summarize(per_seed)}
+               "student_width": args.student_width, "per_seed": per_seed, "summary": summarize(per_seed)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     plot(results, args.out.with_suffix(".png"))
