@@ -81,3 +81,17 @@ def test_distill_without_a_student_and_an_unfinished_teacher_fail_before_work(te
     with pytest.raises(PreflightError, match="model.name.*has not finished"):
         check(cfg)
     assert not (tmp_path / "d").exists() and not (tmp_path / "d2").exists()
+
+
+def test_a_moved_run_directory_names_its_final_weights_where_it_is_now(tmp_path):
+    root = tmp_path / "moved"
+    (root / "rounds/r02/model").mkdir(parents=True)
+    (root / layout.CONFIG).write_text("run: {}\n")
+    (root / "manifest.json").write_text("{}")
+    (root / layout.SUMMARY).write_text(json.dumps(
+        {"final_model": {"model": "/where/it/ran/rounds/r02/model", "adapter": None}}))
+    weights = final_weights(root)
+    assert weights.model == str(root.resolve() / "rounds/r02/model") and weights.adapter is None
+    (root / layout.SUMMARY).write_text(json.dumps({"final_model": {"model": "/gone/rounds/r03/model"}}))
+    with pytest.raises(UnfinishedRunError, match="are gone"):
+        final_weights(root)
