@@ -12,7 +12,8 @@ Arms (same pool, same seeds; scored against the pool's hidden gold, which nothin
                pseudo-label accuracy, mean novelty
   debate       vote.method selfimprove.debate:debate, `--agents` agents, 1 turn of revision
   plain_tokens a plain vote over 2 x agents paths: the debate's generated paths (agents first answers
-               + agents revisions), so generated tokens match up to the revisions' lengths (both counted)
+               + agents revisions), so generated tokens match up to the revisions' lengths (both counted);
+               left out when K = 2 x agents (then `plain` is that arm)
   fixed        held-out greedy accuracy with the task's fixed exemplars (cot_fewshot)
   retrieved    the same with exemplars retrieved (cot_retrieved) from the proven paths of the `plain`
                arm's run (memory.sources): the model's own verified answers, no labels
@@ -46,7 +47,7 @@ def no_training(ctx, round_, inputs):
 def arms(k: int, agents: int, eval_limit: int, work: Path) -> dict[str, list[str]]:
     none = ["adapt.method=refinement_evidence:no_training"]
     one_question = ["task.limit=1", "generate.k=1", f"task.eval_limit={eval_limit}"]  # only round 0's held-out scores
-    return {
+    out = {
         "plain": none + [f"generate.k={k}"],
         "augmented": none + [f"generate.k={k // 2}", "generate.formats=[cot_fewshot, cot_alternative]"],
         "debate": none + [f"generate.k={agents}", "vote.method=selfimprove.debate:debate",
@@ -55,6 +56,9 @@ def arms(k: int, agents: int, eval_limit: int, work: Path) -> dict[str, list[str
         "fixed": none + one_question,
         "retrieved": none + one_question + ["evaluate.format=cot_retrieved", f"memory.sources=[{work / 'plain'}]"],
     }
+    if 2 * agents == k:  # the plain arm is the debate's token-matched vote already
+        del out["plain_tokens"]
+    return out
 
 
 def measure(root: Path) -> dict:
