@@ -67,8 +67,9 @@ def selftrain(out: Path, seed: int, overrides: list[str], rounds: int | None = N
     return [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
 
 
-def supervised(out: Path, seed: int, arm: str, quick: bool = False) -> list[dict]:
-    """control / oracle: the loop's own trainer and scorer, on labelled data instead of votes."""
+def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: list[str] = ()) -> list[dict]:
+    """control / oracle: the loop's own trainer and scorer, on labelled data instead of votes.
+    `overrides` (dotted) change the demo config, e.g. another base model (distill_evidence's student)."""
     from selfimprove.adapt.examples import examples_for, read_replay
     from selfimprove.adapt.sft import train
     from selfimprove.backends import create_backend
@@ -78,7 +79,7 @@ def supervised(out: Path, seed: int, arm: str, quick: bool = False) -> list[dict
     from selfimprove.tasks import get_task
     from selfimprove.tasks.arithmetic import load_problems, reasoning
 
-    config = demo.demo_config(out, seed, quick=quick)
+    config = demo.demo_config(out, seed, quick=quick, overrides=overrides)
     task = get_task("arithmetic")
     heldout = task.load(config.task.eval_source, split=config.task.eval_split, limit=config.task.eval_limit)
     if arm == "control":  # the whole labelled seed set the base model converged on

@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from selfimprove.names import (FORMATS, GUARDED_SIGNALS, NEEDS_VOTE, REWARDS, REWARDS_NEED_VOTE, RL_METHODS,
-                               RL_SIGNALS)
+from selfimprove.names import (FORMATS, GUARDED_SIGNALS, LMSI_FORMATS, NEEDS_VOTE, REWARDS, REWARDS_NEED_VOTE,
+                               RL_METHODS, RL_SIGNALS)
 from selfimprove.tasks.base import Fields
 
 
@@ -147,7 +147,7 @@ class AdaptConfig(Section):
     learner: str | None = None
     init: Literal["base", "previous"] = "base"  # base = each round restarts from the base model (ReST-EM)
     data: Literal["replace", "accumulate"] = "replace"  # accumulate = train on all earlier rounds' kept paths too
-    formats: dict[str, float] = {f: 1.0 for f in FORMATS}  # chance each kept path is used in each format
+    formats: dict[str, float] = {f: 1.0 for f in LMSI_FORMATS}  # chance each kept path is used in each format
     replay: str | None = None  # JSONL of labelled question/rationale/answer rows mixed into every round
     learning_rate: float = Field(2e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
@@ -337,11 +337,27 @@ class MonitorConfig(Section):
     anchor_source: str | None = None  # the task's source syntax (file, dataset, knob string); None = no anchor
     anchor_split: str = "test"
     anchor_limit: int | None = Field(200, ge=1)
+    # Stagnation (memory.stagnation): over the last `stagnation_window` rounds (the short-term buffer),
+    # none of agreement, kept questions (share of the pool) and held-out accuracy rose more than
+    # `stagnation_change` above its value at the window's start. None = not checked.
+    stagnation_window: int | None = Field(None, ge=2)
+    stagnation_change: float = Field(0.01, ge=0)
+    on_stagnation: Literal["stop", "reset"] = "stop"  # reset = restore the best round's weights and go on
 
     @field_validator("signal_tolerance")
     @classmethod
     def _known_signals(cls, v: dict[str, float]) -> dict[str, float]:
         return _known_signals(v, GUARDED_SIGNALS, "signal tolerance")
+
+
+class MemoryConfig(Section):
+    # Long-term memory (memory.py): proven (question, rationale, answer) triples, retrieved as few-shot
+    # exemplars for similar questions by the `cot_retrieved` format (generate.formats, evaluate.format).
+    # The memory is this run's earlier rounds' trusted paths plus these sources: earlier run directories,
+    # or JSONL files of question/rationale/answer rows.
+    sources: list[str] = []
+    exemplars: int = Field(3, ge=1)  # retrieved per question
+    min_share: float = Field(0.5, ge=0, le=1)  # a path is proven when kept and its question's vote share >= this
 
 
 @dataclass(frozen=True)
@@ -405,6 +421,7 @@ class Config(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     probe: ProbeConfig = ProbeConfig()
     monitor: MonitorConfig = MonitorConfig()
+    memory: MemoryConfig = MemoryConfig()
     _origins: Origins | None = PrivateAttr(None)
 
     def where(self, key: str) -> str:

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from selfimprove.backends import Backend
 from selfimprove.config import Config
+from selfimprove.finished import resolve_weights
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Weights
 from selfimprove.store import RunStore
@@ -36,15 +37,24 @@ class RunContext:
     data: Collected
     style: PromptStyle  # how the sampling model is prompted
     console: Console
+    # How the learner is prompted (its training pairs and held-out evaluation) when it is another model
+    # than the sampler, with a tokenizer and chat template of its own; None = the same as `style`.
+    learner_style: PromptStyle | None = None
 
     @property
     def base_sampler(self) -> Weights:
-        return Weights(self.config.model.name)
+        """model.name's weights: the model, or the final weights of the finished run it names."""
+        return resolve_weights(self.config.model.name)
 
     @property
     def base_learner(self) -> Weights:
         """The weights that are trained and evaluated before any round: the model itself, or a student."""
-        return Weights(self.config.adapt.learner or self.config.model.name)
+        return resolve_weights(self.config.adapt.learner) if self.config.adapt.learner else self.base_sampler
+
+    @property
+    def student_style(self) -> PromptStyle:
+        """How the learner is prompted: its own style when a teacher samples for it."""
+        return self.learner_style or self.style
 
     @property
     def teacher_samples(self) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from selfimprove import layout
+from selfimprove import layout, memory
 from selfimprove.backends import SamplingParams
 from selfimprove.config import Config
 from selfimprove.context import RunContext
@@ -136,8 +136,10 @@ def score_round(ctx: RunContext, round_: int, weights: Weights) -> dict:
     measured, with the samples scored written beside it."""
     def build() -> dict:
         data = ctx.data
+        style = memory.round_style(ctx, round_, data.heldout + data.anchor, ctx.student_style,
+                                   [ctx.config.evaluate.format], layout.EVAL_EXEMPLARS, before_round=round_ + 1)
         scores = evaluate_weights(ctx.backend, weights, ctx.task, ctx.config, data.heldout, data.anchor, round_,
-                                  ctx.style)
+                                  style)
         ctx.store.write_jsonl(layout.round_file(round_, layout.EVAL_SAMPLES),
                               [to_row(s) for s in scores.heldout_samples])
         if data.anchor:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import zlib
 from dataclasses import replace
 
-from selfimprove import layout, prompts
+from selfimprove import layout, memory, prompts
 from selfimprove.backends import Backend, Prompt, SamplingParams
 from selfimprove.backends.base import parallel_calls
 from selfimprove.context import RunContext
+from selfimprove.names import ALTERNATIVE
+from selfimprove.novelty import novelty
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Sample, Weights, from_row, to_row
@@ -55,11 +57,25 @@ def sample_paths(backend: Backend, weights: Weights, task, items: list[Item], st
             text = c.text
             if fmt == "cot_zeroshot":
                 text = f"{prompts.STEP_BY_STEP} {text.lstrip()}"
+            elif fmt == ALTERNATIVE:
+                text = f"{prompts.ALTERNATIVE_CUE} {text.lstrip()}"
             samples.append(Sample(
                 question_id=item.id, round=round_, index=i, prompt_format=fmt, seed=params.seed,
                 model=weights.model, adapter=weights.adapter, text=text, answer=task.extract(text),
                 num_tokens=c.num_tokens, truncated=c.truncated, logprob=c.logprob))
-    return samples
+    return with_novelty(samples, task.answer_prefix)
+
+
+def with_novelty(samples: list[Sample], answer_prefix: str = "The answer is") -> list[Sample]:
+    """Each sample with its novelty against the other paths of its question (all formats)."""
+    by_question: dict[str, list[int]] = {}
+    for n, s in enumerate(samples):
+        by_question.setdefault(s.question_id, []).append(n)
+    out = list(samples)
+    for members in by_question.values():
+        for n, value in zip(members, novelty([prompts.rationale_of(samples[n].text, answer_prefix) for n in members])):
+            out[n] = replace(samples[n], novelty=value)
+    return out
 
 
 def sampling_params(ctx: RunContext) -> SamplingParams:
@@ -72,13 +88,14 @@ def generate_round(ctx: RunContext, round_: int, weights: Weights, items: list[I
     """Sample every question of the round from `weights`; resume from saved chunks."""
     g = ctx.config.generate
     params = sampling_params(ctx)
+    style = memory.round_style(ctx, round_, items, ctx.style, g.formats)  # exemplars retrieved per question
     chunks = [items[i:i + g.checkpoint_every] for i in range(0, len(items), g.checkpoint_every)]
     with progress_bar() as progress:
         bar = progress.add_task(f"round {round_}: sampling", total=len(items))
 
         def sample_chunk(c: int) -> list[dict]:
             seeded = replace(params, seed=chunk_seed(params.seed, round_, c))
-            samples = sample_paths(ctx.backend, weights, ctx.task, chunks[c], ctx.style, seeded, g.formats, round_)
+            samples = sample_paths(ctx.backend, weights, ctx.task, chunks[c], style, seeded, g.formats, round_)
             progress.advance(bar, len(chunks[c]))
             return [to_row(s) for s in samples]
 

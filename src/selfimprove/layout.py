@@ -33,7 +33,10 @@ REVIEW_LOG = "review/log.jsonl"
 # Per round, under rounds/rNN/.
 ROUND_POOL = "pool.jsonl"  # the questions this round samples (acquire)
 SAMPLES = "samples.jsonl"
+EXEMPLARS = "exemplars.jsonl"  # the exemplars retrieved from memory for each pool question (cot_retrieved)
+EVAL_EXEMPLARS = "eval_exemplars.jsonl"  # the same for the held-out questions
 VOTES = "votes.jsonl"
+DEBATE = "debate.jsonl"  # every turn of every agent, when the vote is reached by debate (debate.py)
 VERDICTS = "verdicts.jsonl"
 TRAIN = "train.jsonl"
 TRAIN_LOG = "train_log.jsonl"
@@ -56,8 +59,8 @@ ANSWERS = "answers.jsonl"
 # A round's artifacts by the stage that writes them, in order; artifacts written together (by one
 # stage's build) share a rank, so one of them missing redoes them all. A name not listed here is an
 # adaptation method's own artifact (a plug-in's), ranked with the weights.
-STAGES = ((ROUND_POOL,), (SAMPLES,), (VOTES,), (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL), (TRAIN_LOG,),
-          (EVAL, EVAL_SAMPLES, ANCHOR_SAMPLES), (METRICS,))
+STAGES = ((ROUND_POOL,), (EXEMPLARS, SAMPLES), (DEBATE, VOTES), (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL),
+          (TRAIN_LOG,), (EVAL_EXEMPLARS, EVAL, EVAL_SAMPLES, ANCHOR_SAMPLES), (METRICS,))
 
 _WEIGHTS_RANK = next(rank for rank, names in enumerate(STAGES) if ADAPTER in names)
 _ROUND = re.compile(r"^rounds/r(\d+)/")

@@ -201,9 +201,14 @@ def open_context(config: Config, allow_config_change: bool, console: Console) ->
                   f"run directory {store.root}")
     cache_dir = cache_dir_for(config.run.out_dir)
     backend = CachedBackend(create_backend(config.model, config.generate, cache_dir / "requests"), cache_dir)
-    style = prompt_style(task, backend, Weights(config.model.name), config.model.chat, config.generate.num_exemplars,
-                         (*config.generate.formats, config.evaluate.format))
-    return RunContext(config, store, task, backend, data, style, console)
+    ctx = RunContext(config, store, task, backend, data, None, console)
+    formats = (*config.generate.formats, config.evaluate.format)  # each is rendered once, as a check
+    ctx.style = prompt_style(task, backend, ctx.base_sampler, config.model.chat, config.generate.num_exemplars,
+                             formats)
+    if ctx.teacher_samples:  # a student of another family reads its own prompts (tokenizer, chat template)
+        ctx.learner_style = prompt_style(task, backend, ctx.base_learner, config.model.chat,
+                                         config.generate.num_exemplars, formats)
+    return ctx
 
 
 def open_run(config: Config, allow_config_change: bool = False) -> RunStore:

@@ -11,8 +11,10 @@ Per round it adds to `metrics.json` (and so `metrics.jsonl`):
 `decide` turns the history into continue / stop / reset and names the round whose weights carry on
 (`weights_round`): reset restores the best earlier round when held-out accuracy, or a guarded
 label-free signal, degrades past its tolerance; stop ends the run when the return stays under
-`min_return` for `patience` rounds, or when nothing passed the gates. A run that stops while
-degraded also falls back to the best round, so the final weights are never the degraded ones.
+`min_return` for `patience` rounds, or when nothing passed the gates. The short-term buffer of the
+last `stagnation_window` rounds (memory.stagnation) stops or resets a run whose progress stalled.
+A run that stops while degraded also falls back to the best round, so the final weights are never
+the degraded ones.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from selfimprove.config import MonitorConfig
+from selfimprove.memory import stagnation
 from selfimprove.names import GUARDED_SIGNALS
 from selfimprove.records import RoundMetrics, Sample, Vote
 
@@ -182,6 +185,11 @@ def decide(history: list[RoundMetrics], cfg: MonitorConfig) -> Decision:
         return Decision("stop", "; ".join([low] + wrong) + restored, best, weights)
     if wrong:
         return Decision("reset", "; ".join(wrong) + restored, best, weights)
+    stalled = stagnation(history, cfg.stagnation_window, cfg.stagnation_change)
+    if stalled and cfg.on_stagnation == "reset":
+        return Decision("reset", f"{stalled}; restored round {best}'s weights (the best so far)", best, best)
+    if stalled:
+        return Decision("stop", stalled, best, weights)
     return Decision("continue", "", best, weights)
 
 

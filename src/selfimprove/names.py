@@ -7,8 +7,13 @@ uses the name can never disagree, and neither has to import the other.
 
 from __future__ import annotations
 
-# The four LMSI prompt formats (see prompts.py).
-FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
+# The four LMSI prompt formats (see prompts.py), the default training formats.
+LMSI_FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
+# Sampling formats beyond LMSI's: few-shot with exemplars retrieved from memory per question (memory.py),
+# and rationale augmentation: asked for another approach than the obvious one, assumptions stated.
+RETRIEVED = "cot_retrieved"
+ALTERNATIVE = "cot_alternative"
+FORMATS = LMSI_FORMATS + (RETRIEVED, ALTERNATIVE)
 
 # Label-free signals the monitor can guard (RoundMetrics fields), and the direction in which each degrades.
 GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",
@@ -16,7 +21,7 @@ GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2
 
 # Gates that judge a path against its question's vote: they cannot decide who votes (vote.require).
 NEEDS_VOTE = ("majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority",
-              "same_behaviour")
+              "same_behaviour", "novel")
 
 # Label-free RL methods (adapt/grpo.py): group-relative, so each question needs K >= 2 trained samples.
 RL_METHODS = ("grpo", "rloo")

@@ -9,8 +9,12 @@ file it names, or the run directory. In order, cheapest first:
 - every local file the config names: task.source and task.eval_source (when they are paths),
   adapt.replay (read whole: it is small and a bad line would otherwise fail after a round of
   sampling), monitor.anchor_source;
-- the models (model.name, adapt.learner): a local folder by `preflight_model.check_model_folder`,
+- the models (model.name, adapt.learner): a finished run directory by its final weights, a local
+  folder by `preflight_model.check_model_folder`,
   a .gguf file by its magic bytes, a packaged model by its package being installed;
+- adapt.method=distill has a student (adapt.learner); memory.sources are run directories or
+  readable question/rationale/answer JSONL files, and scikit-learn is there for `cot_retrieved`;
+  a debate's agents are no more than generate.k;
 - the device: "cuda" or "mps" when torch cannot see one is an error saying so;
 - every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
@@ -56,6 +60,9 @@ def check(config: Config) -> None:
     _run_dir(config)
     _files(config)
     _model_folders(config)
+    _distill(config)
+    _memory(config)
+    _debate(config)
     _device(config)
     task = _plugin(config, "task.name", config.task.name, _task_table())
     _code_task(config, task)
@@ -128,12 +135,15 @@ def _readable(config: Config, key: str, path: Path, data: bool) -> None:
 def _model_folders(config: Config) -> None:
     """A packaged model's package is installed, a .gguf file is one, a local folder holds a model."""
     from selfimprove import models
+    from selfimprove.finished import UnfinishedRunError, final_weights, is_run_dir
     from selfimprove.preflight_model import LFS_POINTER, ModelFolderError, check_model_folder
 
     for key, name in (("model.name", config.model.name), ("adapt.learner", config.adapt.learner)):
         if name is None:
             continue
         try:
+            if is_run_dir(name):  # a finished run teaches (or continues) with its final weights
+                name = final_weights(name).model
             spec = models.PACKAGED.get(name.lower(), name)
             if spec.startswith("pkg:"):
                 models.packaged_file(spec[len("pkg:"):])
@@ -149,7 +159,7 @@ def _model_folders(config: Config) -> None:
                     raise ModelFolderError(f"{spec} is not a GGUF file (it does not start with 'GGUF')")
             else:
                 check_model_folder(name)
-        except (ModelFolderError, models.ModelLoadError) as err:
+        except (ModelFolderError, models.ModelLoadError, UnfinishedRunError) as err:
             raise _fail(config, key, str(err), "files") from None
         except OSError as err:  # unreadable folder or file
             raise _fail(config, key, f"{name}: {err.strerror or err}: {err.filename or name}", "files") from None
@@ -169,6 +179,51 @@ def _gguf_readable(config: Config) -> None:
                 models.check_gguf(Path(spec).expanduser())
             except models.ModelLoadError as err:
                 raise _fail(config, key, str(err), "files") from None
+
+
+def _distill(config: Config) -> None:
+    if config.adapt.method == "distill" and config.adapt.learner is None:
+        raise _fail(config, "adapt.learner", "adapt.method=distill trains a student from model.name's (the "
+                    "teacher's) paths: set adapt.learner to the student model")
+
+
+def _debate(config: Config) -> None:
+    from selfimprove.debate import NAME, check_options
+
+    if config.vote.method != NAME:
+        return
+    try:
+        check_options(config.generate.k, **config.vote.options)
+    except TypeError:
+        return  # an unknown option: _callable names it against the method's signature
+    except ValueError as err:
+        raise _fail(config, "vote.options", str(err)) from None
+
+
+def _memory(config: Config) -> None:
+    from selfimprove.finished import is_run_dir
+    from selfimprove.names import RETRIEVED
+
+    for i, source in enumerate(config.memory.sources):
+        key, path = f"memory.sources[{i}]", Path(source).expanduser()
+        if path.is_dir() and not is_run_dir(str(path)):
+            raise _fail(config, key, f"{path} is a folder but not a run directory (no config.yaml and "
+                        "manifest.json): name an earlier run.out_dir or a JSONL file", "files")
+        if not path.is_dir():
+            _readable(config, key, path, data=False)
+            from selfimprove.adapt.examples import read_replay
+
+            try:
+                read_replay(str(path))
+            except (ValueError, UnicodeDecodeError) as err:
+                raise _fail(config, key, f"{err}; each line is one JSON object with question, rationale and "
+                            "answer", "files") from None
+    if RETRIEVED in [*config.generate.formats, config.evaluate.format]:
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            raise _fail(config, "generate.formats", f"the {RETRIEVED} format retrieves exemplars with scikit-learn, "
+                        "which is not installed: pip install -e .[memory]") from None
 
 
 def _device(config: Config) -> None:

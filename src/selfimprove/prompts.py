@@ -4,6 +4,9 @@
     direct_fewshot   exemplars with answers only
     cot_zeroshot     "Q: ...\nA: Let's think step by step."
     direct_zeroshot  "Q: ...\nA:"
+    cot_retrieved    as cot_fewshot, with exemplars retrieved from memory for each question (memory.py)
+    cot_alternative  "Q: ...\nA: Let's solve it another way and state our assumptions." (rationale
+                     augmentation: a path unlike the usual one; its novelty is recorded per sample)
 
 A training target is always "<rationale> The answer is X." (CoT) or "The answer is X." (direct),
 so a path sampled in one format can teach all four.
@@ -11,12 +14,15 @@ so a path sampled in one format can teach all four.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from selfimprove.names import ALTERNATIVE, RETRIEVED
 from selfimprove.records import Exemplar, Weights
 from selfimprove.tasks.answers import answer_start
 
 STEP_BY_STEP = "Let's think step by step."
+ALTERNATIVE_CUE = "Let's solve it another way and state our assumptions."
+ALTERNATIVE_ASK = ("Solve it with a different approach than the most obvious one, and say what you assume.")
 STOP = ("\nQ:",)  # in completion mode a model that keeps going writes the next question
 
 
@@ -44,19 +50,22 @@ def rationale_of(text: str, answer_prefix: str = "The answer is") -> str:
     head = (text[:cut] if cut is not None else text).strip()
     if cut is not None and (head[-1:].isalnum() or head.endswith(")")):
         head += "."
-    if head.startswith(STEP_BY_STEP):
-        head = head[len(STEP_BY_STEP):].strip()
+    for cue in (STEP_BY_STEP, ALTERNATIVE_CUE):
+        if head.startswith(cue):
+            head = head[len(cue):].strip()
     return head
 
 
 def plain_prompt(question: str, fmt: str, exemplars: list[Exemplar], answer_prefix: str = "The answer is") -> str:
     shots = exemplars if fmt.endswith("fewshot") else []
     parts = [f"Q: {ex.question}\nA: {target(ex.rationale, ex.answer, fmt, answer_prefix)}\n\n" for ex in shots]
-    tail = f" {STEP_BY_STEP}" if fmt == "cot_zeroshot" else ""
+    tail = {"cot_zeroshot": f" {STEP_BY_STEP}", ALTERNATIVE: f" {ALTERNATIVE_CUE}"}.get(fmt, "")
     return "".join(parts) + f"Q: {question}\nA:{tail}"
 
 
 def _instruction(question: str, fmt: str, answer_prefix: str) -> str:
+    if fmt == ALTERNATIVE:
+        return f'{question}\n{ALTERNATIVE_ASK} End with "{answer_prefix} <answer>."'
     if is_cot(fmt):
         return f'{question}\n{STEP_BY_STEP} End with "{answer_prefix} <answer>."'
     return f'{question}\nReply only with "{answer_prefix} <answer>."'
@@ -88,9 +97,17 @@ class PromptStyle:
     exemplars: list
     chat: bool
     answer_prefix: str = "The answer is"
+    # question -> its exemplars retrieved from memory, for the `cot_retrieved` format (memory.py);
+    # a question without any is shown the fixed exemplars, as cot_fewshot.
+    retrieved: dict[str, list[Exemplar]] = field(default_factory=dict)
 
     def render(self, question: str, fmt: str) -> str | list[dict]:
         """A completion prompt, or chat messages that the backend renders with the model's template."""
+        if fmt == RETRIEVED:
+            shots = self.retrieved.get(question) or self.exemplars
+            if self.chat:
+                return chat_messages(question, "cot_fewshot", shots, self.answer_prefix)
+            return plain_prompt(question, "cot_fewshot", shots, self.answer_prefix)
         if self.chat:
             return chat_messages(question, fmt, self.exemplars, self.answer_prefix)
         return plain_prompt(question, fmt, self.exemplars, self.answer_prefix)

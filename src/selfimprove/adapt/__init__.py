@@ -3,7 +3,7 @@
 The algorithm is a plug-in, `adapt.method`: a plain function
 `method(ctx, round, inputs: AdaptInputs, **adapt.options) -> Adapted`, one of `METHODS` or a user's
 "package.module:function". Which weights change (a LoRA adapter or all of them) is `adapt.tuning`,
-which the method honours. Built-ins: SFT (`sft.py`), and label-free RL (`grpo.py`: GRPO or RLOO
+which the method honours. Built-ins: SFT (`sft.py`), distillation into another model (`distill.py`), and label-free RL (`grpo.py`: GRPO or RLOO
 rewarded by the round's vote, TTRL; rewards in `rewards.py`, the collapse guard in `guard.py`).
 Test-time training (`ttt.py`) runs these methods on the questions it answers.
 
@@ -20,7 +20,7 @@ from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 __all__ = ["METHODS", "Adapted", "AdaptInputs", "adapt_round", "start_weights"]
 
 METHODS = {"sft": "selfimprove.adapt.sft:sft", "grpo": "selfimprove.adapt.grpo:grpo",
-           "rloo": "selfimprove.adapt.grpo:rloo"}
+           "rloo": "selfimprove.adapt.grpo:rloo", "distill": "selfimprove.adapt.distill:distill"}
 
 
 def adapt_round(ctx, round_: int, inputs: AdaptInputs) -> Adapted:

@@ -73,7 +73,7 @@ def earlier_examples(ctx: RunContext, round_: int, rejected: set) -> list[dict]:
 def training_set(ctx: RunContext, round_: int, samples: list[Sample], verdicts: list[dict],
                  items: list[Item]) -> list[dict]:
     """The round's `train.jsonl` rows: read when complete, else built and written."""
-    cfg, style, seed = ctx.config.adapt, ctx.style, ctx.config.run.seed
+    cfg, style, seed = ctx.config.adapt, ctx.student_style, ctx.config.run.seed
     prefix = ctx.task.answer_prefix
 
     def build() -> list[dict]:

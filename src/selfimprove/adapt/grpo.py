@@ -75,7 +75,7 @@ def adapt_rl(ctx, round_: int, inputs: AdaptInputs, algorithm: str, options: dic
     opts = check_rl(ctx.config, options)
     cfg, gen = ctx.config.adapt, ctx.config.generate
     fmt = gen.formats[0]
-    rows = [{"prompt": ctx.style.render(r["question"], fmt), **r}
+    rows = [{"prompt": ctx.student_style.render(r["question"], fmt), **r}
             for r in label_rows(inputs.votes, inputs.items, opts.min_share)]
     if not rows:
         return Adapted(inputs.learner, [], 0)
@@ -86,7 +86,7 @@ def adapt_rl(ctx, round_: int, inputs: AdaptInputs, algorithm: str, options: dic
     job = RLJob(rows=rows, start=start, adapt=cfg, options=opts, algorithm=algorithm, model=ctx.config.model,
                 rewards=RewardContext(ctx.task, gates, ctx.config.run.seed + round_), temperature=gen.temperature,
                 top_p=gen.top_p, max_new_tokens=gen.max_new_tokens, seed=ctx.config.run.seed + round_,
-                probe_prompts=[ctx.style.render(i.question, ctx.config.evaluate.format) for i in heldout],
+                probe_prompts=[ctx.student_style.render(i.question, ctx.config.evaluate.format) for i in heldout],
                 probe_gold=[i.gold for i in heldout],
                 probe_max_new_tokens=ctx.config.evaluate.max_new_tokens or gen.max_new_tokens)
     return commit(ctx, round_, job, ctx.data.gold)

@@ -41,6 +41,7 @@ GATES: dict[str, str] = {
     "all_of": "selfimprove.gates.combine:all_of",
     "any_of": "selfimprove.gates.combine:any_of",
     "weighted_vote": "selfimprove.gates.combine:weighted_vote",
+    "novel": "selfimprove.gates.diversity:novel",
 }
 
 
