@@ -175,3 +175,16 @@ def test_loop_anchor_forgetting_return_and_final_weights_after_reset(answering_m
     assert json.loads(samples[0])["adapter"] is None
     assert summary["final_round"] == 0 and summary["final_model"]["adapter"] is None
     assert summary["final_accuracy"] == history[0]["accuracy"]
+
+
+def test_probe_says_whether_paths_are_unreadable_or_fail_the_checks():
+    from selfimprove.config import ProbeConfig
+    from selfimprove.probe import verdict
+
+    base = {"questions": 16, "consensus": 0.5, "truncation_rate": 0.0, "heldout_pass_at_k": 0.5}
+    [unreadable] = verdict(base | {"answer_rate": 0.1, "readable_rate": 0.1}, ProbeConfig())
+    assert "10.0% of sampled paths give an answer the task can read" in unreadable
+    [checked] = verdict(base | {"answer_rate": 0.18, "readable_rate": 0.88}, ProbeConfig())
+    assert "18.0% of sampled paths give an answer that may vote (88.0% give one the task can read" in checked
+    assert "vote.require" in checked
+    assert verdict(base | {"answer_rate": 0.5, "readable_rate": 0.9}, ProbeConfig()) == []

@@ -36,7 +36,9 @@ def signals(ctx: RunContext, weights: Weights, base: RoundMetrics) -> dict:
     per_question = len(samples) / max(len(items), 1)
     return {
         "questions": len(items),
+        # Paths that may vote: a readable answer, and (with vote.require) passing its checks.
         "answer_rate": sum(s.answer is not None for s in voters) / max(len(voters), 1),
+        "readable_rate": sum(s.answer is not None for s in samples) / max(len(samples), 1),
         "consensus": sum(max(v.counts.values(), default=0) / per_question for v in votes) / max(len(votes), 1),
         "truncation_rate": sum(s.truncated for s in samples) / max(len(samples), 1),
         # A teacher that samples for a student: the held-out pass@K measured is the student's, not its own.
@@ -51,7 +53,10 @@ def verdict(found: dict, cfg) -> list[str]:
         why.append(f"held-out pass@K is {found['heldout_pass_at_k']:.1%} (< probe.min_pass_at_k "
                    f"{cfg.min_pass_at_k:.0%}): the right answer is almost never among the model's samples")
     if found["answer_rate"] < cfg.min_answer_rate:
-        why.append(f"only {found['answer_rate']:.1%} of sampled paths give an answer the task can read "
+        checked = found.get("readable_rate") not in (None, found["answer_rate"])
+        what = (f"an answer that may vote ({found['readable_rate']:.1%} give one the task can read; the rest fail "
+                "vote.require)") if checked else "an answer the task can read"
+        why.append(f"only {found['answer_rate']:.1%} of sampled paths give {what} "
                    f"(< probe.min_answer_rate {cfg.min_answer_rate:.0%})")
     if found["consensus"] < cfg.min_consensus:
         why.append(f"the majority holds {found['consensus']:.1%} of the K samples on average (< probe.min_consensus "
