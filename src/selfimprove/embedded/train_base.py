@@ -120,27 +120,34 @@ def build(out: Path, recipe: BaseRecipe = BaseRecipe()) -> Path:
     problems = seed_problems(recipe)
     losses = train(model, tokenizer, encode(tokenizer, problems), recipe.steps, recipe.batch_size,
                    recipe.learning_rate, recipe.seed)
+    seed_rows = [{"question": p.question, "rationale": p.rationale.rsplit(" The answer is", 1)[0],
+                  "answer": str(p.answer), "steps": p.steps} for p in problems]
+    return save_base(out, model, tokenizer, seed_rows, recipe, losses)
+
+
+def save_base(out: Path, model, tokenizer, seed_rows: list[dict], recipe, losses: list[float]) -> Path:
+    """A trained base model's folder: weights, tokenizer, its labelled seed set and its recipe."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     with open(out / "seed.jsonl", "w") as f:
-        for p in problems:
-            f.write(json.dumps({"question": p.question, "rationale": p.rationale.rsplit(" The answer is", 1)[0],
-                                "answer": str(p.answer), "steps": p.steps}) + "\n")
+        for row in seed_rows:
+            f.write(json.dumps(row) + "\n")
     (out / "recipe.json").write_text(json.dumps({**asdict(recipe), "losses": losses}, indent=1))
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ASSETS / "base")
-    for name, value in asdict(BaseRecipe()).items():
+def recipe_main(doc: str, recipe_type, build_fn, default_out: Path) -> None:
+    """The command line of a base model's script: one flag per recipe field, and --out."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=default_out)
+    for name, value in asdict(recipe_type()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = vars(parser.parse_args())
     out = args.pop("out")
-    build(out, BaseRecipe(**args))
+    build_fn(out, recipe_type(**args))
     print(f"saved {out}")
 
 
 if __name__ == "__main__":
-    main()
+    recipe_main(__doc__, BaseRecipe, build, ASSETS / "base")

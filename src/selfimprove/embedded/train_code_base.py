@@ -12,9 +12,7 @@ Deterministic (seeded data, init and batch order; one CPU thread). Writes the mo
 
 from __future__ import annotations
 
-import argparse
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 ASSETS = Path(__file__).parent / "assets"
@@ -68,26 +66,13 @@ def build(out: Path, recipe: CodeBaseRecipe = CodeBaseRecipe()) -> Path:
     problems = seed_problems(recipe)
     losses = train(model, tokenizer, encode_pairs(tokenizer, [(p.question, p.program) for p in problems]),
                    recipe.steps, recipe.batch_size, recipe.learning_rate, recipe.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    with open(out / "seed.jsonl", "w") as f:
-        for p in problems:
-            f.write(json.dumps({"id": p.id, "question": p.question, "program": p.program, "steps": p.steps}) + "\n")
-    (out / "recipe.json").write_text(json.dumps({**asdict(recipe), "losses": losses}, indent=1))
-    return out
+    from selfimprove.embedded.train_base import save_base
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ASSETS / "code_base")
-    for name, value in asdict(CodeBaseRecipe()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    args = vars(parser.parse_args())
-    out = args.pop("out")
-    build(out, CodeBaseRecipe(**args))
-    print(f"saved {out}")
+    seed_rows = [{"id": p.id, "question": p.question, "program": p.program, "steps": p.steps} for p in problems]
+    return save_base(out, model, tokenizer, seed_rows, recipe, losses)
 
 
 if __name__ == "__main__":
-    main()
+    from selfimprove.embedded.train_base import recipe_main
+
+    recipe_main(__doc__, CodeBaseRecipe, build, ASSETS / "code_base")
