@@ -148,6 +148,15 @@ class HiddenTest:
     test: str
     entry_point: str
 
+    def as_gold(self) -> str:
+        """The test as a code item's `gold`: what held-out scoring reads (collect strips it from the pool)."""
+        return json.dumps({"test": self.test, "entry_point": self.entry_point})
+
+    @classmethod
+    def from_gold(cls, question_id: str, gold: str) -> "HiddenTest":
+        row = json.loads(gold)
+        return cls(question_id, row["test"], row["entry_point"])
+
 
 def run_hidden_tests(jobs: list[tuple[str, str, HiddenTest]], limits: Limits = Limits(timeout_s=10.0)) -> list[bool]:
     """For each (question, program, hidden test): does the program pass? Stub, program, then
