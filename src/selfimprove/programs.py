@@ -21,7 +21,16 @@ import secrets
 from dataclasses import dataclass
 
 from selfimprove import sandbox
-from selfimprove.tasks.code import Example
+
+
+@dataclass(frozen=True)
+class Example:
+    """One call and, when known, the repr of what it must return (None: an input without an output).
+    Read from a code question (`tasks.code.docstring_examples`) or a completion's own tests."""
+
+    call: str
+    want: str | None = None
+
 
 Behaviour = tuple[str, ...]
 MAX_REPR = 400  # longer values are compared by their first MAX_REPR characters

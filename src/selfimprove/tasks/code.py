@@ -24,8 +24,8 @@ import doctest
 import random
 import re
 import zlib
-from dataclasses import dataclass
 
+from selfimprove.programs import Example, HiddenTest, Limits, run_hidden_tests
 from selfimprove.records import Exemplar, Item
 
 FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -35,14 +35,6 @@ INLINE_EXAMPLE = re.compile(r"^\s*(?:>>>\s*|assert\s+|for\s+|[*-]\s+)?(?P<call>[
                             r"(?:==>|==|=>|➞|->|=|should return|returns?)\s*(?P<want>.+?)\s*$")
 KEPT_NODES = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
               ast.AnnAssign)
-
-
-@dataclass(frozen=True)
-class Example:
-    """One call and, when known, the repr of what it must return (None: an input without an output)."""
-
-    call: str
-    want: str | None = None
 
 
 def entry_point(question: str) -> str | None:
@@ -328,8 +320,6 @@ class CodeTask:
 
     def grade(self, jobs: list[tuple[str, str | None, str]]) -> list[bool]:
         """For each (question, program, gold hidden test): does the program pass it, in the sandbox?"""
-        from selfimprove.programs import HiddenTest, Limits, run_hidden_tests  # programs imports this module
-
         runnable = [(n, (q, a, HiddenTest.from_gold("", g))) for n, (q, a, g) in enumerate(jobs) if a is not None]
         ok = run_hidden_tests([j for _, j in runnable], Limits(timeout_s=self.grade_timeout_s))
         out = [False] * len(jobs)
