@@ -8,6 +8,7 @@ import ast
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -69,3 +70,31 @@ def test_grading_runs_the_hidden_test_not_string_equality():
     wrong = "def f(xs):\n    return xs\n"
     assert TASK.grade([(item.question, renamed, item.gold), (item.question, wrong, item.gold),
                        (item.question, None, item.gold)]) == [True, False, False]
+
+
+def test_a_code_path_trains_on_its_program_in_chat_mode_too_and_other_tasks_keep_their_formats():
+    from selfimprove.adapt.examples import examples_for
+    from selfimprove.records import TrustedPath
+    from selfimprove.tasks import get_task
+
+    [item] = TASK.load("steps=3,n=1,seed=0")
+    program = "def f(xs):\n    return xs\n"
+    path = TrustedPath(item.id, item.question, "Here it is:\n```python\n" + program + "```", program, 0)
+    [e] = examples_for([path], {"cot_fewshot": 1.0, "direct_zeroshot": 1.0}, [], True, 1, 0, task=TASK)
+    assert e.prompt == [{"role": "user", "content": code_prompt(item.question, chat=True)}]
+    assert e.completion == [{"role": "assistant", "content": program}]
+    arithmetic = TrustedPath("q", "What is 2 + 3?", "2 + 3 = 5.", "5", 0)
+    formats = {"cot_fewshot": 1.0, "direct_zeroshot": 1.0}
+    assert examples_for([arithmetic], formats, [], False, 1, 0, task=get_task("arithmetic")) \
+        == examples_for([arithmetic], formats, [], False, 1, 0)
+
+
+def test_preflight_takes_sft_for_code_and_refuses_rl_and_several_formats(tmp_path):
+    from selfimprove import preflight
+
+    config = load_config(CONFIG, [f"run.out_dir={tmp_path / 'run'}", *TINY])
+    preflight.check(config)
+    for override, message in (("adapt.method=rloo", r"adapt\.method.*'rloo' rewards"),
+                              ("generate.formats=[cot_fewshot,cot_zeroshot]", r"generate\.formats.*one format")):
+        with pytest.raises(preflight.PreflightError, match=message):
+            preflight.check(load_config(CONFIG, [f"run.out_dir={tmp_path / 'run'}", *TINY, override]))

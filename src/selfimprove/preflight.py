@@ -263,6 +263,10 @@ def _code_task(config: Config, task) -> None:
     if config.vote.method == "majority":
         raise _fail(config, "vote.method", f"{config.task.name!r} answers with programs, whose text says little about "
                     "what they do; use vote.method: behaviour (clusters of program behaviour, run in the sandbox)")
+    if len(set(config.generate.formats)) > 1:
+        raise _fail(config, "generate.formats", f"{config.task.name!r} asks every question one way (the stub, then "
+                    f"the program), so the formats {config.generate.formats} would sample the same prompt "
+                    "several times; give one format (the default [cot_fewshot]) and raise generate.k instead")
     if config.adapt.method in CODE_UNFIT_TRAINERS:
         raise _fail(config, "adapt.method", f"the built-in {config.adapt.method!r} rewards a completion whose answer "
                     f"string matches the vote's, which says little about programs, so it cannot train "
