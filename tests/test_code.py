@@ -143,7 +143,7 @@ def test_behaviour_is_a_vote_method_on_the_seam():
 def test_humaneval_loads_164_problems_from_the_installed_package():
     items = get_task("humaneval").load()
     assert len(items) == 164 and items[0].id == "HumanEval/0"
-    assert all(i.gold is None and entry_point(i.question) for i in items)
+    assert all(json.loads(i.gold)["entry_point"] == entry_point(i.question) for i in items)  # gold: the hidden test
     assert sum(bool(docstring_examples(i.question)) for i in items) >= 130
 
 
@@ -166,8 +166,12 @@ def test_humaneval_scoring_runs_hidden_tests_in_the_sandbox():
 
 
 def test_hidden_tests_never_reach_items_samples_votes_gates_or_training(monkeypatch):
+    from selfimprove.collect import load_pool
+    from selfimprove.config import TaskConfig
+
     task = get_task("humaneval")
-    items = task.load(limit=3)
+    items, gold = load_pool(task, TaskConfig(name="humaneval", limit=3))  # the pool as the loop gets it
+    assert len(gold) == 3 and all(i.gold is None for i in items)  # the hidden tests are gold: kept apart
     rows = {r["task_id"]: r for r in humaneval.read_rows(need_tests=True)}
     secrets = [rows[i.id]["test"].split("def check(candidate):", 1)[1].strip() for i in items]
     assert not hasattr(task, "hidden_tests") and not hasattr(task, "tests")  # nothing a gate could look up
@@ -185,7 +189,8 @@ def test_hidden_tests_never_reach_items_samples_votes_gates_or_training(monkeypa
     verdicts = curate(samples, votes, {i.id: i.question for i in items}, gates, 4, True)
     kept = [s for s, v in zip(samples, verdicts) if v["kept"]]
     assert len(kept) == 3
-    training = examples_for(trusted_paths(kept, items, task.answer_prefix), {"direct_zeroshot": 1.0}, [], False, 1, 0)
+    training = examples_for(trusted_paths(kept, items, task.answer_prefix, task), {"direct_zeroshot": 1.0}, [], False,
+                            1, 0, task=task)
     everything = json.dumps([asdict(i) for i in items] + [to_row(x) for x in samples + votes + training] + verdicts)
     for secret in secrets:
         assert secret not in everything
@@ -212,8 +217,10 @@ def test_a_code_task_the_loop_cannot_run_fails_before_work(tmp_path, monkeypatch
     (model / "tokenizer.json").write_text("{}")
     config = parse_config({"run": {"out_dir": str(tmp_path / "run")}, "model": {"name": str(model)},
                            "task": {"name": "humaneval"}, "vote": {"method": "behaviour"}})
-    with pytest.raises(preflight.PreflightError, match=r"adapt\.method.*trains answer sentences, not programs"):
-        preflight.check(config)
+    preflight.check(config)  # sft trains on the kept programs
+    rl = config.model_copy(update={"adapt": config.adapt.model_copy(update={"method": "grpo"})})
+    with pytest.raises(preflight.PreflightError, match=r"adapt\.method.*'grpo' rewards.*use adapt\.method: sft"):
+        preflight.check(rl)
     majority = config.model_copy(update={"vote": config.vote.model_copy(update={"method": "majority"})})
     with pytest.raises(preflight.PreflightError, match=r"vote\.method.*use vote\.method: behaviour"):
         preflight.check(majority)
@@ -241,7 +248,8 @@ def test_list_functions_are_seeded_and_their_reference_programs_pass_examples_an
     assert [p.question for p in problems] == [p.question for p in load_problems("steps=3,n=12,seed=0", "train")]
     assert not {p.question for p in problems} & {p.question for p in load_problems("steps=3,n=12,seed=0", "test")}
     items = TASK.load("steps=3,n=12,seed=0")
-    assert [i.question for i in items] == [p.question for p in problems] and all(i.gold is None for i in items)
+    assert [i.question for i in items] == [p.question for p in problems]
+    assert [i.gold for i in items] == [hidden_test(p).as_gold() for p in problems]  # scoring only
     assert all(len(docstring_examples(p.question)) == 3 and p.steps == 3 for p in problems)
     for p in problems:  # hidden calls are not the docstring's
         assert not {c for c, _ in p.hidden} & {e.call for e in docstring_examples(p.question)}

@@ -22,6 +22,7 @@ from selfimprove.generate import sample_paths
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle, prompt_style
 from selfimprove.records import Item, RoundMetrics, Sample, Vote, Weights, to_row
+from selfimprove.tasks.base import graded
 from selfimprove.vote import eligible_voters, vote_all
 
 # Scores that stay the same while the weights do (a round that trained nothing carries them on).
@@ -32,10 +33,13 @@ def _share(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
-def accuracy(answers: dict[str, str | None], gold: dict[str, str], task) -> float:
-    """Share of the gold questions whose answer is equivalent to gold; a missing or None answer counts wrong."""
-    right = sum(answers.get(q) is not None and task.is_equivalent(answers[q], g) for q, g in gold.items())
-    return right / len(gold)
+def accuracy(answers: dict[str, str | None], gold: dict[str, str], task,
+             questions: dict[str, str] | None = None) -> float:
+    """Share of the gold questions whose answer is right by the task's grading (`tasks.base.graded`:
+    equivalent to gold, or for code passing the hidden test); a missing or None answer counts wrong."""
+    qs = list(gold)
+    right = graded(task, [((questions or {}).get(q, ""), answers.get(q), gold[q]) for q in qs])
+    return sum(right) / len(gold)
 
 
 def majority_answers(samples: list[Sample], task, tie_break: str = "first") -> dict[str, str | None]:
@@ -60,14 +64,14 @@ def heldout_accuracy(backend, weights: Weights, task, items: list[Item], style: 
         sampled = sample_paths(backend, weights, task, items, style,
                                SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
                                               seed=seed + 1, stop=style.stop), [fmt], round_, progress)
-    gold = {i.id: i.gold for i in items}
+    gold, questions = {i.id: i.gold for i in items}, {i.id: i.question for i in items}
     votes = vote_all(sampled, tie_break, task.is_equivalent)
-    solved = {s.question_id for s in sampled
-              if s.answer is not None and task.is_equivalent(s.answer, gold[s.question_id])}
+    right = graded(task, [(questions[s.question_id], s.answer, gold[s.question_id]) for s in sampled])
+    solved = {s.question_id for s, ok in zip(sampled, right) if ok}
     n = len(items)
     metrics = {
-        "accuracy": accuracy({s.question_id: s.answer for s in greedy}, gold, task),
-        "majority_accuracy": accuracy({v.question_id: v.answer for v in votes}, gold, task),
+        "accuracy": accuracy({s.question_id: s.answer for s in greedy}, gold, task, questions),
+        "majority_accuracy": accuracy({v.question_id: v.answer for v in votes}, gold, task, questions),
         "pass_at_k": len(solved) / n,
         "heldout_agreement": sum(v.share for v in votes) / n,
         "eval_k": k,
@@ -75,7 +79,7 @@ def heldout_accuracy(backend, weights: Weights, task, items: list[Item], style: 
     }
     if voters is not None:  # a question none of whose paths may vote counts wrong
         metrics["verified_majority_accuracy"] = accuracy(majority_answers(voters(sampled), task, tie_break), gold,
-                                                         task)
+                                                         task, questions)
     return greedy + (sampled if sampled is not greedy else []), metrics
 
 
@@ -88,7 +92,8 @@ def anchor_accuracy(backend, weights: Weights, task, items: list[Item], style: P
                            SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed,
                                           stop=style.stop), [fmt], round_)
     answers = {s.question_id: s.answer for s in samples}
-    return samples, {"anchor_accuracy": accuracy(answers, {i.id: i.gold for i in items}, task)}
+    return samples, {"anchor_accuracy": accuracy(answers, {i.id: i.gold for i in items}, task,
+                                                 {i.id: i.question for i in items})}
 
 
 @dataclass
@@ -120,10 +125,12 @@ def evaluate_weights(backend, weights: Weights, task, config: Config, heldout: l
     return Scores(metrics | anchor_metrics, held, anchored)
 
 
-def pseudo_label_accuracy(task, votes: list[Vote], gold: dict[str, str], kept_ids: set[str]) -> dict:
+def pseudo_label_accuracy(task, votes: list[Vote], gold: dict[str, str], kept_ids: set[str],
+                          questions: dict[str, str] | None = None) -> dict:
     """Share of majority answers that match the hidden gold, over all voted and over kept questions."""
     judged = [v for v in votes if v.answer is not None and v.question_id in gold]
-    right = {v.question_id for v in judged if task.is_equivalent(v.answer, gold[v.question_id])}
+    ok = graded(task, [((questions or {}).get(v.question_id, ""), v.answer, gold[v.question_id]) for v in judged])
+    right = {v.question_id for v, good in zip(judged, ok) if good}
     kept = [v for v in judged if v.question_id in kept_ids]
     return {
         "pseudo_label_accuracy": _share(len(right), len(judged)),
@@ -155,7 +162,8 @@ def evaluate_round(ctx: RunContext, round_: int, weights: Weights, votes: list[V
     """Round `round_`'s scores of the learner's new `weights` and of its pseudo-labels. When the round
     trained nothing (`weights` are `previous`'s), `previous`'s scores carry on unmeasured."""
     kept_ids = {v["question_id"] for v in verdicts if v["kept"]}
-    metrics = pseudo_label_accuracy(ctx.task, votes, ctx.data.gold, kept_ids)
+    questions = {i.id: i.question for i in ctx.data.pool}
+    metrics = pseudo_label_accuracy(ctx.task, votes, ctx.data.gold, kept_ids, questions)
     if weights == previous.weights:
         return metrics | {k: getattr(previous, k) for k in WEIGHT_SCORES if getattr(previous, k) is not None}
     return metrics | score_round(ctx, round_, weights)

@@ -55,7 +55,9 @@ def sample_paths(backend: Backend, weights: Weights, task, items: list[Item], st
     for (item, fmt, _), completions in zip(rendered, outs):
         for i, c in enumerate(completions):
             text = c.text
-            if fmt == "cot_zeroshot":
+            if style.ask is not None:  # a task with its own prompt: the cue below was never asked
+                pass
+            elif fmt == "cot_zeroshot":
                 text = f"{prompts.STEP_BY_STEP} {text.lstrip()}"
             elif fmt == ALTERNATIVE:
                 text = f"{prompts.ALTERNATIVE_CUE} {text.lstrip()}"

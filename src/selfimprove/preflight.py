@@ -250,8 +250,8 @@ def _device(config: Config) -> None:
 
 def _code_task(config: Config, task) -> None:
     """A code task runs model-written programs, only ever in the sandbox: it must work on this machine.
-    Its answers are programs, so a vote over answer strings and the built-in trainers (which write
-    "<rationale> The answer is X." targets) do not fit it."""
+    Its answers are programs, so a vote over answer strings does not fit it, nor do the RL trainers,
+    whose rewards compare answer strings; SFT and distillation train on the programs themselves."""
     if not getattr(task, "is_code", False):
         return
     from selfimprove import sandbox
@@ -263,11 +263,18 @@ def _code_task(config: Config, task) -> None:
     if config.vote.method == "majority":
         raise _fail(config, "vote.method", f"{config.task.name!r} answers with programs, whose text says little about "
                     "what they do; use vote.method: behaviour (clusters of program behaviour, run in the sandbox)")
-    if config.adapt.method in _table("selfimprove.adapt", "METHODS"):
-        raise _fail(config, "adapt.method", f"the built-in {config.adapt.method!r} trains answer sentences, not "
-                    f"programs, so the loop cannot train {config.task.name!r} yet; run the code rounds with "
-                    "benchmarks/code_evidence.py (recipe: src/selfimprove/embedded/code_demo.yaml) or give "
-                    "adapt.method your own 'package.module:function'")
+    if len(set(config.generate.formats)) > 1:
+        raise _fail(config, "generate.formats", f"{config.task.name!r} asks every question one way (the stub, then "
+                    f"the program), so the formats {config.generate.formats} would sample the same prompt "
+                    "several times; give one format (the default [cot_fewshot]) and raise generate.k instead")
+    if config.adapt.method in CODE_UNFIT_TRAINERS:
+        raise _fail(config, "adapt.method", f"the built-in {config.adapt.method!r} rewards a completion whose answer "
+                    f"string matches the vote's, which says little about programs, so it cannot train "
+                    f"{config.task.name!r}; use adapt.method: sft (or distill), which trains on the kept programs, "
+                    "or give adapt.method your own 'package.module:function'")
+
+
+CODE_UNFIT_TRAINERS = ("grpo", "rloo")
 
 
 def _task_table() -> dict[str, str]:

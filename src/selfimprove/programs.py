@@ -21,7 +21,16 @@ import secrets
 from dataclasses import dataclass
 
 from selfimprove import sandbox
-from selfimprove.tasks.code import Example
+
+
+@dataclass(frozen=True)
+class Example:
+    """One call and, when known, the repr of what it must return (None: an input without an output).
+    Read from a code question (`tasks.code.docstring_examples`) or a completion's own tests."""
+
+    call: str
+    want: str | None = None
+
 
 Behaviour = tuple[str, ...]
 MAX_REPR = 400  # longer values are compared by their first MAX_REPR characters
@@ -147,6 +156,15 @@ class HiddenTest:
     question_id: str
     test: str
     entry_point: str
+
+    def as_gold(self) -> str:
+        """The test as a code item's `gold`: what held-out scoring reads (collect strips it from the pool)."""
+        return json.dumps({"test": self.test, "entry_point": self.entry_point})
+
+    @classmethod
+    def from_gold(cls, question_id: str, gold: str) -> "HiddenTest":
+        row = json.loads(gold)
+        return cls(question_id, row["test"], row["entry_point"])
 
 
 def run_hidden_tests(jobs: list[tuple[str, str, HiddenTest]], limits: Limits = Limits(timeout_s=10.0)) -> list[bool]:

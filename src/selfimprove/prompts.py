@@ -9,16 +9,19 @@
                      augmentation: a path unlike the usual one; its novelty is recorded per sample)
 
 A training target is always "<rationale> The answer is X." (CoT) or "The answer is X." (direct),
-so a path sampled in one format can teach all four.
+so a path sampled in one format can teach all four. A task with its own format (`tasks.base.own_format_of`:
+code asks with the stub and trains on the program) replaces all of this: `task_pair`, `PromptStyle.ask`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from selfimprove.names import ALTERNATIVE, RETRIEVED
 from selfimprove.records import Exemplar, Weights
 from selfimprove.tasks.answers import answer_start
+from selfimprove.tasks.base import own_format_of
 
 STEP_BY_STEP = "Let's think step by step."
 ALTERNATIVE_CUE = "Let's solve it another way and state our assumptions."
@@ -90,6 +93,16 @@ def training_pair(question: str, rationale: str, answer: str, fmt: str, exemplar
     return plain_prompt(question, fmt, exemplars, answer_prefix), " " + completion
 
 
+def task_pair(task, question: str, completion: str, answer: str,
+              chat: bool) -> tuple[str | list[dict], str | list[dict]]:
+    """(prompt, completion) of a task with its own format: its prompt, then its training target (no
+    leading space: the task's prompt ends where the completion starts, as it was sampled)."""
+    target_ = task.training_target(completion, answer)
+    if chat:
+        return [{"role": "user", "content": task.prompt(question, True)}], [{"role": "assistant", "content": target_}]
+    return task.prompt(question, False), target_
+
+
 @dataclass(frozen=True)
 class PromptStyle:
     """How questions become prompts for one model: its exemplars and whether it speaks chat."""
@@ -100,9 +113,14 @@ class PromptStyle:
     # question -> its exemplars retrieved from memory, for the `cot_retrieved` format (memory.py);
     # a question without any is shown the fixed exemplars, as cot_fewshot.
     retrieved: dict[str, list[Exemplar]] = field(default_factory=dict)
+    # (question, chat) -> the prompt, for a task with its own format; every `fmt` then asks the same way.
+    ask: Callable[[str, bool], str] | None = None
 
     def render(self, question: str, fmt: str) -> str | list[dict]:
         """A completion prompt, or chat messages that the backend renders with the model's template."""
+        if self.ask is not None:
+            text = self.ask(question, self.chat)
+            return [{"role": "user", "content": text}] if self.chat else text
         if fmt == RETRIEVED:
             shots = self.retrieved.get(question) or self.exemplars
             if self.chat:
@@ -115,7 +133,7 @@ class PromptStyle:
     @property
     def stop(self) -> tuple[str, ...]:
         """Stop strings for sampling: in completion mode a model that keeps going writes the next question."""
-        return () if self.chat else STOP
+        return () if self.chat or self.ask is not None else STOP
 
 
 def prompt_style(task, backend, weights: Weights, chat: str, num_exemplars: int | None,
@@ -127,7 +145,8 @@ def prompt_style(task, backend, weights: Weights, chat: str, num_exemplars: int 
         raise ValueError(f"model.chat=on but {weights} has no chat template; set model.chat=off")
     use_chat = chat == "on" or (chat == "auto" and has_template)
     exemplars = task.exemplars()[:num_exemplars] if num_exemplars is not None else task.exemplars()
-    style = PromptStyle(exemplars, use_chat, task.answer_prefix)
+    own = own_format_of(task)
+    style = PromptStyle(exemplars, use_chat, task.answer_prefix, ask=own.prompt if own else None)
     if use_chat:
         _check_template_renders(backend, weights, style, formats)
     return style

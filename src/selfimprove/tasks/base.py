@@ -49,3 +49,30 @@ class TestedTask(Task, Protocol):
 def tests_of(task) -> "TestedTask | None":
     """`task` as a TestedTask, or None: the one place the optional method is looked up."""
     return task if callable(getattr(task, "tests", None)) else None
+
+
+class OwnFormatTask(Task, Protocol):
+    """A task that says how its questions are asked and what a trusted path trains on, instead of the
+    LMSI prompt formats and "<rationale> The answer is X." targets (code: the stub, then the program)."""
+
+    def prompt(self, question: str, chat: bool) -> str:
+        """What the model is asked for `question` (the user turn's text in chat mode)."""
+
+    def training_target(self, completion: str, answer: str) -> str:
+        """What a trusted path whose completion is `completion` and answer `answer` teaches."""
+
+
+def own_format_of(task) -> "OwnFormatTask | None":
+    """`task` as an OwnFormatTask, or None: the one place the optional methods are looked up."""
+    ok = callable(getattr(task, "prompt", None)) and callable(getattr(task, "training_target", None))
+    return task if ok else None
+
+
+def graded(task, jobs: list[tuple[str, str | None, str]]) -> list[bool]:
+    """Whether each (question, answer, gold) is right: the task's own `grade` when it has one (code: the
+    gold is a hidden test, run in the sandbox), else `is_equivalent(answer, gold)`. A None answer is wrong.
+    Gold is read only by scoring (held-out accuracy, pseudo-label diagnostics), never by training."""
+    grade = getattr(task, "grade", None)
+    if callable(grade):
+        return list(grade(jobs))
+    return [a is not None and task.is_equivalent(a, g) for _, a, g in jobs]

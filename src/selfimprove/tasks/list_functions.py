@@ -171,10 +171,12 @@ def load_problems(source: str | None, split: str = "train", limit: int | None = 
 class ListFunctionsTask(CodeTask):
     name = "list_functions"
     default_source = "steps=3,n=200,seed=0"
+    grade_timeout_s = 2.0  # eight calls on short lists
 
     def load(self, source: str | None = None, split: str = "train", limit: int | None = None,
              fields=None) -> list[Item]:
-        return [Item(id=p.id, question=p.question, gold=None) for p in load_problems(source, split, limit)]
+        return [Item(id=p.id, question=p.question, gold=hidden_test(p).as_gold())
+                for p in load_problems(source, split, limit)]
 
 
 TASK = ListFunctionsTask()
