@@ -125,6 +125,26 @@ def thread_timing(repeats: int = 1) -> list[dict]:
     return rows
 
 
+def paired(args, seed: int, arm: str, other: str) -> dict:
+    """Held-out questions the arm's final weights answer right and `other`'s wrong, and the reverse
+    (the same questions, so the difference is read question by question, not from two noisy shares)."""
+    from selfimprove import layout
+    from selfimprove.tasks import get_task
+
+    task = get_task("arithmetic")
+
+    def right(name: str, round_: int) -> dict:
+        path = Path(args.work) / f"{name}-s{seed}" / layout.round_file(round_, layout.EVAL_SAMPLES)
+        gold = {r["id"]: r["gold"] for r in map(json.loads, (path.parents[2] / layout.HELDOUT).open())}
+        return {r["question_id"]: r["answer"] is not None and task.is_equivalent(r["answer"], gold[r["question_id"]])
+                for r in map(json.loads, path.open()) if r["index"] == 0}
+
+    mine = right(arm, args.rounds)
+    theirs = right(arm, 0) if other == "base" else right(other, args.rounds)  # round 0 is every arm's base
+    return {"vs": other, "only_this_arm_right": sum(mine[q] and not theirs[q] for q in mine),
+            "only_other_right": sum(theirs[q] and not mine[q] for q in mine), "questions": len(mine)}
+
+
 def summarize(arms: dict) -> dict:
     def final(h):
         return h[-1]["accuracy"]
@@ -155,12 +175,15 @@ def plot(results: dict, path: Path) -> None:
     ax.set(xlabel="round", ylabel=f"held-out greedy accuracy, % (n={n})",
            title="SmolLM2-135M, 1-2 step arithmetic, no labels")
     ax.legend()
-    timing = results.get("threads") or []
-    for threads in (1, 2):
-        values = [r["tokens_per_s"] for r in timing if r["threads"] == threads]
-        if values:
-            bx.bar(str(threads), statistics.median(values), color="C0" if threads == 1 else "C3")
-    bx.set(xlabel="torch threads", ylabel="generated tokens/s (median)", title="sampling speed, same process")
+    for j, key in enumerate(("threads", "threads_busy")):  # the machine idle, and shared with other jobs
+        for threads in (1, 2):
+            values = [r["tokens_per_s"] for r in results.get(key) or [] if r["threads"] == threads]
+            if values:
+                bx.bar(3 * j + threads - 1, statistics.median(values), color="C0" if threads == 1 else "C3",
+                       label=f"{threads} thread{'s' * (threads > 1)}" if j == 0 else None)
+    bx.set_xticks([0.5, 3.5], ["2 cores idle", "2 cores busy"])
+    bx.set(ylabel="generated tokens/s (median)", title="sampling speed by torch threads, same process")
+    bx.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -178,6 +201,9 @@ def print_table(results: dict) -> None:
     for arm, s in results["summary"].items():
         if isinstance(s, dict):
             print(f"{arm}: base {100 * s['base']:.1f}% -> {100 * s['final']:.1f}% (gain {100 * s['gain_median']:+.1f})")
+    for name, p in results.get("paired", {}).items():
+        print(f"{name}: {p['only_this_arm_right']} questions right only here, {p['only_other_right']} only there "
+              f"(of {p['questions']})")
     for r in results.get("threads", []):
         print(f"threads={r['threads']}: {r['tokens_per_s']} tokens/s ({r['tokens']} tokens in {r['seconds']} s)")
 
@@ -213,7 +239,13 @@ def main() -> None:
             results["probe"].setdefault(str(seed), probe)
     if not args.skip_threads:
         results["threads"] = thread_timing()
+    elif Path(args.out).exists():  # keep the timings an earlier run of this script measured
+        earlier = json.loads(Path(args.out).read_text())
+        results |= {k: earlier[k] for k in ("threads", "threads_busy", "threads_note") if k in earlier}
     results["summary"] = summarize(results["arms"])
+    results["paired"] = {f"{arm} vs {other}, seed {seed}": paired(args, seed, arm, other)
+                         for seed in args.seeds for arm in args.arms for other in ("base", "control")
+                         if arm != other and (other == "base" or other in args.arms)}
     results["wall_seconds"] = round(time.time() - started)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

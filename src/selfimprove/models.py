@@ -38,8 +38,9 @@ class ModelLoadError(RuntimeError):
 def default_threads() -> int:
     """Half the CPUs this process may use, at least one. Torch takes them all by default, and on a
     machine whose cores are shared (another run, a tokenizer, the data loader) OpenMP threads then
-    spin-wait on each other: on 2 shared cores, SmolLM2-135M sampled 14x slower with 2 threads than
-    with 1 (benchmarks/results/real_model_gain.json). Half leaves room and still scales on big machines."""
+    spin-wait on each other: on 2 busy cores SmolLM2-135M sampled 14x slower with 2 threads than with 1,
+    while on the same 2 cores idle, 2 threads were only 1.16x faster (benchmarks/results/
+    real_model_gain.json). Half risks little and still scales on big machines."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, available // 2)
 
