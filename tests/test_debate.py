@@ -2,25 +2,13 @@
 earlier solutions; every turn is recorded; the vote is the majority of the last turn."""
 
 import pytest
+from recording import PROMPTS
 from test_loop import make_config
 
 from selfimprove import layout
 from selfimprove.loop import run
 from selfimprove.preflight import PreflightError, check
 from selfimprove.store import read_jsonl
-
-PROMPTS = []
-
-
-def prompt_recording_backend(model, generate, **options):
-    from selfimprove.backends.transformers import TransformersBackend
-
-    class Recording(TransformersBackend):
-        def generate(self, prompts, params, weights, progress=None):
-            PROMPTS.extend(prompts)
-            return super().generate(prompts, params, weights, progress)
-
-    return Recording(model, generate, **options)
 
 
 def test_a_debating_agent_sees_the_other_agents_first_answers_and_every_turn_is_recorded(answering_model,
@@ -30,7 +18,7 @@ def test_a_debating_agent_sees_the_other_agents_first_answers_and_every_turn_is_
 
     cfg = make_config(answering_model, tmp_path / "run", gsm8k_dir, gsm8k_dir, rounds=1)
     cfg.vote.method, cfg.vote.options = "selfimprove.debate:debate", {"agents": 3, "turns": 2}
-    cfg.generate.backend = "test_debate:prompt_recording_backend"
+    cfg.generate.backend = "recording:prompt_recording_backend"
     check(cfg)
     PROMPTS.clear()
     run(cfg)

@@ -4,6 +4,7 @@ the short-term buffer of recent rounds that stops or resets a stalled run."""
 import json
 
 import pytest
+from recording import PROMPTS
 from test_loop import make_config
 
 from selfimprove import layout
@@ -14,19 +15,6 @@ from selfimprove.monitor import decide
 from selfimprove.preflight import PreflightError, check
 from selfimprove.records import RoundMetrics
 from selfimprove.store import read_jsonl
-
-PROMPTS = []  # every prompt the recording backend was asked to complete
-
-
-def prompt_recording_backend(model, generate, **options):
-    from selfimprove.backends.transformers import TransformersBackend
-
-    class Recording(TransformersBackend):
-        def generate(self, prompts, params, weights, progress=None):
-            PROMPTS.extend(prompts)
-            return super().generate(prompts, params, weights, progress)
-
-    return Recording(model, generate, **options)
 
 
 def test_the_nearest_proven_triple_is_retrieved_first_and_a_question_never_retrieves_itself():
@@ -49,7 +37,7 @@ def test_retrieved_exemplars_come_from_earlier_rounds_and_runs_and_are_recorded(
     cfg = make_config(answering_model, first, gsm8k_dir, gsm8k_dir, rounds=2,
                       generate__formats=["cot_retrieved"], evaluate__format="cot_retrieved")
     cfg.memory.exemplars = 2
-    cfg.generate.backend = "test_memory:prompt_recording_backend"
+    cfg.generate.backend = "recording:prompt_recording_backend"
     PROMPTS.clear()
     run(cfg)
     r1 = read_jsonl(first / layout.round_file(1, layout.EXEMPLARS))
@@ -78,7 +66,7 @@ def test_retrieved_exemplars_come_from_earlier_rounds_and_runs_and_are_recorded(
     second = tmp_path / "second"  # a new run starts from the first run's memory
     cfg = make_config(answering_model, second, gsm8k_dir, gsm8k_dir, rounds=1, generate__formats=["cot_retrieved"])
     cfg.memory.sources = [str(first)]
-    cfg.generate.backend = "test_memory:prompt_recording_backend"
+    cfg.generate.backend = "recording:prompt_recording_backend"
     check(cfg)
     run(cfg)
     rows = read_jsonl(second / layout.round_file(1, layout.EXEMPLARS))
