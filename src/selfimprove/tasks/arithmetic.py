@@ -25,6 +25,7 @@ from pathlib import Path
 
 from selfimprove.records import Exemplar, Item
 from selfimprove.tasks.base import Fields
+from selfimprove.tasks.data import parse_knobs
 from selfimprove.tasks.answers import extract_number
 
 NAMES = [("Tom", "he", "him", "his"), ("Ann", "she", "her", "her"), ("Sam", "he", "him", "his"),
@@ -150,24 +151,10 @@ SPLIT_OFFSET = {"train": 0, "validation": 1, "test": 2}  # a split is a disjoint
 
 def parse_source(source: str | None) -> tuple[Knobs, int, int]:
     """Knobs, problem count and seed from a string like "steps=2-3,max_value=60,n=500,seed=1"."""
-    knobs, n, seed = Knobs(), 1000, 0
-    for part in filter(None, (source or "").split(",")):
-        key, _, value = part.partition("=")
-        key = key.strip()
-        if key == "steps":
-            lo, _, hi = value.partition("-")
-            knobs = replace(knobs, steps=tuple(range(int(lo), int(hi or lo) + 1)))
-        elif key in ("max_value", "templates"):
-            knobs = replace(knobs, **{key: int(value)})
-        elif key == "ops":
-            knobs = replace(knobs, ops=value)
-        elif key == "n":
-            n = int(value)
-        elif key == "seed":
-            seed = int(value)
-        else:
-            raise ValueError(f"unknown arithmetic knob {key!r} in source {source!r}")
-    return knobs, n, seed
+    values = parse_knobs(source, {"steps": tuple, "max_value": int, "templates": int, "ops": str, "n": int,
+                                  "seed": int}, "arithmetic")
+    n, seed = values.pop("n", 1000), values.pop("seed", 0)
+    return replace(Knobs(), **values), n, seed
 
 
 def load_problems(source: str | None, split: str = "train", limit: int | None = None) -> list[Problem]:

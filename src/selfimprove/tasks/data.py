@@ -28,3 +28,20 @@ def local_source(task_name: str) -> Path | None:
     if relative is None or not (SHARED_DATA / relative).exists():
         return None
     return SHARED_DATA / relative
+
+
+def parse_knobs(source: str | None, types: dict[str, type], task_name: str) -> dict:
+    """{knob: value} from a generated task's source string such as "steps=2-3,max_value=60,n=500,seed=1".
+    `types` names the knobs the task has and their types; "steps" takes a range ("2-3" = (2, 3))."""
+    knobs = {}
+    for part in filter(None, (source or "").split(",")):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in types:
+            raise ValueError(f"unknown {task_name} knob {key!r} in source {source!r}; use {', '.join(types)}")
+        if key == "steps":
+            lo, _, hi = value.partition("-")
+            knobs[key] = tuple(range(int(lo), int(hi or lo) + 1))
+        else:
+            knobs[key] = types[key](value)
+    return knobs

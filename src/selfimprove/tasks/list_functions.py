@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from selfimprove.programs import HiddenTest
 from selfimprove.records import Item
 from selfimprove.tasks.code import CodeTask
+from selfimprove.tasks.data import parse_knobs
 
 # (kind, phrasings, code line); {k} is the step's number.
 STEPS = {
@@ -147,18 +148,7 @@ class Knobs:
 
 
 def parse_source(source: str | None) -> Knobs:
-    knobs = Knobs()
-    for part in filter(None, (source or "").split(",")):
-        key, _, value = part.partition("=")
-        key = key.strip()
-        if key == "steps":
-            lo, _, hi = value.partition("-")
-            knobs = replace(knobs, steps=tuple(range(int(lo), int(hi or lo) + 1)))
-        elif key in ("n", "seed"):
-            knobs = replace(knobs, **{key: int(value)})
-        else:
-            raise ValueError(f"unknown list_functions knob {key!r} in source {source!r}; use steps, n, seed")
-    return knobs
+    return replace(Knobs(), **parse_knobs(source, {"steps": tuple, "n": int, "seed": int}, "list_functions"))
 
 
 def load_problems(source: str | None, split: str = "train", limit: int | None = None) -> list[Problem]:
