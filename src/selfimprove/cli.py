@@ -269,16 +269,17 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")
 
 @app.command()
 def ls():
-    """List the tasks, backends, gates, acquisition and adaptation methods that configs can name."""
+    """List the tasks, backends, gates, acquisition, vote and adaptation methods that configs can name."""
     from selfimprove.acquire import METHODS as ACQUIRE
     from selfimprove.adapt import METHODS as ADAPT
     from selfimprove.backends import BACKENDS, EXTRAS, missing_modules
     from selfimprove.gates import GATES
     from selfimprove.tasks import TASKS
+    from selfimprove.vote import METHODS as VOTE
 
     for title, table in (("tasks (task.name)", TASKS), ("backends (generate.backend)", BACKENDS),
                          ("gates (vote.require, curate.gates)", GATES), ("acquisition (acquire.method)", ACQUIRE),
-                         ("adaptation (adapt.method)", ADAPT)):
+                         ("vote (vote.method)", VOTE), ("adaptation (adapt.method)", ADAPT)):
         console.print(f"[bold]{title}[/]")
         for name, target in table.items():
             note = ""
