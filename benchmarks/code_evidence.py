@@ -29,10 +29,14 @@ import os
 import random
 import shutil
 import statistics
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from embedded_evidence import spread  # noqa: E402  (one summary of a measurement over seeds)
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,12 +218,6 @@ def run_job(arm: str, seed: int, work: str, quick: bool = False, rounds: int | N
 
 
 # --- merging, summary, plot ----------------------------------------------------------------------
-
-def spread(values: list[float]) -> dict | None:
-    if not values:
-        return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
-
 
 def merge(work: Path, seeds: list[int]) -> dict:
     arms: dict = {a: {} for a in ARMS}

@@ -184,7 +184,10 @@ def run_job(name: str, seed: int, work: str, quick: bool = False) -> dict:
 
 # --- merging, summary, plot ----------------------------------------------------------------------
 
-def spread(values: list[float]) -> dict:
+def spread(values: list[float]) -> dict | None:
+    """Median, range and every value over seeds (the benchmarks' one summary of a measurement)."""
+    if not values:
+        return None
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
