@@ -158,12 +158,12 @@ def score_round(ctx: RunContext, round_: int, weights: Weights) -> dict:
 
 
 def evaluate_round(ctx: RunContext, round_: int, weights: Weights, votes: list[Vote], verdicts: list[dict],
-                   previous: RoundMetrics) -> dict:
-    """Round `round_`'s scores of the learner's new `weights` and of its pseudo-labels. When the round
-    trained nothing (`weights` are `previous`'s), `previous`'s scores carry on unmeasured."""
+                   previous: RoundMetrics, items: list[Item], gold: dict[str, str]) -> dict:
+    """Round `round_`'s scores of the learner's new `weights` and of its pseudo-labels on `items` (against
+    `gold`, where known: diagnostics only). When the round trained nothing (`weights` are `previous`'s),
+    `previous`'s scores carry on unmeasured."""
     kept_ids = {v["question_id"] for v in verdicts if v["kept"]}
-    questions = {i.id: i.question for i in ctx.data.pool}
-    metrics = pseudo_label_accuracy(ctx.task, votes, ctx.data.gold, kept_ids, questions)
+    metrics = pseudo_label_accuracy(ctx.task, votes, gold, kept_ids, {i.id: i.question for i in items})
     if weights == previous.weights:
         return metrics | {k: getattr(previous, k) for k in WEIGHT_SCORES if getattr(previous, k) is not None}
     return metrics | score_round(ctx, round_, weights)

@@ -32,6 +32,10 @@ REVIEW_LOG = "review/log.jsonl"
 
 # Per round, under rounds/rNN/.
 ROUND_POOL = "pool.jsonl"  # the questions this round samples (acquire)
+ROUND_GOLD = "pool_gold.jsonl"  # gold of acquired questions where the task or loader knows it (diagnostics only)
+WRITTEN = "written.jsonl"  # every question the model wrote, kept or dropped and why (acquire/written.py)
+VARIANTS = "variants.jsonl"  # the tree question -> easier variants -> verdicts (acquire/variants.py)
+DIFFICULTY = "difficulty.jsonl"  # measured agreement of the schedule's candidates (acquire/schedule.py)
 SAMPLES = "samples.jsonl"
 EXEMPLARS = "exemplars.jsonl"  # the exemplars retrieved from memory for each pool question (cot_retrieved)
 EVAL_EXEMPLARS = "eval_exemplars.jsonl"  # the same for the held-out questions
@@ -59,7 +63,7 @@ ANSWERS = "answers.jsonl"
 # A round's artifacts by the stage that writes them, in order; artifacts written together (by one
 # stage's build) share a rank, so one of them missing redoes them all. A name not listed here is an
 # adaptation method's own artifact (a plug-in's), ranked with the weights.
-STAGES = ((ROUND_POOL,), (EXEMPLARS, SAMPLES), (DEBATE, VOTES), (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL),
+STAGES = ((ROUND_POOL, ROUND_GOLD, WRITTEN, VARIANTS, DIFFICULTY), (EXEMPLARS, SAMPLES), (DEBATE, VOTES), (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL),
           (TRAIN_LOG,), (EVAL_EXEMPLARS, EVAL, EVAL_SAMPLES, ANCHOR_SAMPLES), (METRICS,))
 
 _WEIGHTS_RANK = next(rank for rank, names in enumerate(STAGES) if ADAPTER in names)

@@ -60,7 +60,8 @@ def run_round(ctx: RunContext, r: int, learner: Weights, previous: RoundMetrics)
     verdicts = curate_round(ctx, r, sampler, samples, votes, items)
     ctx.backend.close()  # no model that sampled is alive while training runs
     adapted = adapt_round(ctx, r, AdaptInputs(learner, sampler, items, samples, votes, verdicts))
-    scores = evaluate.evaluate_round(ctx, r, adapted.weights, votes, verdicts, previous)
+    scores = evaluate.evaluate_round(ctx, r, adapted.weights, votes, verdicts, previous, items,
+                                    acquire.round_gold(ctx, r))
     kept = [v for v in verdicts if v["kept"]]
     return RoundMetrics(
         round=r, model=adapted.weights.model, adapter=adapted.weights.adapter, sampler_model=sampler.model,

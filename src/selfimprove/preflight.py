@@ -68,8 +68,7 @@ def check(config: Config) -> None:
     _code_task(config, task)
     _gates(config, task)
     _exemplars(config, task)
-    _callable(config, "acquire", config.acquire.method, _table("selfimprove.acquire", "METHODS"),
-              config.acquire.options, (None, 0, None))
+    _acquire(config, task)
     _callable(config, "vote", config.vote.method, _table("selfimprove.vote", "METHODS"),
               config.vote.options, (None, 0, None, [], []))
     _callable(config, "adapt", config.adapt.method, _table("selfimprove.adapt", "METHODS"),
@@ -309,6 +308,27 @@ def _callable(config: Config, section: str, name: str, builtins: dict[str, str],
                     f"{_parameters(target, len(leading))})") from None
     except ValueError:  # no signature to check (a builtin or C callable): it is checked when called
         pass
+
+
+def _acquire(config: Config, task) -> None:
+    """acquire.method and its options; a mix's sources each as a method of their own."""
+    from selfimprove.acquire import METHODS, check_options
+
+    _callable(config, "acquire", config.acquire.method, METHODS, config.acquire.options, (None, 0, None))
+    todo, key = [("", config.acquire.method, config.acquire.options)], "acquire.options"
+    while todo:
+        where, method, options = todo.pop(0)
+        place = f"{key}.{where}" if where else key
+        if where:
+            target = _plugin(config, place, method, METHODS)
+            try:
+                inspect.signature(target).bind(None, 0, None, **options)
+            except TypeError as err:
+                raise _fail(config, place, f"{err} ({method!r} takes {_parameters(target, 3)})") from None
+        try:
+            todo += check_options(method, options, config, task)
+        except ValueError as err:
+            raise _fail(config, place, str(err)) from None
 
 
 def _parameters(target, skip: int) -> str:

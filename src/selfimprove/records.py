@@ -40,6 +40,10 @@ class Item:
     id: str
     question: str
     gold: str | None = None
+    # Where a round's question came from (acquire/): "pool" (collected), "written" (the model wrote it),
+    # "variant" (an easier variant the model or task wrote of `parent`), "knob:<source>" (a difficulty stage).
+    origin: str = "pool"
+    parent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -114,11 +114,15 @@ METHODS = {"majority": "selfimprove.vote:majority_vote",
            "behaviour": "selfimprove.vote_behaviour:behaviour_vote"}  # code: clusters of program behaviour
 
 
+def reach_votes(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample], items: list[Item]) -> list[Vote]:
+    """The votes `vote.method` reaches over `samples` (nothing stored)."""
+    method = plugins.resolve(ctx.config.vote.method, METHODS, "vote.method")
+    return method(ctx, round_, weights, samples, items, **ctx.config.vote.options)
+
+
 def vote_round(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample], items: list[Item]) -> list[Vote]:
     """The round's votes: read when complete, else reached by `vote.method` and written."""
     def build() -> list[dict]:
-        method = plugins.resolve(ctx.config.vote.method, METHODS, "vote.method")
-        votes = method(ctx, round_, weights, samples, items, **ctx.config.vote.options)
-        return [to_row(v) for v in votes]
+        return [to_row(v) for v in reach_votes(ctx, round_, weights, samples, items)]
 
     return [from_row(Vote, v) for v in ctx.store.produce_jsonl(layout.round_file(round_, layout.VOTES), build)]

@@ -146,6 +146,55 @@ def vocabulary() -> list[str]:
     return sorted(words | {w.capitalize() for w in words})
 
 
+def _pattern(template: str) -> re.Pattern:
+    """A template sentence as a regex: operands become number groups, names and things any words."""
+    text = re.escape(template)
+    text = text.replace(re.escape("{a}"), r"(\d+)").replace(re.escape("{b}"), r"(\d+)")
+    text = re.sub(r"\\\{\w\\\}", r"[A-Za-z' ]+?", text)
+    return re.compile(text + "$")
+
+
+_START = [_pattern(t) for t in START]
+_OPS = [(op, _pattern(t)) for op, ts in OPS.items() for t in ts]
+_QUESTION = [_pattern(t) for t in QUESTION]
+_SENTENCE = re.compile(r"[^.?]+[.?]")
+
+
+def read_question(question: str) -> tuple[int, list[tuple[str, int, str]], str] | None:
+    """(start value, [(op, operand, sentence)], question sentence) of a question in the generator's
+    language, or None when it is not one (a sentence no template matches, no operation, no question)."""
+    sentences = [s.strip() for s in _SENTENCE.findall(question)]
+    if len(sentences) < 3 or "".join(_SENTENCE.findall(question)).strip() != question.strip():
+        return None
+    start = next((m for p in _START if (m := p.match(sentences[0]))), None)
+    ask = sentences[-1] if any(p.match(sentences[-1]) for p in _QUESTION) else None
+    if start is None or ask is None:
+        return None
+    ops = []
+    for sentence in sentences[1:-1]:
+        found = next(((op, int(m.group(1))) for op, p in _OPS if (m := p.match(sentence))), None)
+        if found is None:
+            return None
+        ops.append((*found, sentence))
+    return int(start.group(1)), ops, ask
+
+
+def solve_question(question: str) -> int | None:
+    """The exact answer of a question in the generator's language; None when it is not one, or when an
+    operation leaves whole non-negative counts (the generator never divides unevenly or below zero)."""
+    read = read_question(question)
+    if read is None:
+        return None
+    value, ops, _ = read
+    for op, b, _ in ops:
+        if op == "/" and (b == 0 or value % b):
+            return None
+        value = {"+": value + b, "-": value - b, "*": value * b, "/": value // max(b, 1)}[op]
+        if value < 0:
+            return None
+    return value
+
+
 SPLIT_OFFSET = {"train": 0, "validation": 1, "test": 2}  # a split is a disjoint stream of seeds
 
 
@@ -196,6 +245,7 @@ class ArithmeticTask:
     name = "arithmetic"
     default_source = "steps=3,max_value=30,n=1000,seed=0"
     answer_prefix = "The answer is"
+    difficulty = ("steps", "max_value")  # the knobs a difficulty schedule may turn
 
     def load(self, source: str | None = None, split: str = "train", limit: int | None = None,
              fields: Fields | None = None) -> list[Item]:
@@ -213,6 +263,21 @@ class ArithmeticTask:
     def is_equivalent(self, a: str, b: str) -> bool:
         ca, cb = canonical(str(a)), canonical(str(b))
         return ca is not None and ca == cb
+
+    def solve(self, question: str) -> str | None:
+        """The exact answer of a question in the generator's language (a question the model wrote, say);
+        None when it is not one. Diagnostics and screening only: never a training label."""
+        answer = solve_question(question)
+        return None if answer is None else str(answer)
+
+    def easier_variants(self, question: str) -> list[str]:
+        """Its sub-questions: the story cut after each earlier operation, asked the same way; longest first."""
+        read = read_question(question)
+        if read is None:
+            return []
+        first = _SENTENCE.findall(question)[0].strip()
+        _, ops, ask = read
+        return [" ".join([first, *(s for _, _, s in ops[:j]), ask]) for j in range(len(ops) - 1, 0, -1)]
 
     def exemplars(self) -> list[Exemplar]:
         """Four fixed worked examples (one per operation mix) for few-shot prompts."""

@@ -68,6 +68,37 @@ def own_format_of(task) -> "OwnFormatTask | None":
     return task if ok else None
 
 
+class OwnLanguageTask(Task, Protocol):
+    """A task that reads its own questions (a generated domain's grammar): what screening a question the
+    model wrote needs, and its exact answer for diagnostics. Never used to train."""
+
+    def solve(self, question: str) -> str | None:
+        """The exact answer of `question`; None when it is not a well-formed question of the task."""
+
+
+def solver_of(task) -> "OwnLanguageTask | None":
+    """`task` as an OwnLanguageTask, or None: the one place the optional method is looked up."""
+    return task if callable(getattr(task, "solve", None)) else None
+
+
+class VariantTask(Task, Protocol):
+    """A task that writes easier variants of its own questions by rule (fewer steps: its sub-questions),
+    for models that cannot be asked to write them (acquire.variants writer=task)."""
+
+    def easier_variants(self, question: str) -> list[str]:
+        """Easier questions whose answers lead toward `question`'s, easiest last; [] when there are none."""
+
+
+def variant_writer_of(task) -> "VariantTask | None":
+    return task if callable(getattr(task, "easier_variants", None)) else None
+
+
+def difficulty_knobs(task) -> tuple[str, ...]:
+    """The knobs of a task's generated source that set difficulty ("steps", "max_value"); () for a
+    task whose questions come from files and datasets only."""
+    return tuple(getattr(task, "difficulty", ()))
+
+
 def graded(task, jobs: list[tuple[str, str | None, str]]) -> list[bool]:
     """Whether each (question, answer, gold) is right: the task's own `grade` when it has one (code: the
     gold is a hidden test, run in the sandbox), else `is_equivalent(answer, gold)`. A None answer is wrong.
