@@ -346,6 +346,69 @@ def unknown_acquisition(lab, d):
 
 
 @case(2)
+def question_writing_without_examples(lab, d):
+    return (["run", config_file(lab, d), "acquire.method=written", "acquire.options={examples: 0}"],
+            ["acquire.options", "examples", "needs example questions"])
+
+
+@case(2)
+def question_writing_with_an_empty_example_list(lab, d):
+    return (["run", config_file(lab, d), "acquire.method=written", "acquire.options={examples: [' ']}"],
+            ["acquire.options", "needs example questions"])
+
+
+@case(2)
+def written_count_out_of_range(lab, d):
+    return (["run", config_file(lab, d), "acquire.method=written", "acquire.options={count: 0}"],
+            ["acquire.options", "count: 0 is out of range"])
+
+
+@case(2)
+def difficulty_knob_on_a_task_without_one(lab, d):
+    return (["run", config_file(lab, d), "task.name=gsm8k", "acquire.method=schedule",
+             "acquire.options={by: knob, stages: {1: x}}"],
+            ["acquire.options", "no difficulty knob", "by: pass_rate"])
+
+
+@case(2)
+def pass_rate_without_a_vote(lab, d):
+    return (["run", config_file(lab, d), "generate.k=1", "acquire.method=schedule", "acquire.options={by: pass_rate}"],
+            ["acquire.options", "no pass rate to use", "generate.k"])
+
+
+@case(2)
+def pass_rate_band_backwards(lab, d):
+    return (["run", config_file(lab, d), "acquire.method=schedule", "acquire.options={by: pass_rate, band: [0.9, 0.1]}"],
+            ["acquire.options", "band", "low <= high"])
+
+
+@case(2)
+def variants_depth_out_of_range(lab, d):
+    return (["run", config_file(lab, d), "acquire.method=variants", "acquire.options={depth: 9}"],
+            ["acquire.options", "depth: 9 is out of range", "1 to 5"])
+
+
+@case(2)
+def variants_by_a_task_rule_the_task_lacks(lab, d):
+    return (["run", config_file(lab, d), "task.name=gsm8k", "acquire.method=variants", "acquire.options={writer: task}"],
+            ["acquire.options", "no rule for easier variants", "writer: model"])
+
+
+@case(2)
+def mixed_source_unknown(lab, d):
+    return (["run", config_file(lab, d), "acquire.method=mix",
+             "acquire.options={sources: [{method: pool}, {method: hardest}]}"],
+            ["acquire.options.sources[1]", "unknown name 'hardest'"])
+
+
+@case(2)
+def mixed_source_bad_option(lab, d):
+    return (["run", config_file(lab, d), "acquire.method=mix",
+             "acquire.options={sources: [{method: written, examples: 0}]}"],
+            ["acquire.options.sources[0]", "needs example questions"])
+
+
+@case(2)
 def unknown_vote_method(lab, d):
     return ["run", config_file(lab, d), "vote.method=plurality"], ["vote.method", "unknown name 'plurality'", "majority"]
 

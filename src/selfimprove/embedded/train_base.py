@@ -39,6 +39,10 @@ class BaseRecipe:
     batch_size: int = 32
     learning_rate: float = 3e-3
     seed: int = 0
+    # Also learn to write the questions (the loss on the prompt's question too): a base model that can
+    # write questions of the domain, for self-generated questions (acquire.written). The demo's base is
+    # trained without it, so it cannot write one (benchmarks/acquisition_evidence.py measures both).
+    question_loss: bool = False
 
 
 def seed_problems(recipe: BaseRecipe):
@@ -50,8 +54,9 @@ def seed_problems(recipe: BaseRecipe):
     return easy + hard
 
 
-def encode(tokenizer, problems) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels) per problem in the loop's prompt format; the loss is on the completion."""
+def encode(tokenizer, problems, question_loss: bool = False) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) per problem in the loop's prompt format; the loss is on the completion (and,
+    with `question_loss`, on the question: everything after the prompt's leading "Q:")."""
     from selfimprove.prompts import training_pair
 
     rows = []
@@ -60,7 +65,11 @@ def encode(tokenizer, problems) -> list[tuple[list[int], list[int]]]:
                                            FORMAT, [], chat=False)
         a = tokenizer(prompt, add_special_tokens=False).input_ids
         b = tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-        rows.append((a + b, [-100] * len(a) + b))
+        if question_loss:
+            head = len(tokenizer("Q:", add_special_tokens=False).input_ids)
+            rows.append((a + b, [-100] * head + a[head:] + b))
+        else:
+            rows.append((a + b, [-100] * len(a) + b))
     return rows
 
 
@@ -118,7 +127,7 @@ def build(out: Path, recipe: BaseRecipe = BaseRecipe()) -> Path:
     model = build_tiny_llama(tokenizer, recipe.hidden_size, recipe.num_layers, recipe.num_heads,
                              max_position_embeddings=512, seed=recipe.seed)
     problems = seed_problems(recipe)
-    losses = train(model, tokenizer, encode(tokenizer, problems), recipe.steps, recipe.batch_size,
+    losses = train(model, tokenizer, encode(tokenizer, problems, recipe.question_loss), recipe.steps, recipe.batch_size,
                    recipe.learning_rate, recipe.seed)
     seed_rows = [{"question": p.question, "rationale": p.rationale.rsplit(" The answer is", 1)[0],
                   "answer": str(p.answer), "steps": p.steps} for p in problems]

@@ -1,0 +1,229 @@
+"""Evidence for the model writing its own data, on the embedded domain: self-generated questions,
+easy-to-hard rounds, and LADDER's easier variants, each against its control.
+
+    python benchmarks/acquisition_evidence.py [--seeds 0 1 2] [--parts written curriculum variants]
+
+Every arm is the demo recipe (`demo.yaml`, 4 rounds, the same optimiser, steps and replay) through
+`selfimprove.loop`, run once per seed; the arms differ only in `acquire`.
+
+written     The demo's base cannot write a question (it was trained with the loss on answers only):
+            its completions after "Q:" are counted first. The arms then start from its sibling,
+            trained by the same recipe with the loss on the questions too (`BaseRecipe.question_loss`):
+              real     the demo's 1,000-question pool
+              written  only 10 example questions shown (the pool is those 10), 1,000 questions written
+                       by the model each round (`acquire.method: written`), screened, then voted on
+              shown10  control: the same rounds on the 10 example questions alone
+            Reported: the gain of `written` as a share of the gain of `real`; how many written
+            questions were well-formed, duplicated, or leaked a held-out question before the guard.
+curriculum  From the demo's base: the demo's 4 rounds on 3-step problems, then 2 more rounds on
+            self-labelled 4-step then 5-step problems (`acquire.method: schedule, by: knob`), against
+            2 more rounds on 3-step problems (the same compute). Greedy accuracy on 200 held-out
+            problems of 3, 4 and 5 steps after rounds 4, 5, 6; pseudo-label accuracy per round.
+variants    From the demo's base: the demo's pool plus LADDER variants of the questions the last
+            round's vote did not trust (`acquire: mix [pool, variants]`, writer: task: the embedded
+            model cannot be asked to write them), against the demo itself. Reported: of the questions
+            untrusted in round 1, the share trusted in rounds 2-4 in each arm; held-out accuracy.
+
+Runs go to WORK/<part>-<arm>-s<seed>/ (a rerun resumes them); the merged result is
+benchmarks/results/acquisition_evidence.json and .png. Not run by CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+DEMO_ROUNDS = 4
+EXTRA_ROUNDS = 2  # curriculum: the rounds after the demo's
+STEPS = (3, 4, 5)
+
+
+def history(out: Path) -> list[dict]:
+    from selfimprove import layout
+
+    return [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
+
+
+def run_arm(out: Path, seed: int, overrides: list[str], rounds: int = DEMO_ROUNDS, model: str | None = None) -> list[dict]:
+    """The demo recipe with `overrides`, `rounds` rounds, resumed when it was started with other rounds."""
+    from rich.console import Console
+
+    from selfimprove.embedded import demo
+    from selfimprove.loop import run
+
+    extra = [f"run.rounds={rounds}", "probe.on_fail=warn", *([f"model.name={model}"] if model else []), *overrides]
+    config = demo.demo_config(out, seed, quick=False, overrides=extra)
+    run(config, allow_config_change=True, console=Console(quiet=True))
+    return history(out)
+
+
+def writer_base(work: Path) -> Path:
+    """The demo base's sibling that also learned to write questions (built once, deterministic)."""
+    from selfimprove.embedded.train_base import BaseRecipe, build
+
+    out = work / "writer_base"
+    if not (out / "recipe.json").exists():
+        build(out.with_name("writer_base.partial"), BaseRecipe(question_loss=True))
+        shutil.move(out.with_name("writer_base.partial"), out)
+    return out
+
+
+def can_it_write(work: Path, seed: int, model: str | None, n_prompts: int = 50) -> dict:
+    """Verdicts of the questions `model` (None = the demo's base) writes from 10 examples, before training."""
+    from rich.console import Console
+
+    from selfimprove.acquire.screen import count_verdicts
+    from selfimprove.acquire.written import written
+    from selfimprove.embedded import demo
+    from selfimprove.loop import open_context
+
+    out = work / f"canwrite-{'writer' if model else 'demo'}-s{seed}"
+    config = demo.demo_config(out, seed, quick=False, overrides=[*([f"model.name={model}"] if model else [])])
+    ctx = open_context(config, True, Console(quiet=True))
+    try:
+        kept = written(ctx, 1, ctx.base_sampler, count=10_000, examples=10, max_prompts=n_prompts)
+    finally:
+        ctx.backend.close()
+    rows = [json.loads(line) for line in (out / "rounds/r01/written.jsonl").read_text().splitlines()]
+    return {"written": len(rows), "kept": len(kept), "verdicts": count_verdicts(rows),
+            "examples": [r["text"] for r in rows[:5]]}
+
+
+def written_stats(out: Path) -> list[dict]:
+    """Per round: the verdicts of the questions written, and how many of the kept had a gold answer."""
+    rows = []
+    for r in range(1, DEMO_ROUNDS + 1):
+        path = out / f"rounds/r{r:02d}/written.jsonl"
+        if path.exists():
+            verdicts = [json.loads(line)["verdict"] for line in path.read_text().splitlines()]
+            rows.append({"round": r, "written": len(verdicts),
+                         **{v: verdicts.count(v) for v in ("kept", "malformed", "leak", "duplicate", "near_duplicate")}})
+    return rows
+
+
+def part_written(work: Path, seed: int) -> dict:
+    base = str(writer_base(work))
+    shown = f"task.source=steps=3,max_value=30,n=10,seed={seed}"
+    arms = {
+        "real": run_arm(work / f"written-real-s{seed}", seed, [], model=base),
+        "written": run_arm(work / f"written-written-s{seed}", seed, [
+            shown, "acquire.method=written", "acquire.options={count: 1000, examples: 10, shots: 1}"], model=base),
+        "shown10": run_arm(work / f"written-shown10-s{seed}", seed, [shown], model=base),
+    }
+    gain = {a: h[-1]["accuracy"] - h[0]["accuracy"] for a, h in arms.items()}
+    return {"histories": arms, "gain": gain,
+            "share_of_real_gain": gain["written"] / gain["real"] if gain["real"] > 0 else None,
+            "written_questions": written_stats(work / f"written-written-s{seed}"),
+            "demo_base_writes": can_it_write(work, seed, None),
+            "writer_base_writes": can_it_write(work, seed, base)}
+
+
+def accuracy_by_steps(out: Path, seed: int, rounds: list[int]) -> dict:
+    """Greedy accuracy of each round's weights on 200 held-out problems of 3, 4 and 5 steps."""
+    from selfimprove.backends import create_backend
+    from selfimprove.embedded import demo
+    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.prompts import PromptStyle
+    from selfimprove.records import Weights
+    from selfimprove.tasks import get_task
+
+    task = get_task("arithmetic")
+    config = demo.demo_config(out, seed, quick=False, overrides=[
+        "evaluate.k=1", "evaluate.temperature=0", "generate.max_new_tokens=80"])
+    backend = create_backend(config.model, config.generate)
+    hist = {h["round"]: h for h in history(out)}
+    result = {}
+    for steps in STEPS:
+        heldout = task.load(f"steps={steps},max_value=30,n=200,seed={seed}", split="test")
+        for r in rounds:
+            weights = Weights(hist[r]["model"]) if r else Weights(config.model.name)
+            scores = evaluate_weights(backend, weights, task, config, heldout, [], r, PromptStyle([], False))
+            result.setdefault(str(steps), {})[str(r)] = scores.metrics["accuracy"]
+    backend.close()
+    return result
+
+
+def part_curriculum(work: Path, seed: int) -> dict:
+    control, harder = work / f"curriculum-same-s{seed}", work / f"curriculum-harder-s{seed}"
+    longer = ["generate.max_new_tokens=80"]  # a 5-step rationale is ~60 tokens; the demo's 48 truncates it
+    run_arm(control, seed, [], rounds=DEMO_ROUNDS)
+    if not harder.exists():  # the same first 4 rounds: a copy of the control, which branches at round 5
+        shutil.copytree(control, harder)
+    same = run_arm(control, seed, longer, rounds=DEMO_ROUNDS + EXTRA_ROUNDS)
+    stages = (f"{{1: 'steps=3,max_value=30,n=1000,seed={seed}', 5: 'steps=4,max_value=30,n=1000,seed={seed}', "
+              f"6: 'steps=5,max_value=30,n=1000,seed={seed}'}}")
+    hard = run_arm(harder, seed, [*longer, "acquire.method=schedule", f"acquire.options={{by: knob, stages: {stages}}}"],
+                   rounds=DEMO_ROUNDS + EXTRA_ROUNDS)
+    rounds = [0, DEMO_ROUNDS, DEMO_ROUNDS + 1, DEMO_ROUNDS + 2]
+    return {"same": {"history": same, "by_steps": accuracy_by_steps(control, seed, rounds)},
+            "harder": {"history": hard, "by_steps": accuracy_by_steps(harder, seed, rounds)}}
+
+
+def trusted_share(out: Path, ids: list[str], r: int) -> float | None:
+    from selfimprove.acquire.judge import trusted
+    from selfimprove.records import Vote, from_row
+
+    path = out / f"rounds/r{r:02d}/votes.jsonl"
+    votes = {v.question_id: v for v in (from_row(Vote, json.loads(x)) for x in path.read_text().splitlines())}
+    return sum(trusted(votes.get(i), 0.5) for i in ids) / len(ids) if ids else None
+
+
+def part_variants(work: Path, seed: int) -> dict:
+    from selfimprove.acquire.judge import trusted
+    from selfimprove.records import Vote, from_row
+
+    plain, ladder = work / f"curriculum-same-s{seed}", work / f"variants-ladder-s{seed}"
+    run_arm(plain, seed, [], rounds=DEMO_ROUNDS)  # the demo itself (the curriculum's control, first 4 rounds)
+    sources = "{sources: [{method: pool}, {method: variants, writer: task, depth: 2, per_question: 2}]}"
+    run_arm(ladder, seed, ["acquire.method=mix", f"acquire.options={sources}"])
+    votes = [from_row(Vote, json.loads(x)) for x in (plain / "rounds/r01/votes.jsonl").read_text().splitlines()]
+    untrusted = [v.question_id for v in votes if not trusted(v, 0.5)]
+    trees = []
+    for r in range(2, DEMO_ROUNDS + 1):
+        rows = [json.loads(x) for x in (ladder / f"rounds/r{r:02d}/variants.jsonl").read_text().splitlines()]
+        trees.append({"round": r, "roots": sum(x["depth"] == 0 for x in rows),
+                      "variants": sum(x["depth"] > 0 for x in rows),
+                      "trusted_variants": sum(bool(x.get("trusted")) for x in rows)})
+    return {"untrusted_in_round1": len(untrusted),
+            "trusted_later": {arm: {r: trusted_share(out, untrusted, r) for r in range(2, DEMO_ROUNDS + 1)}
+                              for arm, out in (("plain", plain), ("ladder", ladder))},
+            "heldout": {"plain": [h["accuracy"] for h in history(plain)[:DEMO_ROUNDS + 1]],
+                        "ladder": [h["accuracy"] for h in history(ladder)]},
+            "trees": trees}
+
+
+PARTS = {"written": part_written, "curriculum": part_curriculum, "variants": part_variants}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
+    parser.add_argument("--work", type=Path, default=Path("runs/acquisition-evidence"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "acquisition_evidence.json")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(Path(__file__).parent))
+    import torch
+
+    torch.set_num_threads(1)
+    args.work.mkdir(parents=True, exist_ok=True)
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for seed in args.seeds:
+        for part in args.parts:
+            print(f"seed {seed}: {part}", flush=True)
+            result = PARTS[part](args.work, seed)
+            results.setdefault(part, {})[str(seed)] = result
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=1))
+    print(json.dumps({p: list(v) for p, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
