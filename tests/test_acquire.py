@@ -5,6 +5,7 @@ embedded base model (and SmolLM2 where a model must really write)."""
 import importlib.util
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -173,11 +174,40 @@ def test_variants_of_untrusted_questions_are_solved_recorded_as_a_tree_and_join_
             assert not parent["trusted"]
     pool = _rows(root, 2, layout.ROUND_POOL)
     added = [q for q in pool if q["origin"] == "variant"]
-    assert {q["id"] for q in added} == {r["id"] for r in children if r.get("trusted")}
+    assert added and {q["id"] for q in added} == {r["id"] for r in children if r.get("trusted")}
     assert all(q["parent"] in by_id for q in added) and all(q["gold"] is None for q in pool)
     gold = {g["id"]: g["gold"] for g in _rows(root, 2, layout.ROUND_GOLD)}  # diagnostics: the task solved them
     assert all(gold[q["id"]] == TASK.solve(q["question"]) for q in added)
     assert {s["question_id"] for s in _rows(root, 2, layout.SAMPLES)} == {q["id"] for q in pool}
+    page = (root / "report.html").read_text()  # the tree is browsable: one fold per node, nested under its parent
+    assert page.count("<details class='variant") == len(tree)
+    parents = TreeParents()
+    parents.feed(page)
+    assert parents.found == {r["id"]: r["parent"] for r in tree}
+    assert "variant: " + str(len(added)) in page  # the round's questions by origin
+
+
+class TreeParents(HTMLParser):
+    """Which fold each variant's fold sits in, read back from the report's HTML."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.found, self.pending = [], {}, False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "details" and "variant" in dict(attrs).get("class", ""):
+            self.stack.append(None)
+            self.pending = True
+
+    def handle_endtag(self, tag):
+        if tag == "details" and self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if self.pending and data.strip():  # the first text of a fold is its id, in <b>
+            self.stack[-1] = data.strip()
+            self.found[data.strip()] = self.stack[-2] if len(self.stack) > 1 else None
+            self.pending = False
 
 
 # ---------------------------------------------------------------- difficulty schedules

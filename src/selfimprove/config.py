@@ -81,8 +81,12 @@ class TaskConfig(Section):
 
 
 class AcquireConfig(Section):
-    # Where a round's questions come from (acquire.py): "pool" = the collected pool, every round.
-    # A method is a name in acquire.METHODS or "package.module:function"; `options` are its keyword arguments.
+    # Where a round's questions come from (acquire/): "pool" = the collected pool, every round (LMSI);
+    # "written" = questions the model writes from a few examples; "variants" = easier variants of the
+    # questions the last vote did not trust (LADDER); "schedule" = by difficulty (a task knob per round, or
+    # a band of measured agreement); "mix" = several at once: options {sources: [{method: pool}, ...]}.
+    # A method is a name in acquire.METHODS or "package.module:function"; `options` are its keyword arguments
+    # (each built-in method's docstring lists them; preflight checks their ranges before any work).
     method: str = "pool"
     options: dict[str, Any] = {}
 

@@ -1,10 +1,12 @@
 """`selfimprove report RUN_DIR`: one self-contained HTML page (no network) from a run's recorded data.
 
 Reads `rounds/rNN/metrics.json`, `votes.jsonl`, `samples.jsonl`, `verdicts.jsonl`, `train.jsonl`,
-`pool.jsonl` and `pool_gold.jsonl` (hidden gold, for calibration only). Writes `RUN_DIR/report.html`:
+`pool.jsonl` (with each question's origin), `written.jsonl` and `variants.jsonl` (acquire/), and
+`pool_gold.jsonl` (hidden gold, for calibration only). Writes `RUN_DIR/report.html`:
 plots as inline SVG (accuracy, agreement and pseudo-label accuracy, calibration, diversity and
 length, gate pass rates; per step for RL rounds: probe, reward, agreement, entropy and the guard's
-stop, from `rl_steps.jsonl` and `rl_guard.json`) and a browser of questions with their rationales, votes, gate verdicts
+stop, from `rl_steps.jsonl` and `rl_guard.json`), where each round's questions came from, LADDER's
+variant trees (question -> variants -> verdicts, as nested folds) and a browser of questions with their rationales, votes, gate verdicts
 and kept training examples. It computes nothing the run did not record except grouping: the
 calibration bins and per-gate pass shares are counts over the stored verdicts and votes.
 """
@@ -39,6 +41,9 @@ class RoundData:
     samples: list[dict] = field(default_factory=list)
     verdicts: list[dict] = field(default_factory=list)
     train: list[dict] = field(default_factory=list)
+    pool: list[dict] = field(default_factory=list)  # the round's questions, each with where it came from
+    written: list[dict] = field(default_factory=list)  # questions the model wrote, with their verdicts
+    variants: list[dict] = field(default_factory=list)  # the tree question -> easier variants -> verdicts
 
 
 @dataclass
@@ -96,8 +101,10 @@ def load_run(run_dir: str | Path) -> RunData:
     if not history:
         raise ReportError(f"{root} has no finished round yet (no rounds/rNN/metrics.json): let "
                           "`selfimprove run` finish round 0, then report again")
+    names = (layout.VOTES, layout.SAMPLES, layout.VERDICTS, layout.TRAIN, layout.ROUND_POOL, layout.WRITTEN,
+             layout.VARIANTS)
     rounds = [RoundData(r, *(_read(store, layout.round_file(r, n), notes) if store.done(layout.round_file(r, n))
-                             else [] for n in (layout.VOTES, layout.SAMPLES, layout.VERDICTS, layout.TRAIN)))
+                             else [] for n in names))
               for r in rounds_done if r > 0]
     questions = {q["id"]: q["question"] for q in _read(store, layout.POOL, notes)}
     for r in rounds_done:  # a round's own pool may hold questions the collected pool does not
@@ -239,12 +246,63 @@ def browser_data(run: RunData) -> list[dict]:
                 "index": s["index"], "format": s["prompt_format"], "text": s["text"], "answer": s["answer"],
                 "kept": v.get("kept"), "reason": v.get("reason"),
                 "gates": {g: [x["passed"], x["reason"]] for g, x in v.get("gates", {}).items()}})
+        origin = {q["id"]: (q.get("origin", "pool"), q.get("parent")) for q in rd.pool}
         questions = [{"id": v["question_id"], "question": run.questions.get(v["question_id"], ""),
+                      "origin": origin.get(v["question_id"], ("pool", None))[0],
+                      "parent": origin.get(v["question_id"], ("pool", None))[1],
                       "gold": run.gold.get(v["question_id"]), "vote": v["answer"], "share": v["share"],
                       "counts": v["counts"], "samples": samples.get(v["question_id"], []),
                       "examples": examples.get(v["question_id"], [])} for v in rd.votes[:MAX_QUESTIONS]]
         rounds.append({"round": rd.number, "questions": questions, "total": len(rd.votes)})
     return rounds
+
+
+def sources_table(run: RunData) -> str:
+    """Per round: how many questions came from where, and the verdicts on the questions the model wrote."""
+    rows = []
+    for rd in run.rounds:
+        origins: dict[str, int] = {}
+        for q in rd.pool:
+            origins[q.get("origin", "pool")] = origins.get(q.get("origin", "pool"), 0) + 1
+        written: dict[str, int] = {}
+        for w in rd.written:
+            written[w["verdict"]] = written.get(w["verdict"], 0) + 1
+        rows.append(f"<tr><td>{rd.number}</td><td>{_fmt(', '.join(f'{k}: {v}' for k, v in origins.items()))}</td>"
+                    f"<td>{_fmt(', '.join(f'{k}: {v}' for k, v in written.items()) or None)}</td></tr>")
+    return ("<table class='metrics' id='sources'><tr><th>round</th><th>questions by origin</th>"
+            "<th>questions written by the model, by verdict</th></tr>" + "".join(rows) + "</table>")
+
+
+def variant_trees(run: RunData) -> str:
+    """LADDER's trees, one per untrusted question, as nested <details>: each variant with its verdict."""
+    parts = []
+    for rd in run.rounds:
+        if not rd.variants:
+            continue
+        children: dict[str, list[dict]] = {}
+        for row in rd.variants:
+            if row["parent"] is not None:
+                children.setdefault(row["parent"], []).append(row)
+
+        def node(row: dict) -> str:
+            if row["depth"] == 0:
+                what = f"vote {_fmt(row.get('answer'))} (share {row.get('share', 0):.2f}): not trusted"
+            elif row["verdict"] != "kept":
+                what = f"dropped: {row['verdict']}"
+            else:
+                what = (f"vote {_fmt(row.get('answer'))} (share {row.get('share', 0):.2f}): "
+                        + ("trusted, trained on" if row.get("trusted") else "not trusted"))
+            kids = "".join(node(c) for c in children.get(row["id"], []))
+            mark = "trusted" if row.get("trusted") else "untrusted"
+            return (f"<details class='variant {mark}'{' open' if row['depth'] == 0 else ''}><summary>"
+                    f"<b>{_fmt(row['id'])}</b> {html.escape(row['question'])} <i>{what}</i></summary>{kids}</details>")
+
+        roots = [row for row in rd.variants if row["depth"] == 0]
+        trusted = sum(bool(row.get("trusted")) for row in rd.variants)
+        parts.append(f"<h3>Round {rd.number}: {len(roots)} untrusted questions, "
+                     f"{len(rd.variants) - len(roots)} variants, {trusted} trusted</h3>"
+                     + "".join(node(r) for r in roots[:MAX_QUESTIONS]))
+    return "".join(parts) or "<p>none: no round acquired easier variants</p>"
 
 
 def metrics_table(history: list[RoundMetrics]) -> str:
@@ -268,6 +326,7 @@ def render(run: RunData) -> str:
     title = ("TRANSDUCTIVE (adapted on the questions it is scored on): " if run.transductive else "") + str(run.root)
     return (TEMPLATE.replace("%TITLE%", html.escape(title))
             .replace("%TABLE%", metrics_table(run.history)).replace("%PLOTS%", figures)
+            .replace("%SOURCES%", sources_table(run)).replace("%VARIANTS%", variant_trees(run))
             .replace("%NOTES%", notes).replace("%DATA%", data))
 
 
@@ -290,10 +349,13 @@ table.metrics{border-collapse:collapse;font-size:.85em} table.metrics td,table.m
 #qlist div{padding:4px;border-bottom:1px solid #eee;cursor:pointer;font-size:.85em} #qlist div.sel{background:#e8f0ff}
 #detail{flex:1;font-size:.9em} .sample{border:1px solid #ddd;margin:4px 0;padding:4px} .kept{border-left:4px solid #2a2}
 .dropped{border-left:4px solid #c33} pre{white-space:pre-wrap;margin:2px 0} .gate{font-size:.8em;color:#555}
+details.variant{margin-left:1.2em;font-size:.85em} details.trusted>summary{color:#181} details.untrusted>summary{color:#a22}
 </style></head><body>
 <h1>selfimprove report: %TITLE%</h1>
 %TABLE%
 <h2>Plots</h2><div class="plots">%PLOTS%</div>
+<h2>Where each round's questions came from</h2>%SOURCES%
+<h2>Easier variants (LADDER): question, variants, verdicts</h2><div id="variants">%VARIANTS%</div>
 <h2>Problems found in the run directory</h2><ul id="notes">%NOTES%</ul>
 <h2>Questions</h2>
 <p>Round <select id="round"></select> <input id="filter" placeholder="filter questions"> <span id="count"></span></p>
@@ -305,7 +367,7 @@ const sel = document.getElementById('round'), list = document.getElementById('ql
 const esc = s => String(s ?? '-').replace(/[&<>]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));
 rounds.forEach((r, i) => sel.add(new Option('round ' + r.round, i)));
 function show(q) {
-  let h = `<h3>${esc(q.id)}</h3><pre>${esc(q.question)}</pre><p>majority <b>${esc(q.vote)}</b> (share ${q.share.toFixed(2)}; votes ${esc(JSON.stringify(q.counts))}); hidden gold ${esc(q.gold)}</p><h4>Sampled rationales</h4>`;
+  let h = `<h3>${esc(q.id)}</h3><p>from: ${esc(q.origin)}${q.parent ? ' (a variant of ' + esc(q.parent) + ')' : ''}</p><pre>${esc(q.question)}</pre><p>majority <b>${esc(q.vote)}</b> (share ${q.share.toFixed(2)}; votes ${esc(JSON.stringify(q.counts))}); hidden gold ${esc(q.gold)}</p><h4>Sampled rationales</h4>`;
   for (const s of q.samples) {
     const gates = Object.entries(s.gates).map(([g, [ok, why]]) => `${ok ? '&#10003;' : '&#10007;'} ${esc(g)}${why ? ': ' + esc(why) : ''}`).join(' &middot; ');
     h += `<div class="sample ${s.kept ? 'kept' : 'dropped'}"><b>#${s.index}</b> ${esc(s.format)}: answer <b>${esc(s.answer)}</b>, ${esc(s.reason)}<pre>${esc(s.text)}</pre><div class="gate">${gates}</div></div>`;

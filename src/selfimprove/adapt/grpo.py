@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfimprove import layout
+from selfimprove.acquire import round_gold
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.guard import GUARD_FILE, START, CollapseGuard, greedy_probe, signals
 from selfimprove.adapt.rewards import (Policy, RewardContext, build_scorer, completion_text, label_rows, same)
@@ -89,7 +90,7 @@ def adapt_rl(ctx, round_: int, inputs: AdaptInputs, algorithm: str, options: dic
                 probe_prompts=[ctx.student_style.render(i.question, ctx.config.evaluate.format) for i in heldout],
                 probe_gold=[i.gold for i in heldout],
                 probe_max_new_tokens=ctx.config.evaluate.max_new_tokens or gen.max_new_tokens)
-    return commit(ctx, round_, job, ctx.data.gold)
+    return commit(ctx, round_, job, round_gold(ctx, round_))  # diagnostics only: never a reward
 
 
 def commit(ctx, round_: int, job: RLJob, gold: dict[str, str]) -> Adapted:
