@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -200,16 +201,103 @@ def part_variants(work: Path, seed: int) -> dict:
 PARTS = {"written": part_written, "curriculum": part_curriculum, "variants": part_variants}
 
 
+def summarize(results: dict) -> dict:
+    """Medians and ranges over seeds of what each part reports."""
+    from embedded_evidence import spread
+
+    out = {}
+    w = results.get("written", {})
+    if w:
+        out["written"] = {
+            "gain": {arm: spread([r["gain"][arm] for r in w.values()]) for arm in ("real", "written", "shown10")},
+            "share_of_real_gain": spread([r["share_of_real_gain"] for r in w.values()
+                                          if r["share_of_real_gain"] is not None]),
+            "written_questions": {v: sum(x.get(v, 0) for r in w.values() for x in r["written_questions"])
+                                  for v in ("written", "kept", "malformed", "leak", "duplicate", "near_duplicate")},
+            "demo_base_well_formed": sum(r["demo_base_writes"]["written"] - r["demo_base_writes"]["verdicts"].get(
+                "malformed", 0) for r in w.values()),
+            "demo_base_written": sum(r["demo_base_writes"]["written"] for r in w.values()),
+        }
+    c = results.get("curriculum", {})
+    if c:
+        last = str(DEMO_ROUNDS + EXTRA_ROUNDS)
+        out["curriculum"] = {f"{steps}-step": {arm: {
+            r: spread([x[arm]["by_steps"][str(steps)][r] for x in c.values()]) for r in ("0", str(DEMO_ROUNDS), last)}
+            for arm in ("same", "harder")} for steps in STEPS}
+        out["curriculum"]["pseudo_label_accuracy"] = {arm: {
+            h["round"]: spread([x[arm]["history"][h["round"]]["pseudo_label_accuracy"] for x in c.values()])
+            for h in next(iter(c.values()))[arm]["history"][1:]} for arm in ("same", "harder")}
+    v = results.get("variants", {})
+    if v:
+        out["variants"] = {
+            "untrusted_in_round1": spread([x["untrusted_in_round1"] for x in v.values()]),
+            "trusted_later": {arm: {r: spread([x["trusted_later"][arm][r] for x in v.values()])
+                                    for r in next(iter(v.values()))["trusted_later"][arm]} for arm in ("plain", "ladder")},
+            "heldout_final": {arm: spread([x["heldout"][arm][-1] for x in v.values()]) for arm in ("plain", "ladder")},
+            "heldout_gain_over_plain": spread([x["heldout"]["ladder"][-1] - x["heldout"]["plain"][-1] for x in v.values()]),
+        }
+    return out
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    w = results.get("written", {})
+    for arm, style in (("real", "-o"), ("written", "-s"), ("shown10", ":^")):
+        if w:
+            curves = [[h["accuracy"] for h in r["histories"][arm]] for r in w.values()]
+            axes[0].plot(range(len(curves[0])), [med(c) for c in zip(*curves)], style, label=arm)
+    axes[0].set(title="self-generated questions (writer base)", xlabel="round", ylabel="held-out greedy (median)")
+    c = results.get("curriculum", {})
+    rounds = ["0", str(DEMO_ROUNDS), str(DEMO_ROUNDS + 1), str(DEMO_ROUNDS + 2)]
+    for steps, colour in zip(STEPS, ("tab:blue", "tab:orange", "tab:green")):
+        for arm, style in (("same", ":"), ("harder", "-")):
+            if c:
+                ys = [med([x[arm]["by_steps"][str(steps)][r] for x in c.values()]) for r in rounds]
+                axes[1].plot([int(r) for r in rounds], ys, style, color=colour, marker="o",
+                             label=f"{steps}-step, {'3-step rounds' if arm == 'same' else '4 then 5-step rounds'}")
+    axes[1].set(title="easy to hard: accuracy by steps", xlabel="round", ylabel="greedy (median)")
+    v = results.get("variants", {})
+    for arm, style in (("plain", ":o"), ("ladder", "-s")):
+        if v:
+            rs = sorted(next(iter(v.values()))["trusted_later"][arm], key=int)
+            axes[2].plot([int(r) for r in rs], [med([x["trusted_later"][arm][r] for x in v.values()]) for r in rs],
+                         style, label=f"{arm}: share of round-1 untrusted now trusted")
+    axes[2].set(title="LADDER variants", xlabel="round", ylabel="share (median)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
     parser.add_argument("--work", type=Path, default=Path("runs/acquisition-evidence"))
     parser.add_argument("--out", type=Path, default=RESULTS / "acquisition_evidence.json")
+    parser.add_argument("--merge", type=Path, nargs="+", help="merge these per-seed JSON files into --out and plot")
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    if args.merge:
+        merged: dict = {}
+        for f in args.merge:
+            for part, seeds in json.loads(f.read_text()).items():
+                if part in PARTS:
+                    merged.setdefault(part, {}).update(seeds)
+        merged["summary"] = summarize(merged)
+        args.out.write_text(json.dumps(merged, indent=1))
+        plot(merged, args.out.with_suffix(".png"))
+        print(json.dumps(merged["summary"], indent=1))
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(Path(__file__).parent))
     import torch
 
     torch.set_num_threads(1)
