@@ -43,6 +43,9 @@ class BaseRecipe:
     # write questions of the domain, for self-generated questions (acquire.written). The demo's base is
     # trained without it, so it cannot write one (benchmarks/acquisition_evidence.py measures both).
     question_loss: bool = False
+    # With question_loss: this many extra rows that list 2-5 seed questions ("Q: ...\n\nQ: ..."), the form of
+    # a few-shot question-writing prompt (acquire/written.py): a tiny model only continues forms it has seen.
+    question_lists: int = 0
 
 
 def seed_problems(recipe: BaseRecipe):
@@ -70,6 +73,20 @@ def encode(tokenizer, problems, question_loss: bool = False) -> list[tuple[list[
             rows.append((a + b, [-100] * head + a[head:] + b))
         else:
             rows.append((a + b, [-100] * len(a) + b))
+    return rows
+
+
+def question_lists(tokenizer, questions: list[str], n: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """`n` rows of 2-5 questions each, as a few-shot question-writing prompt lists them; the loss is on every
+    question (not on the first "Q:")."""
+    from selfimprove.acquire.written import prompt_for
+
+    rng, rows = random.Random(seed + 7), []
+    for _ in range(n):
+        shown = rng.sample(questions, rng.randint(2, 5))
+        ids = tokenizer(prompt_for(shown[:-1], False) + " " + shown[-1], add_special_tokens=False).input_ids
+        head = len(tokenizer("Q:", add_special_tokens=False).input_ids)
+        rows.append((ids + [tokenizer.eos_token_id], [-100] * head + ids[head:] + [tokenizer.eos_token_id]))
     return rows
 
 
@@ -127,8 +144,10 @@ def build(out: Path, recipe: BaseRecipe = BaseRecipe()) -> Path:
     model = build_tiny_llama(tokenizer, recipe.hidden_size, recipe.num_layers, recipe.num_heads,
                              max_position_embeddings=512, seed=recipe.seed)
     problems = seed_problems(recipe)
-    losses = train(model, tokenizer, encode(tokenizer, problems, recipe.question_loss), recipe.steps, recipe.batch_size,
-                   recipe.learning_rate, recipe.seed)
+    rows = encode(tokenizer, problems, recipe.question_loss)
+    if recipe.question_loss and recipe.question_lists:
+        rows += question_lists(tokenizer, [p.question for p in problems], recipe.question_lists, recipe.seed)
+    losses = train(model, tokenizer, rows, recipe.steps, recipe.batch_size, recipe.learning_rate, recipe.seed)
     seed_rows = [{"question": p.question, "rationale": p.rationale.rsplit(" The answer is", 1)[0],
                   "answer": str(p.answer), "steps": p.steps} for p in problems]
     return save_base(out, model, tokenizer, seed_rows, recipe, losses)
