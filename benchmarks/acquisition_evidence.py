@@ -8,7 +8,8 @@ Every arm is the demo recipe (`demo.yaml`, 4 rounds, the same optimiser, steps a
 
 written     The demo's base cannot write a question (it was trained with the loss on answers only):
             its completions after "Q:" are counted first. The arms then start from its sibling,
-            trained by the same recipe with the loss on the questions too (`BaseRecipe.question_loss`):
+            trained by the same recipe with the loss on the questions too, and on lists of 2-5 questions
+            in the form of the few-shot writing prompt (`BaseRecipe.question_loss`, `question_lists`):
               real     the demo's 1,000-question pool
               written  only 10 example questions shown (the pool is those 10), 1,000 questions written
                        by the model each round (`acquire.method: written`), screened, then voted on
@@ -64,12 +65,15 @@ def run_arm(out: Path, seed: int, overrides: list[str], rounds: int = DEMO_ROUND
 
 
 def writer_base(work: Path) -> Path:
-    """The demo base's sibling that also learned to write questions (built once, deterministic)."""
+    """The demo base's sibling that also learned to write questions, singly and in few-shot lists (built
+    once, deterministic)."""
     from selfimprove.embedded.train_base import BaseRecipe, build
 
-    out = work / "writer_base"
-    if not (out / "recipe.json").exists():
-        build(out.with_name("writer_base.partial"), BaseRecipe(question_loss=True))
+    out, recipe = work / "writer_base", BaseRecipe(question_loss=True, question_lists=1600)
+    built = json.loads((out / "recipe.json").read_text()) if (out / "recipe.json").exists() else {}
+    if built.get("question_lists") != recipe.question_lists:
+        shutil.rmtree(out, ignore_errors=True)
+        build(out.with_name("writer_base.partial"), recipe)
         shutil.move(out.with_name("writer_base.partial"), out)
     return out
 
@@ -113,7 +117,7 @@ def part_written(work: Path, seed: int) -> dict:
     arms = {
         "real": run_arm(work / f"written-real-s{seed}", seed, [], model=base),
         "written": run_arm(work / f"written-written-s{seed}", seed, [
-            shown, "acquire.method=written", "acquire.options={count: 1000, examples: 10, shots: 1}"], model=base),
+            shown, "acquire.method=written", "acquire.options={count: 1000, examples: 10, shots: 3}"], model=base),
         "shown10": run_arm(work / f"written-shown10-s{seed}", seed, [shown], model=base),
     }
     gain = {a: h[-1]["accuracy"] - h[0]["accuracy"] for a, h in arms.items()}
