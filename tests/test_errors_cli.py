@@ -244,6 +244,25 @@ def unknown_prompt_format(lab, d):
 
 
 @case(2)
+def own_exemplars_nothing_shows(lab, d):
+    return (["run", config_file(lab, d), "generate.exemplars=self"],
+            ["generate.exemplars=self", "generate.formats", "add cot_fewshot"])
+
+
+@case(2)
+def own_exemplars_without_a_vote(lab, d):
+    return (["run", config_file(lab, d), "generate.exemplars=self", "generate.formats=[cot_fewshot]", "generate.k=1"],
+            ["generate.exemplars=self", "generate.k=1", "generate.k >= 2"])
+
+
+@case(2)
+def least_to_most_for_a_task_with_its_own_format(lab, d):
+    return (["run", config_file(lab, d), "task.name=list_functions", "task.source=steps=1,n=4,seed=0",
+             "vote.method=behaviour", "generate.formats=[least_to_most]"],
+            ["generate.formats", "least_to_most", "its own way", "use cot_fewshot"])
+
+
+@case(2)
 def unknown_device(lab, d):
     return ["run", config_file(lab, d), "model.device=tpu"], ["model.device", "unknown device 'tpu'"]
 

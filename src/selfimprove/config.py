@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from selfimprove.names import (FORMATS, GUARDED_SIGNALS, LMSI_FORMATS, NEEDS_VOTE, REWARDS, REWARDS_NEED_VOTE,
-                               RL_METHODS, RL_SIGNALS)
+                               RL_METHODS, RL_SIGNALS, SHOWS_EXEMPLARS)
 from selfimprove.tasks.base import Fields
 
 
@@ -101,6 +101,13 @@ class GenerateConfig(Section):
     batch_size: int = Field(16, ge=1)  # prompts per generate call; each brings k sequences
     formats: list[str] = Field(["cot_fewshot"], min_length=1)  # prompt styles to sample with
     num_exemplars: int | None = Field(None, ge=0)  # few-shot exemplars used (None = all the task has)
+    # Whose worked examples the few-shot formats show while sampling (own_exemplars.py): "task" = the task's
+    # hand-written ones; "self" = chosen each round from the model's own confident zero-shot answers
+    # (LMSI section 5.2), num_exemplars of them (None: 4). Held-out evaluation keeps the task's.
+    exemplars: Literal["task", "self"] = "task"
+    # Questions of the round sampled zero-shot (K paths each) to choose them from: 64 gives a few dozen
+    # clear majorities even at 30-50% agreement, for 64 x K extra samples a round, a fraction of the round's.
+    exemplar_candidates: int = Field(64, ge=1)
     checkpoint_every: int = Field(64, ge=1)  # questions per checkpointed chunk: a kill loses at most one
 
     @field_validator("formats")
@@ -109,6 +116,22 @@ class GenerateConfig(Section):
         for f in v:
             _known_format(f)
         return v
+
+    @model_validator(mode="after")
+    def _own_exemplars_are_used_and_voted(self):
+        if self.exemplars != "self":
+            return self
+        if not any(f in SHOWS_EXEMPLARS for f in self.formats):
+            raise ValueError(f"generate.exemplars=self chooses few-shot exemplars, but no format in generate.formats "
+                             f"{self.formats} shows any; add cot_fewshot to generate.formats, or set "
+                             "generate.exemplars=task")
+        if self.num_exemplars == 0:
+            raise ValueError("generate.exemplars=self with generate.num_exemplars=0 chooses none; give "
+                             "generate.num_exemplars >= 1 (or null: 4), or set generate.exemplars=task")
+        if self.k < 2:
+            raise ValueError(f"generate.exemplars=self chooses exemplars by a vote over each candidate's K paths, but "
+                             f"generate.k={self.k} is no vote; set generate.k >= 2, or generate.exemplars=task")
+        return self
 
 
 class VoteConfig(Section):

@@ -92,7 +92,7 @@ def debate_turns(ctx: RunContext, round_: int, weights: Weights, samples: list[S
         nxt: dict[str, list[dict]] = {}
         for (qid, agent), [c] in zip(asked, outs):
             fmt = latest[qid][agent]["format"]
-            text = f"{prompts.STEP_BY_STEP} {c.text.lstrip()}" if fmt == "cot_zeroshot" else c.text
+            text = f"{prompts.CUES[fmt]} {c.text.lstrip()}" if fmt in prompts.CUES else c.text
             saw = [{"agent": r["agent"], "answer": r["answer"]} for r in latest[qid] if r["agent"] != agent]
             row = _row(qid, turn, agent, fmt, seed, text, ctx.task.extract(text), c.num_tokens, c.truncated,
                        c.logprob, saw)

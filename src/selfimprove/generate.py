@@ -14,7 +14,6 @@ from selfimprove import layout, memory, prompts
 from selfimprove.backends import Backend, Prompt, SamplingParams
 from selfimprove.backends.base import parallel_calls
 from selfimprove.context import RunContext
-from selfimprove.names import ALTERNATIVE
 from selfimprove.novelty import novelty
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
@@ -55,12 +54,8 @@ def sample_paths(backend: Backend, weights: Weights, task, items: list[Item], st
     for (item, fmt, _), completions in zip(rendered, outs):
         for i, c in enumerate(completions):
             text = c.text
-            if style.ask is not None:  # a task with its own prompt: the cue below was never asked
-                pass
-            elif fmt == "cot_zeroshot":
-                text = f"{prompts.STEP_BY_STEP} {text.lstrip()}"
-            elif fmt == ALTERNATIVE:
-                text = f"{prompts.ALTERNATIVE_CUE} {text.lstrip()}"
+            if style.ask is None and fmt in prompts.CUES:  # a task with its own prompt was never given the cue
+                text = f"{prompts.CUES[fmt]} {text.lstrip()}"
             samples.append(Sample(
                 question_id=item.id, round=round_, index=i, prompt_format=fmt, seed=params.seed,
                 model=weights.model, adapter=weights.adapter, text=text, answer=task.extract(text),
@@ -86,11 +81,13 @@ def sampling_params(ctx: RunContext) -> SamplingParams:
                           seed=ctx.config.run.seed, stop=ctx.style.stop)
 
 
-def generate_round(ctx: RunContext, round_: int, weights: Weights, items: list[Item]) -> list[Sample]:
-    """Sample every question of the round from `weights`; resume from saved chunks."""
+def generate_round(ctx: RunContext, round_: int, weights: Weights, items: list[Item],
+                   style: PromptStyle | None = None) -> list[Sample]:
+    """Sample every question of the round from `weights` prompted in `style` (None: the run's, `ctx.style`);
+    resume from saved chunks."""
     g = ctx.config.generate
     params = sampling_params(ctx)
-    style = memory.round_style(ctx, round_, items, ctx.style, g.formats)  # exemplars retrieved per question
+    style = memory.round_style(ctx, round_, items, style or ctx.style, g.formats)  # exemplars retrieved per question
     chunks = [items[i:i + g.checkpoint_every] for i in range(0, len(items), g.checkpoint_every)]
     with progress_bar() as progress:
         bar = progress.add_task(f"round {round_}: sampling", total=len(items))

@@ -2,7 +2,7 @@
 
     config.yaml  environment.json  manifest.json  metrics.jsonl  summary.json
     pool.jsonl (questions, no answers)  pool_gold.jsonl (hidden; diagnostics only)  heldout.jsonl  anchor.jsonl
-    rounds/rNN/  inputs.json pool.jsonl samples.jsonl votes.jsonl verdicts.jsonl train.jsonl train_log.jsonl
+    rounds/rNN/  inputs.json pool.jsonl own_exemplars.jsonl samples.jsonl votes.jsonl verdicts.jsonl train.jsonl train_log.jsonl
                  adapter/ or model/  eval.json eval_samples.jsonl anchor_samples.jsonl metrics.json
                  (RL) rl_samples.jsonl rl_steps.jsonl rl_guard.json; rl_work/ while training runs
     answers.jsonl (`selfimprove ttt`: the adapted model's answers, transductive)
@@ -37,6 +37,7 @@ WRITTEN = "written.jsonl"  # every question the model wrote, kept or dropped and
 VARIANTS = "variants.jsonl"  # the tree question -> easier variants -> verdicts (acquire/variants.py)
 DIFFICULTY = "difficulty.jsonl"  # measured agreement of the schedule's candidates (acquire/schedule.py)
 SAMPLES = "samples.jsonl"
+OWN_EXEMPLARS = "own_exemplars.jsonl"  # the few-shot exemplars chosen from the model's own answers (own_exemplars.py)
 EXEMPLARS = "exemplars.jsonl"  # the exemplars retrieved from memory for each pool question (cot_retrieved)
 EVAL_EXEMPLARS = "eval_exemplars.jsonl"  # the same for the held-out questions
 VOTES = "votes.jsonl"
@@ -63,7 +64,8 @@ ANSWERS = "answers.jsonl"
 # A round's artifacts by the stage that writes them, in order; artifacts written together (by one
 # stage's build) share a rank, so one of them missing redoes them all. A name not listed here is an
 # adaptation method's own artifact (a plug-in's), ranked with the weights.
-STAGES = ((ROUND_POOL, ROUND_GOLD, WRITTEN, VARIANTS, DIFFICULTY), (EXEMPLARS, SAMPLES), (DEBATE, VOTES), (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL),
+STAGES = ((ROUND_POOL, ROUND_GOLD, WRITTEN, VARIANTS, DIFFICULTY), (OWN_EXEMPLARS,), (EXEMPLARS, SAMPLES), (DEBATE, VOTES),
+          (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL),
           (TRAIN_LOG,), (EVAL_EXEMPLARS, EVAL, EVAL_SAMPLES, ANCHOR_SAMPLES), (METRICS,))
 
 _WEIGHTS_RANK = next(rank for rank, names in enumerate(STAGES) if ADAPTER in names)

@@ -29,7 +29,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from selfimprove import acquire, collect, evaluate, layout, monitor, probe, tracking
+from selfimprove import acquire, collect, evaluate, layout, monitor, own_exemplars, probe, tracking
 from selfimprove.adapt import AdaptInputs, adapt_round
 from selfimprove.backends import create_backend, require_extra
 from selfimprove.cache import CachedBackend, cache_dir_for, fingerprint
@@ -55,7 +55,11 @@ def run_round(ctx: RunContext, r: int, learner: Weights, previous: RoundMetrics)
     started = time.time()
     sampler = ctx.base_sampler if ctx.teacher_samples else learner
     items = acquire.acquire_round(ctx, r, sampler)
-    samples = generate_round(ctx, r, sampler, items)
+    # generate.exemplars=self: the round samples with exemplars chosen from the sampler's own answers. Held-out
+    # evaluation (and training pairs) keep the task's, so every round is scored with the same prompt: rounds
+    # stay comparable, and a better score is the weights', not a better round's exemplars.
+    style = own_exemplars.round_style(ctx, r, sampler, items, ctx.style)
+    samples = generate_round(ctx, r, sampler, items, style)
     votes = vote_round(ctx, r, sampler, samples, items)
     verdicts = curate_round(ctx, r, sampler, samples, votes, items)
     ctx.backend.close()  # no model that sampled is alive while training runs

@@ -10,10 +10,14 @@ from __future__ import annotations
 # The four LMSI prompt formats (see prompts.py), the default training formats.
 LMSI_FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
 # Sampling formats beyond LMSI's: few-shot with exemplars retrieved from memory per question (memory.py),
-# and rationale augmentation: asked for another approach than the obvious one, assumptions stated.
+# rationale augmentation: asked for another approach than the obvious one, assumptions stated, and
+# least-to-most prompting (Zhou et al. 2023): the problem broken into simpler sub-questions, answered in order.
 RETRIEVED = "cot_retrieved"
 ALTERNATIVE = "cot_alternative"
-FORMATS = LMSI_FORMATS + (RETRIEVED, ALTERNATIVE)
+LEAST_TO_MOST = "least_to_most"
+FORMATS = LMSI_FORMATS + (RETRIEVED, ALTERNATIVE, LEAST_TO_MOST)
+# Formats that show the fixed exemplars (cot_retrieved: to a question memory found none for).
+SHOWS_EXEMPLARS = ("cot_fewshot", "direct_fewshot", RETRIEVED)
 
 # Label-free signals the monitor can guard (RoundMetrics fields), and the direction in which each degrades.
 GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",

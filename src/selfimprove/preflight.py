@@ -20,6 +20,8 @@ file it names, or the run directory. In order, cheapest first:
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
   every gate of vote.require and curate.gates built. A gate that needs the engine (critique) is
   built with a stand-in that refuses to generate, so only its parameters are checked;
+- a task with its own format (code) is not given the prose-only `least_to_most` format or
+  `generate.exemplars: self`, which its prompts would never show;
 - the task's few-shot exemplars load;
 - a .gguf model (a file, or a packaged model's) not yet converted: the gguf package is installed and
   transformers reads its architecture (`models.check_gguf`, which imports transformers).
@@ -65,6 +67,7 @@ def check(config: Config) -> None:
     _debate(config)
     _device(config)
     task = _plugin(config, "task.name", config.task.name, _task_table())
+    _own_format(config, task)
     _code_task(config, task)
     _gates(config, task)
     _exemplars(config, task)
@@ -274,6 +277,26 @@ def _code_task(config: Config, task) -> None:
 
 
 CODE_UNFIT_TRAINERS = ("grpo", "rloo")
+
+
+def _own_format(config: Config, task) -> None:
+    """A task with its own format (code: the stub, then the program) asks every question its own way, so
+    a prose cue (least_to_most) or exemplars chosen for the LMSI prompts would never be shown."""
+    from selfimprove.names import LEAST_TO_MOST
+    from selfimprove.tasks.base import own_format_of
+
+    if own_format_of(task) is None:
+        return
+    name = config.task.name
+    for key, formats in (("generate.formats", config.generate.formats), ("evaluate.format", [config.evaluate.format])):
+        if LEAST_TO_MOST in formats:
+            raise _fail(config, key, f"{LEAST_TO_MOST} asks in prose for sub-questions answered in order, but task "
+                        f"{name!r} asks every question its own way (its own prompt, answered with a program), so "
+                        f"that cue would never be asked; use cot_fewshot (the task's own prompt)")
+    if config.generate.exemplars == "self":
+        raise _fail(config, "generate.exemplars", f"task {name!r} asks every question its own way, with no worked "
+                    "examples in the prompt, so exemplars chosen from its answers would never be shown; set "
+                    "generate.exemplars=task")
 
 
 def _task_table() -> dict[str, str]:

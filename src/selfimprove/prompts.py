@@ -7,6 +7,11 @@
     cot_retrieved    as cot_fewshot, with exemplars retrieved from memory for each question (memory.py)
     cot_alternative  "Q: ...\nA: Let's solve it another way and state our assumptions." (rationale
                      augmentation: a path unlike the usual one; its novelty is recorded per sample)
+    least_to_most    "Q: ...\nA: Let's break this problem into simpler sub-questions and answer them in
+                     order." (least-to-most prompting: sub-questions first, then each answered in turn)
+
+A zero-shot format's cue (`CUES`) is part of the prompt; generate.py puts it in front of the sampled
+text too, so a path reads whole, and `rationale_of` strips it again: a rationale never trains on it.
 
 A training target is always "<rationale> The answer is X." (CoT) or "The answer is X." (direct),
 so a path sampled in one format can teach all four. A task with its own format (`tasks.base.own_format_of`:
@@ -18,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from selfimprove.names import ALTERNATIVE, RETRIEVED
+from selfimprove.names import ALTERNATIVE, LEAST_TO_MOST, RETRIEVED
 from selfimprove.records import Exemplar, Weights
 from selfimprove.tasks.answers import answer_start
 from selfimprove.tasks.base import own_format_of
@@ -26,11 +31,17 @@ from selfimprove.tasks.base import own_format_of
 STEP_BY_STEP = "Let's think step by step."
 ALTERNATIVE_CUE = "Let's solve it another way and state our assumptions."
 ALTERNATIVE_ASK = ("Solve it with a different approach than the most obvious one, and say what you assume.")
+LEAST_TO_MOST_CUE = "Let's break this problem into simpler sub-questions and answer them in order."
+LEAST_TO_MOST_ASK = ("First list the simpler sub-questions this problem breaks into, then answer them one by one, "
+                     "each using the answers before it.")
+# The cue each zero-shot format writes after "A:": the start of every path sampled in it.
+CUES = {"cot_zeroshot": STEP_BY_STEP, ALTERNATIVE: ALTERNATIVE_CUE, LEAST_TO_MOST: LEAST_TO_MOST_CUE}
 STOP = ("\nQ:",)  # in completion mode a model that keeps going writes the next question
 
 
 def is_cot(fmt: str) -> bool:
-    return fmt.startswith("cot")
+    """A format whose paths reason before they answer (and so train with their rationale)."""
+    return fmt.startswith("cot") or fmt == LEAST_TO_MOST
 
 
 def target(rationale: str, answer: str, fmt: str, answer_prefix: str = "The answer is") -> str:
@@ -53,29 +64,37 @@ def rationale_of(text: str, answer_prefix: str = "The answer is") -> str:
     head = (text[:cut] if cut is not None else text).strip()
     if cut is not None and (head[-1:].isalnum() or head.endswith(")")):
         head += "."
-    for cue in (STEP_BY_STEP, ALTERNATIVE_CUE):
+    for cue in CUES.values():
         if head.startswith(cue):
             head = head[len(cue):].strip()
     return head
 
 
+def shots_for(question: str, fmt: str, exemplars: list[Exemplar]) -> list[Exemplar]:
+    """The exemplars a prompt of `fmt` shows: none for a zero-shot format, and never the question itself
+    (self-chosen exemplars come from the round's own questions: shown its own answer, a path copies it)."""
+    return [ex for ex in exemplars if ex.question != question] if fmt.endswith("fewshot") else []
+
+
 def plain_prompt(question: str, fmt: str, exemplars: list[Exemplar], answer_prefix: str = "The answer is") -> str:
-    shots = exemplars if fmt.endswith("fewshot") else []
+    shots = shots_for(question, fmt, exemplars)
     parts = [f"Q: {ex.question}\nA: {target(ex.rationale, ex.answer, fmt, answer_prefix)}\n\n" for ex in shots]
-    tail = {"cot_zeroshot": f" {STEP_BY_STEP}", ALTERNATIVE: f" {ALTERNATIVE_CUE}"}.get(fmt, "")
+    tail = f" {CUES[fmt]}" if fmt in CUES else ""
     return "".join(parts) + f"Q: {question}\nA:{tail}"
 
 
 def _instruction(question: str, fmt: str, answer_prefix: str) -> str:
     if fmt == ALTERNATIVE:
         return f'{question}\n{ALTERNATIVE_ASK} End with "{answer_prefix} <answer>."'
+    if fmt == LEAST_TO_MOST:
+        return f'{question}\n{LEAST_TO_MOST_ASK} End with "{answer_prefix} <answer>."'
     if is_cot(fmt):
         return f'{question}\n{STEP_BY_STEP} End with "{answer_prefix} <answer>."'
     return f'{question}\nReply only with "{answer_prefix} <answer>."'
 
 
 def chat_messages(question: str, fmt: str, exemplars: list[Exemplar], answer_prefix: str = "The answer is") -> list[dict]:
-    shots = exemplars if fmt.endswith("fewshot") else []
+    shots = shots_for(question, fmt, exemplars)
     messages = []
     for ex in shots:
         messages.append({"role": "user", "content": _instruction(ex.question, fmt, answer_prefix)})
@@ -156,7 +175,7 @@ def _check_template_renders(backend, weights: Weights, style: PromptStyle, forma
     """Render a few-shot and a zero-shot prompt once, before any work. A template that rejects them
     (roles that must alternate, a system turn it requires, an assistant turn it refuses) fails here with
     the fix, not inside the first generate call minutes into a run."""
-    question = style.exemplars[0].question if style.exemplars else "What is 2 + 3?"
+    question = "What is 2 + 3?"  # not an exemplar's: a prompt never shows its own question as one (shots_for)
     for fmt in dict.fromkeys(formats):
         try:
             backend.count_tokens(style.render(question, fmt), weights)

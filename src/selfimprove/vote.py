@@ -103,11 +103,17 @@ def require_gates(ctx: RunContext, weights: Weights | None, round_: int) -> dict
     return build_gates(ctx.config.vote.require, context, "vote.require", before_vote=True)
 
 
+def verified_voters(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample],
+                    items: list[Item]) -> list[Sample]:
+    """`samples` with the answer of every path `vote.require` turns away removed (it abstains)."""
+    return eligible_voters(samples, {i.id: i.question for i in items}, require_gates(ctx, weights, round_))
+
+
 def majority_vote(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample],
                   items: list[Item]) -> list[Vote]:
     """Self-consistency (LMSI): the most frequent answer among the paths `vote.require` lets vote."""
-    voters = eligible_voters(samples, {i.id: i.question for i in items}, require_gates(ctx, weights, round_))
-    return vote_all(voters, ctx.config.vote.tie_break, ctx.task.is_equivalent)
+    return vote_all(verified_voters(ctx, round_, weights, samples, items), ctx.config.vote.tie_break,
+                    ctx.task.is_equivalent)
 
 
 METHODS = {"majority": "selfimprove.vote:majority_vote",
