@@ -245,3 +245,17 @@ def test_pass_rate_schedule_keeps_the_questions_whose_agreement_is_in_band(tmp_p
         assert [q["id"] for q in _rows(tmp_path / "run", r, layout.ROUND_POOL)] == [x["id"] for x in rows if x["in_band"]]
     assert any(x["in_band"] for x in _rows(tmp_path / "run", 1, layout.DIFFICULTY))
     assert not all(x["in_band"] for r in (1, 2) for x in _rows(tmp_path / "run", r, layout.DIFFICULTY))
+
+
+def test_variants_the_model_writes_are_screened_like_any_question_it_writes(tmp_path):
+    """writer: model asks the model itself; the demo's base cannot write a problem, so every variant it
+    writes is recorded as malformed, and nothing it wrote joins the round."""
+    sources = [{"method": "pool"}, {"method": "variants", "writer": "model", "depth": 2, "per_question": 2,
+                                    "limit": 3}]
+    cfg = embedded_config(tmp_path / "run", rounds=2, acquire={"method": "mix", "options": {"sources": sources}})
+    run(cfg)
+    tree = _rows(tmp_path / "run", 2, layout.VARIANTS)
+    roots, children = [r for r in tree if r["depth"] == 0], [r for r in tree if r["depth"] > 0]
+    assert len(roots) == 3 and len(children) == 6  # 2 a root; none kept, so no second level
+    assert {c["verdict"] for c in children} == {"malformed"} and {c["parent"] for c in children} == {r["id"] for r in roots}
+    assert {q["origin"] for q in _rows(tmp_path / "run", 2, layout.ROUND_POOL)} == {"pool"}

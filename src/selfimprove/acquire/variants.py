@@ -23,6 +23,7 @@ from selfimprove import layout
 from selfimprove.acquire.judge import judge, trusted
 from selfimprove.acquire.options import choice, integers, numbers
 from selfimprove.acquire.screen import guard_for
+from selfimprove.acquire.written import cleaned
 from selfimprove.backends import SamplingParams
 from selfimprove.context import RunContext
 from selfimprove.records import Item, Vote, Weights, from_row
@@ -57,7 +58,7 @@ def write_variants(ctx: RunContext, round_: int, weights: Weights, questions: li
                             seed=zlib.crc32(f"{ctx.config.run.seed}/{round_}/variants/{level}".encode()),
                             stop=() if chat else ("\n",))
     outs = ctx.backend.generate(prompts, params, weights) if prompts else []
-    return [[c.text.strip().splitlines()[0].strip() if c.text.strip() else "" for c in cs] for cs in outs]
+    return [[cleaned(c.text) for c in cs] for cs in outs]
 
 
 def variants(ctx: RunContext, round_: int, weights: Weights, depth: int = 2, per_question: int = 3,

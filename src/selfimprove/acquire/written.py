@@ -44,9 +44,11 @@ def prompt_for(shown: list[str], chat: bool):
 
 
 def cleaned(text: str) -> str:
-    """The question in a completion: its first non-empty line, without a "Q:" or "1." label."""
-    line = next((x.strip() for x in text.strip().splitlines() if x.strip()), "")
-    for label in ("Q:", "Question:", "New question:"):
+    """The question in a completion: its first non-empty line that is not a lead-in ("Here is an easier
+    version:"), without a "Q:", "Problem:" or "1." label."""
+    lines = [x.strip() for x in text.strip().splitlines() if x.strip()]
+    line = next((x for x in lines if not x.endswith(":")), lines[0] if lines else "")
+    for label in ("Q:", "Question:", "New question:", "Problem:", "Easier problem:"):
         if line.lower().startswith(label.lower()):
             line = line[len(label):].strip()
     return line.lstrip("0123456789. ").strip() if line[:1].isdigit() and ". " in line[:4] else line
