@@ -39,6 +39,7 @@ def _config(**adapt):
     (_config(options={"bands": {"entropy": 0.5}}), "unknown signal 'entropy'"),
     (_config(options={"betta": 0.1}), "betta"),
     (_config(method="rloo", options={"num_generations": 1}), "group-relative"),
+    ({**_config(launch="accelerate"), "vote": {"require": [{"name": "critique"}]}}, "critique gate asks the run's engine"),
 ])
 def test_bad_rl_config_is_refused_before_any_work(data, message):
     with pytest.raises(ConfigError, match=message):
@@ -390,6 +391,25 @@ def test_grpo_round_through_the_loop_writes_its_records(tmp_path):
     assert summary["rounds"][0]["compute_tokens"] > 0
     assert RunStore(tmp_path).verify() == []
     assert "RL per step" in write_report(tmp_path).read_text()
+
+
+def test_grpo_round_launched_in_two_processes_scores_every_group_against_its_vote(tmp_path):
+    """adapt.launch: accelerate: the loop launches the RL round in two gloo processes on CPU and waits;
+    samples come from both, each question's samples are scored against the vote the loop recorded, and the
+    round commits like one trained in the loop's process."""
+    from selfimprove.loop import run
+    from selfimprove.store import RunStore
+
+    overrides = [o for o in RL if not o.startswith("adapt.max_steps")]
+    run(_demo(tmp_path, [*overrides, "adapt.max_steps=2", "adapt.launch=accelerate", "adapt.num_processes=2"]))
+    r1 = tmp_path / "rounds" / "r01"
+    samples = [json.loads(x) for x in (r1 / layout.RL_SAMPLES).read_text().splitlines()]
+    votes = {v["question_id"]: v["answer"] for v in map(json.loads, (r1 / layout.VOTES).read_text().splitlines())}
+    assert {r["rank"] for r in samples} == {0, 1} and {r["step"] for r in samples} == {1, 2}
+    assert all(r["label"] == votes[r["question_id"]] for r in samples)
+    assert len(samples) == 2 * 16  # the global batch (16) a step, split over the processes
+    assert (r1 / "model" / "model.safetensors").exists() and not (r1 / layout.RL_WORK).exists()
+    assert RunStore(tmp_path).verify() == []
 
 
 def test_ttt_adapts_a_lora_answers_and_leaves_the_base_untouched(base, tmp_path):

@@ -190,8 +190,9 @@ class AdaptConfig(Section):
     # After each round, weights = ema * the round's starting weights + (1 - ema) * the trained ones.
     # None = off. LoRA needs init=previous: averaging unrelated adapters' A and B matrices means nothing.
     ema: float | None = Field(None, ge=0, lt=1)
-    # Where training runs: "process" = in the loop's process; "accelerate" = under `accelerate launch` in
-    # num_processes processes (one per GPU; gloo CPU processes without one). batch_size stays the global batch.
+    # Where training runs (SFT or RL): "process" = in the loop's process; "accelerate" = under `accelerate
+    # launch` in num_processes processes (one per GPU; gloo CPU processes without one). batch_size stays the
+    # global batch.
     launch: Literal["process", "accelerate"] = "process"
     num_processes: int = Field(2, ge=1)
     accelerate_config: str | None = None  # TRL's multi_gpu, zero1-3, fsdp1-2, or a YAML file; None = DDP
@@ -311,9 +312,11 @@ def check_rl(config: "Config", options: dict[str, Any] | None = None) -> RLOptio
     if opts.num_generations < 2:
         raise ValueError(f"adapt.method {adapt.method!r} is group-relative: adapt.options.num_generations "
                          f"(K trained samples a question) must be >= 2, not {opts.num_generations}")
-    if adapt.launch != "process":
-        raise ValueError("adapt.launch=accelerate launches SFT only; RL (adapt.method grpo/rloo) trains in the "
-                         "loop's process: set adapt.launch=process")
+    judged = [g.get("name") for g in config.vote.require if isinstance(g, dict) and g.get("name") == "critique"]
+    if adapt.launch == "accelerate" and judged:
+        raise ValueError("vote.require's critique gate asks the run's engine, which launched RL processes do not "
+                         "have: with adapt.launch=accelerate, use gates that judge a path alone, or "
+                         "adapt.launch=process")
     if adapt.ema is not None:
         raise ValueError("adapt.ema is for SFT rounds; with RL the KL coefficient (adapt.options.beta) keeps "
                          "the weights near the round's start")

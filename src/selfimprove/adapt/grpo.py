@@ -85,7 +85,8 @@ def adapt_rl(ctx, round_: int, inputs: AdaptInputs, algorithm: str, options: dic
                                                              ctx.config.run.seed), "vote.require", before_vote=True)
     heldout = ctx.data.heldout[:opts.probe_questions]
     job = RLJob(rows=rows, start=start, adapt=cfg, options=opts, algorithm=algorithm, model=ctx.config.model,
-                rewards=RewardContext(ctx.task, gates, ctx.config.run.seed + round_), temperature=gen.temperature,
+                rewards=RewardContext(ctx.task, gates, ctx.config.run.seed + round_, task_name=ctx.config.task.name,
+                                      require=ctx.config.vote.require), temperature=gen.temperature,
                 top_p=gen.top_p, max_new_tokens=gen.max_new_tokens, seed=ctx.config.run.seed + round_,
                 probe_prompts=[ctx.student_style.render(i.question, ctx.config.evaluate.format) for i in heldout],
                 probe_gold=[i.gold for i in heldout],
@@ -99,7 +100,7 @@ def commit(ctx, round_: int, job: RLJob, gold: dict[str, str]) -> Adapted:
     work = store.path(layout.round_file(round_, layout.RL_WORK))
 
     def build(tmp: Path) -> None:
-        log = train(job, work, tmp)
+        log = train_launched(job, work, tmp) if job.adapt.launch == "accelerate" else train(job, work, tmp)
         (tmp / "train_log.json").write_text(json.dumps(log))  # commits with the weights
 
     folder = store.produce_dir(layout.round_file(round_, layout.ADAPTER if lora else layout.MODEL), build)
@@ -116,6 +117,52 @@ def commit(ctx, round_: int, job: RLJob, gold: dict[str, str]) -> Adapted:
 
 
 # --- training -------------------------------------------------------------------------------------
+
+def train_launched(job: RLJob, work: Path, out: Path) -> list[dict]:
+    """`train` in adapt.num_processes processes under `accelerate launch` (launch.py): each process rebuilds
+    the job (the task and vote.require's gates by name), samples and scores its share of every step (a
+    question's label travels in its row, so every process scores against the same vote); the main one
+    records and saves. adapt.batch_size stays the global batch."""
+    from dataclasses import asdict
+
+    from selfimprove.adapt.launch import launch
+
+    per_process = job.adapt.batch_size // job.adapt.num_processes
+    data = {"rows": job.rows, "start": asdict(job.start), "options": job.options.model_dump(mode="json"),
+            "adapt": job.adapt.model_dump(mode="json") | {"launch": "process", "batch_size": per_process},
+            "model": job.model.model_dump(mode="json") if job.model else None, "algorithm": job.algorithm,
+            "task": job.rewards.task_name, "require": job.rewards.require, "reward_seed": job.rewards.seed,
+            "temperature": job.temperature, "top_p": job.top_p, "max_new_tokens": job.max_new_tokens, "seed": job.seed,
+            "probe_prompts": job.probe_prompts, "probe_gold": job.probe_gold,
+            "probe_max_new_tokens": job.probe_max_new_tokens, "work": str(work), "out": str(out),
+            "num_processes": job.adapt.num_processes}
+    return launch(data, job.adapt, job.model, "selfimprove.adapt.grpo")
+
+
+def run_launched(job_path: str) -> None:
+    """One process of a launched RL job (see `train_launched`); the main one writes log.json beside it."""
+    import os
+
+    from selfimprove.tasks import get_task
+
+    data = json.loads(Path(job_path).read_text())
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world != data["num_processes"]:
+        raise RuntimeError(f"launched as {world} process(es), adapt.num_processes is {data['num_processes']}")
+    task = get_task(data["task"])
+    gates = build_gates(data["require"], GateContext(task, None, None, 0, data["reward_seed"]), "vote.require",
+                        before_vote=True)
+    job = RLJob(rows=data["rows"], start=Weights(**data["start"]), adapt=AdaptConfig(**data["adapt"]),
+                options=RLOptions(**data["options"]), algorithm=data["algorithm"],
+                model=ModelConfig(**data["model"]) if data["model"] else None,
+                rewards=RewardContext(task, gates, data["reward_seed"], task_name=data["task"], require=data["require"]),
+                temperature=data["temperature"], top_p=data["top_p"], max_new_tokens=data["max_new_tokens"],
+                seed=data["seed"], probe_prompts=data["probe_prompts"], probe_gold=data["probe_gold"],
+                probe_max_new_tokens=data["probe_max_new_tokens"])
+    log = train(job, Path(data["work"]), Path(data["out"]))
+    if int(os.environ.get("RANK", "0")) == 0:
+        (Path(job_path).parent / "log.json").write_text(json.dumps(log))
+
 
 def read_rows(path: Path) -> list[dict]:
     """JSONL rows appended during training; a half-written last line (a kill) is dropped."""
@@ -323,3 +370,9 @@ def step_rows(samples: list[dict], log: list[dict], guard: dict, gold: dict[str,
             "stopped": bool(stopped) and stopped["step"] == step,
         })
     return out
+
+
+if __name__ == "__main__":  # one process of `accelerate launch` (adapt.launch: accelerate)
+    import sys
+
+    run_launched(sys.argv[1])

@@ -1,6 +1,6 @@
-"""Training in several processes: `adapt.launch: accelerate` runs a round's `sft.train` under
-`accelerate launch` (one process per GPU; gloo over CPU processes on a machine without one),
-while the loop itself stays one process that waits for it.
+"""Training in several processes: `adapt.launch: accelerate` runs a round's `sft.train` (or RL's
+`grpo.train`, through `launch`) under `accelerate launch` (one process per GPU; gloo over CPU
+processes on a machine without one), while the loop itself stays one process that waits for it.
 
 The loop writes the job (examples, weights, adapt config, seed) to a temporary folder, launches
 `python -m accelerate.commands.launch ... -m selfimprove.adapt.sft JOB` (each process runs `run_job`
@@ -43,7 +43,7 @@ def accelerate_config_file(name: str) -> str:
     return name
 
 
-def launch_command(cfg: AdaptConfig, job: Path, cuda: bool) -> list[str]:
+def launch_command(cfg: AdaptConfig, job: Path, cuda: bool, module: str = "selfimprove.adapt.sft") -> list[str]:
     args = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(cfg.num_processes),
             "--num_machines", "1", "--dynamo_backend", "no"]
     if cfg.accelerate_config:
@@ -52,22 +52,28 @@ def launch_command(cfg: AdaptConfig, job: Path, cuda: bool) -> list[str]:
         args += ["--multi_gpu"]  # torchrun: DDP over GPUs, or over CPU processes with gloo
     if not cuda:
         args += ["--mixed_precision", "no"]  # TRL's configs say bf16
-    return args + ["-m", "selfimprove.adapt.sft", str(job)]
+    return args + ["-m", module, str(job)]
 
 
 def train_distributed(examples: list[dict], start: Weights, cfg: AdaptConfig, out_dir: Path, seed: int,
                       model_cfg: ModelConfig | None = None) -> list[dict]:
     """`sft.train` in `cfg.num_processes` processes; returns the loss history (the main process's)."""
+    return launch({"examples": examples, "start": asdict(start), "cfg": cfg.model_dump(mode="json"),
+                   "out_dir": str(out_dir), "seed": seed, "model": model_cfg.model_dump(mode="json") if model_cfg else None},
+                  cfg, model_cfg, "selfimprove.adapt.sft")
+
+
+def launch(job_data: dict, cfg: AdaptConfig, model_cfg: ModelConfig | None, module: str) -> list[dict]:
+    """Run `python -m module JOB` under accelerate launch in `cfg.num_processes` processes and wait; returns
+    the log the main process wrote beside the job (`log.json`)."""
     from selfimprove import models
 
     cuda = models.resolve_device(model_cfg.device if model_cfg else "auto").startswith("cuda")
     with tempfile.TemporaryDirectory(prefix="selfimprove-launch-") as tmp:
         job = Path(tmp) / "job.json"
-        job.write_text(json.dumps({
-            "examples": examples, "start": asdict(start), "cfg": cfg.model_dump(mode="json"), "out_dir": str(out_dir),
-            "seed": seed, "model": model_cfg.model_dump(mode="json") if model_cfg else None}))
+        job.write_text(json.dumps(job_data))
         env = os.environ | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        done = subprocess.run(launch_command(cfg, job, cuda), env=env, capture_output=True, text=True)
+        done = subprocess.run(launch_command(cfg, job, cuda, module), env=env, capture_output=True, text=True)
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
             raise LaunchError(f"accelerate launch with {cfg.num_processes} processes failed "

@@ -59,6 +59,10 @@ class RewardContext:
     gates: dict[str, Gate] = field(default_factory=dict)  # vote.require's gates (pre-vote: they judge a path alone)
     seed: int = 0
     policy: Policy = field(default_factory=Policy)
+    # How a launched process (adapt.launch: accelerate) rebuilds `task` and `gates`: the task's name and
+    # vote.require's specs.
+    task_name: str | None = None
+    require: list[dict] = field(default_factory=list)
 
 
 def label_rows(votes: list[Vote], items: list[Item], min_share: float) -> list[dict]:
