@@ -20,6 +20,8 @@ curriculum  From the demo's base: the demo's 4 rounds on 3-step problems, then 2
             self-labelled 4-step then 5-step problems (`acquire.method: schedule, by: knob`), against
             2 more rounds on 3-step problems (the same compute). Greedy accuracy on 200 held-out
             problems of 3, 4 and 5 steps after rounds 4, 5, 6; pseudo-label accuracy per round.
+curriculum_checked  The same 2 extra rounds with a length filter in the vote and the gates of both arms
+            (`grounded` every_step: one equation per operation), branched from the same round 4.
 variants    From the demo's base: the demo's pool plus LADDER variants of the questions the last
             round's vote did not trust (`acquire: mix [pool, variants]`, writer: task: the embedded
             model cannot be asked to write them), against the demo itself. Reported: of the questions
@@ -169,6 +171,44 @@ def part_curriculum(work: Path, seed: int) -> dict:
             "harder": {"history": hard, "by_steps": accuracy_by_steps(harder, seed, rounds)}}
 
 
+CHECKED = ['vote.require=[{name: arithmetic, require_equations: true}, {name: grounded, every_step: true}]',
+           'curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, '
+           '{name: arithmetic, require_equations: true}, {name: grounded, every_step: true}, {name: not_truncated}]']
+
+
+def branch(source: Path, out: Path, after_round: int) -> None:
+    """A copy of run `source` as it was after `after_round`: later rounds' artifacts are retired."""
+    from selfimprove import layout
+    from selfimprove.store import RunStore
+
+    if out.exists():
+        return
+    shutil.copytree(source, out.with_name(out.name + ".partial"))
+    store = RunStore(out.with_name(out.name + ".partial"))
+    for name in list(store.manifest["artifacts"]):
+        if (layout.round_of(name) or 0) > after_round:
+            store.retire(name)
+    shutil.move(out.with_name(out.name + ".partial"), out)
+
+
+def part_curriculum_checked(work: Path, seed: int) -> dict:
+    """The curriculum's 2 extra rounds again, with the length filter on (`grounded` every_step: one equation
+    per operation) in the vote and the gates of both arms: does a stricter verifier stop the avalanche?"""
+    control = work / f"curriculum-same-s{seed}"
+    same, harder = work / f"checked-same-s{seed}", work / f"checked-harder-s{seed}"
+    longer = ["generate.max_new_tokens=80"]
+    branch(control, same, DEMO_ROUNDS)
+    branch(control, harder, DEMO_ROUNDS)
+    stages = (f"{{1: 'steps=3,max_value=30,n=1000,seed={seed}', 5: 'steps=4,max_value=30,n=1000,seed={seed}', "
+              f"6: 'steps=5,max_value=30,n=1000,seed={seed}'}}")
+    same_h = run_arm(same, seed, [*longer, *CHECKED], rounds=DEMO_ROUNDS + EXTRA_ROUNDS)
+    hard_h = run_arm(harder, seed, [*longer, *CHECKED, "acquire.method=schedule",
+                                    f"acquire.options={{by: knob, stages: {stages}}}"], rounds=DEMO_ROUNDS + EXTRA_ROUNDS)
+    rounds = [0, DEMO_ROUNDS, DEMO_ROUNDS + 1, DEMO_ROUNDS + 2]
+    return {"same": {"history": same_h, "by_steps": accuracy_by_steps(same, seed, rounds)},
+            "harder": {"history": hard_h, "by_steps": accuracy_by_steps(harder, seed, rounds)}}
+
+
 def trusted_share(out: Path, ids: list[str], r: int) -> float | None:
     from selfimprove.acquire.judge import trusted
     from selfimprove.records import Vote, from_row
@@ -202,7 +242,8 @@ def part_variants(work: Path, seed: int) -> dict:
             "trees": trees}
 
 
-PARTS = {"written": part_written, "curriculum": part_curriculum, "variants": part_variants}
+PARTS = {"written": part_written, "curriculum": part_curriculum, "curriculum_checked": part_curriculum_checked,
+         "variants": part_variants}
 
 
 def summarize(results: dict) -> dict:
@@ -222,15 +263,19 @@ def summarize(results: dict) -> dict:
                 "malformed", 0) for r in w.values()),
             "demo_base_written": sum(r["demo_base_writes"]["written"] for r in w.values()),
         }
-    c = results.get("curriculum", {})
-    if c:
-        last = str(DEMO_ROUNDS + EXTRA_ROUNDS)
-        out["curriculum"] = {f"{steps}-step": {arm: {
-            r: spread([x[arm]["by_steps"][str(steps)][r] for x in c.values()]) for r in ("0", str(DEMO_ROUNDS), last)}
-            for arm in ("same", "harder")} for steps in STEPS}
-        out["curriculum"]["pseudo_label_accuracy"] = {arm: {
-            h["round"]: spread([x[arm]["history"][h["round"]]["pseudo_label_accuracy"] for x in c.values()])
-            for h in next(iter(c.values()))[arm]["history"][1:]} for arm in ("same", "harder")}
+    for part in ("curriculum", "curriculum_checked"):
+        c = results.get(part, {})
+        if c:
+            rounds = [str(r) for r in (0, DEMO_ROUNDS, DEMO_ROUNDS + 1, DEMO_ROUNDS + 2)]
+            out[part] = {f"{steps}-step": {arm: {
+                r: spread([x[arm]["by_steps"][str(steps)][r] for x in c.values()]) for r in rounds}
+                for arm in ("same", "harder")} for steps in STEPS}
+            out[part]["pseudo_label_accuracy"] = {arm: {
+                h["round"]: spread([x[arm]["history"][h["round"]]["pseudo_label_accuracy"] for x in c.values()])
+                for h in next(iter(c.values()))[arm]["history"][1:]} for arm in ("same", "harder")}
+            out[part]["kept"] = {arm: {
+                h["round"]: spread([x[arm]["history"][h["round"]]["kept"] for x in c.values()])
+                for h in next(iter(c.values()))[arm]["history"][1:]} for arm in ("same", "harder")}
     v = results.get("variants", {})
     if v:
         out["variants"] = {
@@ -249,7 +294,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
     med = lambda xs: statistics.median(xs)  # noqa: E731
     w = results.get("written", {})
     for arm, style in (("real", "-o"), ("written", "-s"), ("shown10", ":^")):
@@ -257,22 +302,24 @@ def plot(results: dict, path: Path) -> None:
             curves = [[h["accuracy"] for h in r["histories"][arm]] for r in w.values()]
             axes[0].plot(range(len(curves[0])), [med(c) for c in zip(*curves)], style, label=arm)
     axes[0].set(title="self-generated questions (writer base)", xlabel="round", ylabel="held-out greedy (median)")
-    c = results.get("curriculum", {})
     rounds = ["0", str(DEMO_ROUNDS), str(DEMO_ROUNDS + 1), str(DEMO_ROUNDS + 2)]
-    for steps, colour in zip(STEPS, ("tab:blue", "tab:orange", "tab:green")):
-        for arm, style in (("same", ":"), ("harder", "-")):
-            if c:
-                ys = [med([x[arm]["by_steps"][str(steps)][r] for x in c.values()]) for r in rounds]
-                axes[1].plot([int(r) for r in rounds], ys, style, color=colour, marker="o",
-                             label=f"{steps}-step, {'3-step rounds' if arm == 'same' else '4 then 5-step rounds'}")
-    axes[1].set(title="easy to hard: accuracy by steps", xlabel="round", ylabel="greedy (median)")
+    for ax, part, title in ((axes[1], "curriculum", "easy to hard: accuracy by steps"),
+                            (axes[2], "curriculum_checked", "easy to hard, one equation per step checked")):
+        c = results.get(part, {})
+        for steps, colour in zip(STEPS, ("tab:blue", "tab:orange", "tab:green")):
+            for arm, style in (("same", ":"), ("harder", "-")):
+                if c:
+                    ys = [med([x[arm]["by_steps"][str(steps)][r] for x in c.values()]) for r in rounds]
+                    ax.plot([int(r) for r in rounds], ys, style, color=colour, marker="o",
+                            label=f"{steps}-step, {'3-step rounds' if arm == 'same' else '4 then 5-step rounds'}")
+        ax.set(title=title, xlabel="round", ylabel="greedy (median)")
     v = results.get("variants", {})
     for arm, style in (("plain", ":o"), ("ladder", "-s")):
         if v:
             rs = sorted(next(iter(v.values()))["trusted_later"][arm], key=int)
-            axes[2].plot([int(r) for r in rs], [med([x["trusted_later"][arm][r] for x in v.values()]) for r in rs],
+            axes[3].plot([int(r) for r in rs], [med([x["trusted_later"][arm][r] for x in v.values()]) for r in rs],
                          style, label=f"{arm}: share of round-1 untrusted now trusted")
-    axes[2].set(title="LADDER variants", xlabel="round", ylabel="share (median)")
+    axes[3].set(title="LADDER variants", xlabel="round", ylabel="share (median)")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -102,7 +102,7 @@ def test_word_tokenizer_round_trips():
     assert len(ids) < len(text) / 2.5  # words are single tokens
 
 
-@pytest.mark.parametrize("steps", [1, 2, 3, 4])
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5])
 def test_gold_rationales_pass_the_verifiers_the_demo_votes_with(steps):
     """`arithmetic` and `grounded` must never reject a right path of this domain, or the vote loses it."""
     from selfimprove.gates import Candidate, GateContext, build_gate
@@ -114,6 +114,6 @@ def test_gold_rationales_pass_the_verifiers_the_demo_votes_with(steps):
                                    model="m", adapter=None, text=f"{reasoning(p)} The answer is {p.answer}.",
                                    answer=str(p.answer), num_tokens=1, truncated=False, logprob=0.0), None, p.question)
                   for p in problems]
-    for gate in ("grounded", "arithmetic"):
-        verdicts = build_gate(gate, GateContext(TASK), {})(candidates)
+    for gate, params in (("grounded", {}), ("grounded", {"every_step": True}), ("arithmetic", {})):
+        verdicts = build_gate(gate, GateContext(TASK), params)(candidates)
         assert all(v.passed for v in verdicts), [v.reason for v in verdicts if not v.passed][:3]

@@ -188,6 +188,10 @@ PENCILS = "Max has 5 pencils. He gets 17 more. Then he sells 4. He keeps only on
     ("5 + 17 = 22. 22 - 4 = 18. The answer is 18.", {"use_all": False}, True, "all given or computed"),
     ("5 + 17 = 22. 22 - 14 = 8. 8 / 3 = 2.67. 4 + 3 = 7.", {}, False, "14, which is neither given nor computed"),
     ("The answer is 6.", {}, False, "never uses the given 3, 4, 5, 17"),
+    # every_step: one equation per operation, however the numbers were used (two steps in one line fail it)
+    ("5 + 17 - 4 = 18. 18 / 3 = 6. The answer is 6.", {}, True, "all given or computed"),
+    ("5 + 17 - 4 = 18. 18 / 3 = 6. The answer is 6.", {"every_step": True}, False, "2 equations for 3 operations"),
+    ("5 + 17 = 22. 22 - 4 = 18. 18 / 3 = 6. The answer is 6.", {"every_step": True}, True, "all given"),
 ])
 def test_grounded_gate(text, params, expected, reason):
     c = Candidate(sample=cand(text=text).sample, vote=None, question=PENCILS)

@@ -128,11 +128,14 @@ def arithmetic(context: GateContext, require_equations: bool = False):
 _GIVEN = re.compile(rf"(?<![\w.,]){_NUM}")
 
 
-def grounded(context: GateContext, use_all: bool = True):
+def grounded(context: GateContext, use_all: bool = True, every_step: bool = False):
     """Keep paths whose calculations use only the question's numbers and their own earlier results.
 
     For word problems that state every quantity as a number (the arithmetic domain). On GSM8K,
     implicit constants (60 minutes) and percentages written as decimals would fail it.
+    `every_step`: also one equation per operation of a chained problem (numbers given - 1), so a path that
+    skips a step cannot pass because a number it computed happens to equal one the question gives (on
+    problems longer than the model was taught, Self-Improving Transformers' length filter).
     """
 
     def gate(candidates: list[Candidate]) -> list[Verdict]:
@@ -142,7 +145,8 @@ def grounded(context: GateContext, use_all: bool = True):
             used: Counter = Counter()
             computed: set[Fraction] = set()
             invented = None
-            for left, right in equations(c.sample.text):
+            lines = equations(c.sample.text)
+            for left, right in lines:
                 for m in _GIVEN.finditer(left):
                     n = to_number(m.group(0))
                     if n not in given and n not in computed and invented is None:
@@ -154,6 +158,8 @@ def grounded(context: GateContext, use_all: bool = True):
                 out.append(Verdict(False, f"calculates with {invented}, which is neither given nor computed"))
             elif use_all and unused:
                 out.append(Verdict(False, f"never uses the given {', '.join(str(n) for n in unused)}"))
+            elif every_step and len(lines) < sum(given.values()) - 1:
+                out.append(Verdict(False, f"{len(lines)} equations for {sum(given.values()) - 1} operations"))
             else:
                 out.append(Verdict(True, f"{sum(used.values())} operands, all given or computed"))
         return out
