@@ -148,7 +148,8 @@ def accuracy_by_steps(out: Path, seed: int, rounds: list[int]) -> dict:
     for steps in STEPS:
         heldout = task.load(f"steps={steps},max_value=30,n=200,seed={seed}", split="test")
         for r in rounds:
-            weights = Weights(hist[r]["model"]) if r else Weights(config.model.name)
+            # a run the monitor stopped early serves its last round's weights from then on
+            weights = Weights(hist[min(r, max(hist))]["model"]) if r else Weights(config.model.name)
             scores = evaluate_weights(backend, weights, task, config, heldout, [], r, PromptStyle([], False))
             result.setdefault(str(steps), {})[str(r)] = scores.metrics["accuracy"]
     backend.close()
