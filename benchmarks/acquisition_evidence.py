@@ -272,10 +272,12 @@ def summarize(results: dict) -> dict:
                 r: spread([x[arm]["by_steps"][str(steps)][r] for x in c.values()]) for r in rounds}
                 for arm in ("same", "harder")} for steps in STEPS}
             out[part]["pseudo_label_accuracy"] = {arm: {
-                h["round"]: spread([x[arm]["history"][h["round"]]["pseudo_label_accuracy"] for x in c.values()])
+                h["round"]: spread([a for x in c.values() if len(x[arm]["history"]) > h["round"]
+                                    and (a := x[arm]["history"][h["round"]]["pseudo_label_accuracy"]) is not None])
                 for h in next(iter(c.values()))[arm]["history"][1:]} for arm in ("same", "harder")}
             out[part]["kept"] = {arm: {
-                h["round"]: spread([x[arm]["history"][h["round"]]["kept"] for x in c.values()])
+                h["round"]: spread([x[arm]["history"][h["round"]]["kept"] for x in c.values()
+                                    if len(x[arm]["history"]) > h["round"]])
                 for h in next(iter(c.values()))[arm]["history"][1:]} for arm in ("same", "harder")}
     v = results.get("variants", {})
     if v:

@@ -179,6 +179,10 @@ def test_variants_of_untrusted_questions_are_solved_recorded_as_a_tree_and_join_
     gold = {g["id"]: g["gold"] for g in _rows(root, 2, layout.ROUND_GOLD)}  # diagnostics: the task solved them
     assert all(gold[q["id"]] == TASK.solve(q["question"]) for q in added)
     assert {s["question_id"] for s in _rows(root, 2, layout.SAMPLES)} == {q["id"] for q in pool}
+    metrics = json.loads((root / layout.round_file(2, layout.METRICS)).read_text())
+    judged = sum(c["tokens"] for c in children)  # the variants' own paths are compute the round spent
+    assert judged > 0 and all(c["tokens"] > 0 for c in children if c["verdict"] == "kept")
+    assert metrics["generated_tokens"] == judged + sum(s["num_tokens"] for s in _rows(root, 2, layout.SAMPLES))
     page = (root / "report.html").read_text()  # the tree is browsable: one fold per node, nested under its parent
     assert page.count("<details class='variant") == len(tree)
     parents = TreeParents()
@@ -244,6 +248,7 @@ def test_pass_rate_schedule_keeps_the_questions_whose_agreement_is_in_band(tmp_p
         assert all(x["in_band"] == (0.3 <= x["agreement"] <= 0.9) for x in rows)
         assert [q["id"] for q in _rows(tmp_path / "run", r, layout.ROUND_POOL)] == [x["id"] for x in rows if x["in_band"]]
     assert any(x["in_band"] for x in _rows(tmp_path / "run", 1, layout.DIFFICULTY))
+    assert all(x["tokens"] > 0 for x in _rows(tmp_path / "run", 1, layout.DIFFICULTY))
     assert not all(x["in_band"] for r in (1, 2) for x in _rows(tmp_path / "run", r, layout.DIFFICULTY))
 
 

@@ -71,13 +71,14 @@ def label_free_signals(samples: list[Sample], votes: list[Vote]) -> dict:
     }
 
 
-def compute_spent(samples: list[Sample], train_log: list[dict]) -> dict:
-    """Tokens a round spent: completions generated on the pool plus tokens the trainer processed.
+def compute_spent(samples: list[Sample], train_log: list[dict], acquired: int = 0) -> dict:
+    """Tokens a round spent: completions generated on the pool (and, `acquired`, while acquiring it: questions
+    the model wrote, paths that judged them) plus tokens the trainer processed.
 
     TRL logs `num_tokens` cumulatively (prompt + completion, without padding); held-out and anchor
     evaluation are monitoring, not improvement, and are not counted.
     """
-    generated = sum(s.num_tokens for s in samples)
+    generated = sum(s.num_tokens for s in samples) + acquired
     trained = int(train_log[-1].get("num_tokens", 0)) if train_log else 0
     return {"generated_tokens": generated, "trained_tokens": trained, "compute_tokens": generated + trained}
 

@@ -145,7 +145,7 @@ class RoundMetrics:
     distinct_2: float | None = None  # distinct word bigrams / all bigrams
     skeleton_share: float | None = None  # share of the most common number-free rationale skeleton
     # Compute (monitor.compute_spent).
-    generated_tokens: int | None = None
+    generated_tokens: int | None = None  # sampled on the pool, and while acquiring it (acquire.tokens_spent)
     trained_tokens: int | None = None
     compute_tokens: int | None = None  # generated + trained: the denominator of the return
     # Held-out scores of the round's weights (evaluate).

@@ -96,6 +96,16 @@ def acquire_round(ctx: RunContext, round_: int, weights: Weights) -> list[Item]:
     return [from_row(Item, r) for r in rows]
 
 
+def tokens_spent(ctx: RunContext, round_: int) -> int:
+    """Tokens the model generated while acquiring round `round_`'s questions (writing them, judging variants,
+    measuring pass rates): the `tokens` its acquisition artifacts record."""
+    total = 0
+    for name in (layout.WRITTEN, layout.VARIANTS, layout.DIFFICULTY):
+        if ctx.store.done(layout.round_file(round_, name)):
+            total += sum(r.get("tokens") or 0 for r in ctx.store.read_jsonl(layout.round_file(round_, name)))
+    return total
+
+
 def round_gold(ctx: RunContext, round_: int) -> dict[str, str]:
     """Gold answers of round `round_`'s questions, for diagnostics only: the collected pool's, plus those
     its acquisition knew (`rounds/rNN/pool_gold.jsonl`)."""

@@ -16,14 +16,19 @@ from selfimprove.records import Item, Vote, Weights
 from selfimprove.vote import reach_votes
 
 
-def judge(ctx: RunContext, round_: int, weights: Weights, items: list[Item], purpose: str) -> dict[str, Vote]:
-    """Question id -> its vote over K fresh paths from `weights` (`purpose` seeds them)."""
+def judge(ctx: RunContext, round_: int, weights: Weights, items: list[Item],
+          purpose: str) -> tuple[dict[str, Vote], dict[str, int]]:
+    """Question id -> its vote over K fresh paths from `weights` (`purpose` seeds them), and -> the tokens
+    those paths took (compute the round spent acquiring)."""
     if not items:
-        return {}
+        return {}, {}
     params = replace(sampling_params(ctx), seed=zlib.crc32(f"{ctx.config.run.seed}/{round_}/{purpose}".encode()))
     samples = sample_paths(ctx.backend, weights, ctx.task, items, ctx.style, params, ctx.config.generate.formats,
                            round_)
-    return {v.question_id: v for v in reach_votes(ctx, round_, weights, samples, items)}
+    tokens: dict[str, int] = {}
+    for s in samples:
+        tokens[s.question_id] = tokens.get(s.question_id, 0) + s.num_tokens
+    return {v.question_id: v for v in reach_votes(ctx, round_, weights, samples, items)}, tokens
 
 
 def trusted(vote: Vote | None, share: float) -> bool:

@@ -46,10 +46,10 @@ def by_pass_rate(ctx: RunContext, round_: int, weights: Weights, band: list[floa
     pool = ctx.data.pool
     start = (round_ - 1) * candidates % len(pool)
     window = (pool[start:] + pool[:start])[:candidates]
-    votes = judge(ctx, round_, weights, window, "pass_rate")
+    votes, tokens = judge(ctx, round_, weights, window, "pass_rate")
     low, high = band
     rows = [{"id": i.id, "agreement": round(agreement(votes.get(i.id)), 4),
-             "in_band": low <= agreement(votes.get(i.id)) <= high} for i in window]
+             "in_band": low <= agreement(votes.get(i.id)) <= high, "tokens": tokens.get(i.id, 0)} for i in window]
     ctx.store.write_jsonl(layout.round_file(round_, layout.DIFFICULTY), rows)
     chosen = {r["id"] for r in rows if r["in_band"]}
     kept = [i for i in window if i.id in chosen]

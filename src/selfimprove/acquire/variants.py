@@ -47,10 +47,13 @@ def roots(ctx: RunContext, round_: int, share: float, limit: int | None) -> list
 
 
 def write_variants(ctx: RunContext, round_: int, weights: Weights, questions: list[Item], writer: str,
-                   per_question: int, temperature: float, max_new_tokens: int, level: int) -> list[list[str]]:
-    """Up to `per_question` easier variants of each question, by the task's rule or by the model."""
+                   per_question: int, temperature: float, max_new_tokens: int,
+                   level: int) -> list[list[tuple[str, int]]]:
+    """Up to `per_question` easier variants of each question, by the task's rule or by the model, each with
+    the tokens it took to write."""
     if writer == "task":
-        return [variant_writer_of(ctx.task).easier_variants(q.question)[:per_question] for q in questions]
+        return [[(v, 0) for v in variant_writer_of(ctx.task).easier_variants(q.question)[:per_question]]
+                for q in questions]
     chat = ctx.style.chat
     prompts = [[{"role": "user", "content": ASK.format(question=q.question)}] if chat
                else PLAIN.format(question=q.question) for q in questions]
@@ -58,7 +61,7 @@ def write_variants(ctx: RunContext, round_: int, weights: Weights, questions: li
                             seed=zlib.crc32(f"{ctx.config.run.seed}/{round_}/variants/{level}".encode()),
                             stop=() if chat else ("\n",))
     outs = ctx.backend.generate(prompts, params, weights) if prompts else []
-    return [[cleaned(c.text) for c in cs] for cs in outs]
+    return [[(cleaned(c.text), c.num_tokens) for c in cs] for cs in outs]
 
 
 def variants(ctx: RunContext, round_: int, weights: Weights, depth: int = 2, per_question: int = 3,
@@ -77,23 +80,23 @@ def variants(ctx: RunContext, round_: int, weights: Weights, depth: int = 2, per
         written = write_variants(ctx, round_, weights, frontier, writer, per_question, temperature,
                                  max_new_tokens, level)
         for parent, texts in zip(frontier, written):
-            for text in texts:
+            for text, tokens in texts:
                 id_ = f"variant-r{round_}-{len(rows)}"
                 verdict, about = guard.verdict(ctx.task, text)
                 rows.append({"id": id_, "parent": parent.id, "root": root_of[parent.id], "depth": level,
-                             "question": text, "verdict": verdict, "about": about})
+                             "question": text, "verdict": verdict, "about": about, "tokens": tokens})
                 if verdict == "kept":
                     guard.seen.add(id_, text)
                     root_of[id_] = root_of[parent.id]
                     children.append(Item(id=id_, question=text, gold=solver.solve(text) if solver else None,
                                          origin="variant", parent=parent.id))
-        votes = judge(ctx, round_, weights, children, f"variants/{level}")
+        votes, tokens = judge(ctx, round_, weights, children, f"variants/{level}")
         by_id = {r["id"]: r for r in rows}
         for child in children:
             vote = votes.get(child.id)
             ok = trusted(vote, share)
             by_id[child.id].update(answer=vote.answer if vote else None, share=vote.share if vote else 0.0,
-                                   trusted=ok)
+                                   trusted=ok, tokens=by_id[child.id]["tokens"] + tokens.get(child.id, 0))
             if ok:
                 kept.append(child)
         frontier = [c for c in children if not by_id[c.id]["trusted"]]

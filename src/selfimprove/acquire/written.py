@@ -77,7 +77,7 @@ def written(ctx: RunContext, round_: int, weights: Weights, count: int = 200, ex
                 verdict, about = guard.verdict(ctx.task, text)
                 id_ = f"written-r{round_}-{len(rows)}"
                 rows.append({"id": id_, "prompt": spent + p, "text": text, "raw": c.text, "verdict": verdict,
-                             "about": about})
+                             "about": about, "tokens": c.num_tokens})
                 if verdict == "kept" and len(kept) < count:
                     guard.seen.add(id_, text)
                     gold = solver.solve(text) if solver is not None else None
