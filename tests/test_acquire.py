@@ -264,3 +264,29 @@ def test_variants_the_model_writes_are_screened_like_any_question_it_writes(tmp_
     assert len(roots) == 3 and len(children) == 6  # 2 a root; none kept, so no second level
     assert {c["verdict"] for c in children} == {"malformed"} and {c["parent"] for c in children} == {r["id"] for r in roots}
     assert {q["origin"] for q in _rows(tmp_path / "run", 2, layout.ROUND_POOL)} == {"pool"}
+
+
+def test_written_questions_beyond_the_count_are_recorded_as_surplus(tmp_path):
+    """The guard's bookkeeping: what joins the round is exactly the `count` first acceptable questions."""
+    from selfimprove.acquire.written import written
+
+    class Writes:  # an engine that writes the given questions in turn: the fault here is a model's choices
+        def __init__(self, texts):
+            self.texts = iter(texts)
+
+        def generate(self, prompts, params, weights, progress=None):
+            from selfimprove.backends.base import Completion
+            return [[Completion(next(self.texts), 9, False, 0.0) for _ in range(params.n)] for _ in prompts]
+
+        def close(self):
+            pass
+
+    fresh = [p.question for p in generate_problems(12, seed=41, steps=(2,))]
+    cfg = embedded_config(tmp_path / "run")
+    ctx = open_context(cfg, False, Console(quiet=True))
+    ctx.backend = Writes([fresh[0], "no question here", fresh[0], *fresh[1:], *fresh])
+    items = written(ctx, 1, ctx.base_sampler, count=3, examples=2, per_prompt=2)
+    rows = read_jsonl(tmp_path / "run" / layout.round_file(1, layout.WRITTEN))
+    assert [r["verdict"] for r in rows[:6]] == ["kept", "malformed", "duplicate", "kept", "kept", "surplus"]
+    assert [i.question for i in items] == [fresh[0], fresh[1], fresh[2]]
+    assert [i.gold for i in items] == [TASK.solve(q) for q in fresh[:3]]

@@ -8,7 +8,7 @@ Each candidate gets one verdict, checked in this order:
                     trivial rephrase: case, punctuation, a word or a number changed)
     duplicate       the same text (case, spacing and punctuation aside) as a question seen before
     near_duplicate  shares at least `near` of its word pairs with a question seen before
-    kept
+    kept            (written.py marks one beyond the `count` wanted "surplus")
 
 Questions are data: nothing here executes them. Near duplicates are measured by word-bigram
 containment, |pairs(a) & pairs(b)| / min(|pairs(a)|, |pairs(b)|), found through an inverted index.

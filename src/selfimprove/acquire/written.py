@@ -6,7 +6,8 @@ The model is shown `shots` of the `examples` (the first N questions of the colle
 of questions given in the config), a different seeded choice per prompt, and asked for one more:
 as a completion ("Q: <example>\\n\\nQ: ... Q:") or, for a chat model, as a request through its chat
 template. Every completion is screened (screen.py: malformed, leak of a held-out question, duplicate,
-near duplicate) and recorded with its verdict in `rounds/rNN/written.jsonl`; prompting continues in
+near duplicate) and recorded with its verdict in `rounds/rNN/written.jsonl` ("surplus": acceptable, but beyond `count`,
+so not used); prompting continues in
 batches until `count` questions are kept or `max_prompts` prompts are spent. Kept questions are then
 answered and voted on like any other. A task that reads its own language (`solve`) gives their exact
 answers for diagnostics only (`rounds/rNN/pool_gold.jsonl`): never a label.
@@ -75,10 +76,12 @@ def written(ctx: RunContext, round_: int, weights: Weights, count: int = 200, ex
             for c in completions:
                 text = cleaned(c.text)
                 verdict, about = guard.verdict(ctx.task, text)
+                if verdict == "kept" and len(kept) >= count:
+                    verdict = "surplus"  # acceptable, but the batch wrote more than `count`
                 id_ = f"written-r{round_}-{len(rows)}"
                 rows.append({"id": id_, "prompt": spent + p, "text": text, "raw": c.text, "verdict": verdict,
                              "about": about, "tokens": c.num_tokens})
-                if verdict == "kept" and len(kept) < count:
+                if verdict == "kept":
                     guard.seen.add(id_, text)
                     gold = solver.solve(text) if solver is not None else None
                     kept.append(Item(id=id_, question=text, gold=gold, origin="written"))
