@@ -108,8 +108,10 @@ def written_stats(out: Path) -> list[dict]:
         path = out / f"rounds/r{r:02d}/written.jsonl"
         if path.exists():
             verdicts = [json.loads(line)["verdict"] for line in path.read_text().splitlines()]
-            rows.append({"round": r, "written": len(verdicts),
-                         **{v: verdicts.count(v) for v in ("kept", "malformed", "leak", "duplicate", "near_duplicate")}})
+            pool = [json.loads(line) for line in (out / f"rounds/r{r:02d}/pool.jsonl").read_text().splitlines()]
+            rows.append({"round": r, "written": len(verdicts), "used": sum(q.get("origin") == "written" for q in pool),
+                         **{v: verdicts.count(v) for v in ("kept", "surplus", "malformed", "leak", "duplicate",
+                                                           "near_duplicate")}})
     return rows
 
 
@@ -259,7 +261,8 @@ def summarize(results: dict) -> dict:
             "share_of_real_gain": spread([r["share_of_real_gain"] for r in w.values()
                                           if r["share_of_real_gain"] is not None]),
             "written_questions": {v: sum(x.get(v, 0) for r in w.values() for x in r["written_questions"])
-                                  for v in ("written", "kept", "malformed", "leak", "duplicate", "near_duplicate")},
+                                  for v in ("written", "used", "kept", "surplus", "malformed", "leak", "duplicate",
+                                            "near_duplicate")},
             "demo_base_well_formed": sum(r["demo_base_writes"]["written"] - r["demo_base_writes"]["verdicts"].get(
                 "malformed", 0) for r in w.values()),
             "demo_base_written": sum(r["demo_base_writes"]["written"] for r in w.values()),
