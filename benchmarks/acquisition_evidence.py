@@ -348,6 +348,9 @@ def main() -> None:
             for part, seeds in json.loads(f.read_text()).items():
                 if part in PARTS:
                     merged.setdefault(part, {}).update(seeds)
+        for seed, r in merged.get("written", {}).items():  # recounted from the runs, where they are here
+            if (args.work / f"written-written-s{seed}").exists():
+                r["written_questions"] = written_stats(args.work / f"written-written-s{seed}")
         merged["summary"] = summarize(merged)
         args.out.write_text(json.dumps(merged, indent=1))
         plot(merged, args.out.with_suffix(".png"))
