@@ -3,6 +3,7 @@
     config.yaml  environment.json  manifest.json  metrics.jsonl  summary.json
     pool.jsonl (questions, no answers)  pool_gold.jsonl (hidden; diagnostics only)  heldout.jsonl  anchor.jsonl
     rounds/rNN/  inputs.json pool.jsonl own_exemplars.jsonl samples.jsonl votes.jsonl verdicts.jsonl train.jsonl train_log.jsonl
+                 (acquire/) pool_gold.jsonl written.jsonl variants.jsonl difficulty.jsonl
                  adapter/ or model/  eval.json eval_samples.jsonl anchor_samples.jsonl metrics.json
                  (RL) rl_samples.jsonl rl_steps.jsonl rl_guard.json; rl_work/ while training runs
     answers.jsonl (`selfimprove ttt`: the adapted model's answers, transductive)
@@ -64,7 +65,8 @@ ANSWERS = "answers.jsonl"
 # A round's artifacts by the stage that writes them, in order; artifacts written together (by one
 # stage's build) share a rank, so one of them missing redoes them all. A name not listed here is an
 # adaptation method's own artifact (a plug-in's), ranked with the weights.
-STAGES = ((ROUND_POOL, ROUND_GOLD, WRITTEN, VARIANTS, DIFFICULTY), (OWN_EXEMPLARS,), (EXEMPLARS, SAMPLES), (DEBATE, VOTES),
+STAGES = ((ROUND_POOL, ROUND_GOLD, WRITTEN, VARIANTS, DIFFICULTY), (OWN_EXEMPLARS,), (EXEMPLARS, SAMPLES),
+          (DEBATE, VOTES),
           (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL),
           (TRAIN_LOG,), (EVAL_EXEMPLARS, EVAL, EVAL_SAMPLES, ANCHOR_SAMPLES), (METRICS,))
 
