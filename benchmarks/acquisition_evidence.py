@@ -351,10 +351,10 @@ def main() -> None:
         for seed, r in merged.get("written", {}).items():  # recounted from the runs, where they are here
             if (args.work / f"written-written-s{seed}").exists():
                 r["written_questions"] = written_stats(args.work / f"written-written-s{seed}")
+        from embedded_evidence import write_result
+
         merged["summary"] = summarize(merged)
-        args.out.write_text(json.dumps(merged, indent=1))
-        plot(merged, args.out.with_suffix(".png"))
-        print(json.dumps(merged["summary"], indent=1))
+        write_result(merged, args.out, plot)
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

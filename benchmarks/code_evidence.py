@@ -36,7 +36,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from embedded_evidence import spread  # noqa: E402  (one summary of a measurement over seeds)
+from embedded_evidence import spread, write_result  # noqa: E402  (one summary of a measurement over seeds)
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,10 +296,7 @@ def main() -> None:
             print(f"{r['arm']} seed {r['seed']}: greedy pass@1 {[round(h['pass_at_1_greedy'], 3) for h in r['history']]} "
                   f"({r['seconds']}s)", flush=True)
     results = merge(args.work, args.seeds)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
-    plot(results, args.out.with_suffix(".png"))
-    print(json.dumps(results["summary"], indent=1))
+    write_result(results, args.out, plot)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # the shared arms of embedded_evidence
-from embedded_evidence import spread  # noqa: E402
+from embedded_evidence import spread, write_result  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TEACHER_ROUNDS = 2  # most of the demo's gain (0.55 -> 0.79 on seed 0; 4 rounds reach 0.82)
@@ -178,10 +178,7 @@ def main() -> None:
     per_seed = {str(s): json.loads((args.work / f"seed-{s}.json").read_text()) for s in args.seeds}
     results = {"seeds": args.seeds, "teacher_rounds": TEACHER_ROUNDS, "distill_rounds": DISTILL_ROUNDS,
                "student_width": args.student_width, "per_seed": per_seed, "summary": summarize(per_seed)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
-    plot(results, args.out.with_suffix(".png"))
-    print(json.dumps(results["summary"], indent=1))
+    write_result(results, args.out, plot)
 
 
 if __name__ == "__main__":

@@ -191,6 +191,14 @@ def spread(values: list[float]) -> dict | None:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
+def write_result(results: dict, out: Path, plot) -> None:
+    """A benchmark's result: the JSON at `out`, `plot(results, png)` beside it, and the summary printed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    plot(results, out.with_suffix(".png"))
+    print(json.dumps(results["summary"], indent=1))
+
+
 def merge(work: Path, seeds: list[int]) -> dict:
     jobs = {}
     for f in sorted(work.glob("*/evidence.json")):

@@ -81,6 +81,17 @@ def sampling_params(ctx: RunContext) -> SamplingParams:
                           seed=ctx.config.run.seed, stop=ctx.style.stop)
 
 
+def fresh_paths(ctx: RunContext, round_: int, weights: Weights, items: list[Item], purpose: str,
+                formats: list[str] | None = None, style: PromptStyle | None = None, progress=None) -> list[Sample]:
+    """K paths of each of `items` outside the round's own samples (nothing stored), with the run's sampling
+    settings and a seed of their own (`purpose` names it): for the stages that must know how sure the model
+    is before the round samples (acquisition's judge, the choice of own exemplars)."""
+    seed = zlib.crc32(f"{ctx.config.run.seed}/{round_}/{purpose}".encode())  # not any chunk's seed
+    params = replace(sampling_params(ctx), seed=seed)
+    return sample_paths(ctx.backend, weights, ctx.task, items, style or ctx.style, params,
+                        formats or ctx.config.generate.formats, round_, progress)
+
+
 def generate_round(ctx: RunContext, round_: int, weights: Weights, items: list[Item],
                    style: PromptStyle | None = None) -> list[Sample]:
     """Sample every question of the round from `weights` prompted in `style` (None: the run's, `ctx.style`);

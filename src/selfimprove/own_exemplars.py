@@ -16,12 +16,11 @@ exemplars, recorded with `source: task` (and no vote).
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import replace
 
 from selfimprove import layout, prompts
 from selfimprove.context import RunContext
-from selfimprove.generate import sample_paths, sampling_params
+from selfimprove.generate import fresh_paths
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Exemplar, Item, Sample, Vote, Weights
@@ -62,10 +61,8 @@ def choose(voters: list[Sample], votes: list[Vote], questions: dict[str, str], w
 
 def candidate_voters(ctx: RunContext, round_: int, weights: Weights, items: list[Item]) -> list[Sample]:
     """K zero-shot paths of each candidate question, with the paths `vote.require` turns away abstaining."""
-    seed = zlib.crc32(f"{ctx.config.run.seed}/{round_}/own_exemplars".encode())  # not any chunk's seed
-    params = replace(sampling_params(ctx), seed=seed)
     with progress_bar() as progress:
-        samples = sample_paths(ctx.backend, weights, ctx.task, items, ctx.style, params, [FORMAT], round_, progress)
+        samples = fresh_paths(ctx, round_, weights, items, "own_exemplars", [FORMAT], progress=progress)
     return verified_voters(ctx, round_, weights, samples, items)
 
 

@@ -7,11 +7,8 @@ as the round, with a seed of its own so these paths are not the round's.
 
 from __future__ import annotations
 
-import zlib
-from dataclasses import replace
-
 from selfimprove.context import RunContext
-from selfimprove.generate import sample_paths, sampling_params
+from selfimprove.generate import fresh_paths
 from selfimprove.records import Item, Vote, Weights
 from selfimprove.vote import reach_votes
 
@@ -22,9 +19,7 @@ def judge(ctx: RunContext, round_: int, weights: Weights, items: list[Item],
     those paths took (compute the round spent acquiring)."""
     if not items:
         return {}, {}
-    params = replace(sampling_params(ctx), seed=zlib.crc32(f"{ctx.config.run.seed}/{round_}/{purpose}".encode()))
-    samples = sample_paths(ctx.backend, weights, ctx.task, items, ctx.style, params, ctx.config.generate.formats,
-                           round_)
+    samples = fresh_paths(ctx, round_, weights, items, purpose)
     tokens: dict[str, int] = {}
     for s in samples:
         tokens[s.question_id] = tokens.get(s.question_id, 0) + s.num_tokens

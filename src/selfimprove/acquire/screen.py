@@ -90,8 +90,10 @@ class Guard:
     protected_keys: dict[str, str]  # key(text) -> id: a candidate that contains one leaks it
 
     @classmethod
-    def of(cls, protected: list[tuple[str, str]], seen: list[tuple[str, str]], near: float) -> "Guard":
-        guard = cls(NearIndex(near), NearIndex(near), {})
+    def of(cls, protected: list[tuple[str, str]], seen: list[tuple[str, str]], near: float,
+           seen_near: float | None = None) -> "Guard":
+        """`near` for leaks; `seen_near` (default `near`) for near duplicates of questions seen."""
+        guard = cls(NearIndex(near), NearIndex(near if seen_near is None else seen_near), {})
         for id_, text in protected:
             guard.protected.add(id_, text)
             guard.protected_keys[key(text)] = id_
@@ -118,10 +120,10 @@ class Guard:
         return "kept", None
 
 
-def guard_for(ctx, near: float, seen: list[tuple[str, str]]) -> Guard:
+def guard_for(ctx, near: float, seen: list[tuple[str, str]], seen_near: float | None = None) -> Guard:
     """The run's guard: its held-out and anchor questions are protected."""
     protected = [(i.id, i.question) for i in ctx.data.heldout + ctx.data.anchor]
-    return Guard.of(protected, seen, near)
+    return Guard.of(protected, seen, near, seen_near)
 
 
 def count_verdicts(rows: list[dict]) -> dict[str, int]:

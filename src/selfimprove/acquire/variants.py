@@ -69,8 +69,8 @@ def variants(ctx: RunContext, round_: int, weights: Weights, depth: int = 2, per
              max_new_tokens: int = 160, near_duplicate: float = 0.8) -> list[Item]:
     """The trusted easier variants of the last round's untrusted questions, to `depth` levels."""
     found = roots(ctx, round_, share, limit)
-    guard = guard_for(ctx, near_duplicate, [(i.id, i.question) for i in ctx.data.pool])
-    guard.seen.near = float("inf")  # a variant is meant to resemble its question: only exact repeats are dropped
+    # A variant is meant to resemble its question: against questions seen, only exact repeats are dropped.
+    guard = guard_for(ctx, near_duplicate, [(i.id, i.question) for i in ctx.data.pool], seen_near=float("inf"))
     solver = solver_of(ctx.task)
     rows = [{"id": i.id, "parent": None, "root": i.id, "depth": 0, "question": i.question, "verdict": "root",
              "answer": v.answer if v else None, "share": v.share if v else 0.0, "trusted": False} for i, v in found]
