@@ -1,7 +1,8 @@
 """Evidence for label-free RL on the embedded domain: SFT rounds vs GRPO with four rewards, and test-time training.
 
-    python benchmarks/rl_evidence.py [--seeds 0 1 2] [--rounds 4] [--pool 1000] [--sft-steps 100]
-    python benchmarks/rl_evidence.py --seeds 0 --rounds 1 --pool 300 --sft-steps 50 --work /tmp/rl-ev   # small
+    python benchmarks/rl_evidence.py [--seeds 0 1 2] [--rounds 2] [--long-rounds 4] [--pool 500] [--work DIR]
+    python benchmarks/rl_evidence.py --seeds 1 --out /tmp/s1.json   # one seed a process, then:
+    python benchmarks/rl_evidence.py --merge /tmp/s0.json /tmp/s1.json /tmp/s2.json
 
 Arms (each the loop with the demo recipe, `demo.yaml`, same pool, held-out set, rounds and seeds):
   sft              LMSI-style SFT rounds on the verified majority's paths (today's demo)
@@ -10,9 +11,13 @@ Arms (each the loop with the demo recipe, `demo.yaml`, same pool, held-out set, 
   grpo_plain       GRPO, reward `majority` over a plain vote (every path votes: TTRL's reward)
   grpo_gold        GRPO, the pool's gold answers as labels (the oracle: what the same RL could do with labels)
   grpo_random      GRPO, reward `random` (the spurious-reward control: a gain here only unlocks format)
-  grpo_verified_guard  grpo_verified with the collapse guard on (probe every `--probe-every` steps on the
-                   held-out set, tolerance 1 point); every other GRPO arm probes the same way but never stops,
-                   so its curve shows whether accuracy rises then falls
+  grpo_verified_guard  grpo_verified with the collapse guard on: probe every `--probe-every` steps,
+                   tolerance 1 point, patience 3 probes (an alarm at a round's last step stops at
+                   once), best probed weights restored; and the loop's monitor restores the best round
+                   when a round ends more than 1 point below it (monitor.reset_tolerance). Every other
+                   GRPO arm probes the same way but never stops, so its curve shows any rise and fall.
+  grpo_plain_long, grpo_plain_long_guard   TTRL's plain-majority reward for `--long-rounds` rounds,
+                   without and with the guard: the long run where a rise-then-fall would show
   ttt              test-time training (transductive): GRPO verified_majority with a LoRA on the held-out
                    questions themselves, accuracy before and after (reported apart: never in the arms table)
 
@@ -22,6 +27,10 @@ completions and trains on them with their prompts, so GRPO's steps are set to sp
 steps = sft_steps x (prompt + completion) / (prompt + 2 x completion), with the lengths measured on
 the SFT arm's first round. The tokens each arm actually spent (`compute_tokens`: generated + trained,
 recorded by the loop) are in the JSON, so the match can be checked.
+
+Held-out: `--heldout` questions (400); the guard probes the first `--probe-questions` (200), so
+its choice of weights is selected on them. Every round is also scored on the rest, which no probe
+has seen (`untouched`): the arms are compared there.
 
 Writes WORK/<arm>-s<seed>/ (run directories; a rerun resumes them) and the merged
 benchmarks/results/rl_evidence.json and .png. Not run by CI.
@@ -38,9 +47,12 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from embedded_evidence import spread  # noqa: E402
 ARMS = ("sft", "grpo_verified", "grpo_plain", "grpo_gold", "grpo_random", "grpo_verified_guard")
+LONG_ARMS = ("grpo_plain_long", "grpo_plain_long_guard")
 PLAIN_VOTE = "vote.require=[]"
-KEEP = ("round", "accuracy", "majority_accuracy", "verified_majority_accuracy", "pass_at_k",
+KEEP = ("round", "accuracy", "probed_accuracy", "untouched_accuracy", "weights_round", "majority_accuracy", "verified_majority_accuracy", "pass_at_k",
         "pseudo_label_accuracy", "agreement", "answer_entropy", "compute_tokens", "generated_tokens",
         "trained_tokens", "train_examples", "seconds", "decision")
 
@@ -59,26 +71,53 @@ def grpo_gold(ctx, round_, inputs, **options):
     return adapt_rl(ctx, round_, replace(inputs, votes=votes), "grpo", options)
 
 
-def rl_options(rewards: str, args, guard: bool) -> str:
-    tolerance, bands = (0.01, "{mean_tokens: 0.5}") if guard else (1.0, "{}")
-    return (f"adapt.options={{rewards: {{{rewards}: 1.0}}, num_generations: {args.num_generations}, "
-            f"probe_every: {args.probe_every}, probe_questions: {args.heldout}, tolerance: {tolerance}, "
-            f"bands: {bands}, beta: {args.beta}}}")
+def rl_options(rewards: str, args, guard: bool) -> list[str]:
+    """The GRPO options; the guard arms also let the loop's monitor restore the best round."""
+    tolerance, bands, patience = (0.01, "{mean_tokens: 0.5}", 3) if guard else (1.0, "{}", 1)
+    return [f"adapt.options={{rewards: {{{rewards}: 1.0}}, num_generations: {args.num_generations}, "
+            f"probe_every: {args.probe_every}, probe_questions: {args.probe_questions}, tolerance: {tolerance}, "
+            f"patience: {patience}, bands: {bands}, beta: {args.beta}}}"] + (
+        ["monitor.reset_tolerance=0.01"] if guard else [])
 
 
 def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:
-    base = [f"run.rounds={args.rounds}", f"task.source=steps=3,max_value=30,n={args.pool},seed={{seed}}",
-            f"task.eval_limit={args.heldout}"]
+    rounds = args.long_rounds if arm in LONG_ARMS else args.rounds
+    base = [f"run.rounds={rounds}", f"task.source=steps=3,max_value=30,n={args.pool},seed={{seed}}",
+            f"task.eval_source=steps=3,max_value=30,n={args.heldout},seed={{seed}}", f"task.eval_limit={args.heldout}"]
     if arm == "sft":
         return base + [f"adapt.max_steps={args.sft_steps}"]
     rl = base + ["adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.lr}"]
     return rl + {
-        "grpo_verified": ["adapt.method=grpo", rl_options("verified_majority", args, False)],
-        "grpo_verified_guard": ["adapt.method=grpo", rl_options("verified_majority", args, True)],
-        "grpo_plain": ["adapt.method=grpo", PLAIN_VOTE, rl_options("majority", args, False)],
-        "grpo_gold": ["adapt.method=rl_evidence:grpo_gold", rl_options("majority", args, False)],
-        "grpo_random": ["adapt.method=grpo", rl_options("random", args, False)],
+        "grpo_verified": ["adapt.method=grpo", *rl_options("verified_majority", args, False)],
+        "grpo_verified_guard": ["adapt.method=grpo", *rl_options("verified_majority", args, True)],
+        "grpo_plain": ["adapt.method=grpo", PLAIN_VOTE, *rl_options("majority", args, False)],
+        "grpo_plain_long": ["adapt.method=grpo", PLAIN_VOTE, *rl_options("majority", args, False)],
+        "grpo_plain_long_guard": ["adapt.method=grpo", PLAIN_VOTE, *rl_options("majority", args, True)],
+        "grpo_gold": ["adapt.method=rl_evidence:grpo_gold", *rl_options("majority", args, False)],
+        "grpo_random": ["adapt.method=grpo", *rl_options("random", args, False)],
     }[arm]
+
+
+def greedy_parts(out: Path, history: list[dict], probed: int) -> list[tuple[float, float]]:
+    """Per round, greedy accuracy on the first `probed` held-out questions (the guard's probe set) and
+    on the rest (no guard saw them), from the round's scored greedy pass."""
+    import yaml
+
+    from selfimprove import layout
+    from selfimprove.evaluate import accuracy
+    from selfimprove.tasks import get_task
+
+    task = get_task(yaml.safe_load((out / "config.yaml").read_text())["task"]["name"])
+    heldout = [json.loads(x) for x in (out / "heldout.jsonl").read_text().splitlines()]
+    parts = [heldout[:probed], heldout[probed:]]
+    scores = []
+    for h in history:
+        rows = [json.loads(x) for x in (out / layout.round_file(h["round"], layout.EVAL_SAMPLES)).read_text().splitlines()]
+        greedy_seed = min(r["seed"] for r in rows)  # the greedy pass (sampled paths use seed + 1)
+        answers = {r["question_id"]: r["answer"] for r in rows if r["seed"] == greedy_seed}
+        scores.append(tuple(accuracy({p["id"]: answers.get(p["id"]) for p in part}, {p["id"]: p["gold"] for p in part},
+                                     task, {p["id"]: p["question"] for p in part}) for part in parts))
+    return scores
 
 
 def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
@@ -93,6 +132,8 @@ def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
     overrides = [o.replace("{seed}", str(seed)) for o in arm_overrides(arm, args, grpo_steps)]
     run(demo.demo_config(out, seed, quick=False, overrides=overrides), console=Console(quiet=True))
     history = [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
+    for h, (probed, rest) in zip(history, greedy_parts(out, history, args.probe_questions)):
+        h["probed_accuracy"], h["untouched_accuracy"] = probed, rest
     steps, guards = [], []
     for r in range(1, len(history)):
         if (out / layout.round_file(r, layout.RL_STEPS)).exists():
@@ -115,7 +156,7 @@ def run_ttt(seed: int, args, grpo_steps: int) -> dict:
     out = args.work / f"ttt-s{seed}"
     started = time.time()
     config = demo.demo_config(out, seed, quick=False, overrides=[
-        f"task.eval_limit={args.heldout}", "adapt.method=grpo", "adapt.tuning=lora", "adapt.init=base",
+        f"task.eval_limit={args.probe_questions}", "adapt.method=grpo", "adapt.tuning=lora", "adapt.init=base",
         "adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.ttt_lr}",
         "adapt.lora_r=32", "adapt.lora_alpha=64", "adapt.lora_dropout=0.0",
         f"adapt.options={{rewards: {{verified_majority: 1.0}}, num_generations: {args.num_generations}, "
@@ -141,24 +182,47 @@ def token_lengths(run_dir: Path) -> tuple[float, float]:
 
 # --- summary and plot ------------------------------------------------------------------------------
 
+def final(run: dict) -> dict:
+    """The history row of the weights the run ends with (after a monitor reset: the best round's)."""
+    last = run["history"][-1]
+    return run["history"][last["weights_round"]] if last.get("weights_round") is not None else last
+
+
 def summarize(results: dict) -> dict:
     out = {}
     for arm, per_seed in results["arms"].items():
-        finals = [r["history"][-1]["accuracy"] - r["history"][0]["accuracy"] for r in per_seed.values()]
-        best = [max(s["probe_accuracy"] for s in r["steps"] if s["probe_accuracy"] is not None) - r["history"][0]["accuracy"]
-                for r in per_seed.values() if any(s["probe_accuracy"] is not None for s in r["steps"])]
-        out[arm] = {"final_gain": {"median": statistics.median(finals), "values": finals},
-                    "compute_tokens": [sum(h["compute_tokens"] or 0 for h in r["history"][1:]) for r in per_seed.values()],
-                    "best_probe_gain": best or None,
-                    "final_below_best_probe": [
-                        round(max(s["probe_accuracy"] for s in r["steps"] if s["probe_accuracy"] is not None)
-                              - r["history"][-1]["accuracy"], 4)
-                        for r in per_seed.values() if any(s["probe_accuracy"] is not None for s in r["steps"])] or None}
+        runs = list(per_seed.values())
+        probes = [[s["probe_accuracy"] for s in r["steps"] if s["probe_accuracy"] is not None] for r in runs]
+        out[arm] = {
+            "untouched_gain": spread([final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"] for r in runs]),
+            "heldout_gain": spread([final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs]),
+            "compute_tokens": [sum(h["compute_tokens"] or 0 for h in r["history"][1:]) for r in runs],
+            # the guard's criterion, on its probe set: the final weights against the best probe of the run
+            "best_probe_gain": [max(p) - r["history"][0]["probed_accuracy"] for r, p in zip(runs, probes) if p] or None,
+            "final_below_best_probe": [round(max(p) - final(r)["probed_accuracy"], 4) for r, p in zip(runs, probes) if p]
+                                      or None,
+            "stops": [[g["stopped"] for g in r["guard"] if g.get("stopped")] for r in runs],
+            "resets": [[h["round"] for h in r["history"] if h.get("decision") == "reset"] for r in runs]}
+    if results.get("ttt"):
+        out["ttt (transductive)"] = {"gain": spread([t["adapted_accuracy"] - t["base_accuracy"]
+                                                     for t in results["ttt"].values()])}
     return out
 
 
 COLORS = {"sft": "C0", "grpo_verified": "C1", "grpo_plain": "C2", "grpo_gold": "C3", "grpo_random": "C4",
-          "grpo_verified_guard": "C5"}
+          "grpo_verified_guard": "C5", "grpo_plain_long": "C2", "grpo_plain_long_guard": "C5"}
+
+
+def step_curve(run: dict) -> tuple[list[int], list[float], list[int]]:
+    """The guard's probes with rounds laid end to end: steps, accuracies, and the steps where it stopped."""
+    xs, ys, stops, offset = [], [], [], 0
+    for rd in range(1, len(run["history"])):
+        pts = [(s["step"], s["probe_accuracy"]) for s in run["steps"] if s["round"] == rd and s["probe_accuracy"] is not None]
+        xs += [offset + s for s, _ in pts]
+        ys += [a for _, a in pts]
+        stops += [offset + g["stopped"]["step"] for g in run["guard"] if g["round"] == rd and g.get("stopped")]
+        offset += max([s for s, _ in pts], default=0)
+    return xs, ys, stops
 
 
 def plot(results: dict, path: Path) -> None:
@@ -167,35 +231,35 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, mid, right) = plt.subplots(1, 3, figsize=(17, 4.8))
     for arm, per_seed in results["arms"].items():
         for i, r in enumerate(per_seed.values()):
+            label = arm if i == 0 else None
+            xs, ys, stops = step_curve(r)
+            if arm in LONG_ARMS:
+                right.plot(xs, ys, color=COLORS[arm], marker=".", alpha=0.8, label=label,
+                           ls="--" if arm.endswith("guard") else "-")
+                for x in stops:
+                    right.axvline(x, color=COLORS[arm], ls=":", lw=1)
+                continue
             spent = [0]
             for h in r["history"][1:]:
                 spent.append(spent[-1] + (h["compute_tokens"] or 0))
-            left.plot([s / 1e6 for s in spent], [h["accuracy"] for h in r["history"]], marker="o", color=COLORS[arm],
-                      label=arm if i == 0 else None)
-            rounds = r["history"]
-            offset, xs, ys = 0, [], []
-            for rd in range(1, len(rounds)):
-                pts = [(s["step"], s["probe_accuracy"]) for s in r["steps"] if s["round"] == rd
-                       and s["probe_accuracy"] is not None]
-                xs += [offset + s for s, _ in pts]
-                ys += [a for _, a in pts]
-                offset += max([s for s, _ in pts], default=0)
-                for g in r["guard"]:
-                    if g["round"] == rd and g.get("stopped"):
-                        right.axvline(offset - max([s for s, _ in pts], default=0) + g["stopped"]["step"],
-                                      color=COLORS[arm], ls=":", lw=1)
+            left.plot([t / 1e6 for t in spent], [h["untouched_accuracy"] for h in r["history"]], marker="o",
+                      color=COLORS[arm], alpha=0.8, label=label)
             if xs:
-                right.plot(xs, ys, color=COLORS[arm], marker=".", label=arm if i == 0 else None)
-    left.set(xlabel="compute spent (M tokens: sampled + trained)", ylabel="held-out greedy accuracy",
-             title="per round, against compute")
-    right.set(xlabel="GRPO step (rounds concatenated)", ylabel="held-out greedy (guard's probe)",
-              title="per step (dotted: the guard stopped)")
-    for ax in (left, right):
+                mid.plot(xs, ys, color=COLORS[arm], marker=".", alpha=0.8, label=label)
+                for x in stops:
+                    mid.axvline(x, color=COLORS[arm], ls=":", lw=1)
+    left.set(xlabel="compute spent (M tokens: sampled + trained)", ylabel="greedy accuracy, untouched held-out",
+             title="per round (questions no probe saw)")
+    mid.set(xlabel="GRPO step (rounds end to end)", ylabel="greedy accuracy, probe set",
+            title="per step (dotted: the guard stopped)")
+    right.set(xlabel="GRPO step (rounds end to end)", ylabel="greedy accuracy, probe set",
+              title="long runs, plain majority (dashed: guarded)")
+    for ax in (left, mid, right):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.suptitle(f"label-free RL on the embedded domain, seeds {results['seeds']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -204,10 +268,13 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=[*ARMS, "ttt"], help=f"{', '.join(ARMS)}, ttt")
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--pool", type=int, default=1000)
-    parser.add_argument("--heldout", type=int, default=200)
+    parser.add_argument("--arms", nargs="+", default=[*ARMS, *LONG_ARMS, "ttt"],
+                        help=f"{', '.join(ARMS + LONG_ARMS)}, ttt")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--long-rounds", type=int, default=4, help="rounds of the long arms")
+    parser.add_argument("--pool", type=int, default=500)
+    parser.add_argument("--heldout", type=int, default=400)
+    parser.add_argument("--probe-questions", type=int, default=200, help="the guard's probe set: the first held-out")
     parser.add_argument("--sft-steps", type=int, default=100, help="SFT steps a round (the demo's)")
     parser.add_argument("--num-generations", type=int, default=8)
     parser.add_argument("--probe-every", type=int, default=10)
@@ -216,10 +283,24 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.04)
     parser.add_argument("--work", type=Path, default=Path("runs/rl-evidence"))
     parser.add_argument("--out", type=Path, default=RESULTS / "rl_evidence.json")
+    parser.add_argument("--merge", type=Path, nargs="+", help="merge these per-seed JSON files into --out and plot")
     args = parser.parse_args()
+    from embedded_evidence import write_result
+
+    if args.merge:
+        parts = [json.loads(f.read_text()) for f in args.merge]
+        merged = {"seeds": sorted(s for p in parts for s in p["seeds"]), "config": parts[0]["config"], "arms": {},
+                  "ttt": {}, "token_lengths": {}}
+        for p in parts:
+            merged["ttt"].update(p["ttt"])
+            merged["token_lengths"].update(p["token_lengths"])
+            for arm, seeds in p["arms"].items():
+                merged["arms"].setdefault(arm, {}).update(seeds)
+        merged["summary"] = summarize(merged)
+        write_result(merged, args.out, plot)
+        return
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(Path(__file__).parent))  # `rl_evidence:grpo_gold` resolves as a plug-in
     import datasets
     import torch
     import transformers
@@ -233,7 +314,8 @@ def main() -> None:
         sft = run_arm("sft", seed, args, 0)  # first: its lengths set GRPO's steps
         prompt, completion = token_lengths(args.work / f"sft-s{seed}")
         grpo_steps = max(1, round(args.sft_steps * (prompt + completion) / (prompt + 2 * completion)))
-        results["token_lengths"] = {"prompt": prompt, "completion": completion, "grpo_steps_per_round": grpo_steps}
+        results.setdefault("token_lengths", {})[str(seed)] = {"prompt": prompt, "completion": completion,
+                                                              "grpo_steps_per_round": grpo_steps}
         for arm in args.arms:
             print(f"seed {seed}: {arm}", flush=True)
             if arm == "ttt":
@@ -241,11 +323,10 @@ def main() -> None:
             else:
                 results["arms"].setdefault(arm, {})[str(seed)] = sft if arm == "sft" else run_arm(arm, seed, args,
                                                                                                   grpo_steps)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
             results["summary"] = summarize(results)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1))
-    plot(results, args.out.with_suffix(".png"))
-    print(json.dumps({"summary": results["summary"], "ttt (transductive)": results["ttt"]}, indent=1))
+    write_result(results, args.out, plot)
 
 
 if __name__ == "__main__":

@@ -159,13 +159,13 @@ class _Model:
         Path(path).mkdir(parents=True)
 
 
-def _drive_guard(tmp_path, accuracies, rows_per_step=None, bands=None, probe_every=2):
+def _drive_guard(tmp_path, accuracies, rows_per_step=None, bands=None, probe_every=2, patience=1):
     """Run the guard's events over len(accuracies)-1 probes; accuracies[0] is step 0's."""
     from transformers import TrainerControl, TrainerState
 
     queue = list(accuracies)
     rows = rows_per_step or (lambda first, last: [])
-    guard = CollapseGuard(lambda model: queue.pop(0), rows, probe_every, 0.02, bands or {}, tmp_path)
+    guard = CollapseGuard(lambda model: queue.pop(0), rows, probe_every, 0.02, bands or {}, tmp_path, patience)
     state, control = TrainerState(max_steps=probe_every * (len(accuracies) - 1)), TrainerControl()
     guard.on_train_begin(_Args(), state, control, model=_Model())
     for step in range(1, state.max_steps + 1):
@@ -186,6 +186,19 @@ def test_guard_stops_on_a_drop_and_restores_the_best_probe(tmp_path):
 def test_guard_within_tolerance_keeps_the_last_weights(tmp_path):
     _, _, saved = _drive_guard(tmp_path, [0.50, 0.62, 0.60, 0.61])  # 0.62 - 0.60 is the tolerance, in floats a hair over
     assert saved["stopped"] is None and saved["restore_step"] is None and saved["best_step"] == 2
+
+
+def test_guard_with_patience_rides_out_a_dip_and_stops_on_a_lasting_fall(tmp_path):
+    # one probe under the tolerance, then a recovery: with patience 2 training goes on
+    _, state, saved = _drive_guard(tmp_path / "dip", [0.50, 0.60, 0.55, 0.64, 0.65], patience=2)
+    assert saved["stopped"] is None and saved["best_step"] == 8 and saved["patience"] == 2
+    assert state.best_model_checkpoint == "out/checkpoint-8"
+    # two in a row: stop at the second, restore the best
+    _, _, saved = _drive_guard(tmp_path / "fall", [0.50, 0.60, 0.55, 0.54, 0.70], patience=2)
+    assert saved["stopped"]["step"] == 6 and saved["restore_step"] == 2
+    # an alarm at the last step stops whatever the patience: a round never ends on alarming weights
+    _, _, saved = _drive_guard(tmp_path / "last", [0.50, 0.60, 0.62, 0.55], patience=3)
+    assert saved["stopped"]["step"] == 6 and saved["restore_step"] == 4
 
 
 def test_guard_without_held_out_stops_when_a_signal_leaves_its_band(tmp_path):

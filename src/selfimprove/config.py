@@ -273,6 +273,10 @@ class RLOptions(Section):
     probe_every: int = Field(10, ge=1)
     probe_questions: int = Field(100, ge=1)
     tolerance: float = Field(0.02, ge=0)  # 2 points: about one standard error on 100 questions at 50-80%
+    # Alarms in a row before training stops (an alarm at the last step always stops). 1 stops at the
+    # first; more lets a noisy dip recover, at the cost of training on past a real fall: the best
+    # probed weights are restored either way.
+    patience: int = Field(1, ge=1)
     # {signal: band}: the signal may move by at most this fraction of its value over the first probe
     # window. mean_tokens 0.5: a completion length that halves or grows by half is a reward being gamed
     # (or a collapse), not learning. answer_entropy falls as the majority reward sharpens the model,

@@ -9,8 +9,10 @@ saves the starting weights (`start/`), then every `probe_every` steps and at the
 - averages the label-free signals of the steps since the last probe (`signals`: answer entropy and
   agreement within each question's group, completion length), and compares each banded signal with
   its value over the first probe window;
-- stops training on an alarm, and names the weights to restore: the best probe by accuracy (the
-  last healthy probe without accuracy). The trainer saves a checkpoint at every probe step, and
+- stops training after `patience` alarms in a row (one, by default; a probe on a few hundred
+  questions is noisy, and a dip that recovers is not a collapse), or on an alarm at the last step
+  (a round never ends on alarming weights), and names the weights to restore: the best probe by
+  accuracy (the last healthy probe without accuracy). The trainer saves a checkpoint at every probe step, and
   the guard marks the best one (`state.best_model_checkpoint`) so checkpoint rotation keeps it.
 Every probe and the decision are written to `guard.json` in the work folder (the round's
 `rl_guard.json` once committed). On resume the probes after the resumed checkpoint are dropped:
@@ -87,9 +89,9 @@ class CollapseGuard(TrainerCallback):
     rows of steps first..last (the recorder's, the same in every process)."""
 
     def __init__(self, probe: Callable, rows: Callable[[int, int], list[dict]], probe_every: int,
-                 tolerance: float, bands: dict[str, float], work: Path):
+                 tolerance: float, bands: dict[str, float], work: Path, patience: int = 1):
         self.probe, self.rows = probe, rows
-        self.probe_every, self.tolerance, self.bands = probe_every, tolerance, bands
+        self.probe_every, self.tolerance, self.bands, self.patience = probe_every, tolerance, bands, patience
         self.work = Path(work)
         self.probes: list[dict] = []
         self.stopped: dict | None = None  # {"step", "reason"} when an alarm stopped training
@@ -103,7 +105,8 @@ class CollapseGuard(TrainerCallback):
         best = self.best()
         return {"probes": self.probes, "stopped": self.stopped, "best_step": best["step"] if best else None,
                 "best_accuracy": best["accuracy"] if best else None, "restore_step": self.restore_step(),
-                "tolerance": self.tolerance, "bands": self.bands, "probe_every": self.probe_every}
+                "tolerance": self.tolerance, "bands": self.bands, "probe_every": self.probe_every,
+                "patience": self.patience}
 
     def best(self) -> dict | None:
         """The probe whose weights are the best known: highest accuracy (earliest on a tie); without
@@ -168,10 +171,11 @@ class CollapseGuard(TrainerCallback):
         if step % self.probe_every and step < state.max_steps:
             return control
         probe = self.check(step, model)
-        if probe["alarm"]:
+        in_a_row = len(self.probes) - max((i + 1 for i, p in enumerate(self.probes) if not p["alarm"]), default=0)
+        if probe["alarm"] and (in_a_row >= self.patience or step >= state.max_steps):
             self.stopped = {"step": step, "reason": probe["alarm"]}
             control.should_training_stop = True
-        else:
+        elif not probe["alarm"]:
             control.should_save = True  # every healthy probe is a checkpoint a later alarm can go back to
             if self.best() is probe:
                 state.best_model_checkpoint = str(Path(args.output_dir) / f"checkpoint-{step}")
