@@ -28,9 +28,10 @@ steps = sft_steps x (prompt + completion) / (prompt + 2 x completion), with the 
 the SFT arm's first round. The tokens each arm actually spent (`compute_tokens`: generated + trained,
 recorded by the loop) are in the JSON, so the match can be checked.
 
-Held-out: `--heldout` questions (400); the guard probes the first `--probe-questions` (200), so
-its choice of weights is selected on them. Every round is also scored on the rest, which no probe
-has seen (`untouched`): the arms are compared there.
+Held-out: the loop scores every round on `--heldout` questions (200), and the guard probes the
+same ones, so the guard's (and the monitor's) choice of weights is selected on them. After the run,
+every round's weights are also scored on a second held-out set (`--untouched`, 200, another
+generator seed, questions seen in the run removed) that nothing chose on: the arms are compared there.
 
 Writes WORK/<arm>-s<seed>/ (run directories; a rerun resumes them) and the merged
 benchmarks/results/rl_evidence.json and .png. Not run by CI.
@@ -52,7 +53,8 @@ from embedded_evidence import spread  # noqa: E402
 ARMS = ("sft", "grpo_verified", "grpo_plain", "grpo_gold", "grpo_random", "grpo_verified_guard")
 LONG_ARMS = ("grpo_plain_long", "grpo_plain_long_guard")
 PLAIN_VOTE = "vote.require=[]"
-KEEP = ("round", "accuracy", "probed_accuracy", "untouched_accuracy", "weights_round", "majority_accuracy", "verified_majority_accuracy", "pass_at_k",
+UNTOUCHED_SEED = 7919  # the second held-out set's generator seed is the run's seed plus this
+KEEP = ("round", "accuracy", "untouched_accuracy", "weights_round", "majority_accuracy", "verified_majority_accuracy", "pass_at_k",
         "pseudo_label_accuracy", "agreement", "answer_entropy", "compute_tokens", "generated_tokens",
         "trained_tokens", "train_examples", "seconds", "decision")
 
@@ -75,7 +77,7 @@ def rl_options(rewards: str, args, guard: bool) -> list[str]:
     """The GRPO options; the guard arms also let the loop's monitor restore the best round."""
     tolerance, bands, patience = (0.01, "{mean_tokens: 0.5}", 3) if guard else (1.0, "{}", 1)
     return [f"adapt.options={{rewards: {{{rewards}: 1.0}}, num_generations: {args.num_generations}, "
-            f"probe_every: {args.probe_every}, probe_questions: {args.probe_questions}, tolerance: {tolerance}, "
+            f"probe_every: {args.probe_every}, probe_questions: {args.heldout}, tolerance: {tolerance}, "
             f"patience: {patience}, bands: {bands}, beta: {args.beta}}}"] + (
         ["monitor.reset_tolerance=0.01"] if guard else [])
 
@@ -83,7 +85,7 @@ def rl_options(rewards: str, args, guard: bool) -> list[str]:
 def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:
     rounds = args.long_rounds if arm in LONG_ARMS else args.rounds
     base = [f"run.rounds={rounds}", f"task.source=steps=3,max_value=30,n={args.pool},seed={{seed}}",
-            f"task.eval_source=steps=3,max_value=30,n={args.heldout},seed={{seed}}", f"task.eval_limit={args.heldout}"]
+            f"task.eval_limit={args.heldout}"]
     if arm == "sft":
         return base + [f"adapt.max_steps={args.sft_steps}"]
     rl = base + ["adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.lr}"]
@@ -98,26 +100,37 @@ def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:
     }[arm]
 
 
-def greedy_parts(out: Path, history: list[dict], probed: int) -> list[tuple[float, float]]:
-    """Per round, greedy accuracy on the first `probed` held-out questions (the guard's probe set) and
-    on the rest (no guard saw them), from the round's scored greedy pass."""
-    import yaml
+def untouched(out: Path, history: list[dict], seed: int, args) -> list[float]:
+    """Greedy accuracy of every round's weights on a second held-out set (drawn with another seed,
+    questions seen in the run removed) that neither the guard's probe nor the monitor ever scored."""
+    from rich.console import Console
 
-    from selfimprove import layout
-    from selfimprove.evaluate import accuracy
+    from selfimprove import collect
+    from selfimprove.backends import create_backend
+    from selfimprove.config import load_config
+    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.records import Weights
     from selfimprove.tasks import get_task
 
-    task = get_task(yaml.safe_load((out / "config.yaml").read_text())["task"]["name"])
-    heldout = [json.loads(x) for x in (out / "heldout.jsonl").read_text().splitlines()]
-    parts = [heldout[:probed], heldout[probed:]]
-    scores = []
+    cache = out / "untouched.json"
+    done = json.loads(cache.read_text()) if cache.exists() else {}
+    cfg = load_config(out / "config.yaml", [
+        f"task.eval_source=steps=3,max_value=30,n={args.untouched},seed={seed + UNTOUCHED_SEED}",
+        f"task.eval_limit={args.untouched}", "evaluate.k=1", "evaluate.temperature=0"])
+    task = get_task(cfg.task.name)
+    seen = {json.loads(x)["question"] for name in ("heldout.jsonl", "pool.jsonl")
+            for x in (out / name).read_text().splitlines()}
+    items = [i for i in collect.load_heldout(task, cfg.task) if i.question not in seen]
+    backend = create_backend(cfg.model, cfg.generate)
     for h in history:
-        rows = [json.loads(x) for x in (out / layout.round_file(h["round"], layout.EVAL_SAMPLES)).read_text().splitlines()]
-        greedy_seed = min(r["seed"] for r in rows)  # the greedy pass (sampled paths use seed + 1)
-        answers = {r["question_id"]: r["answer"] for r in rows if r["seed"] == greedy_seed}
-        scores.append(tuple(accuracy({p["id"]: answers.get(p["id"]) for p in part}, {p["id"]: p["gold"] for p in part},
-                                     task, {p["id"]: p["question"] for p in part}) for part in parts))
-    return scores
+        key = str(h["round"])
+        if key not in done:
+            weights = Weights(cfg.model.name) if h["round"] == 0 else Weights(str(out / f"rounds/r{h['round']:02d}/model"))
+            with Console(quiet=True).capture():
+                done[key] = evaluate_weights(backend, weights, task, cfg, items).metrics["accuracy"]
+            cache.write_text(json.dumps(done | {"questions": len(items)}))
+    backend.close()
+    return [done[str(h["round"])] for h in history]
 
 
 def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
@@ -132,8 +145,8 @@ def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
     overrides = [o.replace("{seed}", str(seed)) for o in arm_overrides(arm, args, grpo_steps)]
     run(demo.demo_config(out, seed, quick=False, overrides=overrides), console=Console(quiet=True))
     history = [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
-    for h, (probed, rest) in zip(history, greedy_parts(out, history, args.probe_questions)):
-        h["probed_accuracy"], h["untouched_accuracy"] = probed, rest
+    for h, score in zip(history, untouched(out, history, seed, args)):
+        h["untouched_accuracy"] = score
     steps, guards = [], []
     for r in range(1, len(history)):
         if (out / layout.round_file(r, layout.RL_STEPS)).exists():
@@ -156,7 +169,7 @@ def run_ttt(seed: int, args, grpo_steps: int) -> dict:
     out = args.work / f"ttt-s{seed}"
     started = time.time()
     config = demo.demo_config(out, seed, quick=False, overrides=[
-        f"task.eval_limit={args.probe_questions}", "adapt.method=grpo", "adapt.tuning=lora", "adapt.init=base",
+        f"task.eval_limit={args.heldout}", "adapt.method=grpo", "adapt.tuning=lora", "adapt.init=base",
         "adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.ttt_lr}",
         "adapt.lora_r=32", "adapt.lora_alpha=64", "adapt.lora_dropout=0.0",
         f"adapt.options={{rewards: {{verified_majority: 1.0}}, num_generations: {args.num_generations}, "
@@ -198,8 +211,8 @@ def summarize(results: dict) -> dict:
             "heldout_gain": spread([final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs]),
             "compute_tokens": [sum(h["compute_tokens"] or 0 for h in r["history"][1:]) for r in runs],
             # the guard's criterion, on its probe set: the final weights against the best probe of the run
-            "best_probe_gain": [max(p) - r["history"][0]["probed_accuracy"] for r, p in zip(runs, probes) if p] or None,
-            "final_below_best_probe": [round(max(p) - final(r)["probed_accuracy"], 4) for r, p in zip(runs, probes) if p]
+            "best_probe_gain": [max(p) - r["history"][0]["accuracy"] for r, p in zip(runs, probes) if p] or None,
+            "final_below_best_probe": [round(max(p) - final(r)["accuracy"], 4) for r, p in zip(runs, probes) if p]
                                       or None,
             "stops": [[g["stopped"] for g in r["guard"] if g.get("stopped")] for r in runs],
             "resets": [[h["round"] for h in r["history"] if h.get("decision") == "reset"] for r in runs]}
@@ -252,7 +265,7 @@ def plot(results: dict, path: Path) -> None:
                 for x in stops:
                     mid.axvline(x, color=COLORS[arm], ls=":", lw=1)
     left.set(xlabel="compute spent (M tokens: sampled + trained)", ylabel="greedy accuracy, untouched held-out",
-             title="per round (questions no probe saw)")
+             title="per round (a held-out set nothing chose on)")
     mid.set(xlabel="GRPO step (rounds end to end)", ylabel="greedy accuracy, probe set",
             title="per step (dotted: the guard stopped)")
     right.set(xlabel="GRPO step (rounds end to end)", ylabel="greedy accuracy, probe set",
@@ -273,8 +286,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--long-rounds", type=int, default=4, help="rounds of the long arms")
     parser.add_argument("--pool", type=int, default=500)
-    parser.add_argument("--heldout", type=int, default=400)
-    parser.add_argument("--probe-questions", type=int, default=200, help="the guard's probe set: the first held-out")
+    parser.add_argument("--heldout", type=int, default=200, help="held-out questions: the loop's score and the guard's probe")
+    parser.add_argument("--untouched", type=int, default=200, help="a second held-out set, scored after the run")
     parser.add_argument("--sft-steps", type=int, default=100, help="SFT steps a round (the demo's)")
     parser.add_argument("--num-generations", type=int, default=8)
     parser.add_argument("--probe-every", type=int, default=10)
