@@ -12,9 +12,8 @@ Arms (each the loop with the demo recipe, `demo.yaml`, same pool, held-out set, 
   grpo_gold        GRPO, the pool's gold answers as labels (the oracle: what the same RL could do with labels)
   grpo_random      GRPO, reward `random` (the spurious-reward control: a gain here only unlocks format)
   grpo_verified_guard  grpo_verified with the collapse guard on: probe every `--probe-every` steps,
-                   tolerance 1 point, patience 3 probes (an alarm at a round's last step stops at
-                   once), best probed weights restored; and the loop's monitor restores the best round
-                   when a round ends more than 1 point below it (monitor.reset_tolerance). Every other
+                   stop after a fall of more than 1 point at 3 probes in a row (or at the last step),
+                   and end every round on its best probed weights (`load_best_at_end`). Every other
                    GRPO arm probes the same way but never stops, so its curve shows any rise and fall.
   grpo_plain_long, grpo_plain_long_guard   TTRL's plain-majority reward for `--long-rounds` rounds,
                    without and with the guard: the long run where a rise-then-fall would show
@@ -74,12 +73,10 @@ def grpo_gold(ctx, round_, inputs, **options):
 
 
 def rl_options(rewards: str, args, guard: bool) -> list[str]:
-    """The GRPO options; the guard arms also let the loop's monitor restore the best round."""
     tolerance, bands, patience = (0.01, "{mean_tokens: 0.5}", 3) if guard else (1.0, "{}", 1)
     return [f"adapt.options={{rewards: {{{rewards}: 1.0}}, num_generations: {args.num_generations}, "
             f"probe_every: {args.probe_every}, probe_questions: {args.heldout}, tolerance: {tolerance}, "
-            f"patience: {patience}, bands: {bands}, beta: {args.beta}}}"] + (
-        ["monitor.reset_tolerance=0.01"] if guard else [])
+            f"patience: {patience}, load_best_at_end: {str(guard).lower()}, bands: {bands}, beta: {args.beta}}}"]
 
 
 def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:

@@ -159,13 +159,14 @@ class _Model:
         Path(path).mkdir(parents=True)
 
 
-def _drive_guard(tmp_path, accuracies, rows_per_step=None, bands=None, probe_every=2, patience=1):
+def _drive_guard(tmp_path, accuracies, rows_per_step=None, bands=None, probe_every=2, patience=1, best_at_end=False):
     """Run the guard's events over len(accuracies)-1 probes; accuracies[0] is step 0's."""
     from transformers import TrainerControl, TrainerState
 
     queue = list(accuracies)
     rows = rows_per_step or (lambda first, last: [])
-    guard = CollapseGuard(lambda model: queue.pop(0), rows, probe_every, 0.02, bands or {}, tmp_path, patience)
+    guard = CollapseGuard(lambda model: queue.pop(0), rows, probe_every, 0.02, bands or {}, tmp_path, patience,
+                          best_at_end)
     state, control = TrainerState(max_steps=probe_every * (len(accuracies) - 1)), TrainerControl()
     guard.on_train_begin(_Args(), state, control, model=_Model())
     for step in range(1, state.max_steps + 1):
@@ -186,6 +187,11 @@ def test_guard_stops_on_a_drop_and_restores_the_best_probe(tmp_path):
 def test_guard_within_tolerance_keeps_the_last_weights(tmp_path):
     _, _, saved = _drive_guard(tmp_path, [0.50, 0.62, 0.60, 0.61])  # 0.62 - 0.60 is the tolerance, in floats a hair over
     assert saved["stopped"] is None and saved["restore_step"] is None and saved["best_step"] == 2
+    # load_best_at_end: the same run ends on the best probe's weights without a stop
+    _, _, saved = _drive_guard(tmp_path / "best", [0.50, 0.62, 0.60, 0.61], best_at_end=True)
+    assert saved["stopped"] is None and saved["restore_step"] == 2
+    _, _, saved = _drive_guard(tmp_path / "last", [0.50, 0.60, 0.62], best_at_end=True)
+    assert saved["restore_step"] is None  # the last probe is the best: nothing to restore
 
 
 def test_guard_with_patience_rides_out_a_dip_and_stops_on_a_lasting_fall(tmp_path):

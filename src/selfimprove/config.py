@@ -277,6 +277,9 @@ class RLOptions(Section):
     # first; more lets a noisy dip recover, at the cost of training on past a real fall: the best
     # probed weights are restored either way.
     patience: int = Field(1, ge=1)
+    # End the round on the best probed weights even without a stop (transformers'
+    # load_best_model_at_end): the weights are then chosen on the probe questions, so score them on others.
+    load_best_at_end: bool = False
     # {signal: band}: the signal may move by at most this fraction of its value over the first probe
     # window. mean_tokens 0.5: a completion length that halves or grows by half is a reward being gamed
     # (or a collapse), not learning. answer_entropy falls as the majority reward sharpens the model,

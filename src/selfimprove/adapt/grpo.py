@@ -272,7 +272,7 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
                             job.probe_max_new_tokens)
 
     guard = CollapseGuard(probe, recorder.between, opts.probe_every, opts.tolerance, opts.bands, work,
-                           opts.patience)
+                           opts.patience, opts.load_best_at_end)
     config_cls, trainer_cls = (GRPOConfig, GRPOTrainer) if job.algorithm == "grpo" else (RLOOConfig, RLOOTrainer)
     args = config_cls(**trainer_args(job, work / TRAINER_DIR, cuda, cuda and torch.cuda.is_bf16_supported()))
     trainer = trainer_cls(model=model, reward_funcs=scorer, args=args, processing_class=tokenizer,

@@ -12,7 +12,9 @@ saves the starting weights (`start/`), then every `probe_every` steps and at the
 - stops training after `patience` alarms in a row (one, by default; a probe on a few hundred
   questions is noisy, and a dip that recovers is not a collapse), or on an alarm at the last step
   (a round never ends on alarming weights), and names the weights to restore: the best probe by
-  accuracy (the last healthy probe without accuracy). The trainer saves a checkpoint at every probe step, and
+  accuracy (the last healthy probe without accuracy). With `load_best_at_end` (transformers'
+  `load_best_model_at_end`) the best probe's weights end the round even without a stop: rounds
+  chained this way never end below the best probe of the run. The trainer saves a checkpoint at every probe step, and
   the guard marks the best one (`state.best_model_checkpoint`) so checkpoint rotation keeps it.
 Every probe and the decision are written to `guard.json` in the work folder (the round's
 `rl_guard.json` once committed). On resume the probes after the resumed checkpoint are dropped:
@@ -89,9 +91,11 @@ class CollapseGuard(TrainerCallback):
     rows of steps first..last (the recorder's, the same in every process)."""
 
     def __init__(self, probe: Callable, rows: Callable[[int, int], list[dict]], probe_every: int,
-                 tolerance: float, bands: dict[str, float], work: Path, patience: int = 1):
+                 tolerance: float, bands: dict[str, float], work: Path, patience: int = 1,
+                 load_best_at_end: bool = False):
         self.probe, self.rows = probe, rows
         self.probe_every, self.tolerance, self.bands, self.patience = probe_every, tolerance, bands, patience
+        self.load_best_at_end = load_best_at_end
         self.work = Path(work)
         self.probes: list[dict] = []
         self.stopped: dict | None = None  # {"step", "reason"} when an alarm stopped training
@@ -106,7 +110,7 @@ class CollapseGuard(TrainerCallback):
         return {"probes": self.probes, "stopped": self.stopped, "best_step": best["step"] if best else None,
                 "best_accuracy": best["accuracy"] if best else None, "restore_step": self.restore_step(),
                 "tolerance": self.tolerance, "bands": self.bands, "probe_every": self.probe_every,
-                "patience": self.patience}
+                "patience": self.patience, "load_best_at_end": self.load_best_at_end}
 
     def best(self) -> dict | None:
         """The probe whose weights are the best known: highest accuracy (earliest on a tie); without
@@ -120,7 +124,9 @@ class CollapseGuard(TrainerCallback):
     def restore_step(self) -> int | None:
         """The step whose weights end the round, when it is not the last step trained (else None)."""
         best = self.best()
-        return best["step"] if self.stopped and best is not None else None
+        if best is None or not (self.stopped or self.load_best_at_end) or best is self.probes[-1]:
+            return None
+        return best["step"]
 
     # --- the checks --------------------------------------------------------------------------------
 
