@@ -412,6 +412,25 @@ def test_grpo_round_through_the_loop_writes_its_records(tmp_path):
     assert "RL per step" in write_report(tmp_path).read_text()
 
 
+def test_load_best_at_end_ends_a_wrecked_round_on_its_starting_weights(tmp_path):
+    """A learning rate that wrecks the model drops every probe after step 0; without a stop (tolerance
+    1.0), load_best_at_end still ends the round on the best probe's weights: the start, bit for bit."""
+    from safetensors.torch import load_file
+
+    from selfimprove.embedded.demo import base_model
+    from selfimprove.loop import run
+
+    wreck = [o.replace("adapt.learning_rate=1e-3", "adapt.learning_rate=0.5").replace(
+        "tolerance: 1.0", "tolerance: 1.0, bands: {}, load_best_at_end: true") for o in RL]
+    run(_demo(tmp_path, wreck + ["run.rounds=1"]))
+    r1 = tmp_path / "rounds" / "r01"
+    guard = json.loads((r1 / layout.RL_GUARD).read_text())
+    assert guard["stopped"] is None and guard["best_step"] == 0 and guard["restore_step"] == 0
+    assert max(p["accuracy"] for p in guard["probes"][1:]) < guard["probes"][0]["accuracy"]
+    kept, base = load_file(r1 / "model" / "model.safetensors"), load_file(Path(base_model()) / "model.safetensors")
+    assert kept.keys() == base.keys() and all(torch.equal(kept[k], base[k]) for k in base)
+
+
 def test_grpo_round_launched_in_two_processes_scores_every_group_against_its_vote(tmp_path):
     """adapt.launch: accelerate: the loop launches the RL round in two gloo processes on CPU and waits;
     samples come from both, each question's samples are scored against the vote the loop recorded, and the

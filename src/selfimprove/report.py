@@ -180,6 +180,8 @@ def rl_plot(number: int, steps: list[dict], guard: dict) -> str:
             ax.plot(*zip(*points), marker="o" if key == "probe_accuracy" else None, label=label)
     if guard.get("stopped"):
         ax.axvline(guard["stopped"]["step"], color="red", ls="--", label=f"stopped (restored step {guard['restore_step']})")
+    elif guard.get("restore_step") is not None:  # load_best_at_end: the round ended on its best probe
+        ax.axvline(guard["restore_step"], color="green", ls=":", label=f"kept: best probe (step {guard['restore_step']})")
     ax.set(title=f"Round {number}: RL per step", xlabel="step", ylabel="value")
     ax.grid(alpha=0.3)
     if ax.lines:
