@@ -474,6 +474,21 @@ def test_ttt_refuses_full_weights(tmp_path):
         ttt_config(_demo(tmp_path, ["adapt.tuning=full"]))
 
 
+def test_grpo_with_bf16_weights_on_cpu_trains_and_saves_bf16(base, tmp_path):
+    """The dtype half of the gpu test below, on the CPU: bf16 weights through GRPO, the guard's probe
+    and the save (CUDA adds autocast and, with use_vllm, TRL's colocated vLLM)."""
+    from safetensors.torch import load_file
+
+    from selfimprove.config import ModelConfig
+
+    job = _job(base, _questions(4))
+    job.model = ModelConfig(name=base, device="cpu", dtype="bfloat16")
+    (tmp_path / "out").mkdir()
+    log = train(job, tmp_path / "work", tmp_path / "out")
+    assert len(log) == 6 and all(h["loss"] == h["loss"] for h in log)  # no NaN
+    assert {t.dtype for t in load_file(tmp_path / "out" / "model.safetensors").values()} == {torch.bfloat16}
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("use_vllm", [False, True])
