@@ -19,6 +19,7 @@ Arms (each the loop with the demo recipe, `demo.yaml`, same pool, held-out set, 
                    without and with the guard: the long run where a rise-then-fall would show
   ttt              test-time training (transductive): GRPO verified_majority with a LoRA on the held-out
                    questions themselves, accuracy before and after (reported apart: never in the arms table)
+  ttt_guard        ttt with the guard probing greedy agreement with the vote (`probe: votes`, label-free)
 
 Compute: every arm spends its round's sampling (pool x K paths, the vote) plus training. SFT trains
 `--sft-steps` steps of `adapt.batch_size` prompt+completion pairs; a GRPO step samples batch_size
@@ -157,20 +158,24 @@ def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
             "history": [{k: h.get(k) for k in KEEP} for h in history], "steps": steps, "guard": guards}
 
 
-def run_ttt(seed: int, args, grpo_steps: int) -> dict:
+def run_ttt(seed: int, args, grpo_steps: int, guard: bool = False) -> dict:
+    """Test-time training; `guard`: the guard probes agreement with the vote (label-free), stops after
+    a 2-point fall at 2 probes in a row, and keeps the best probe's adapter."""
     from rich.console import Console
 
     from selfimprove.embedded import demo
     from selfimprove.ttt import run
 
-    out = args.work / f"ttt-s{seed}"
+    out = args.work / f"ttt{'_guard' if guard else ''}-s{seed}"
+    guarded = (f", probe: votes, probe_questions: {args.heldout}, tolerance: 0.02, patience: 2, "
+               "load_best_at_end: true" if guard else "")
     started = time.time()
     config = demo.demo_config(out, seed, quick=False, overrides=[
         f"task.eval_limit={args.heldout}", "adapt.method=grpo", "adapt.tuning=lora", "adapt.init=base",
         "adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.ttt_lr}",
         "adapt.lora_r=32", "adapt.lora_alpha=64", "adapt.lora_dropout=0.0",
         f"adapt.options={{rewards: {{verified_majority: 1.0}}, num_generations: {args.num_generations}, "
-        f"probe_every: {args.probe_every}, beta: {args.beta}}}"])
+        f"probe_every: {args.probe_every}, beta: {args.beta}{guarded}}}"])
     summary = run(config, console=Console(quiet=True))
     return {"seed": seed, "seconds": round(time.time() - started), **{k: summary[k] for k in (
         "mode", "questions", "base_accuracy", "base_vote_accuracy", "adapted_accuracy")}}
@@ -213,9 +218,10 @@ def summarize(results: dict) -> dict:
                                       or None,
             "stops": [[g["stopped"] for g in r["guard"] if g.get("stopped")] for r in runs],
             "resets": [[h["round"] for h in r["history"] if h.get("decision") == "reset"] for r in runs]}
-    if results.get("ttt"):
-        out["ttt (transductive)"] = {"gain": spread([t["adapted_accuracy"] - t["base_accuracy"]
-                                                     for t in results["ttt"].values()])}
+    for name in ("ttt", "ttt_guard"):
+        if results.get(name):
+            out[f"{name} (transductive)"] = {"gain": spread([t["adapted_accuracy"] - t["base_accuracy"]
+                                                             for t in results[name].values()])}
     return out
 
 
@@ -278,8 +284,8 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=[*ARMS, *LONG_ARMS, "ttt"],
-                        help=f"{', '.join(ARMS + LONG_ARMS)}, ttt")
+    parser.add_argument("--arms", nargs="+", default=[*ARMS, *LONG_ARMS, "ttt", "ttt_guard"],
+                        help=f"{', '.join(ARMS + LONG_ARMS)}, ttt, ttt_guard")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--long-rounds", type=int, default=4, help="rounds of the long arms")
     parser.add_argument("--pool", type=int, default=500)
@@ -299,10 +305,11 @@ def main() -> None:
 
     if args.merge:
         parts = [json.loads(f.read_text()) for f in args.merge]
-        merged = {"seeds": sorted(s for p in parts for s in p["seeds"]), "config": parts[0]["config"], "arms": {},
-                  "ttt": {}, "token_lengths": {}}
+        merged = {"seeds": sorted({s for p in parts for s in p["seeds"]}), "config": parts[0]["config"], "arms": {},
+                  "ttt": {}, "ttt_guard": {}, "token_lengths": {}}
         for p in parts:
             merged["ttt"].update(p["ttt"])
+            merged["ttt_guard"].update(p.get("ttt_guard", {}))
             merged["token_lengths"].update(p["token_lengths"])
             for arm, seeds in p["arms"].items():
                 merged["arms"].setdefault(arm, {}).update(seeds)
@@ -319,7 +326,8 @@ def main() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    results = {"seeds": args.seeds, "config": {k: str(v) for k, v in vars(args).items()}, "arms": {}, "ttt": {}}
+    results = {"seeds": args.seeds, "config": {k: str(v) for k, v in vars(args).items()}, "arms": {}, "ttt": {},
+               "ttt_guard": {}}
     for seed in args.seeds:
         sft = run_arm("sft", seed, args, 0)  # first: its lengths set GRPO's steps
         prompt, completion = token_lengths(args.work / f"sft-s{seed}")
@@ -328,8 +336,8 @@ def main() -> None:
                                                               "grpo_steps_per_round": grpo_steps}
         for arm in args.arms:
             print(f"seed {seed}: {arm}", flush=True)
-            if arm == "ttt":
-                results["ttt"][str(seed)] = run_ttt(seed, args, grpo_steps)
+            if arm in ("ttt", "ttt_guard"):
+                results[arm][str(seed)] = run_ttt(seed, args, grpo_steps, guard=arm == "ttt_guard")
             else:
                 results["arms"].setdefault(arm, {})[str(seed)] = sft if arm == "sft" else run_arm(arm, seed, args,
                                                                                                   grpo_steps)

@@ -467,6 +467,23 @@ def test_ttt_adapts_a_lora_answers_and_leaves_the_base_untouched(base, tmp_path)
     assert all(p["accuracy"] is None for p in guard["probes"])  # the answers never steer training
 
 
+def test_ttt_probe_on_votes_scores_greedy_agreement_with_the_vote_not_the_answers(base, tmp_path):
+    from selfimprove.adapt.rewards import same
+    from selfimprove.ttt import run
+
+    rl = [o.replace("probe_questions: 16", "probe_questions: 8, probe: votes") for o in RL]
+    run(_demo(tmp_path, [*rl, "adapt.tuning=lora", "adapt.init=base", "task.eval_limit=16"]))
+    guard = json.loads((tmp_path / "rounds" / "r01" / layout.RL_GUARD).read_text())
+    assert guard["probe"] == "votes" and all(p["accuracy"] is not None for p in guard["probes"])
+    # step 0 probes the base model: its greedy answers against the vote on the first 8 training questions
+    votes = [json.loads(x) for x in (tmp_path / "rounds" / "r01" / layout.VOTES).read_text().splitlines()]
+    probed = [v for v in votes if v["answer"] is not None and v["share"] >= 0.5][:8]
+    base_answer = {a["question_id"]: a["base_answer"] for a in
+                   map(json.loads, (tmp_path / layout.ANSWERS).read_text().splitlines())}
+    agreement = sum(same(TASK, base_answer[v["question_id"]], v["answer"]) for v in probed) / len(probed)
+    assert guard["probes"][0]["accuracy"] == pytest.approx(agreement)
+
+
 def test_ttt_refuses_full_weights(tmp_path):
     from selfimprove.ttt import ttt_config
 

@@ -272,6 +272,11 @@ class RLOptions(Section):
     # samples leaves its band. A checkpoint is saved at every probe, so a killed run resumes there.
     probe_every: int = Field(10, ge=1)
     probe_questions: int = Field(100, ge=1)
+    # What the probe scores. heldout: greedy accuracy on held-out answers (none without a held-out
+    # set, as in test-time training). votes: greedy agreement with the round's own vote on the first
+    # probe_questions training questions; label-free, so test-time training can use it. It catches a
+    # policy drifting away from the labels it is rewarded for, not a wrong vote.
+    probe: Literal["heldout", "votes"] = "heldout"
     tolerance: float = Field(0.02, ge=0)  # 2 points: about one standard error on 100 questions at 50-80%
     # Alarms in a row before training stops (an alarm at the last step always stops). 1 stops at the
     # first; more lets a noisy dip recover, at the cost of training on past a real fall: the best

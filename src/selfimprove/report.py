@@ -173,7 +173,8 @@ def rl_plot(number: int, steps: list[dict], guard: dict) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for key, label in (("probe_accuracy", "held-out probe"), ("reward", "reward"), ("agreement", "agreement"),
+    probe = "probe: agreement with the vote" if guard.get("probe") == "votes" else "held-out probe"
+    for key, label in (("probe_accuracy", probe), ("reward", "reward"), ("agreement", "agreement"),
                        ("answer_entropy", "answer entropy"), ("pseudo_label_accuracy", "pseudo-label acc.")):
         points = [(s["step"], s[key]) for s in steps if s.get(key) is not None]
         if points:

@@ -8,7 +8,8 @@ The questions to answer are the config's held-out questions (`task.eval_source`,
 the gates, then `adapt.method` (SFT on the kept paths, or label-free RL) with `adapt.tuning: lora`,
 so the base weights are never written. Their answers, when the source has them, are hidden like a
 pool's (`pool_gold.jsonl`) and only score the result: the RL collapse guard gets no held-out
-accuracy here (the answers must not steer training) and guards with its label-free bands alone.
+accuracy here (the answers must not steer training) and guards with its label-free bands, and
+with `adapt.options.probe: votes` with the greedy answers' agreement with the round's vote.
 
 Writes into `run.out_dir` (with `run.transductive: true` in its config.yaml) everything a round
 writes, plus `answers.jsonl` (per question: the adapted model's greedy answer and text, the base

@@ -83,13 +83,16 @@ def adapt_rl(ctx, round_: int, inputs: AdaptInputs, algorithm: str, options: dic
     start = start_weights(ctx, inputs)
     gates = build_gates(ctx.config.vote.require, GateContext(ctx.task, ctx.backend, inputs.sampler, round_,
                                                              ctx.config.run.seed), "vote.require", before_vote=True)
-    heldout = ctx.data.heldout[:opts.probe_questions]
+    if opts.probe == "votes":  # label-free: the round's own labels
+        probed = [(r["question"], r["label"]) for r in rows[:opts.probe_questions]]
+    else:
+        probed = [(i.question, i.gold) for i in ctx.data.heldout[:opts.probe_questions]]
     job = RLJob(rows=rows, start=start, adapt=cfg, options=opts, algorithm=algorithm, model=ctx.config.model,
                 rewards=RewardContext(ctx.task, gates, ctx.config.run.seed + round_, task_name=ctx.config.task.name,
                                       require=ctx.config.vote.require), temperature=gen.temperature,
                 top_p=gen.top_p, max_new_tokens=gen.max_new_tokens, seed=ctx.config.run.seed + round_,
-                probe_prompts=[ctx.student_style.render(i.question, ctx.config.evaluate.format) for i in heldout],
-                probe_gold=[i.gold for i in heldout],
+                probe_prompts=[ctx.student_style.render(q, ctx.config.evaluate.format) for q, _ in probed],
+                probe_gold=[label for _, label in probed],
                 probe_max_new_tokens=ctx.config.evaluate.max_new_tokens or gen.max_new_tokens)
     return commit(ctx, round_, job, round_gold(ctx, round_))  # diagnostics only: never a reward
 
@@ -272,7 +275,7 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
                             job.probe_max_new_tokens)
 
     guard = CollapseGuard(probe, recorder.between, opts.probe_every, opts.tolerance, opts.bands, work,
-                           opts.patience, opts.load_best_at_end)
+                           opts.patience, opts.load_best_at_end, opts.probe)
     config_cls, trainer_cls = (GRPOConfig, GRPOTrainer) if job.algorithm == "grpo" else (RLOOConfig, RLOOTrainer)
     args = config_cls(**trainer_args(job, work / TRAINER_DIR, cuda, cuda and torch.cuda.is_bf16_supported()))
     trainer = trainer_cls(model=model, reward_funcs=scorer, args=args, processing_class=tokenizer,

@@ -5,7 +5,8 @@ Self-rewarded RL can rise and then collapse (SRT: "sudden and complete performan
 INTUITOR#26: entropy collapse). `CollapseGuard` is a transformers `TrainerCallback`: at step 0 it
 saves the starting weights (`start/`), then every `probe_every` steps and at the last step it
 - measures greedy held-out accuracy with the in-memory model (`greedy_probe`; None without a
-  held-out set, as in test-time training, where the questions' answers must not steer training);
+  held-out set, as in test-time training, where the questions' answers must not steer training),
+  or with `probe: votes` its agreement with the round's own vote (label-free);
 - averages the label-free signals of the steps since the last probe (`signals`: answer entropy and
   agreement within each question's group, completion length), and compares each banded signal with
   its value over the first probe window;
@@ -92,10 +93,10 @@ class CollapseGuard(TrainerCallback):
 
     def __init__(self, probe: Callable, rows: Callable[[int, int], list[dict]], probe_every: int,
                  tolerance: float, bands: dict[str, float], work: Path, patience: int = 1,
-                 load_best_at_end: bool = False):
+                 load_best_at_end: bool = False, kind: str = "heldout"):
         self.probe, self.rows = probe, rows
         self.probe_every, self.tolerance, self.bands, self.patience = probe_every, tolerance, bands, patience
-        self.load_best_at_end = load_best_at_end
+        self.load_best_at_end, self.kind = load_best_at_end, kind  # kind: what `probe` scores against
         self.work = Path(work)
         self.probes: list[dict] = []
         self.stopped: dict | None = None  # {"step", "reason"} when an alarm stopped training
@@ -110,7 +111,7 @@ class CollapseGuard(TrainerCallback):
         return {"probes": self.probes, "stopped": self.stopped, "best_step": best["step"] if best else None,
                 "best_accuracy": best["accuracy"] if best else None, "restore_step": self.restore_step(),
                 "tolerance": self.tolerance, "bands": self.bands, "probe_every": self.probe_every,
-                "patience": self.patience, "load_best_at_end": self.load_best_at_end}
+                "patience": self.patience, "load_best_at_end": self.load_best_at_end, "probe": self.kind}
 
     def best(self) -> dict | None:
         """The probe whose weights are the best known: highest accuracy (earliest on a tie); without
