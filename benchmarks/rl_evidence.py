@@ -294,6 +294,8 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=100, help="SFT steps a round (the demo's)")
     parser.add_argument("--num-generations", type=int, default=8)
     parser.add_argument("--probe-every", type=int, default=10)
+    parser.add_argument("--grpo-steps", type=int, help="GRPO steps a round, instead of matching the SFT arm's "
+                                                       "tokens (which runs that arm first)")
     parser.add_argument("--lr", type=float, default=1e-4, help="GRPO learning rate (full weights)")
     parser.add_argument("--ttt-lr", type=float, default=2e-3, help="test-time LoRA learning rate")
     parser.add_argument("--beta", type=float, default=0.04)
@@ -329,11 +331,14 @@ def main() -> None:
     results = {"seeds": args.seeds, "config": {k: str(v) for k, v in vars(args).items()}, "arms": {}, "ttt": {},
                "ttt_guard": {}}
     for seed in args.seeds:
-        sft = run_arm("sft", seed, args, 0)  # first: its lengths set GRPO's steps
-        prompt, completion = token_lengths(args.work / f"sft-s{seed}")
-        grpo_steps = max(1, round(args.sft_steps * (prompt + completion) / (prompt + 2 * completion)))
-        results.setdefault("token_lengths", {})[str(seed)] = {"prompt": prompt, "completion": completion,
-                                                              "grpo_steps_per_round": grpo_steps}
+        if args.grpo_steps and "sft" not in args.arms:
+            grpo_steps = args.grpo_steps
+        else:
+            sft = run_arm("sft", seed, args, 0)  # first: its lengths set GRPO's steps
+            prompt, completion = token_lengths(args.work / f"sft-s{seed}")
+            grpo_steps = max(1, round(args.sft_steps * (prompt + completion) / (prompt + 2 * completion)))
+            results.setdefault("token_lengths", {})[str(seed)] = {"prompt": prompt, "completion": completion,
+                                                                  "grpo_steps_per_round": grpo_steps}
         for arm in args.arms:
             print(f"seed {seed}: {arm}", flush=True)
             if arm in ("ttt", "ttt_guard"):
