@@ -177,8 +177,13 @@ def run_ttt(seed: int, args, grpo_steps: int, guard: bool = False) -> dict:
         f"adapt.options={{rewards: {{verified_majority: 1.0}}, num_generations: {args.num_generations}, "
         f"probe_every: {args.probe_every}, beta: {args.beta}{guarded}}}"])
     summary = run(config, console=Console(quiet=True))
+    from selfimprove import layout
+
+    guard = json.loads((out / layout.round_file(1, layout.RL_GUARD)).read_text())
     return {"seed": seed, "seconds": round(time.time() - started), **{k: summary[k] for k in (
-        "mode", "questions", "base_accuracy", "base_vote_accuracy", "adapted_accuracy")}}
+        "mode", "questions", "base_accuracy", "base_vote_accuracy", "adapted_accuracy")},
+        "guard": {"probes": [(p["step"], p["accuracy"]) for p in guard["probes"]], "stopped": guard["stopped"],
+                  "restore_step": guard["restore_step"]}}
 
 
 def token_lengths(run_dir: Path) -> tuple[float, float]:
