@@ -260,7 +260,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, mid, right) = plt.subplots(1, 3, figsize=(17, 4.8))
+    fig, (left, mid, right, ttt) = plt.subplots(1, 4, figsize=(22, 4.8))
     for arm, per_seed in results["arms"].items():
         for i, r in enumerate(per_seed.values()):
             label = arm if i == 0 else None
@@ -286,7 +286,19 @@ def plot(results: dict, path: Path) -> None:
             title="per step (dotted: the guard stopped)")
     right.set(xlabel="GRPO step (rounds end to end)", ylabel="greedy accuracy, probe set",
               title="long runs, plain majority (dashed: guarded)")
-    for ax in (left, mid, right):
+    names = [k for k in results if k.startswith("ttt")]
+    bars = [("base", lambda t: t["base_accuracy"]), ("base's verified vote", lambda t: t["base_vote_accuracy"])] + [
+        (name, lambda t, name=name: t["adapted_accuracy"]) for name in names]
+    seeds = sorted({s for name in names for s in results[name]})
+    width = 0.8 / max(1, len(bars))
+    for i, (label, value) in enumerate(bars):
+        source = results[names[0]] if i < 2 else results[label]
+        ttt.bar([x + i * width for x in range(len(seeds))], [value(source[s]) if s in source else 0 for s in seeds],
+                width, label=label)
+    ttt.set(xticks=[x + 0.4 - width / 2 for x in range(len(seeds))], xticklabels=[f"seed {s}" for s in seeds],
+            ylabel="greedy accuracy on the questions adapted on", ylim=(0.3, 1.0),
+            title="test-time training (transductive: not comparable)")
+    for ax in (left, mid, right, ttt):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"label-free RL on the embedded domain, seeds {results['seeds']}")
@@ -320,12 +332,12 @@ def main() -> None:
 
     if args.merge:
         parts = [json.loads(f.read_text()) for f in args.merge]
-        merged = {"seeds": sorted({s for p in parts for s in p["seeds"]}), "config": parts[0]["config"], "arms": {},
+        merged = {"seeds": sorted({s for p in parts for s in p["seeds"]}), "configs": {f.name: p["config"] for f, p in zip(args.merge, parts)}, "arms": {},
                   "token_lengths": {}}
         for p in parts:
             for name in [k for k in p if k.startswith("ttt")]:
                 merged.setdefault(name, {}).update(p[name])
-            merged["token_lengths"].update(p["token_lengths"])
+            merged["token_lengths"].update(p.get("token_lengths", {}))
             for arm, seeds in p["arms"].items():
                 merged["arms"].setdefault(arm, {}).update(seeds)
         merged["summary"] = summarize(merged)
