@@ -20,6 +20,7 @@ Arms (each the loop with the demo recipe, `demo.yaml`, same pool, held-out set, 
   ttt              test-time training (transductive): GRPO verified_majority with a LoRA on the held-out
                    questions themselves, accuracy before and after (reported apart: never in the arms table)
   ttt_guard        ttt with the guard probing greedy agreement with the vote (`probe: votes`, label-free)
+  ttt_random, ttt_gold   ttt's control (random reward, same steps) and oracle (the answers as labels)
 
 Compute: every arm spends its round's sampling (pool x K paths, the vote) plus training. SFT trains
 `--sft-steps` steps of `adapt.batch_size` prompt+completion pairs; a GRPO step samples batch_size
@@ -159,34 +160,37 @@ def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
 
 
 TTT_LR = 5e-4  # the second value tried: 2e-3 lowered accuracy on 1 of 3 seeds (both are in the results)
+GUARDED = "probe: votes, tolerance: 0.02, patience: 2, load_best_at_end: true"
+# Test-time arms: adapt.method, reward, extra RL options. The guard probes agreement with the vote
+# (label-free), stops after a 2-point fall at 2 probes in a row and keeps the best probe's adapter;
+# random is the same compute with an uninformative reward; gold is the oracle (the answers as labels).
+TTT_ARMS = {"ttt": ("grpo", "verified_majority", ""), "ttt_guard": ("grpo", "verified_majority", GUARDED),
+            "ttt_random": ("grpo", "random", ""), "ttt_gold": ("rl_evidence:grpo_gold", "majority", "")}
 
 
-def ttt_name(args, guard: bool) -> str:
-    """The test-time arm's name: ttt or ttt_guard, with its learning rate when not the default."""
-    return ("ttt_guard" if guard else "ttt") + ("" if args.ttt_lr == TTT_LR else f"_lr{args.ttt_lr:g}")
+def ttt_name(arm: str, args) -> str:
+    """The test-time arm's run name: the arm, with its learning rate when not the default."""
+    return arm + ("" if args.ttt_lr == TTT_LR else f"_lr{args.ttt_lr:g}")
 
 
-def run_ttt(seed: int, args, grpo_steps: int, guard: bool = False) -> dict:
-    """Test-time training; `guard`: the guard probes agreement with the vote (label-free), stops after
-    a 2-point fall at 2 probes in a row, and keeps the best probe's adapter."""
+def run_ttt(arm: str, seed: int, args, grpo_steps: int) -> dict:
     from rich.console import Console
 
+    from selfimprove import layout
     from selfimprove.embedded import demo
     from selfimprove.ttt import run
 
-    out = args.work / f"{ttt_name(args, guard)}-s{seed}"
-    guarded = (f", probe: votes, probe_questions: {args.heldout}, tolerance: 0.02, patience: 2, "
-               "load_best_at_end: true" if guard else "")
+    method, reward, extra = TTT_ARMS[arm]
+    out = args.work / f"{ttt_name(arm, args)}-s{seed}"
     started = time.time()
     config = demo.demo_config(out, seed, quick=False, overrides=[
-        f"task.eval_limit={args.heldout}", "adapt.method=grpo", "adapt.tuning=lora", "adapt.init=base",
+        f"task.eval_limit={args.heldout}", f"adapt.method={method}", "adapt.tuning=lora", "adapt.init=base",
         "adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.ttt_lr}",
         "adapt.lora_r=32", "adapt.lora_alpha=64", "adapt.lora_dropout=0.0",
-        f"adapt.options={{rewards: {{verified_majority: 1.0}}, num_generations: {args.num_generations}, "
-        f"probe_every: {args.probe_every}, beta: {args.beta}{guarded}}}"])
+        f"adapt.options={{rewards: {{{reward}: 1.0}}, num_generations: {args.num_generations}, "
+        f"probe_every: {args.probe_every}, probe_questions: {args.heldout}, beta: {args.beta}"
+        f"{', ' + extra if extra else ''}}}"])
     summary = run(config, console=Console(quiet=True))
-    from selfimprove import layout
-
     guard = json.loads((out / layout.round_file(1, layout.RL_GUARD)).read_text())
     return {"seed": seed, "seconds": round(time.time() - started), **{k: summary[k] for k in (
         "mode", "questions", "base_accuracy", "base_vote_accuracy", "adapted_accuracy")},
@@ -309,8 +313,8 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=[*ARMS, *LONG_ARMS, "ttt", "ttt_guard"],
-                        help=f"{', '.join(ARMS + LONG_ARMS)}, ttt, ttt_guard")
+    parser.add_argument("--arms", nargs="+", default=[*ARMS, *LONG_ARMS, *TTT_ARMS],
+                        help=", ".join([*ARMS, *LONG_ARMS, *TTT_ARMS]))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--long-rounds", type=int, default=4, help="rounds of the long arms")
     parser.add_argument("--pool", type=int, default=500)
@@ -365,9 +369,8 @@ def main() -> None:
                                                                   "grpo_steps_per_round": grpo_steps}
         for arm in args.arms:
             print(f"seed {seed}: {arm}", flush=True)
-            if arm in ("ttt", "ttt_guard"):
-                guard = arm == "ttt_guard"
-                results.setdefault(ttt_name(args, guard), {})[str(seed)] = run_ttt(seed, args, grpo_steps, guard)
+            if arm in TTT_ARMS:
+                results.setdefault(ttt_name(arm, args), {})[str(seed)] = run_ttt(arm, seed, args, grpo_steps)
             else:
                 results["arms"].setdefault(arm, {})[str(seed)] = sft if arm == "sft" else run_arm(arm, seed, args,
                                                                                                   grpo_steps)
