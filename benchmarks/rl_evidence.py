@@ -74,11 +74,11 @@ def grpo_gold(ctx, round_, inputs, **options):
     return adapt_rl(ctx, round_, replace(inputs, votes=votes), "grpo", options)
 
 
-def rl_options(rewards: str, args, guard: bool) -> list[str]:
+def rl_options(rewards: str, args, guard: bool) -> str:
     tolerance, bands, patience = (0.01, "{mean_tokens: 0.5}", 3) if guard else (1.0, "{}", 1)
-    return [f"adapt.options={{rewards: {{{rewards}: 1.0}}, num_generations: {args.num_generations}, "
+    return (f"adapt.options={{rewards: {{{rewards}: 1.0}}, num_generations: {args.num_generations}, "
             f"probe_every: {args.probe_every}, probe_questions: {args.heldout}, tolerance: {tolerance}, "
-            f"patience: {patience}, load_best_at_end: {str(guard).lower()}, bands: {bands}, beta: {args.beta}}}"]
+            f"patience: {patience}, load_best_at_end: {str(guard).lower()}, bands: {bands}, beta: {args.beta}}}")
 
 
 def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:
@@ -89,13 +89,13 @@ def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:
         return base + [f"adapt.max_steps={args.sft_steps}"]
     rl = base + ["adapt.batch_size=64", f"adapt.max_steps={grpo_steps}", f"adapt.learning_rate={args.lr}"]
     return rl + {
-        "grpo_verified": ["adapt.method=grpo", *rl_options("verified_majority", args, False)],
-        "grpo_verified_guard": ["adapt.method=grpo", *rl_options("verified_majority", args, True)],
-        "grpo_plain": ["adapt.method=grpo", PLAIN_VOTE, *rl_options("majority", args, False)],
-        "grpo_plain_long": ["adapt.method=grpo", PLAIN_VOTE, *rl_options("majority", args, False)],
-        "grpo_plain_long_guard": ["adapt.method=grpo", PLAIN_VOTE, *rl_options("majority", args, True)],
-        "grpo_gold": ["adapt.method=rl_evidence:grpo_gold", *rl_options("majority", args, False)],
-        "grpo_random": ["adapt.method=grpo", *rl_options("random", args, False)],
+        "grpo_verified": ["adapt.method=grpo", rl_options("verified_majority", args, False)],
+        "grpo_verified_guard": ["adapt.method=grpo", rl_options("verified_majority", args, True)],
+        "grpo_plain": ["adapt.method=grpo", PLAIN_VOTE, rl_options("majority", args, False)],
+        "grpo_plain_long": ["adapt.method=grpo", PLAIN_VOTE, rl_options("majority", args, False)],
+        "grpo_plain_long_guard": ["adapt.method=grpo", PLAIN_VOTE, rl_options("majority", args, True)],
+        "grpo_gold": ["adapt.method=rl_evidence:grpo_gold", rl_options("majority", args, False)],
+        "grpo_random": ["adapt.method=grpo", rl_options("random", args, False)],
     }[arm]
 
 
@@ -310,6 +310,21 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def merge(paths: list[Path]) -> dict:
+    """Per-seed (or per-arm) result files as one result: later files win for the same arm and seed."""
+    parts = [json.loads(f.read_text()) for f in paths]
+    merged = {"seeds": sorted({s for p in parts for s in p["seeds"]}),
+              "configs": {f.name: p["config"] for f, p in zip(paths, parts)}, "arms": {}, "token_lengths": {}}
+    for p in parts:
+        for name in [k for k in p if k.startswith("ttt")]:
+            merged.setdefault(name, {}).update(p[name])
+        merged["token_lengths"].update(p.get("token_lengths", {}))
+        for arm, seeds in p["arms"].items():
+            merged["arms"].setdefault(arm, {}).update(seeds)
+    merged["summary"] = summarize(merged)
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -335,17 +350,7 @@ def main() -> None:
     from embedded_evidence import write_result
 
     if args.merge:
-        parts = [json.loads(f.read_text()) for f in args.merge]
-        merged = {"seeds": sorted({s for p in parts for s in p["seeds"]}), "configs": {f.name: p["config"] for f, p in zip(args.merge, parts)}, "arms": {},
-                  "token_lengths": {}}
-        for p in parts:
-            for name in [k for k in p if k.startswith("ttt")]:
-                merged.setdefault(name, {}).update(p[name])
-            merged["token_lengths"].update(p.get("token_lengths", {}))
-            for arm, seeds in p["arms"].items():
-                merged["arms"].setdefault(arm, {}).update(seeds)
-        merged["summary"] = summarize(merged)
-        write_result(merged, args.out, plot)
+        write_result(merge(args.merge), args.out, plot)
         return
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

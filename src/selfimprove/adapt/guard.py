@@ -15,8 +15,9 @@ saves the starting weights (`start/`), then every `probe_every` steps and at the
   (a round never ends on alarming weights), and names the weights to restore: the best probe by
   accuracy (the last healthy probe without accuracy). With `load_best_at_end` (transformers'
   `load_best_model_at_end`) the best probe's weights end the round even without a stop: rounds
-  chained this way never end below the best probe of the run. The trainer saves a checkpoint at every probe step, and
-  the guard marks the best one (`state.best_model_checkpoint`) so checkpoint rotation keeps it.
+  chained this way never end below the best probe of the run.
+The trainer saves a checkpoint at every healthy probe, and the guard marks the best one
+(`state.best_model_checkpoint`) so checkpoint rotation keeps it.
 Every probe and the decision are written to `guard.json` in the work folder (the round's
 `rl_guard.json` once committed). On resume the probes after the resumed checkpoint are dropped:
 they will be run again.
@@ -178,7 +179,7 @@ class CollapseGuard(TrainerCallback):
         if step % self.probe_every and step < state.max_steps:
             return control
         probe = self.check(step, model)
-        in_a_row = len(self.probes) - max((i + 1 for i, p in enumerate(self.probes) if not p["alarm"]), default=0)
+        in_a_row = next((n for n, p in enumerate(reversed(self.probes)) if not p["alarm"]), len(self.probes))
         if probe["alarm"] and (in_a_row >= self.patience or step >= state.max_steps):
             self.stopped = {"step": step, "reason": probe["alarm"]}
             control.should_training_stop = True
