@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from selfimprove import layout
-from selfimprove.config import Config, TaskConfig
+from selfimprove.sections import Config, TaskConfig
 from selfimprove.context import Collected
 from selfimprove.records import Item, from_row, to_row
 from selfimprove.store import RunStore

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from selfimprove.backends import Backend
-from selfimprove.config import Config
+from selfimprove.sections import Config
 from selfimprove.finished import resolve_weights
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Weights

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from selfimprove import layout, memory
 from selfimprove.backends import SamplingParams
-from selfimprove.config import Config
+from selfimprove.sections import Config
 from selfimprove.context import RunContext
 from selfimprove.gates import GateContext, build_gates
 from selfimprove.generate import sample_paths

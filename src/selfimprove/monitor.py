@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from selfimprove.config import MonitorConfig
+from selfimprove.sections import MonitorConfig
 from selfimprove.memory import stagnation
 from selfimprove.names import GUARDED_SIGNALS
 from selfimprove.records import RoundMetrics, Sample, Vote

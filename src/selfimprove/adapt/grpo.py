@@ -34,7 +34,7 @@ from selfimprove.acquire import round_gold
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.guard import GUARD_FILE, START, CollapseGuard, greedy_probe, signals
 from selfimprove.adapt.rewards import (Policy, RewardContext, build_scorer, completion_text, label_rows, same)
-from selfimprove.config import AdaptConfig, ModelConfig, RLOptions, check_rl
+from selfimprove.sections import AdaptConfig, ModelConfig, RLOptions, check_rl
 from selfimprove.gates import GateContext, build_gates
 from selfimprove.records import Weights
 

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from selfimprove.config import AdaptConfig, ModelConfig
+from selfimprove.sections import AdaptConfig, ModelConfig
 from selfimprove.records import Weights
 
 TRL_CONFIGS = ("multi_gpu", "zero1", "zero2", "zero3", "fsdp1", "fsdp2")

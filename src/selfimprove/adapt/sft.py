@@ -20,7 +20,7 @@ from selfimprove import layout
 from selfimprove.adapt import ema
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.examples import training_set
-from selfimprove.config import AdaptConfig, ModelConfig
+from selfimprove.sections import AdaptConfig, ModelConfig
 from selfimprove.context import RunContext
 from selfimprove.progress import progress_bar
 from selfimprove.records import Weights
