@@ -17,7 +17,8 @@ from selfimprove import layout
 from selfimprove.adapt.grpo import RLJob, read_rows, step_rows, train
 from selfimprove.adapt.guard import CollapseGuard, signals
 from selfimprove.adapt.rewards import RewardContext, build_scorer, label_rows
-from selfimprove.config import AdaptConfig, ConfigError, RLOptions, parse_config
+from selfimprove.adapt.rl_options import RLOptions
+from selfimprove.config import AdaptConfig, ConfigError, parse_config
 from selfimprove.gates import GateContext, build_gates
 from selfimprove.records import Item, Vote, Weights
 from selfimprove.tasks import get_task

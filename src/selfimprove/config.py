@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from selfimprove.adapt import declaration, method_options
 # The schema, re-exported: `from selfimprove.config import AdaptConfig` keeps working for scripts.
 from selfimprove.sections import (AcquireConfig, AdaptConfig, Config, CurateConfig, EvaluateConfig,  # noqa: F401
-                                  GenerateConfig, MemoryConfig, ModelConfig, MonitorConfig, ProbeConfig, RLOptions,
-                                  RunConfig, Section, TaskConfig, VoteConfig, check_rl)
+                                  GenerateConfig, MemoryConfig, ModelConfig, MonitorConfig, ProbeConfig, RunConfig,
+                                  Section, TaskConfig, VoteConfig)
 
 
 class ConfigError(ValueError):
@@ -153,8 +154,22 @@ def parse_config(data: dict[str, Any], source: str = "config", origins: Origins 
             else:
                 lines.append(f"{at}: {key}: {e['msg']} (got {e.get('input')!r})")
         raise ConfigError("; ".join(lines)) from None
+    try:
+        _method_options(config)
+    except ValueError as err:  # a whole-config check: its message names its keys
+        raise ConfigError(f"{origins.where('') if origins else source}: {err}") from None
     config._origins = origins
     return config
+
+
+def _method_options(config: Config) -> None:
+    """adapt.options read by the adaptation method's declared options model and checked against the rest
+    of the config (RL's rewards, groups and batch): the method's own schema, before any work."""
+    try:
+        method = declaration(config.adapt.method)
+    except ValueError:
+        return  # an unknown or unimportable method: preflight names it, with its key's line
+    method_options(method, config)
 
 
 # Config keys that may name a local file or folder; relative ones are read from the config file's folder.

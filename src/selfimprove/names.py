@@ -27,17 +27,6 @@ GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2
 NEEDS_VOTE = ("majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority",
               "same_behaviour", "novel")
 
-# Label-free RL methods (adapt/grpo.py): group-relative, so each question needs K >= 2 trained samples.
-RL_METHODS = ("grpo", "rloo")
-
-# Built-in rewards (adapt/rewards.py), and those that score a sample against its question's vote:
-# they need voting on (generate.k >= 2 voters a question).
-REWARDS = ("majority", "verified_majority", "vote_share", "gates", "self_certainty", "random")
-REWARDS_NEED_VOTE = ("majority", "verified_majority", "vote_share")
-
-# Label-free signals of RL's own samples that the collapse guard can keep in a band (adapt/guard.py).
-RL_SIGNALS = ("answer_entropy", "agreement", "mean_tokens")
-
 # Question ids of labelled replay examples start with this: they are not the round's own paths.
 REPLAY_PREFIX = "replay/"
 

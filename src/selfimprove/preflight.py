@@ -12,9 +12,9 @@ file it names, or the run directory. In order, cheapest first:
 - the models (model.name, adapt.learner): a finished run directory by its final weights, a local
   folder by `preflight_model.check_model_folder`,
   a .gguf file by its magic bytes, a packaged model by its package being installed;
-- adapt.method=distill has a student (adapt.learner); memory.sources are run directories or
-  readable question/rationale/answer JSONL files, and scikit-learn is there for `cot_retrieved`;
-  a debate's agents are no more than generate.k;
+- an adaptation method that trains a student (its declaration's `needs_learner`: distillation) has one
+  (adapt.learner); memory.sources are run directories or readable question/rationale/answer JSONL
+  files, and scikit-learn is there for `cot_retrieved`; a debate's agents are no more than generate.k;
 - the device: "cuda" or "mps" when torch cannot see one is an error saying so;
 - every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
   "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
@@ -39,6 +39,7 @@ import re
 from pathlib import Path
 
 from selfimprove import plugins
+from selfimprove.adapt import TARGETS, Method, declaration
 from selfimprove.config import Config, ConfigError
 from selfimprove.records import Weights
 
@@ -62,7 +63,7 @@ def check(config: Config) -> None:
     _run_dir(config)
     _files(config)
     _model_folders(config)
-    _distill(config)
+    _learner(config)
     _memory(config)
     _debate(config)
     _device(config)
@@ -74,8 +75,7 @@ def check(config: Config) -> None:
     _acquire(config, task)
     _callable(config, "vote", config.vote.method, _table("selfimprove.vote", "METHODS"),
               config.vote.options, (None, 0, None, [], []))
-    _callable(config, "adapt", config.adapt.method, _table("selfimprove.adapt", "METHODS"),
-              config.adapt.options, (None, 0, None))
+    _adapt(config)
     _callable(config, "generate.backend", config.generate.backend, _table("selfimprove.backends", "BACKENDS"),
               config.generate.backend_options, (config.model, config.generate))
     _gguf_readable(config)
@@ -183,10 +183,18 @@ def _gguf_readable(config: Config) -> None:
                 raise _fail(config, key, str(err), "files") from None
 
 
-def _distill(config: Config) -> None:
-    if config.adapt.method == "distill" and config.adapt.learner is None:
-        raise _fail(config, "adapt.learner", "adapt.method=distill trains a student from model.name's (the "
-                    "teacher's) paths: set adapt.learner to the student model")
+def _method(config: Config) -> Method:
+    """adapt.method's declaration (one without traits when it cannot be resolved: `_adapt` names why)."""
+    try:
+        return declaration(config.adapt.method)
+    except ValueError:
+        return Method(config.adapt.method)
+
+
+def _learner(config: Config) -> None:
+    if _method(config).needs_learner and config.adapt.learner is None:
+        raise _fail(config, "adapt.learner", f"adapt.method={config.adapt.method} trains a student from model.name's "
+                    "(the teacher's) paths: set adapt.learner to the student model")
 
 
 def _debate(config: Config) -> None:
@@ -252,8 +260,9 @@ def _device(config: Config) -> None:
 
 def _code_task(config: Config, task) -> None:
     """A code task runs model-written programs, only ever in the sandbox: it must work on this machine.
-    Its answers are programs, so a vote over answer strings does not fit it, nor do the RL trainers,
-    whose rewards compare answer strings; SFT and distillation train on the programs themselves."""
+    Its answers are programs, so a vote over answer strings does not fit it, nor does a method declared
+    `scores_answer_strings` (the RL trainers, whose rewards compare answer strings); SFT and
+    distillation train on the programs themselves."""
     if not getattr(task, "is_code", False):
         return
     from selfimprove import sandbox
@@ -269,14 +278,11 @@ def _code_task(config: Config, task) -> None:
         raise _fail(config, "generate.formats", f"{config.task.name!r} asks every question one way (the stub, then "
                     f"the program), so the formats {config.generate.formats} would sample the same prompt "
                     "several times; give one format (the default [cot_fewshot]) and raise generate.k instead")
-    if config.adapt.method in CODE_UNFIT_TRAINERS:
+    if _method(config).scores_answer_strings:
         raise _fail(config, "adapt.method", f"the built-in {config.adapt.method!r} rewards a completion whose answer "
                     f"string matches the vote's, which says little about programs, so it cannot train "
                     f"{config.task.name!r}; use adapt.method: sft (or distill), which trains on the kept programs, "
                     "or give adapt.method your own 'package.module:function'")
-
-
-CODE_UNFIT_TRAINERS = ("grpo", "rloo")
 
 
 def _own_format(config: Config, task) -> None:
@@ -318,11 +324,20 @@ def _plugin(config: Config, key: str, name: str, builtins: dict[str, str]):
         raise PreflightError(f"{config.where(key)}: {err}") from None
 
 
-def _callable(config: Config, section: str, name: str, builtins: dict[str, str], options: dict, leading: tuple):
-    """Resolve `section`'s plug-in and bind its options to its signature (`leading` stands for the
-    arguments the loop passes first)."""
+def _adapt(config: Config) -> None:
+    """adapt.method resolved (a user's `Method` to its function) and its options bound to its signature."""
+    method = _plugin(config, "adapt.method", config.adapt.method, TARGETS)
+    if isinstance(method, Method):
+        method = _plugin(config, "adapt.method", method.target, TARGETS)
+    _callable(config, "adapt", config.adapt.method, {}, config.adapt.options, (None, 0, None), method)
+
+
+def _callable(config: Config, section: str, name: str, builtins: dict[str, str], options: dict, leading: tuple,
+              target=None):
+    """Resolve `section`'s plug-in (unless `target` is given) and bind its options to its signature
+    (`leading` stands for the arguments the loop passes first)."""
     key = section if section.endswith("backend") else f"{section}.method"
-    target = _plugin(config, key, name, builtins)
+    target = target or _plugin(config, key, name, builtins)
     options_key = f"{section}_options" if section.endswith("backend") else f"{section}.options"
     try:
         inspect.signature(target).bind(*leading, **options)

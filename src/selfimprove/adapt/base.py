@@ -1,4 +1,5 @@
-"""The adaptation seam's records: what a method gets (`AdaptInputs`) and returns (`Adapted`).
+"""The adaptation seam's records: what a method gets (`AdaptInputs`) and returns (`Adapted`), and how a
+method declares itself (`Method`).
 
 A leaf module: methods import these, and the registry in `adapt/__init__.py` names the methods.
 """
@@ -6,8 +7,40 @@ A leaf module: methods import these, and the registry in `adapt/__init__.py` nam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from selfimprove.records import Item, Sample, Vote, Weights
+from selfimprove.sections import read_options
+
+
+@dataclass(frozen=True)
+class Method:
+    """An adaptation method, declared once: its function and what the rest of the package asks about it.
+
+    The built-ins are entries of `adapt.METHODS`; a user's method is its plain function (no options model,
+    no traits) or a `Method` of its own, named as "package.module:attr" in `adapt.method`."""
+
+    target: str  # "package.module:function", imported only when the method runs (trainers are heavy)
+    # adapt.options' model (a `sections.Section`: types, defaults and bounds written once), read when the
+    # config is loaded; None = the options are the function's keyword arguments (bound by preflight).
+    options: type | None = None
+    check: Callable[[Any, Any], None] | None = None  # check(config, options): against the rest; ValueError
+    needs_learner: bool = False  # trains adapt.learner on model.name's paths, so adapt.learner must be set
+    scores_answer_strings: bool = False  # rewards answers that match the vote's string: unfit for programs
+    # Round files it writes besides the weights and train_log.jsonl (names in layout.py or its own):
+    # a method's files rank with the weights (layout.stage_rank), so a damaged one redoes the training.
+    artifacts: tuple[str, ...] = ()
+
+
+def method_options(method: Method, config, options: dict | None = None):
+    """`options` (default adapt.options) read by the method's options model and checked against `config`;
+    None for a method without a model."""
+    if method.options is None:
+        return None
+    opts = read_options(method.options, config.adapt.options if options is None else options, "adapt.options")
+    if method.check is not None:
+        method.check(config, opts)
+    return opts
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Label-free RL, the TTRL adaptation: GRPO (or RLOO) through TRL, rewarded by the round's own vote.
 
 `grpo` and `rloo` are the `adapt.method: grpo | rloo` plug-ins; their knobs are `adapt.options`
-(`config.RLOptions`: rewards and weights, trained samples per question, share threshold, KL
+(`rl_options.RLOptions`: rewards and weights, trained samples per question, share threshold, KL
 coefficient, the collapse guard). A round's flow:
 
 1. the loop has sampled the round's voters (`generate.k` paths a question) and voted (`vote.py`,
@@ -32,9 +32,11 @@ from pathlib import Path
 from selfimprove import layout
 from selfimprove.acquire import round_gold
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
-from selfimprove.adapt.guard import GUARD_FILE, START, CollapseGuard, greedy_probe, signals
+from selfimprove.adapt.guard import GUARD_FILE, START, CollapseGuard, greedy_probe
 from selfimprove.adapt.rewards import (Policy, RewardContext, build_scorer, completion_text, label_rows, same)
-from selfimprove.sections import AdaptConfig, ModelConfig, RLOptions, check_rl
+from selfimprove.adapt.rl_options import RLOptions, check_rl
+from selfimprove.adapt.signals import signals
+from selfimprove.sections import AdaptConfig, ModelConfig, read_options
 from selfimprove.gates import GateContext, build_gates
 from selfimprove.records import Weights
 
@@ -73,7 +75,8 @@ class RLJob:
 
 
 def adapt_rl(ctx, round_: int, inputs: AdaptInputs, algorithm: str, options: dict) -> Adapted:
-    opts = check_rl(ctx.config, options)
+    opts = read_options(RLOptions, options, "adapt.options")
+    check_rl(ctx.config, opts)
     cfg, gen = ctx.config.adapt, ctx.config.generate
     fmt = gen.formats[0]
     rows = [{"prompt": ctx.student_style.render(r["question"], fmt), **r}

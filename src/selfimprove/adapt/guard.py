@@ -7,7 +7,7 @@ saves the starting weights (`start/`), then every `probe_every` steps and at the
 - measures greedy held-out accuracy with the in-memory model (`greedy_probe`; None without a
   held-out set, as in test-time training, where the questions' answers must not steer training),
   or with `probe: votes` its agreement with the round's own vote (label-free);
-- averages the label-free signals of the steps since the last probe (`signals`: answer entropy and
+- averages the label-free signals of the steps since the last probe (`signals.py`: answer entropy and
   agreement within each question's group, completion length), and compares each banded signal with
   its value over the first probe window;
 - stops training after `patience` alarms in a row (one, by default; a probe on a few hundred
@@ -26,38 +26,15 @@ they will be run again.
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter
 from pathlib import Path
 from typing import Callable
 
 from transformers import TrainerCallback
 
+from selfimprove.adapt.signals import signals
+
 GUARD_FILE = "guard.json"
 START = "start"  # the step-0 weights, for a restore to before the first step
-
-
-def entropy(counts: Counter) -> float:
-    total = sum(counts.values())
-    return -sum(n / total * math.log(n / total) for n in counts.values()) if total else 0.0
-
-
-def signals(rows: list[dict]) -> dict:
-    """Label-free signals of RL's own samples (rows of rl_samples): per (step, question) group, the
-    entropy of its answers and the majority's share among answered; and the mean completion length."""
-    if not rows:
-        return {}
-    groups: dict[tuple, Counter] = {}
-    for r in rows:
-        counts = groups.setdefault((r["step"], r["question_id"]), Counter())
-        if r["answer"] is not None:
-            counts[r["answer"]] += 1
-    answered = [c for c in groups.values() if c]
-    return {
-        "answer_entropy": sum(entropy(c) for c in groups.values()) / len(groups),
-        "agreement": sum(max(c.values()) / sum(c.values()) for c in answered) / len(answered) if answered else 0.0,
-        "mean_tokens": sum(r["tokens"] for r in rows) / len(rows),
-    }
 
 
 def greedy_probe(model, tokenizer, prompts: list, gold: list[str], task, max_new_tokens: int,

@@ -7,7 +7,7 @@ the training set as columns (`label_rows`: `label`, `vote_counts`). TRL computes
 process before gathering them (trl#3896), so a majority taken inside a reward would see only
 that process's share of a question's samples; a column is the same in every process.
 
-Built-ins (`REWARDS`, config names in `names.REWARDS`):
+Built-ins (`REWARDS`: each with what it needs from the rest of the config, which `rl_options.check_rl` asks):
   majority           1 when the answer is the question's vote (the verified vote under vote.require)
   verified_majority  majority, and 0 unless the path passes vote.require's gates (arithmetic, grounded)
   vote_share         the share of the voters that gave the sample's answer (a soft majority)
@@ -35,13 +35,23 @@ from selfimprove.records import Item, Sample, Vote
 
 Reward = Callable[..., list]
 
+
+@dataclass(frozen=True)
+class RewardEntry:
+    """A built-in reward, declared once: where its factory is and what it needs from the config."""
+
+    target: str  # "package.module:factory", called as factory(RewardContext)
+    needs_vote: bool = False  # scores a sample against its question's vote: voting must be on (generate.k >= 2)
+    needs_gates: bool = False  # judges a path by vote.require's gates, which must be given
+
+
 REWARDS = {
-    "majority": "selfimprove.adapt.rewards:majority",
-    "verified_majority": "selfimprove.adapt.rewards:verified_majority",
-    "vote_share": "selfimprove.adapt.rewards:vote_share",
-    "gates": "selfimprove.adapt.rewards:gates",
-    "self_certainty": "selfimprove.adapt.rewards:self_certainty",
-    "random": "selfimprove.adapt.rewards:random_reward",
+    "majority": RewardEntry("selfimprove.adapt.rewards:majority", needs_vote=True),
+    "verified_majority": RewardEntry("selfimprove.adapt.rewards:verified_majority", needs_vote=True, needs_gates=True),
+    "vote_share": RewardEntry("selfimprove.adapt.rewards:vote_share", needs_vote=True),
+    "gates": RewardEntry("selfimprove.adapt.rewards:gates", needs_gates=True),
+    "self_certainty": RewardEntry("selfimprove.adapt.rewards:self_certainty"),
+    "random": RewardEntry("selfimprove.adapt.rewards:random_reward"),
 }
 
 
@@ -197,5 +207,6 @@ class Scorer:
 
 def build_scorer(weights: dict[str, float], ctx: RewardContext, record=None) -> Scorer:
     """A Scorer from config names (built-in or 'package.module:factory') and their weights."""
-    parts = {name: plugins.resolve(name, REWARDS, "adapt.options.rewards")(ctx) for name in weights}
+    targets = {name: entry.target for name, entry in REWARDS.items()}
+    parts = {name: plugins.resolve(name, targets, "adapt.options.rewards")(ctx) for name in weights}
     return Scorer(parts, dict(weights), record)
