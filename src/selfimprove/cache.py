@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,9 +62,15 @@ def canonical_adapter_config(text: str) -> str:
     return json.dumps(config, sort_keys=True)
 
 
+def _key_params(params: SamplingParams) -> dict:
+    """The sampling parameters that pick a call's answers. Greedy decoding never reads the seed, so runs
+    that differ only in seed share their greedy calls (a base model's held-out score is computed once)."""
+    return asdict(replace(params, seed=0) if params.temperature == 0 else params)
+
+
 def call_key(weights: Weights, prompts: list[Prompt], params: SamplingParams) -> str:
     data = {"model": fingerprint(weights.model), "adapter": fingerprint(weights.adapter),
-            "tokenizer": fingerprint(weights.tokenizer), "prompts": prompts, "params": asdict(params)}
+            "tokenizer": fingerprint(weights.tokenizer), "prompts": prompts, "params": _key_params(params)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -139,7 +145,7 @@ def request_key(weights: Weights, prompt: Prompt, params: SamplingParams, **requ
     """The key of one request: the weights' fingerprints, the prompt, the sampling parameters and
     whatever else picks the answer (`request`: the served model name, which sample, the endpoint)."""
     data = {"model": fingerprint(weights.model), "adapter": fingerprint(weights.adapter),
-            "tokenizer": fingerprint(weights.tokenizer), "prompt": prompt, "params": asdict(params), **request}
+            "tokenizer": fingerprint(weights.tokenizer), "prompt": prompt, "params": _key_params(params), **request}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

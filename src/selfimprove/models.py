@@ -40,7 +40,7 @@ def default_threads() -> int:
     machine whose cores are shared (another run, a tokenizer, the data loader) OpenMP threads then
     spin-wait on each other: on 2 busy cores SmolLM2-135M sampled 14x slower with 2 threads than with 1,
     while on the same 2 cores idle, 2 threads were only 1.16x faster (benchmarks/results/
-    real_model_gain.json). Half risks little and still scales on big machines."""
+    real_model_gain_arithmetic.json). Half risks little and still scales on big machines."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, available // 2)
 

@@ -32,6 +32,7 @@ GATES: dict[str, str] = {
     "arithmetic": "selfimprove.gates.verify:arithmetic",
     "grounded": "selfimprove.gates.verify:grounded",
     "code_tests": "selfimprove.gates.verify:code_tests",
+    "satisfies": "selfimprove.gates.verify:satisfies",
     "passes_examples": "selfimprove.gates.code:passes_examples",
     "same_behaviour": "selfimprove.gates.code:same_behaviour",
     "length_outlier": "selfimprove.gates.hacking:length_outlier",

@@ -8,6 +8,8 @@
   computed in an earlier line, and (with `use_all`) every number in the question is used: a
   path that invents a quantity, misreads one or skips a step fails.
 - `code_tests`: runs the candidate's code followed by the question's tests in the sandbox.
+- `satisfies`: the task's own label-free check of an answer against its question (an equation's
+  answer put back in for the unknown).
 """
 
 from __future__ import annotations
@@ -162,6 +164,30 @@ def grounded(context: GateContext, use_all: bool = True, every_step: bool = Fals
                 out.append(Verdict(False, f"{len(lines)} equations for {sum(given.values()) - 1} operations"))
             else:
                 out.append(Verdict(True, f"{sum(used.values())} operands, all given or computed"))
+        return out
+
+    return gate
+
+
+def satisfies(context: GateContext, unchecked: bool = False):
+    """Keep paths whose answer the task's own check accepts against the question, with no label: an
+    equation's answer substituted for its unknown (`CheckedTask.check`). `unchecked`: whether a
+    question the task cannot check passes (default: it fails, so only checked answers are trusted)."""
+    from selfimprove.tasks.base import checker_of
+
+    checked = checker_of(context.task)
+    if checked is None:
+        raise ValueError(f"the satisfies gate needs a task with check(question, answer); task "
+                         f"{getattr(context.task, 'name', context.task)!r} has none (the equations task has one)")
+
+    def gate(candidates: list[Candidate]) -> list[Verdict]:
+        out = []
+        for c in candidates:
+            ok = checked.check(c.question, c.sample.answer)
+            if ok is None:
+                out.append(Verdict(unchecked, "the question states nothing the task can check"))
+            else:
+                out.append(Verdict(ok, f"{c.sample.answer} {'satisfies' if ok else 'does not satisfy'} the question"))
         return out
 
     return gate

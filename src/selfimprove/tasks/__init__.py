@@ -21,6 +21,7 @@ TASKS: dict[str, str] = {
     "aqua": "selfimprove.tasks.choice:AQUA",
     "strategyqa": "selfimprove.tasks.yesno:STRATEGYQA",
     "arithmetic": "selfimprove.tasks.arithmetic:TASK",
+    "equations": "selfimprove.tasks.equations:TASK",
     "humaneval": "selfimprove.tasks.humaneval:TASK",
     "list_functions": "selfimprove.tasks.list_functions:TASK",
 }

@@ -51,6 +51,19 @@ def tests_of(task) -> "TestedTask | None":
     return task if callable(getattr(task, "tests", None)) else None
 
 
+class CheckedTask(Task, Protocol):
+    """A task that can check a proposed answer against its question without a label (an equation's
+    answer by substitution): what the `satisfies` gate needs."""
+
+    def check(self, question: str, answer: str | None) -> bool | None:
+        """Whether `answer` satisfies `question`; None when this question cannot be checked."""
+
+
+def checker_of(task) -> "CheckedTask | None":
+    """`task` as a CheckedTask, or None: the one place the optional method is looked up."""
+    return task if callable(getattr(task, "check", None)) else None
+
+
 class OwnFormatTask(Task, Protocol):
     """A task that says how its questions are asked and what a trusted path trains on, instead of the
     LMSI prompt formats and "<rationale> The answer is X." targets (code: the stub, then the program)."""

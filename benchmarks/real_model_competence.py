@@ -1,0 +1,93 @@
+"""Where a real model's label-free vote can work: a competence scan on the dev (validation) split.
+
+    python benchmarks/real_model_competence.py                       # the numbers in results/real_model_competence_equations.json
+    python benchmarks/real_model_competence.py --task arithmetic --source steps=1-2,max_value=10 --questions 16
+
+For each prompt style (zero-shot chain of thought; 2 worked examples as chat turns), on `--questions`
+validation questions: greedy accuracy, and over K samples at temperature T the plain majority, the vote of
+only the answers the task's own check accepts (substitution, for equations; none for tasks without a
+check), its coverage (questions with a checked answer) and precision, and pass@K. This scan chose the
+domain, difficulty, prompt and K of `configs/smollm2_equations.yaml`; the test split is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--task", default="equations")
+    parser.add_argument("--source", nargs="+", default=["steps=1-2,max_value=10"])
+    parser.add_argument("--questions", type=int, default=48)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--max-new-tokens", type=int, default=80)
+    parser.add_argument("--shots", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_model_competence_equations.json"))
+    args = parser.parse_args()
+
+    import torch
+
+    from selfimprove.backends import create_backend
+    from selfimprove.backends.base import SamplingParams
+    from selfimprove.config import ModelConfig, GenerateConfig
+    from selfimprove.prompts import chat_messages
+    from selfimprove.records import Weights
+    from selfimprove.tasks import get_task
+    from selfimprove.tasks.base import checker_of
+
+    torch.set_num_threads(args.threads)
+    task = get_task(args.task)
+    check = checker_of(task)
+    backend = create_backend(ModelConfig(name=args.model, dtype="float32", device="cpu", chat="on"), GenerateConfig())
+    weights = Weights(args.model)
+    rows = []
+    for source in args.source:
+        items = task.load(f"{source},n={args.questions},seed=7", split="validation")
+        for shots in args.shots:
+            started = time.time()
+            fmt = "cot_fewshot" if shots else "cot_zeroshot"
+            prompts = [chat_messages(i.question, fmt, task.exemplars()[:shots], task.answer_prefix) for i in items]
+            greedy = backend.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens),
+                                      weights)
+            samples = backend.generate(prompts, SamplingParams(n=args.k, temperature=args.temperature,
+                                                               max_new_tokens=args.max_new_tokens, seed=0), weights)
+            count = Counter()
+            for item, first, group in zip(items, greedy, samples):
+                right = lambda a: a is not None and task.is_equivalent(a, item.gold)  # noqa: E731
+                answers = [task.extract(c.text) for c in group]
+                count["greedy"] += right(task.extract(first[0].text))
+                count["pass_at_k"] += any(map(right, answers))
+                votes = Counter(a for a in answers if a is not None)
+                count["plain_majority"] += bool(votes) and right(votes.most_common(1)[0][0])
+                if check is not None:
+                    checked = Counter(a for a in answers if check.check(item.question, a))
+                    count["checked_covered"] += bool(checked)
+                    count["checked_majority"] += bool(checked) and right(checked.most_common(1)[0][0])
+                count["tokens"] += sum(c.num_tokens for c in group)
+            n = len(items)
+            row = {"source": source, "shots": shots, "questions": n,
+                   **{k: count[k] / n for k in ("greedy", "plain_majority", "checked_majority", "checked_covered",
+                                                "pass_at_k")},
+                   "checked_precision": count["checked_majority"] / count["checked_covered"] if count["checked_covered"] else None,
+                   "tokens_per_path": count["tokens"] / (n * args.k), "seconds": round(time.time() - started)}
+            rows.append(row)
+            print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    backend.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"settings": vars(args), "split": "validation (dev)", "rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
