@@ -181,6 +181,17 @@ def _load(config: Path, overrides: list[str] | None):
 def run(config: Annotated[Path, typer.Argument(help="YAML config (see configs/)")], overrides: Overrides = None,
         allow_config_change: Annotated[bool, typer.Option(help="Resume a run directory whose saved config differs")] = False):
     """Run the self-improvement rounds of CONFIG. Rerunning the same command resumes where it stopped."""
+    def body(cfg):
+        from selfimprove.loop import run as run_loop  # heavy: after the config is checked
+
+        return run_loop(cfg, allow_config_change=allow_config_change, console=console)
+
+    _run_locked(config, overrides, body, ("base_accuracy", "final_accuracy"))
+
+
+def _run_locked(config: Path, overrides: list[str] | None, body, shown: tuple[str, ...]) -> None:
+    """`run` and `ttt`: load and check CONFIG, then `body(cfg)` holding the run directory's lock; print
+    the summary's `shown` keys."""
     with _handled():
         cfg = _load(config, overrides)
         from selfimprove.backends import require_extra
@@ -188,12 +199,11 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config (see configs/)"
         require_extra(cfg.generate.backend)  # before the run directory (and its lock) is created
     with _handled(cfg.run.out_dir):
         from selfimprove.lock import run_lock
-        from selfimprove.loop import run as run_loop
 
         with run_lock(cfg.run.out_dir):
             _quiet_libraries()
-            summary = run_loop(cfg, allow_config_change=allow_config_change, console=console)
-    console.print_json(json.dumps({k: summary[k] for k in ("base_accuracy", "final_accuracy")}))
+            summary = body(cfg)
+    console.print_json(json.dumps({k: summary[k] for k in shown}))
 
 
 @app.command("eval")
@@ -241,19 +251,12 @@ def ttt(config: Annotated[Path, typer.Argument(help="YAML config: its held-out q
         keep_adapter: Annotated[bool, typer.Option(help="Keep the LoRA adapter in the run directory")] = False):
     """Test-time training (transductive): adapt a LoRA on the held-out questions without their labels, then
     answer them with it. Writes answers.jsonl and summary.json to run.out_dir; the base weights are untouched."""
-    with _handled():
-        cfg = _load(config, overrides)
-        from selfimprove.backends import require_extra
+    def body(cfg):
+        from selfimprove.ttt import run as run_ttt  # heavy: after the config is checked
 
-        require_extra(cfg.generate.backend)
-    with _handled(cfg.run.out_dir):
-        from selfimprove.lock import run_lock
-        from selfimprove.ttt import run as run_ttt
+        return run_ttt(cfg, console=console, keep_adapter=keep_adapter)
 
-        with run_lock(cfg.run.out_dir):
-            _quiet_libraries()
-            summary = run_ttt(cfg, console=console, keep_adapter=keep_adapter)
-    console.print_json(json.dumps({k: summary[k] for k in ("mode", "questions", "base_accuracy", "adapted_accuracy")}))
+    _run_locked(config, overrides, body, ("mode", "questions", "base_accuracy", "adapted_accuracy"))
 
 
 @app.command()
@@ -271,7 +274,7 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")
 def ls():
     """List the tasks, backends, gates, acquisition, vote and adaptation methods that configs can name."""
     from selfimprove.acquire import METHODS as ACQUIRE
-    from selfimprove.adapt import METHODS as ADAPT
+    from selfimprove.adapt import TARGETS as ADAPT
     from selfimprove.backends import BACKENDS, EXTRAS, missing_modules
     from selfimprove.gates import GATES
     from selfimprove.tasks import TASKS
