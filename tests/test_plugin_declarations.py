@@ -1,0 +1,142 @@
+"""Each adaptation method declares itself once (`adapt.Method`: its function, options model, check,
+traits and artifacts), and the rest of the package asks the declaration instead of naming the method.
+
+Checked here: no built-in method's name is written as a string outside its own module and the
+registries; the RL family's declarations match their code (rewards, signals); and an RL-kind plug-in
+written in this file, declaring an option, a trait and an artifact, is validated, refused where its
+trait does not fit, run, repaired and reported through the real loop with no other edit (model-free:
+the echo backend of `cli_plugins.py`)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import Field
+from test_errors_cli import base_config, fake_model
+
+from selfimprove import layout, plugins
+from selfimprove.adapt import METHODS, Adapted, Method
+from selfimprove.config import ConfigError, parse_config
+from selfimprove.loop import run
+from selfimprove.sections import Section, read_options
+from selfimprove.store import RunStore, read_jsonl
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "selfimprove"
+
+# Where a built-in adaptation method's name may be written: its own module and the registry; "sft" also
+# as the config's default (sections.AdaptConfig.method).
+OWN_MODULES = {"sft": {"adapt/sft.py", "sections.py"}, "grpo": {"adapt/grpo.py"}, "rloo": {"adapt/grpo.py"},
+               "distill": {"adapt/distill.py"}}
+REGISTRIES = {"adapt/__init__.py"}
+
+
+def test_no_builtin_method_name_outside_its_module_and_the_registries():
+    assert set(OWN_MODULES) == set(METHODS)  # a new built-in says where its name may be written
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Constant) and node.value in OWN_MODULES
+                    and where not in OWN_MODULES[node.value] | REGISTRIES):
+                found.append(f"{where}:{node.lineno}: {node.value!r}")
+    assert found == [], "ask the method's declaration (adapt.declaration) instead: " + ", ".join(found)
+
+
+def test_rl_declarations_match_their_code():
+    from selfimprove.adapt.rewards import REWARDS
+    from selfimprove.adapt.rl_options import RLOptions
+    from selfimprove.adapt.signals import SIGNALS, signals
+
+    for name, reward in REWARDS.items():
+        assert callable(plugins.resolve(reward.target, {}, name))
+    rows = [{"step": 1, "question_id": "q", "answer": a, "tokens": 3} for a in ("1", "1", None)]
+    assert tuple(signals(rows)) == SIGNALS  # the bands a config may give are the signals computed
+    assert set(RLOptions().bands) <= set(SIGNALS) and set(RLOptions().rewards) <= set(REWARDS)
+    for name, method in METHODS.items():
+        for artifact in method.artifacts:  # a method's own files are redone with its weights
+            assert layout.stage_rank(layout.round_file(1, artifact)) == layout.stage_rank(
+                layout.round_file(1, layout.ADAPTER)), (name, artifact)
+
+
+# --- an RL-kind plug-in, declared here ---------------------------------------------------------------
+
+SCORES = "label_scores.jsonl"  # its own artifact: per question, its vote and each path's reward
+
+
+class LabelScoreOptions(Section):
+    """`adapt.options` of `label_score`."""
+
+    scale: float = Field(1.0, gt=0)  # reward of a path whose answer is its question's vote
+    min_share: float = Field(0.5, ge=0, le=1)  # questions with a weaker vote are left out
+
+
+def check_label_score(config, opts: LabelScoreOptions) -> None:
+    if config.generate.k < 2:
+        raise ValueError(f"label_score rewards agreement with the vote, but generate.k={config.generate.k} is no "
+                         "vote; set generate.k >= 2")
+
+
+def label_score(ctx, round_, inputs, **options) -> Adapted:
+    """Scores every path against its question's vote, as an RL reward would, and records the scores;
+    trains nothing (the learner's weights are returned as they are)."""
+    opts = read_options(LabelScoreOptions, options, "adapt.options")
+    votes = {v.question_id: v for v in inputs.votes if v.answer is not None and v.share >= opts.min_share}
+    ctx.store.produce_jsonl(layout.round_file(round_, SCORES), lambda: [
+        {"question_id": q, "label": v.answer,
+         "rewards": [opts.scale * (s.answer == v.answer) for s in inputs.samples if s.question_id == q]}
+        for q, v in votes.items()])
+    return Adapted(inputs.learner, [], 0)
+
+
+LABEL_SCORE = Method("test_plugin_declarations:label_score", LabelScoreOptions, check_label_score,
+                     scores_answer_strings=True, artifacts=(SCORES,))
+NAME = "test_plugin_declarations:LABEL_SCORE"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return fake_model(tmp_path_factory.mktemp("m") / "model")
+
+
+def _config(model: Path, out: Path, options=None, **sections):
+    return parse_config(base_config(model.parent, out, adapt={"method": NAME, "options": options or {}}, **sections))
+
+
+@pytest.mark.parametrize("options, sections, message", [
+    ({"scale": 0}, {}, r"adapt\.options: scale: Input should be greater than 0"),
+    ({"scael": 2}, {}, r"adapt\.options: scael: Extra inputs are not permitted"),
+    ({}, {"generate": {"k": 1}}, r"label_score rewards agreement with the vote, but generate\.k=1"),
+])
+def test_plug_in_options_are_checked_when_the_config_loads(model, tmp_path, options, sections, message):
+    with pytest.raises(ConfigError, match=message):
+        _config(model, tmp_path / "run", options, **sections)
+
+
+def test_plug_in_trait_is_asked_by_preflight(model, tmp_path):
+    from selfimprove import preflight
+
+    config = _config(model, tmp_path / "run", task={"name": "humaneval"}, vote={"method": "behaviour"})
+    with pytest.raises(preflight.PreflightError, match=r"adapt\.method.*rewards a completion whose answer string"):
+        preflight.check(config)
+
+
+def test_plug_in_runs_repairs_and_reports(model, tmp_path):
+    from selfimprove import preflight
+    from selfimprove.report import write_report
+
+    root = tmp_path / "run"
+    config = _config(model, root, {"scale": 2.0, "min_share": 0.0})
+    preflight.check(config)
+    run(config)
+    path = root / layout.round_file(1, SCORES)
+    scores = read_jsonl(path)
+    assert scores and all(set(r["rewards"]) <= {0.0, 2.0} for r in scores)
+    path.write_text(path.read_text()[:5])  # damaged: the next run redoes it with the weights
+    run(config)
+    assert read_jsonl(path) == scores
+    assert [p for p in RunStore(root, create=False).verify() if "unfinished write" not in p.what] == []
+    assert write_report(root).exists()
+    assert json.loads((root / layout.SUMMARY).read_text())["rounds"]
