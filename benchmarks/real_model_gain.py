@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 RECIPE = ROOT / "configs" / "smollm2_equations.yaml"
-ARMS = ("selftrain", "majority", "control", "oracle")
+ARMS = ("selftrain", "control", "majority", "oracle")
 ARM_OVERRIDES = {
     "selftrain": [],
     "majority": ["vote.require=[]", "curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, "

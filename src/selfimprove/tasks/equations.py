@@ -7,7 +7,8 @@ samples when its mistakes are wrong operations with correct arithmetic ("subtrac
 
 A seeded generator writes the equations. Difficulty knobs: `steps` (1: "x + b = c", "x - b = c",
 "ax = c"; 2: "ax + b = c", "ax - b = c"; 3: "a(x + b) = c", "a(x - b) = c") and `max_value` (the
-bound on the solution x and on b; the coefficient a is 2-9). Every solution is a whole number.
+bound on the solution x and on b; the coefficient a is 2-9). Every solution is a whole number from 1 to
+`max_value`; "ax - b = c" may have a negative c.
 `load(source)` takes a knob string such as "steps=1-2,max_value=10,n=500,seed=1" or a JSONL file with
 question/answer columns (any equation in one unknown that sympy can read, such as "2(y - 3) = 3y/2").
 """
@@ -44,7 +45,7 @@ def _equation(rng: random.Random, steps: int, max_value: int) -> tuple[str, str,
     x, a, b = rng.randint(1, max_value), rng.randint(2, 9), rng.randint(1, max_value)
     form = rng.choice({1: ["x+", "x-", "ax"], 2: ["ax+", "ax-"], 3: ["a(x+)", "a(x-)"]}[steps])
     if form in ("x-", "a(x-)"):
-        b = rng.randint(1, max(1, x - 1))  # keep x - b >= 0: no negative numbers in the question
+        b = rng.randint(1, max(1, x - 1))  # keep x - b >= 0
     if form == "x+":
         c = x + b
         return f"x + {b} = {c}", f"Subtract {b} from both sides: x = {c} - {b} = {x}.", x
@@ -106,11 +107,13 @@ _UNKNOWN_IS = re.compile(r"(?<![A-Za-z])[a-z]\s*=\s*(-?\d+(?:\.\d+)?)(?!\s*[-+*/
 @lru_cache(maxsize=4096)
 def read_equation(question: str):
     """(lhs, rhs, unknown) as sympy objects for the one-unknown equation a question states; None when it
-    states none that sympy can read."""
+    states none that sympy can read, or several (a system, or givens such as "a = 2": then an answer
+    cannot be checked by substituting it into one of them)."""
     from sympy.parsing.sympy_parser import (implicit_multiplication_application, parse_expr,
                                             standard_transformations)
 
     transformations = standard_transformations + (implicit_multiplication_application,)
+    found = []
     for m in _EQUATION.finditer(question):
         sides = [s.strip().replace("×", "*").replace("÷", "/").replace("·", "*").replace("−", "-")
                  for s in m.groups()]
@@ -119,9 +122,9 @@ def read_equation(question: str):
         except Exception:  # sympy's parser raises many kinds (SyntaxError, TokenError, TypeError...)
             continue
         unknowns = (lhs - rhs).free_symbols
-        if len(unknowns) == 1:
-            return lhs, rhs, unknowns.pop()
-    return None
+        given = any(side.is_Symbol for side in (lhs, rhs)) and any(side.is_number for side in (lhs, rhs))
+        found.append((lhs, rhs, unknowns.pop()) if len(unknowns) == 1 and not given else None)
+    return found[0] if len(found) == 1 else None
 
 
 def check_answer(question: str, answer: str | None) -> bool | None:
