@@ -4,7 +4,7 @@ traits and artifacts), and the rest of the package asks the declaration instead 
 Checked here: no built-in method's name is written as a string outside its own module and the
 registries; the RL family's declarations match their code (rewards, signals); and an RL-kind plug-in
 written in this file, declaring an option, a trait and an artifact, is validated, refused where its
-trait does not fit, run, repaired and reported through the real loop with no other edit (model-free:
+trait does not fit, run, repaired and reported (with its own report section) through the real loop with no other edit (model-free:
 the echo backend of `cli_plugins.py`)."""
 
 from __future__ import annotations
@@ -61,6 +61,19 @@ def test_rl_declarations_match_their_code():
                 layout.round_file(1, layout.ADAPTER)), (name, artifact)
 
 
+def test_rl_report_section_draws_each_rl_round(tmp_path):
+    from selfimprove.adapt import declaration
+    from selfimprove.adapt.rl_report import report
+
+    store = RunStore(tmp_path)
+    store.write_jsonl(layout.round_file(1, layout.RL_STEPS), [{"step": s, "reward": s / 4, "probe_accuracy": 0.5}
+                                                             for s in (1, 2)])
+    store.write_json(layout.round_file(1, layout.RL_GUARD), {"probes": [], "stopped": None, "restore_step": None})
+    figures = report(store, [0, 1], store.read_jsonl)
+    assert list(figures) == ["rl-r01"] and figures["rl-r01"].startswith("<svg")
+    assert declaration("grpo").report == declaration("rloo").report == "selfimprove.adapt.rl_report:report"
+
+
 # --- an RL-kind plug-in, declared here ---------------------------------------------------------------
 
 SCORES = "label_scores.jsonl"  # its own artifact: per question, its vote and each path's reward
@@ -91,8 +104,15 @@ def label_score(ctx, round_, inputs, **options) -> Adapted:
     return Adapted(inputs.learner, [], 0)
 
 
+def score_section(store, rounds, read) -> dict[str, str]:
+    """Its section of the report: how many paths each round rewarded (a figure as inline SVG)."""
+    rewarded = [sum(x > 0 for r in read(layout.round_file(n, SCORES)) for x in r["rewards"])
+                for n in rounds if store.done(layout.round_file(n, SCORES))]
+    return {"label-scores": f"<svg><text>rewarded paths by round: {rewarded}</text></svg>"}
+
+
 LABEL_SCORE = Method("test_plugin_declarations:label_score", LabelScoreOptions, check_label_score,
-                     scores_answer_strings=True, artifacts=(SCORES,))
+                     scores_answer_strings=True, artifacts=(SCORES,), report="test_plugin_declarations:score_section")
 NAME = "test_plugin_declarations:LABEL_SCORE"
 
 
@@ -138,5 +158,6 @@ def test_plug_in_runs_repairs_and_reports(model, tmp_path):
     run(config)
     assert read_jsonl(path) == scores
     assert [p for p in RunStore(root, create=False).verify() if "unfinished write" not in p.what] == []
-    assert write_report(root).exists()
+    page = write_report(root).read_text()
+    assert "id='plot-label-scores'" in page and "rewarded paths by round: [" in page
     assert json.loads((root / layout.SUMMARY).read_text())["rounds"]

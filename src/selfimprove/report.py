@@ -4,9 +4,9 @@ Reads `rounds/rNN/metrics.json`, `votes.jsonl`, `samples.jsonl`, `verdicts.jsonl
 `pool.jsonl` (with each question's origin), `written.jsonl` and `variants.jsonl` (acquire/), and
 `pool_gold.jsonl` (hidden gold, for calibration only). Writes `RUN_DIR/report.html`:
 plots as inline SVG (accuracy, agreement and pseudo-label accuracy, calibration, diversity and
-length, gate pass rates; per step for RL rounds: probe, reward, agreement, entropy and the guard's
-stop, from `rl_steps.jsonl` and `rl_guard.json`), where each round's questions came from, LADDER's
-variant trees (question -> variants -> verdicts, as nested folds) and a browser of questions with their rationales, votes, gate verdicts
+length, gate pass rates; and the adaptation method's own section, when its declaration has one: for
+RL, per step, probe, reward, agreement, entropy and the guard's stop), where each round's questions
+came from, LADDER's variant trees (question -> variants -> verdicts, as nested folds) and a browser of questions with their rationales, votes, gate verdicts
 and kept training examples. It computes nothing the run did not record except grouping: the
 calibration bins and per-gate pass shares are counts over the stored verdicts and votes.
 """
@@ -14,7 +14,6 @@ calibration bins and per-gate pass shares are counts over the stored verdicts an
 from __future__ import annotations
 
 import html
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +21,10 @@ from typing import Callable
 
 import yaml
 
-from selfimprove import layout
+from selfimprove import layout, plugins
 from selfimprove.records import RoundMetrics, from_row
 from selfimprove.store import RunStore, StoreError
+from selfimprove.svg import svg
 
 BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)  # vote-share bins of the calibration curve
 MAX_QUESTIONS = 300  # questions per round in the browser: keeps the page small for big pools
@@ -55,8 +55,9 @@ class RunData:
     gold: dict[str, str]
     notes: list[str]  # what could not be read and why
     is_equivalent: Callable[[str, str], bool] | None = None  # the task's answer equivalence; None = exact
-    rl: dict[int, tuple[list[dict], dict]] = field(default_factory=dict)  # RL rounds: rl_steps rows, rl_guard
     transductive: bool = False  # `selfimprove ttt`: adapted on the questions it is scored on
+    # The adaptation method's own plots (its declaration's `report`: RL's per-step plots), drawn with the rest.
+    method_plots: Callable[[], dict[str, str]] | None = None
 
 
 def _task_equivalence(root: Path, notes: list[str]):
@@ -113,13 +114,26 @@ def load_run(run_dir: str | Path) -> RunData:
     gold = {g["id"]: g["gold"] for g in _read(store, layout.POOL_GOLD, notes)}
     if not gold:
         notes.append("pool_gold.jsonl is missing: no calibration curve (it needs the pool's hidden answers)")
-    rl = {r: (_read(store, layout.round_file(r, layout.RL_STEPS), notes),
-              store.read_json(layout.round_file(r, layout.RL_GUARD)))
-          for r in rounds_done if store.done(layout.round_file(r, layout.RL_STEPS))
-          and store.done(layout.round_file(r, layout.RL_GUARD))}
     saved = yaml.safe_load((root / layout.CONFIG).read_text()) if (root / layout.CONFIG).exists() else None
     transductive = bool((saved or {}).get("run", {}).get("transductive"))
-    return RunData(root, history, rounds, questions, gold, notes, _task_equivalence(root, notes), rl, transductive)
+    return RunData(root, history, rounds, questions, gold, notes, _task_equivalence(root, notes), transductive,
+                   _method_plots(store, rounds_done, saved, notes))
+
+
+def _method_plots(store: RunStore, rounds_done: list[int], saved: dict | None, notes: list[str]):
+    """The run's adaptation method's report section (`adapt.Method.report`), bound to this run: a function
+    that draws its plots; None when the method declares none (or cannot be resolved here)."""
+    from selfimprove.adapt import declaration
+
+    name = ((saved or {}).get("adapt") or {}).get("method")
+    try:
+        report = declaration(name).report if name else None
+    except ValueError:  # a user's method not importable here: the report goes without its section
+        return None
+    if report is None:
+        return None
+    section = plugins.resolve(report, {}, "adapt.method's report")
+    return lambda: section(store, rounds_done, lambda artifact: _read(store, artifact, notes))
 
 
 def calibration(votes: list[dict], gold: dict[str, str], is_equivalent=None) -> list[dict]:
@@ -142,16 +156,6 @@ def gate_pass_rates(verdicts: list[dict]) -> dict[str, float]:
     return rates
 
 
-def _svg(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
-
-
 def _line_plot(title: str, history: list[RoundMetrics], keys: dict[str, str], ylabel: str) -> str:
     import matplotlib.pyplot as plt
 
@@ -165,29 +169,7 @@ def _line_plot(title: str, history: list[RoundMetrics], keys: dict[str, str], yl
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=8)
-    return _svg(fig)
-
-
-def rl_plot(number: int, steps: list[dict], guard: dict) -> str:
-    """One RL round per step: held-out probe, reward, agreement and answer entropy; the stop marked."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    probe = "probe: agreement with the vote" if guard.get("probe") == "votes" else "held-out probe"
-    for key, label in (("probe_accuracy", probe), ("reward", "reward"), ("agreement", "agreement"),
-                       ("answer_entropy", "answer entropy"), ("pseudo_label_accuracy", "pseudo-label acc.")):
-        points = [(s["step"], s[key]) for s in steps if s.get(key) is not None]
-        if points:
-            ax.plot(*zip(*points), marker="o" if key == "probe_accuracy" else None, label=label)
-    if guard.get("stopped"):
-        ax.axvline(guard["stopped"]["step"], color="red", ls="--", label=f"stopped (restored step {guard['restore_step']})")
-    elif guard.get("restore_step") is not None:  # load_best_at_end: the round ended on its best probe
-        ax.axvline(guard["restore_step"], color="green", ls=":", label=f"kept: best probe (step {guard['restore_step']})")
-    ax.set(title=f"Round {number}: RL per step", xlabel="step", ylabel="value")
-    ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=7)
-    return _svg(fig)
+    return svg(fig)
 
 
 def plots(run: RunData) -> dict[str, str]:
@@ -217,7 +199,7 @@ def plots(run: RunData) -> dict[str, str]:
     ax.set(title="Calibration: pseudo-label accuracy by vote share", xlabel="vote share", ylabel="accuracy",
            xlim=(0, 1.02), ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
-    out["calibration"] = _svg(fig)
+    out["calibration"] = svg(fig)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     rates = {rd.number: gate_pass_rates(rd.verdicts) for rd in run.rounds if rd.verdicts}
     names = sorted({g for r in rates.values() for g in r})
@@ -228,9 +210,9 @@ def plots(run: RunData) -> dict[str, str]:
     ax.set(title="Gate pass rates (share of sampled paths)", ylabel="passed", ylim=(0, 1.05))
     if rates:
         ax.legend(fontsize=8)
-    out["gates"] = _svg(fig)
-    for number, (steps, guard) in run.rl.items():
-        out[f"rl-r{number:02d}"] = rl_plot(number, steps, guard)
+    out["gates"] = svg(fig)
+    if run.method_plots is not None:
+        out |= run.method_plots()
     return out
 
 

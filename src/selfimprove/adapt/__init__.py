@@ -27,11 +27,14 @@ __all__ = ["METHODS", "TARGETS", "Adapted", "AdaptInputs", "Method", "adapt_roun
 
 # Label-free RL's round files (grpo.py), besides the weights and the training log.
 RL_FILES = (layout.RL_SAMPLES, layout.RL_STEPS, layout.RL_GUARD, layout.RL_WORK)
+RL_REPORT = "selfimprove.adapt.rl_report:report"  # its per-step plots in `selfimprove report`
 
 METHODS = {
     "sft": Method("selfimprove.adapt.sft:sft"),
-    "grpo": Method("selfimprove.adapt.grpo:grpo", RLOptions, check_rl, scores_answer_strings=True, artifacts=RL_FILES),
-    "rloo": Method("selfimprove.adapt.grpo:rloo", RLOptions, check_rl, scores_answer_strings=True, artifacts=RL_FILES),
+    "grpo": Method("selfimprove.adapt.grpo:grpo", RLOptions, check_rl, scores_answer_strings=True, artifacts=RL_FILES,
+                   report=RL_REPORT),
+    "rloo": Method("selfimprove.adapt.grpo:rloo", RLOptions, check_rl, scores_answer_strings=True, artifacts=RL_FILES,
+                   report=RL_REPORT),
     "distill": Method("selfimprove.adapt.distill:distill", needs_learner=True),
 }
 TARGETS = {name: method.target for name, method in METHODS.items()}  # as plugins.resolve and `selfimprove ls` read them

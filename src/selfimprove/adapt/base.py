@@ -30,6 +30,9 @@ class Method:
     # Round files it writes besides the weights and train_log.jsonl (names in layout.py or its own):
     # a method's files rank with the weights (layout.stage_rank), so a damaged one redoes the training.
     artifacts: tuple[str, ...] = ()
+    # "package.module:function", its section of `selfimprove report`: section(store, rounds, read) ->
+    # {figure id: SVG}, drawn from what its rounds recorded (`read(name)` reads a JSONL artifact). None = none.
+    report: str | None = None
 
 
 def method_options(method: Method, config, options: dict | None = None):
