@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from selfimprove.config import parse_config
-from selfimprove.loop import ConfigChangedError, run
+from selfimprove.loop import run
+from selfimprove.run_dir import ConfigChangedError
 from selfimprove.store import read_jsonl
 
 LEAK = "987654321"  # every pool question's gold answer in the leak test; the model never writes it

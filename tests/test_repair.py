@@ -14,7 +14,8 @@ from test_errors_cli import base_config, fake_model
 from test_resume_kill import _normal, final_artifacts
 
 from selfimprove.config import parse_config
-from selfimprove.loop import ConfigChangedError, run
+from selfimprove.loop import run
+from selfimprove.run_dir import ConfigChangedError
 from selfimprove.store import RunStore
 
 

@@ -99,7 +99,7 @@ def classify(err: BaseException) -> tuple[int, str] | None:
     from selfimprove.config import ConfigError
     from selfimprove.generate import PromptTooLongError
     from selfimprove.lock import RunLockedError
-    from selfimprove.loop import ConfigChangedError
+    from selfimprove.run_dir import ConfigChangedError
     from selfimprove.models import ModelLoadError
     from selfimprove.preflight import PreflightError
     from selfimprove.preflight_model import ModelFolderError

@@ -1,0 +1,89 @@
+"""The run directory's identity: which config's run it holds, and what happens when the config changed.
+
+`open_run` writes `config.yaml` and `environment.json`; a rerun with a different config is refused
+(`ConfigChangedError`, naming each changed key) unless allowed, in which case the replaced config and
+the rounds it finished are kept in `config_changes.jsonl`. Where the directory is (run.out_dir) is not
+part of the comparison: a moved or copied run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from selfimprove import layout
+from selfimprove.config import Config, ConfigError, dump_config, parse_config
+from selfimprove.store import RunStore, StoreError
+
+PACKAGES = ("selfimprove", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "math-verify")
+
+
+class ConfigChangedError(RuntimeError):
+    pass
+
+
+def open_run(config: Config, allow_config_change: bool = False) -> RunStore:
+    """The run directory of `config`, checked to hold this config's run (or none yet).
+
+    Where the directory is (run.out_dir) is not part of the comparison: a moved or copied run resumes.
+    """
+    store = RunStore(config.run.out_dir)
+    text = dump_config(config)
+    saved = store.path(layout.CONFIG)
+    if saved.exists():
+        old = saved.read_text()
+        changes = config_changes(_as_config_dict(old, saved), _as_config_dict(text, saved))
+        if changes and not allow_config_change:
+            shown = "; ".join(changes[:8]) + (f"; and {len(changes) - 8} more" if len(changes) > 8 else "")
+            raise ConfigChangedError(f"{config.run.out_dir} holds a run with a different config ({shown}). "
+                                     "Use another run.out_dir, or pass --allow-config-change to continue it anyway.")
+        if changes:
+            _record_config_change(store, old, text)
+    store.write_text(layout.CONFIG, text)
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    store.write_json(layout.ENVIRONMENT, {"python": platform.python_version(), "platform": platform.platform(),
+                                          "seed": config.run.seed, "packages": versions})
+    return store
+
+
+def _as_config_dict(text: str, path: Path) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict):
+        raise StoreError(f"{path} is damaged (not a YAML mapping): restore it from the config you ran with, "
+                         "or start a new run directory")
+    try:  # with every default filled in, a key written out or left to its default compares the same
+        data = parse_config(data).model_dump(mode="json")
+    except ConfigError:
+        pass  # a config this version cannot read is compared as written
+    if isinstance(data.get("run"), dict):
+        data["run"].pop("out_dir", None)  # where the directory is now is not part of what must match
+    return data
+
+
+def config_changes(old, new, prefix: str = "") -> list[str]:
+    """'generate.k: 8 -> 16' for every key whose value differs (a section is compared key by key)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for k in list(old) + [k for k in new if k not in old]
+                for c in config_changes(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))]
+    return [] if old == new else [f"{prefix}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def _record_config_change(store: RunStore, old: str, new: str) -> None:
+    """Keep the replaced config and which rounds it finished: the run branches here."""
+    changes = store.read_jsonl(layout.CONFIG_CHANGES) if store.done(layout.CONFIG_CHANGES) else []
+    store.write_jsonl(layout.CONFIG_CHANGES, changes + [{
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "rounds_done_before": layout.finished_rounds(store.manifest["artifacts"]),
+        "old_config": old, "new_config": new}])
