@@ -18,6 +18,7 @@ TASKS: dict[str, str] = {
     "gsm8k": "selfimprove.tasks.math:GSM8K",
     "svamp": "selfimprove.tasks.math:SVAMP",
     "asdiv": "selfimprove.tasks.math:ASDIV",
+    "math500": "selfimprove.tasks.competition_math:MATH500", "math": "selfimprove.tasks.competition_math:MATH",
     "aqua": "selfimprove.tasks.choice:AQUA",
     "strategyqa": "selfimprove.tasks.yesno:STRATEGYQA",
     "arithmetic": "selfimprove.tasks.arithmetic:TASK",

@@ -19,6 +19,7 @@ _LOCAL = {
     "asdiv": "asdiv/asdiv.jsonl",  # one set of 2305, carved into train/test
     "aqua": "aqua_rat",  # dev.json, test.json (JSON lines); no train
     "strategyqa": "strategyqa",  # train.json, dev.json (JSON arrays)
+    "math500": "math500",  # test.jsonl (500 rows; no train split)
 }
 
 
