@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--task", default="equations")
     parser.add_argument("--source", nargs="+", default=["steps=1-2,max_value=10"])
-    parser.add_argument("--questions", type=int, default=48)
+    parser.add_argument("--questions", type=int, default=24)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--max-new-tokens", type=int, default=80)
