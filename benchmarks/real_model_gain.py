@@ -174,10 +174,11 @@ def summarize(results: dict) -> dict:
     seeds = sorted({s for by_seed in arms.values() for s in by_seed})
     out = {"per_round": {}, "vs": {}}
     for arm, by_seed in arms.items():
-        out["per_round"][arm] = {str(r): {"median": statistics.median(by_seed[s]["history"][r]["accuracy"]
-                                                                       for s in by_seed),
-                                          "per_seed": [by_seed[s]["history"][r]["accuracy"] for s in sorted(by_seed)]}
-                                 for r in range(rounds + 1) if all(len(by_seed[s]["history"]) > r for s in by_seed)}
+        out["per_round"][arm] = {}
+        for r in range(rounds + 1):
+            per_seed = {s: by_seed[s]["history"][r]["accuracy"] for s in sorted(by_seed) if len(by_seed[s]["history"]) > r}
+            if per_seed:
+                out["per_round"][arm][str(r)] = {"median": statistics.median(per_seed.values()), "per_seed": per_seed}
     for other in ("control", "majority", "oracle", "base"):
         if "selftrain" not in arms or (other != "base" and other not in arms):
             continue
@@ -194,6 +195,15 @@ def summarize(results: dict) -> dict:
                 else arms[other][s]["history"][r]["accuracy"]) for s in ok]
             out["vs"][f"selftrain vs {other}, round {r}"] = {
                 "seeds": ok, "gain_per_seed": gains, "gain_median": statistics.median(gains), **mcnemar(mine, theirs)}
+    for r in range(2, rounds + 1):  # do rounds compound? each label-free round against the one before
+        ok = [s for s in seeds if len(arms.get("selftrain", {}).get(s, {}).get("history", [])) > r]
+        if ok:
+            mine = "".join(arms["selftrain"][s]["outcomes"][str(r)] for s in ok)
+            before = "".join(arms["selftrain"][s]["outcomes"][str(r - 1)] for s in ok)
+            gains = [arms["selftrain"][s]["history"][r]["accuracy"] - arms["selftrain"][s]["history"][r - 1]["accuracy"]
+                     for s in ok]
+            out["vs"][f"selftrain round {r} vs round {r - 1}"] = {
+                "seeds": ok, "gain_per_seed": gains, "gain_median": statistics.median(gains), **mcnemar(mine, before)}
     ttt = results.get("ttt") or {}
     for other in ("base", "control", "oracle"):
         if "selftrain" in ttt and (other == "base" or other in ttt):
