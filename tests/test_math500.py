@@ -199,3 +199,38 @@ def test_ttrl_recipe_runs_grpo_and_ttt_on_cpu_with_a_small_model(tmp_path):
     answers = [json.loads(x) for x in (tmp_path / layout.ANSWERS).read_text().splitlines()]
     assert len(answers) == 4 and all(a["question_id"].startswith("math500/test/") for a in answers)
     assert RunStore(tmp_path).verify() == []
+
+
+# ---------------------------------------------------------------- what a real model writes
+
+REAL = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "math500_completions.jsonl")
+        .read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("row", REAL, ids=[f"{i}-{r['prompt_format']}" for i, r in enumerate(REAL)])
+def test_extraction_on_real_smollm2_completions(row):
+    """20 greedy SmolLM2-135M-Instruct completions on MATH-500 (benchmarks/record_real_completions.py --tasks
+    math500), labelled by hand with what a reader takes as the answer. Where the extractor disagrees, the
+    row's note says why: there the extractor abstains (None) rather than guess."""
+    got = TASK.extract(row["completion"])
+    if row.get("note", "").startswith("disagreement:"):
+        assert got is None and row["expected"] is not None
+    elif row["expected"] is None:
+        assert got is None
+    else:
+        assert got is not None and TASK.is_equivalent(got, row["expected"])
+
+
+def test_real_fixture_covers_the_prompt_formats():
+    assert len(REAL) == 20 and {r["task"] for r in REAL} == {"math500"}
+    assert {"chat_cot_zeroshot", "plain", "boxed", "answer_line"} <= {r["prompt_format"] for r in REAL}
+    assert sum(r.get("note", "").startswith("disagreement:") for r in REAL) == 3
+
+
+def test_a_runaway_comparison_is_stopped_by_cpu_time_not_wall_time():
+    from selfimprove.tasks.competition_math import _cpu_limit
+
+    with pytest.raises(TimeoutError, match="CPU seconds"):
+        with _cpu_limit(0.05):
+            while True:
+                pass

@@ -17,8 +17,10 @@ are the strings compared (without spaces).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import signal
 import threading
 from typing import Any
 
@@ -34,8 +36,8 @@ _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 # "x = 7", "k=3": an answer given as the value of one variable (not an equation such as "y = 2x + 3"'s sides).
 _WORDS_ONLY = re.compile(r"[A-Za-z ]+")
 _ONE_VARIABLE = re.compile(r"\s*[A-Za-z]\s*=\s*(?P<value>[^=]+)")
-# Seconds math-verify may take on one side or one comparison. Its timeouts are SIGALRM based, which only
-# the main thread may use; elsewhere (a GRPO reward in a worker thread) there is no timeout.
+# CPU seconds math-verify may spend on one side or one comparison (sympy can hang on "9^{9^{9^9}}").
+# CPU time, not wall time: a busy machine must not turn a slow "equal" into "not equal".
 TIMEOUT_S = 5
 
 
@@ -97,8 +99,24 @@ def latex_gold(value: Any) -> str | None:
     return text.strip("$ ") or None
 
 
-def _timeout() -> int | None:
-    return TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+@contextlib.contextmanager
+def _cpu_limit(seconds: float):
+    """Raise TimeoutError after `seconds` of this process's CPU time. math-verify's own timeouts are wall-clock
+    SIGALRM; signals are the main thread's only, so elsewhere (a reward in a worker thread) there is no limit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise TimeoutError(f"math-verify took over {seconds} CPU seconds")
+
+    previous = signal.signal(signal.SIGVTALRM, stop)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -107,7 +125,8 @@ def _parsed(answer: str) -> list:
     from math_verify import parse  # slow import; only when answers are compared
 
     try:
-        return parse(f"\\boxed{{{answer}}}", parsing_timeout=_timeout())
+        with _cpu_limit(TIMEOUT_S):
+            return parse(f"\\boxed{{{answer}}}", parsing_timeout=None)
     except Exception:  # a string it cannot handle (or a timeout) reads as nothing
         return []
 
@@ -116,7 +135,8 @@ def _verify(gold: list, other: list) -> bool:
     from math_verify import verify
 
     try:
-        return bool(verify(gold, other, timeout_seconds=_timeout()))
+        with _cpu_limit(TIMEOUT_S):
+            return bool(verify(gold, other, timeout_seconds=None))
     except Exception:
         return False
 
