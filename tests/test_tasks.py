@@ -314,7 +314,7 @@ def test_task_modules_are_imported_lazily():
 
 
 @pytest.mark.parametrize("name,message", [
-    ("gsm9k", "task.name: unknown name .gsm9k.; known: aqua, arithmetic, asdiv, gsm8k"),
+    ("gsm9k", "task.name: unknown name .gsm9k.; known: aqua, arithmetic, asdiv, equations, gsm8k"),
     ("selfimprove.tasks.no_such_module:TASK", "cannot import module"),
     ("selfimprove.tasks.math:NOPE", "has no attribute 'NOPE'"),
 ])
