@@ -162,7 +162,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "configs" / "ttrl_qwen2.5_math_1.
 def test_ttrl_recipe_validates_and_reads_math500_from_the_shared_data():
     config = load_config(RECIPE)
     assert config.task.name == "math500" and config.adapt.method == "grpo"
-    assert Path(config.task.eval_source) == local_source("math500")
+    assert Path(config.task.eval_source).resolve() == local_source("math500").resolve()
     assert len(get_task(config.task.name).load(config.task.eval_source, config.task.eval_split,
                                                 config.task.eval_limit)) == 500
 

@@ -183,8 +183,8 @@ def test_probe_says_whether_paths_are_unreadable_or_fail_the_checks():
 
     base = {"questions": 16, "consensus": 0.5, "truncation_rate": 0.0, "heldout_pass_at_k": 0.5}
     [unreadable] = verdict(base | {"answer_rate": 0.1, "readable_rate": 0.1}, ProbeConfig())
-    assert "10.0% of sampled paths give an answer the task can read" in unreadable
+    assert "10.0% of sampled solutions give an answer the task can read" in unreadable
     [checked] = verdict(base | {"answer_rate": 0.18, "readable_rate": 0.88}, ProbeConfig())
-    assert "18.0% of sampled paths give an answer that may vote (88.0% give one the task can read" in checked
+    assert "18.0% of sampled solutions give an answer that may vote (88.0% give one the task can read" in checked
     assert "vote.require" in checked
     assert verdict(base | {"answer_rate": 0.5, "readable_rate": 0.9}, ProbeConfig()) == []
