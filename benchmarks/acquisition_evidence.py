@@ -1,7 +1,9 @@
 """Evidence for the model writing its own data, on the embedded domain: self-generated questions,
 easy-to-hard rounds, and LADDER's easier variants, each against its control.
 
-    python benchmarks/acquisition_evidence.py [--seeds 0 1 2] [--parts written curriculum variants]
+    python -m benchmarks.acquisition_evidence [--seeds 0 1 2] [--parts written curriculum variants]
+    python -m benchmarks.acquisition_evidence --seeds 1 --out /tmp/a1.json   # one seed a process, then:
+    python -m benchmarks.acquisition_evidence --merge /tmp/a0.json /tmp/a1.json /tmp/a2.json  # make evidence-acquisition
 
 Every arm is the demo recipe (`demo.yaml`, 4 rounds, the same optimiser, steps and replay) through
 `selfimprove.loop`, run once per seed; the arms differ only in `acquire`.
@@ -35,11 +37,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import outcomes, provenance  # noqa: E402
+from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
+from benchmarks.evidence.stats import spread  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 DEMO_ROUNDS = 4
@@ -48,9 +55,13 @@ STEPS = (3, 4, 5)
 
 
 def history(out: Path) -> list[dict]:
+    """A run's per-round metrics, each with its per-question held-out outcomes (for paired tests)."""
     from selfimprove import layout
+    from selfimprove.tasks import get_task
 
-    return [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
+    scored = outcomes.from_run(out, get_task("arithmetic"))
+    return [{**h, "outcomes": scored.get(str(h["round"]))}
+            for h in map(json.loads, (out / layout.HISTORY).read_text().splitlines())]
 
 
 def run_arm(out: Path, seed: int, overrides: list[str], rounds: int = DEMO_ROUNDS, model: str | None = None) -> list[dict]:
@@ -251,8 +262,6 @@ PARTS = {"written": part_written, "curriculum": part_curriculum, "curriculum_che
 
 def summarize(results: dict) -> dict:
     """Medians and ranges over seeds of what each part reports."""
-    from embedded_evidence import spread
-
     out = {}
     w = results.get("written", {})
     if w:
@@ -341,7 +350,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "acquisition_evidence.json")
     parser.add_argument("--merge", type=Path, nargs="+", help="merge these per-seed JSON files into --out and plot")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).parent))
+    record = provenance.start(args)
     if args.merge:
         merged: dict = {}
         for f in args.merge:
@@ -351,16 +360,11 @@ def main() -> None:
         for seed, r in merged.get("written", {}).items():  # recounted from the runs, where they are here
             if (args.work / f"written-written-s{seed}").exists():
                 r["written_questions"] = written_stats(args.work / f"written-written-s{seed}")
-        from embedded_evidence import write_result
-
         merged["summary"] = summarize(merged)
-        write_result(merged, args.out, plot)
+        merged["provenance"] = provenance.merged(record, {f.name: json.loads(f.read_text()) for f in args.merge})
+        provenance.write_result(merged, args.out, plot)
         return
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-
-    torch.set_num_threads(1)
+    quiet_worker()
     args.work.mkdir(parents=True, exist_ok=True)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for seed in args.seeds:
@@ -368,6 +372,7 @@ def main() -> None:
             print(f"seed {seed}: {part}", flush=True)
             result = PARTS[part](args.work, seed)
             results.setdefault(part, {})[str(seed)] = result
+            results["provenance"] = provenance.finish(record)  # the part written so far says how it was made
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1))
     print(json.dumps({p: list(v) for p, v in results.items()}))

@@ -1,7 +1,7 @@
 """Evidence for the embedded code domain: label-free rounds against their control and oracle.
 
-    python benchmarks/code_evidence.py [--seeds 0 1 2] [--jobs 2] [--rounds 3]
-    python benchmarks/code_evidence.py --quick --seeds 0 --work /tmp/ce --out /tmp/ce.json
+    python -m benchmarks.code_evidence [--seeds 0 1 2] [--jobs 2] [--rounds 3]    # or make evidence-code
+    python -m benchmarks.code_evidence --quick --seeds 0 --work /tmp/ce --out /tmp/ce.json   # plumbing
 
 The model is the shipped tiny code model (`embedded/assets/code_base`, trained on mostly 1-2 step list
 functions); pool and held-out problems have 3 steps. The recipe is `embedded/code_demo.yaml`.
@@ -25,18 +25,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from embedded_evidence import spread, write_result  # noqa: E402  (one summary of a measurement over seeds)
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+from benchmarks.evidence.jobs import run_jobs  # noqa: E402
+from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
+from benchmarks.evidence.stats import spread  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,8 @@ def score(backend, weights, problems, config, round_: int) -> dict:
     g, s = hidden_pass(problems, greedy), hidden_pass(problems, sampled)
     right = {p.id: sum(s.get((p.id, j), False) for j in range(k)) for p in problems}
     return {"pass_at_1_greedy": sum(g.values()) / len(problems),
+            # greedy pass per problem, by sorted id: what a paired test between arms reads
+            "outcomes": "".join("1" if g.get((i, 0), False) else "0" for i in sorted(p.id for p in problems)),
             "pass_at_1": statistics.mean(pass_at_k(k, c, 1) for c in right.values()),
             f"pass_at_{k}": statistics.mean(pass_at_k(k, c, k) for c in right.values()),
             "no_program": sum(x.answer is None for x in greedy) / len(problems)}
@@ -154,14 +157,7 @@ def seed_rows(base: Path) -> list[dict]:
 
 def run_job(arm: str, seed: int, work: str, quick: bool = False, rounds: int | None = None,
             base: str = str(BASE)) -> dict:
-    import datasets
-    import torch
-    import transformers
-
-    torch.set_num_threads(1)
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    quiet_worker()
     from selfimprove.adapt.sft import train
     from selfimprove.backends import create_backend
     from selfimprove.records import Weights
@@ -243,7 +239,22 @@ def merge(work: Path, seeds: list[int]) -> dict:
     if st and orc and orc["gain_greedy_pass_at_1"]["median"] > 0:
         summary["selftrain_share_of_oracle_gain"] = (st["gain_greedy_pass_at_1"]["median"]
                                                      / orc["gain_greedy_pass_at_1"]["median"])
+    summary["claims"] = paired_claims(arms)
     return {"seeds": seeds, "arms": arms, "summary": summary}
+
+
+def paired_claims(arms: dict) -> list[dict]:
+    """selftrain's final round against each other arm's and against its own round 0, paired per problem
+    (results from before outcomes were stored have none, and get no claim)."""
+    from benchmarks.evidence import claims
+
+    final = {a: {s: h[-1]["outcomes"] for s, h in per_seed.items() if "outcomes" in h[-1]} for a, per_seed in arms.items()}
+    base = {s: h[0]["outcomes"] for s, h in arms["selftrain"].items() if "outcomes" in h[0]}
+    out = [claims.paired(f"selftrain vs {other}, final round", final["selftrain"], final[other]).record()
+           for other in ("control", "oracle") if final["selftrain"] and final[other]]
+    if final["selftrain"] and base:
+        out.append(claims.paired("selftrain final round vs its base", final["selftrain"], base).record())
+    return out
 
 
 COLORS = {"selftrain": "C0", "control": "C1", "oracle": "C2"}
@@ -285,18 +296,14 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.base / "config.json").exists():
         parser.error(f"no code model at {args.base}: build it with `python -m selfimprove.embedded.train_code_base`")
-    todo = [(a, s) for a in args.only for s in args.seeds if not (args.work / f"{a}-s{s}" / "evidence.json").exists()]
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, a, s, str(args.work), args.quick, args.rounds,
-                               str(args.base.resolve())): (a, s) for a, s in todo}
-        for done in as_completed(futures):
-            r = done.result()
-            print(f"{r['arm']} seed {r['seed']}: greedy pass@1 {[round(h['pass_at_1_greedy'], 3) for h in r['history']]} "
-                  f"({r['seconds']}s)", flush=True)
+    record = provenance.start(args)
+    todo = [(a, s, str(args.work), args.quick, args.rounds, str(args.base.resolve()))
+            for a in args.only for s in args.seeds if not (args.work / f"{a}-s{s}" / "evidence.json").exists()]
+    run_jobs(run_job, todo, args.jobs, lambda r: print(
+        f"{r['arm']} seed {r['seed']}: greedy pass@1 {[round(h['pass_at_1_greedy'], 3) for h in r['history']]} "
+        f"({r['seconds']}s)", flush=True))
     results = merge(args.work, args.seeds)
-    write_result(results, args.out, plot)
+    provenance.write_result(results, args.out, plot, record)
 
 
 if __name__ == "__main__":

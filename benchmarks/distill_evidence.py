@@ -1,7 +1,7 @@
 """Evidence for distillation in miniature (LMSI's 62B student of the self-improved 540B, on the embedded domain).
 
-    python benchmarks/distill_evidence.py [--seeds 0 1 2] [--jobs 2] [--work runs/distill-evidence]
-    python benchmarks/distill_evidence.py --seeds 0 --jobs 1          # one seed first (about 10 minutes)
+    python -m benchmarks.distill_evidence [--seeds 0 1 2] [--jobs 2] [--work runs/distill-evidence]  # make evidence-distill
+    python -m benchmarks.distill_evidence --seeds 0 --jobs 1          # one seed first (about 10 minutes)
 
 The claim tested: a student smaller than the teacher's base model, given the same labelled seed set,
 then distilled from the self-improved teacher's trusted paths, beats the teacher's *base* accuracy.
@@ -17,6 +17,10 @@ Arms, per seed (the demo recipe, demo.yaml: same pool, held-out set, optimiser, 
             student, DISTILL_ROUNDS rounds of adapt.max_steps each: student before -> student after
   control   the student trained on the labelled seed set alone for the same steps
             (embedded_evidence.supervised): is the gain just more training?
+  base_teacher  (with --missing-arms) distillation from the *un-improved* teacher base: does the
+            student's gain need the teacher's self-improvement, or would its base teach as well?
+  gold      (with --missing-arms) the student on the pool's gold rationales + the same replay
+            (embedded_evidence.supervised "oracle"): the most the pool can teach it
 Every score is the loop's own held-out scorer (200 questions, greedy, maj@8, same seeds).
 
 Each seed's arms run in one process (one thread; `--jobs` seeds at once) and write WORK/*-s<seed>/; a
@@ -29,23 +33,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))  # the shared arms of embedded_evidence
-from embedded_evidence import spread, write_result  # noqa: E402
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import claims, provenance  # noqa: E402
+from benchmarks.evidence.jobs import run_jobs  # noqa: E402
+from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
+from benchmarks.evidence.stats import spread  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+HELDOUT = 200  # the demo's held-out questions (the claim's n when a result stored no outcomes)
 TEACHER_ROUNDS = 2  # most of the demo's gain (0.55 -> 0.79 on seed 0; 4 rounds reach 0.82)
 DISTILL_ROUNDS = 2
 STUDENT_WIDTH = 32  # half the base model's hidden size
 KEEP = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_accuracy", "kept_pseudo_label_accuracy",
-        "kept", "train_examples", "seconds")
+        "kept", "train_examples", "seconds", "outcomes")
 
 
 def student_base(work: Path, width: int = STUDENT_WIDTH) -> Path:
@@ -62,40 +68,42 @@ def student_base(work: Path, width: int = STUDENT_WIDTH) -> Path:
 
 
 def distill(out: Path, seed: int, teacher: Path, student: Path) -> list[dict]:
-    """The demo recipe with the teacher run's final weights sampling and the student learning."""
+    """The demo recipe with the teacher's weights (a finished run directory, or a model folder) sampling
+    and the student learning; per-round metrics and per-question outcomes of the student."""
     from rich.console import Console
 
     from selfimprove import layout
     from selfimprove.embedded import demo
     from selfimprove.loop import run
+    from selfimprove.tasks import get_task
+
+    from benchmarks.evidence import outcomes
 
     config = demo.demo_config(out, seed, quick=False, overrides=[
         f"model.name={teacher}", f"adapt.learner={student}", "adapt.method=distill", f"run.rounds={DISTILL_ROUNDS}"])
     run(config, console=Console(quiet=True))
-    return [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
+    history = [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
+    scored = outcomes.from_run(out, get_task(config.task.name))
+    return [{**h, "outcomes": scored.get(str(h["round"]))} for h in history]
 
 
-def run_seed(seed: int, work: str, student: str) -> dict:
-    import datasets
-    import torch
-    import transformers
+def run_seed(seed: int, work: str, student: str, missing_arms: bool = False) -> dict:
+    from benchmarks.embedded_evidence import selftrain, supervised
+    from selfimprove.embedded import demo
 
-    from embedded_evidence import selftrain, supervised
-
-    torch.set_num_threads(1)
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    quiet_worker()
     work_dir, started = Path(work), time.time()
     teacher_dir = work_dir / f"teacher-s{seed}"
     teacher = selftrain(teacher_dir, seed, [], rounds=TEACHER_ROUNDS)
-    distilled = distill(work_dir / f"distill-s{seed}", seed, teacher_dir, Path(student))
-    control = supervised(work_dir / f"control-s{seed}", seed, "control",
-                         overrides=[f"model.name={student}", f"run.rounds={DISTILL_ROUNDS}"])
+    arms = {"teacher": teacher, "distill": distill(work_dir / f"distill-s{seed}", seed, teacher_dir, Path(student)),
+            "control": supervised(work_dir / f"control-s{seed}", seed, "control",
+                                  overrides=[f"model.name={student}", f"run.rounds={DISTILL_ROUNDS}"])}
+    if missing_arms:  # the controls a reviewer asks for (issue 26)
+        arms["base_teacher"] = distill(work_dir / f"base-teacher-s{seed}", seed, demo.base_model(), Path(student))
+        arms["gold"] = supervised(work_dir / f"gold-s{seed}", seed, "oracle",
+                                  overrides=[f"model.name={student}", f"run.rounds={DISTILL_ROUNDS}"])
     result = {"seed": seed, "seconds": round(time.time() - started),
-              "teacher": [{k: h.get(k) for k in KEEP} for h in teacher],
-              "distill": [{k: h.get(k) for k in KEEP} for h in distilled],
-              "control": [{k: h.get(k) for k in KEEP} for h in control]}
+              **{arm: [{k: h.get(k) for k in KEEP} for h in history] for arm, history in arms.items()}}
     (work_dir / f"seed-{seed}.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -114,6 +122,30 @@ def summarize(per_seed: dict[str, dict]) -> dict:
     out["student_beats_teacher_base_in"] = f"{sum(m > 0 for m in margins)}/{len(margins)} seeds"
     out["student_after_minus_control"] = spread(
         [r["distill"][-1]["accuracy"] - r["control"][-1]["accuracy"] for r in per_seed.values()])
+    out["claims"] = [c.record() for c in student_claims(per_seed)]
+    return out
+
+
+def student_claims(per_seed: dict[str, dict]) -> list:
+    """The distilled student against the teacher's base, the control and (when run) the base-taught and
+    gold-taught students: paired per question where outcomes were stored, else unpaired over seeds."""
+    def final(arm, index=-1):
+        return {s: r[arm][index] for s, r in per_seed.items() if arm in r}
+
+    out = []
+    for name, other, index in (("distilled student vs the teacher's base", "teacher", 0),
+                               ("distilled student vs its control", "control", -1),
+                               ("distilled student vs the student taught by the un-improved teacher", "base_teacher", -1),
+                               ("distilled student vs the student taught gold rationales", "gold", -1)):
+        mine, theirs = final("distill"), final(other, index)
+        if not theirs:
+            continue
+        if all(h.get("outcomes") for h in [*mine.values(), *theirs.values()]):
+            out.append(claims.paired(name, {s: h["outcomes"] for s, h in mine.items()},
+                                     {s: h["outcomes"] for s, h in theirs.items()}))
+        else:
+            out.append(claims.unpaired(name, {s: h["accuracy"] for s, h in mine.items()},
+                                       {s: h["accuracy"] for s, h in theirs.items()}, HELDOUT))
     return out
 
 
@@ -156,29 +188,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "distill_evidence.json")
     parser.add_argument("--student-width", type=int, default=STUDENT_WIDTH,
                         help="the student's hidden size (the base's is 64); use a --work of its own")
+    parser.add_argument("--missing-arms", action="store_true",
+                        help="also distil from the un-improved teacher base, and teach the student gold rationales")
     args = parser.parse_args()
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers before they import torch
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    record = provenance.start(args)
     args.work.mkdir(parents=True, exist_ok=True)
-    import torch
-
-    torch.set_num_threads(1)
+    quiet_worker()
     student = student_base(args.work, args.student_width)
     width = json.loads((student / "recipe.json").read_text())["hidden_size"]
     if width != args.student_width:
         parser.error(f"{student} holds a student of width {width}, not {args.student_width}: use another --work")
-    todo = [s for s in args.seeds if not (args.work / f"seed-{s}.json").exists()]
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_seed, s, str(args.work), str(student)) for s in todo]
-        for done in as_completed(futures):
-            r = done.result()
-            print(f"seed {r['seed']}: " + "; ".join(f"{arm} {[round(h['accuracy'], 3) for h in r[arm]]}"
-                                                     for arm in ("teacher", "distill", "control"))
-                  + f" ({r['seconds']}s)", flush=True)
+    todo = [(s, str(args.work), str(student), args.missing_arms) for s in args.seeds
+            if not (args.work / f"seed-{s}.json").exists()]
+    run_jobs(run_seed, todo, args.jobs, lambda r: print(f"seed {r['seed']}: " + "; ".join(
+        f"{arm} {[round(h['accuracy'], 3) for h in r[arm]]}" for arm in r if isinstance(r[arm], list))
+        + f" ({r['seconds']}s)", flush=True))
     per_seed = {str(s): json.loads((args.work / f"seed-{s}.json").read_text()) for s in args.seeds}
     results = {"seeds": args.seeds, "teacher_rounds": TEACHER_ROUNDS, "distill_rounds": DISTILL_ROUNDS,
                "student_width": args.student_width, "per_seed": per_seed, "summary": summarize(per_seed)}
-    write_result(results, args.out, plot)
+    provenance.write_result(results, args.out, plot, record)
 
 
 if __name__ == "__main__":

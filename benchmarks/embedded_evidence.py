@@ -1,7 +1,7 @@
 """Evidence for the embedded demo: label-free self-improvement against its controls, and LMSI's ablations.
 
-    python benchmarks/embedded_evidence.py [--seeds 0 1 2] [--jobs 2] [--only selftrain control ...]
-    python benchmarks/embedded_evidence.py --quick --seeds 0 --only selftrain control --work /tmp/ev --out /tmp/ev.json
+    python -m benchmarks.embedded_evidence [--seeds 0 1 2] [--jobs 2] [--only selftrain control ...]   # make evidence-embedded
+    python -m benchmarks.embedded_evidence --quick --seeds 0 --only selftrain control --work /tmp/ev --out /tmp/ev.json
 
 Arms (the demo's 4 rounds, over every seed; same pool, held-out set, optimiser and steps):
   selftrain  the demo itself (`selfimprove.loop` with demo.yaml): verified-majority own paths + replay
@@ -23,13 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import claims, outcomes, provenance  # noqa: E402
+from benchmarks.evidence.jobs import run_jobs  # noqa: E402
+from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
+from benchmarks.evidence.stats import spread  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ARMS = ("selftrain", "control", "oracle")
@@ -48,23 +53,26 @@ ABLATIONS = {  # name -> (family, loop overrides on top of the demo config)
 }
 DEFAULT_LABEL = {"K": "k8", "filter": "verified_majority", "formats": "cot_only"}
 KEEP = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_accuracy", "kept_pseudo_label_accuracy",
-        "kept", "seconds")
+        "kept", "seconds", "outcomes")
 
 
 # --- the jobs (each runs in a worker process) -----------------------------------------------------
 
 def selftrain(out: Path, seed: int, overrides: list[str], rounds: int | None = None, quick: bool = False) -> list[dict]:
-    """The demo recipe through the loop; per-round metrics, round 0 = base."""
+    """The demo recipe through the loop; per-round metrics and per-question outcomes, round 0 = base."""
     from rich.console import Console
 
     from selfimprove import layout
     from selfimprove.embedded import demo
     from selfimprove.loop import run
+    from selfimprove.tasks import get_task
 
     extra = [*overrides, *([f"run.rounds={rounds}"] if rounds else [])]
     config = demo.demo_config(out, seed, quick=quick, overrides=extra)
     run(config, console=Console(quiet=True))
-    return [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
+    history = [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
+    scored = outcomes.from_run(out, get_task(config.task.name))
+    return [{**h, "outcomes": scored.get(str(h["round"]))} for h in history]
 
 
 def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: list[str] = ()) -> list[dict]:
@@ -105,7 +113,8 @@ def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: l
             weights = Weights(str(folder)) if config.adapt.tuning == "full" else Weights(weights.model, str(folder))
         # Scored exactly as the loop scores a round (same seeds, prompts, verified vote).
         scores = evaluate_weights(backend, weights, task, config, heldout, [], r)
-        history.append({"round": r, **scores.metrics, "seconds": round(time.time() - started, 1)})
+        history.append({"round": r, **scores.metrics, "seconds": round(time.time() - started, 1),
+                        "outcomes": outcomes.from_samples(task, scores.heldout_samples, heldout)})
     backend.close()
     return history
 
@@ -162,14 +171,7 @@ def share_bins(pairs: list[tuple[float, bool]]) -> list[dict]:
 
 
 def run_job(name: str, seed: int, work: str, quick: bool = False) -> dict:
-    import datasets
-    import torch
-    import transformers
-
-    torch.set_num_threads(1)  # two single-thread jobs beat one two-thread job on 2 cores
-    datasets.disable_progress_bars()  # the workers' bars would interleave in one log
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    quiet_worker()
     out = Path(work) / f"{name}-s{seed}"
     started = time.time()
     if name in ARMS:
@@ -183,21 +185,6 @@ def run_job(name: str, seed: int, work: str, quick: bool = False) -> dict:
 
 
 # --- merging, summary, plot ----------------------------------------------------------------------
-
-def spread(values: list[float]) -> dict | None:
-    """Median, range and every value over seeds (the benchmarks' one summary of a measurement)."""
-    if not values:
-        return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
-
-
-def write_result(results: dict, out: Path, plot) -> None:
-    """A benchmark's result: the JSON at `out`, `plot(results, png)` beside it, and the summary printed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    plot(results, out.with_suffix(".png"))
-    print(json.dumps(results["summary"], indent=1))
-
 
 def merge(work: Path, seeds: list[int]) -> dict:
     jobs = {}
@@ -240,6 +227,20 @@ def summarize(results: dict) -> dict:
                    "kept_label_accuracy": spread([h[-1]["kept_pseudo_label_accuracy"] or 0 for h in per_seed.values()]),
                    "kept": spread([h[-1]["kept"] or 0 for h in per_seed.values()])}
             for name, per_seed in variants.items() if per_seed}
+    out["claims"] = paired_claims(results["arms"])
+    return out
+
+
+def paired_claims(arms: dict) -> list[dict]:
+    """The label-free arm's final round against each control and against its base, paired per question
+    (results from before outcomes were stored have none, and get no claim)."""
+    final = {a: {s: h[-1]["outcomes"] for s, h in per_seed.items() if h[-1].get("outcomes")}
+             for a, per_seed in arms.items()}
+    base = {s: h[0]["outcomes"] for s, h in arms.get("selftrain", {}).items() if h[0].get("outcomes")}
+    out = [claims.paired(f"label-free vs {other}, after the last round", final["selftrain"], final[other]).record()
+           for other in ("control", "oracle") if final.get("selftrain") and final.get(other)]
+    if final.get("selftrain") and base:
+        out.append(claims.paired("label-free after the last round vs its base", final["selftrain"], base).record())
     return out
 
 
@@ -336,20 +337,14 @@ def main() -> None:
     unknown = [n for n in names if n not in ARMS and n not in ABLATIONS]
     if unknown:
         parser.error(f"unknown job(s) {unknown}; choose from {', '.join([*ARMS, *ABLATIONS])}")
-    todo = [(n, s) for n in names for s in args.seeds if not (args.work / f"{n}-s{s}" / "evidence.json").exists()]
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers before they import torch
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, n, s, str(args.work), args.quick): (n, s) for n, s in todo}
-        for done in as_completed(futures):
-            r = done.result()
-            print(f"{r['name']} seed {r['seed']}: {[round(h['accuracy'], 3) for h in r['history']]} "
-                  f"({r['seconds']}s)", flush=True)
+    record = provenance.start(args)
+    todo = [(n, s, str(args.work), args.quick) for n in names for s in args.seeds
+            if not (args.work / f"{n}-s{s}" / "evidence.json").exists()]
+    run_jobs(run_job, todo, args.jobs, lambda r: print(
+        f"{r['name']} seed {r['seed']}: {[round(h['accuracy'], 3) for h in r['history']]} ({r['seconds']}s)", flush=True))
     results = merge(args.work, args.seeds)
     results["summary"] = summarize(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
-    plot(results, args.out.with_suffix(".png"))
+    provenance.write_result(results, args.out, plot, record)
     print_tables(results)
     print(json.dumps({k: v for k, v in results["summary"].items() if k != "ablations"}, indent=1))
 

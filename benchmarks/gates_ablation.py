@@ -14,8 +14,12 @@ Two sources of samples:
 
 The critique gate is left out (it needs the run's model); add it with --extra-spec when a
 backend is wired. Usage:
-  python benchmarks/gates_ablation.py --simulate 300 --out results/gates_ablation.json
-  python benchmarks/gates_ablation.py --run-dir runs/demo --round 1
+  python -m benchmarks.gates_ablation --simulate 300 --out /tmp/gates_ablation.json
+  python -m benchmarks.gates_ablation --run-dir runs/demo --round 1 --out benchmarks/results/gates_ablation.json
+
+The committed benchmarks/results/gates_ablation.json read round 1 of `selfimprove demo --seed 1` (then at
+/tmp/demo-s1, not kept) with the code of 2026-11-21 (9c7a36d), whose demo recipe had no `grounded` check:
+`make evidence-gates` reruns it on today's demo.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ import sys
 import time
 from pathlib import Path
 
-from selfimprove import layout
-from selfimprove.gates import Candidate, GateContext, build_gate
-from selfimprove.records import Sample, Vote, from_row
-from selfimprove.tasks import get_task
-from selfimprove.vote import vote_all
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+from selfimprove import layout  # noqa: E402
+from selfimprove.gates import Candidate, GateContext, build_gate  # noqa: E402
+from selfimprove.records import Sample, Vote, from_row  # noqa: E402
+from selfimprove.tasks import get_task  # noqa: E402
+from selfimprove.vote import vote_all  # noqa: E402
 
 MAJORITY = {"name": "majority"}
 COMBINATIONS: dict[str, list[dict]] = {
@@ -175,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='another combination: \'{"name": "...", "gates": [{...}, ...]}\'')
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-
+    record = provenance.start(args)
     if args.run_dir:
         task, candidates, gold = load_run(args.run_dir, args.round, args.task)
     else:
@@ -186,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         combos[spec["name"]] = spec["gates"]
     rows = ablate(task, candidates, gold, combos)
     source = str(args.run_dir) if args.run_dir else f"simulated n={args.simulate} k={args.k} seed={args.seed}"
-    result = {"source": source, "round": args.round, "samples": len(candidates), "rows": rows}
+    result = {"source": source, "round": args.round, "samples": len(candidates), "rows": rows,
+              "provenance": provenance.finish(record)}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

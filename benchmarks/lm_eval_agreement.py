@@ -27,6 +27,10 @@ from pathlib import Path
 
 import yaml
 
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "lm_eval_agreement.json"
 STEP_BY_STEP = "Let's think step by step."
@@ -129,7 +133,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     questions = folder / "questions.jsonl" if (folder / "questions.jsonl").exists() else \
         write_questions(args.questions, folder)
-    started = time.time()
+    started, record = time.time(), provenance.start(args)
     ours = run_selfimprove(args.model, questions, args.max_new_tokens, folder / "selfimprove")
     theirs = run_lm_eval(models.resolve(args.model), questions, args.max_new_tokens, folder)
     rows = []
@@ -141,13 +145,16 @@ def main() -> None:
         same_answer = (sample["answer"] is None and their_answer == "[invalid]") or (
             sample["answer"] is not None and their_answer != "[invalid]" and task.is_equivalent(sample["answer"],
                                                                                                their_answer))
-        rows.append({"id": qid, "same_text": our_text == their_text.strip(), "selfimprove_answer": sample["answer"],
+        rows.append({"id": qid, "same_text": our_text == their_text.strip(),
+                     "same_text_unstripped": our_text == their_text,  # lm-eval keeps trailing whitespace
+                     "selfimprove_answer": sample["answer"],
                      "lm_eval_answer": their_answer, "same_answer": same_answer,
                      "why": None if same_answer else why_answers_differ(our_text, sample["answer"], their_answer),
                      "selfimprove_text": our_text, "lm_eval_text": their_text})
     n = len(rows)
     summary = {"model": args.model, "questions": n, "max_new_tokens": args.max_new_tokens,
-               "identical_text": sum(r["same_text"] for r in rows) / n,
+               "identical_text": sum(r["same_text"] for r in rows) / n,  # after stripping whitespace
+               "identical_text_unstripped": sum(r["same_text_unstripped"] for r in rows) / n,
                "same_extracted_answer": sum(r["same_answer"] for r in rows) / n,
                "seconds_this_call": round(time.time() - started, 1),  # 0 when both sides were read back
                "lm_eval_strict_answers": sum(r["lm_eval_answer"] != "[invalid]" for r in rows) / n,
@@ -157,7 +164,8 @@ def main() -> None:
         if not r["same_answer"] or not r["same_text"]:
             print(f"{r['id']}: text {'same' if r['same_text'] else 'DIFFERS'}; selfimprove {r['selfimprove_answer']!r} "
                   f"vs lm-eval {r['lm_eval_answer']!r}: {r['why'] or '-'}")
-    RESULTS.write_text(json.dumps({"summary": summary, "questions": rows}, indent=1, ensure_ascii=False) + "\n")
+    RESULTS.write_text(json.dumps({"summary": summary, "questions": rows, "provenance": provenance.finish(record)},
+                                  indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {RESULTS}")
 
 

@@ -27,8 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -167,6 +172,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=RUNS, help="where the arms' run folders go")
     parser.add_argument("--out", type=Path, default=RESULTS / "monitor_evidence.json")
     args = parser.parse_args()
+    record = provenance.start(args)
     if not args.plot_only and not (args.model / "config.json").exists():
         raise SystemExit(f"no base model at {args.model}: train it with `python -m selfimprove.embedded.train_base`")
     out = args.out
@@ -179,6 +185,7 @@ def main() -> None:
         results |= {"model": str(args.model), "rounds": args.rounds, "pool": args.pool, "heldout": HELDOUT, "fresh_test": FRESH, "anchor": ANCHOR,
                     "shared_overrides": SMALL, "max_value": max_value(args.model), "seed": args.seed,
                     "return_unit": "held-out accuracy points gained per 1M tokens (pool generation + training)"}
+        results.setdefault("provenance", {})[arm] = provenance.finish(record)  # each arm: its command and commit
         out.write_text(json.dumps(results, indent=1) + "\n")  # after each arm: one finished arm is kept
     if results["arms"]:
         plot(results, out.with_suffix(".png"))

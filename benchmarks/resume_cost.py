@@ -5,10 +5,12 @@ then once per kill point (generation, voting, training, evaluation): SIGKILL, th
 again. For each point it records T (seconds from launch to the kill), R (the resumed run's seconds)
 and U (the uninterrupted run's seconds); redone = T + R - U is the time the kill cost, and
 redone / T its share of the work done before the kill. Each resume also pays one process start
-(imports, model load), measured as S and reported apart. Writes JSON (default
-benchmarks/results/resume_cost.json). Not run by CI; about five minutes on two CPU cores:
+(imports, model load), measured as S and reported apart: redone - S, signed and never floored, is the
+work redone beyond one start-up (negative values are timing noise; on a busy machine it is several seconds,
+so a redone step shorter than that cannot be seen). Writes JSON (default benchmarks/results/resume_cost.json)
+with its provenance. Not run by CI; about five minutes on two CPU cores:
 
-    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python benchmarks/resume_cost.py
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python -m benchmarks.resume_cost     # make evidence-resume-cost
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from pathlib import Path
 
 import yaml
 
-from selfimprove import layout
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+from selfimprove import layout  # noqa: E402
 
 
 def chunk(r: int, c: int) -> str:
@@ -95,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/resume_cost.json")
     args = parser.parse_args()
+    record = provenance.start(args)
     from selfimprove.tasks import local_source
 
     gsm8k = str(local_source("gsm8k"))
@@ -119,8 +125,9 @@ def main() -> None:
         results["points"][point] = {
             "killed": killed, "killed_at_s": round(killed_at, 2), "resume_s": round(resumed, 2),
             "redone_s": round(redone, 2), "redone_share": round(redone / killed_at, 3),
-            "redone_share_without_startup": round(max(0.0, redone - startup) / killed_at, 3)}
+            "redone_beyond_startup_s": round(redone - startup, 2)}  # signed: no floor hides a cost
         print(point, results["points"][point], flush=True)
+    results["provenance"] = provenance.finish(record)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))

@@ -1,8 +1,8 @@
 """Evidence for label-free RL on the embedded domain: SFT rounds vs GRPO with four rewards, and test-time training.
 
-    python benchmarks/rl_evidence.py [--seeds 0 1 2] [--rounds 2] [--long-rounds 4] [--pool 500] [--work DIR]
-    python benchmarks/rl_evidence.py --seeds 1 --out /tmp/s1.json   # one seed a process, then:
-    python benchmarks/rl_evidence.py --merge /tmp/s0.json /tmp/s1.json /tmp/s2.json
+    python -m benchmarks.rl_evidence [--seeds 0 1 2] [--rounds 2] [--long-rounds 4] [--pool 500] [--work DIR]
+    python -m benchmarks.rl_evidence --seeds 1 --out /tmp/s1.json   # one seed a process, then:
+    python -m benchmarks.rl_evidence --merge /tmp/s0.json /tmp/s1.json /tmp/s2.json   # make evidence-rl does all
 
 Arms (each the loop with the demo recipe, `demo.yaml`, same pool, held-out set, rounds and seeds):
   sft              LMSI-style SFT rounds on the verified majority's paths (today's demo)
@@ -42,22 +42,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import claims, outcomes, provenance  # noqa: E402
+from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
+from benchmarks.evidence.stats import spread  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
-sys.path.insert(0, str(Path(__file__).parent))
-from embedded_evidence import spread  # noqa: E402
 ARMS = ("sft", "grpo_verified", "grpo_plain", "grpo_gold", "grpo_random", "grpo_verified_guard")
 LONG_ARMS = ("grpo_plain_long", "grpo_plain_long_guard")
 PLAIN_VOTE = "vote.require=[]"
 UNTOUCHED_SEED = 7919  # the second held-out set's generator seed is the run's seed plus this
 KEEP = ("round", "accuracy", "untouched_accuracy", "weights_round", "majority_accuracy", "verified_majority_accuracy", "pass_at_k",
         "pseudo_label_accuracy", "agreement", "answer_entropy", "compute_tokens", "generated_tokens",
-        "trained_tokens", "train_examples", "seconds", "decision")
+        "trained_tokens", "train_examples", "seconds", "decision", "untouched_outcomes")
 
 
 def grpo_gold(ctx, round_, inputs, **options):
@@ -99,9 +102,10 @@ def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:
     }[arm]
 
 
-def untouched(out: Path, history: list[dict], seed: int, args) -> list[float]:
-    """Greedy accuracy of every round's weights on a second held-out set (drawn with another seed,
-    questions seen in the run removed) that neither the guard's probe nor the monitor ever scored."""
+def untouched(out: Path, history: list[dict], seed: int, args) -> list[tuple[float, str]]:
+    """Greedy accuracy and per-question outcomes of every round's weights on a second held-out set (drawn
+    with another seed, questions seen in the run removed) that neither the guard's probe nor the monitor
+    ever scored."""
     from rich.console import Console
 
     from selfimprove import collect
@@ -126,10 +130,12 @@ def untouched(out: Path, history: list[dict], seed: int, args) -> list[float]:
         if key not in done:
             weights = Weights(cfg.model.name) if h["round"] == 0 else Weights(str(out / f"rounds/r{h['round']:02d}/model"))
             with Console(quiet=True).capture():
-                done[key] = evaluate_weights(backend, weights, task, cfg, items).metrics["accuracy"]
+                scores = evaluate_weights(backend, weights, task, cfg, items)
+            done[key] = scores.metrics["accuracy"]
+            done[f"outcomes {key}"] = outcomes.from_samples(task, scores.heldout_samples, items)
             cache.write_text(json.dumps(done | {"questions": len(items)}))
     backend.close()
-    return [done[str(h["round"])] for h in history]
+    return [(done[str(h["round"])], done.get(f"outcomes {h['round']}")) for h in history]
 
 
 def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
@@ -144,8 +150,8 @@ def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
     overrides = [o.replace("{seed}", str(seed)) for o in arm_overrides(arm, args, grpo_steps)]
     run(demo.demo_config(out, seed, quick=False, overrides=overrides), console=Console(quiet=True))
     history = [json.loads(line) for line in (out / layout.HISTORY).read_text().splitlines()]
-    for h, score in zip(history, untouched(out, history, seed, args)):
-        h["untouched_accuracy"] = score
+    for h, (score, right) in zip(history, untouched(out, history, seed, args)):
+        h["untouched_accuracy"], h["untouched_outcomes"] = score, right
     steps, guards = [], []
     for r in range(1, len(history)):
         if (out / layout.round_file(r, layout.RL_STEPS)).exists():
@@ -239,6 +245,24 @@ def summarize(results: dict) -> dict:
         if results[name]:
             out[f"{name} (transductive)"] = {"gain": spread([t["adapted_accuracy"] - t["base_accuracy"]
                                                              for t in results[name].values()])}
+    out["claims"] = [c.record() for c in sft_claims(results)]
+    return out
+
+
+def sft_claims(results: dict) -> list:
+    """SFT's final weights against each RL arm's on the untouched set: paired per question where the
+    outcomes were stored, else unpaired over the pooled seeds (the same base, so this is the gain gap)."""
+    arms, out = results["arms"], []
+    n = int(next(iter(results.get("configs", {}).values()), {}).get("untouched", 200))
+    for other in (a for a in ARMS if a != "sft" and a in arms and "sft" in arms):
+        mine, theirs = ({s: final(r) for s, r in arms[a].items()} for a in ("sft", other))
+        name = f"SFT vs {other}, untouched set, final weights"
+        if all(h.get("untouched_outcomes") for h in [*mine.values(), *theirs.values()]):
+            out.append(claims.paired(name, {s: h["untouched_outcomes"] for s, h in mine.items()},
+                                     {s: h["untouched_outcomes"] for s, h in theirs.items()}))
+        else:
+            out.append(claims.unpaired(name, {s: h["untouched_accuracy"] for s, h in mine.items()},
+                                       {s: h["untouched_accuracy"] for s, h in theirs.items()}, n))
     return out
 
 
@@ -347,21 +371,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "rl_evidence.json")
     parser.add_argument("--merge", type=Path, nargs="+", help="merge these per-seed JSON files into --out and plot")
     args = parser.parse_args()
-    from embedded_evidence import write_result
-
+    record = provenance.start(args)
     if args.merge:
-        write_result(merge(args.merge), args.out, plot)
+        merged = merge(args.merge)
+        merged["provenance"] = provenance.merged(record, {f.name: json.loads(f.read_text()) for f in args.merge})
+        provenance.write_result(merged, args.out, plot)
         return
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import datasets
-    import torch
-    import transformers
-
-    torch.set_num_threads(1)
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    quiet_worker()
     results = {"seeds": args.seeds, "config": {k: str(v) for k, v in vars(args).items()}, "arms": {}}
     for seed in args.seeds:
         if args.grpo_steps and "sft" not in args.arms:
@@ -380,9 +396,10 @@ def main() -> None:
                 results["arms"].setdefault(arm, {})[str(seed)] = sft if arm == "sft" else run_arm(arm, seed, args,
                                                                                                   grpo_steps)
             results["summary"] = summarize(results)
+            results["provenance"] = provenance.finish(record)  # a part written so far says how it was made
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1))
-    write_result(results, args.out, plot)
+    provenance.write_result(results, args.out, plot, record)
 
 
 if __name__ == "__main__":

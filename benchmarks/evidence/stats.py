@@ -28,10 +28,13 @@ def discordant(a: str, b: str) -> tuple[int, int]:
 def mcnemar(a: str, b: str) -> dict:
     """Exact McNemar test and a 95% paired (Wald) interval for accuracy(a) - accuracy(b), from two
     equally long strings of per-question outcomes. Pool seeds by concatenating their strings."""
+    return mcnemar_counts(*discordant(a, b), len(a))
+
+
+def mcnemar_counts(only_a: int, only_b: int, n: int) -> dict:
+    """`mcnemar` from the discordant counts alone (what older result files stored) and the pairs `n`."""
     from scipy.stats import binomtest
 
-    only_a, only_b = discordant(a, b)
-    n = len(a)
     diff = (only_a - only_b) / n
     se = math.sqrt(max(only_a + only_b - n * diff**2, 0)) / n
     p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0

@@ -1,0 +1,348 @@
+"""The README's evidence numbers, rendered from the committed result files: the README must contain them.
+
+Each check reads one file under benchmarks/results/ and returns the phrases the README states about it,
+rendered from the data: recomputed from per-question outcomes where the file stored them (paired tests
+through `benchmarks.evidence`), otherwise the file's own numbers. `tests/test_evidence_claims.py` asserts
+that every phrase is in README.md (whitespace-insensitive), so a README number cannot drift from its data.
+
+    python -m benchmarks.readme_claims          # every phrase, and whether the README has it
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import claims, stats  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+# --- how the README writes numbers -------------------------------------------------------------------
+
+def one_decimal(points: float) -> str:
+    """Rounded half up, as a reader rounds 67.25 (269 of 400) to 67.3; float formatting would give 67.2."""
+    return str(Decimal(f"{points:.6f}").quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
+def pct(x: float) -> str:  # 0.332 -> "33.2%"
+    return f"{one_decimal(100 * x)}%"
+
+
+def val(x: float) -> str:  # 0.332 -> "33.2"
+    return one_decimal(100 * x)
+
+
+def pts(x: float) -> str:  # 0.083 -> "+8.3"
+    return f"{100 * x:+.1f}"
+
+
+def p_value(p: float) -> str:  # 6.5e-08 -> "6.5e-8", 0.3057 -> "0.31", 1.0 -> "1"
+    return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{p:.2g}").replace("e+", "e")
+
+
+def interval(lo: float, hi: float) -> str:
+    return f"[{pts(lo)}, {pts(hi)}]"
+
+
+def median_of(values: list[float], fmt=pts) -> str:  # "+26.5 [+20.0, +27.0]": median [min, max]
+    return f"{fmt(statistics.median(values))} [{fmt(min(values))}, {fmt(max(values))}]"
+
+
+def per_seed(values: list[float], fmt=pts) -> str:  # "[+12.5, +5.0, +10.5]"
+    return "[" + ", ".join(fmt(v) for v in values) + "]"
+
+
+def claim_phrase(c: claims.Claim) -> str:
+    """How the README states a claim: effect, interval, p, n and seeds."""
+    p = "" if c.p is None else f", p = {p_value(c.p)}"
+    return f"{pts(c.effect)} points {interval(*c.ci95)}{p}, n = {c.n:,}"
+
+
+# --- one check per result file ---------------------------------------------------------------------
+
+def real_model_gain() -> list[str]:
+    """The opening table, recomputed from the stored per-question outcomes (not from the summary)."""
+    d = load("real_model_gain")
+    arms = d["arms"]
+
+    def outcomes(arm, rnd):
+        return {s: r["outcomes"][str(rnd)] for s, r in arms[arm].items() if str(rnd) in r["outcomes"]}
+
+    def acc(o):
+        return o.count("1") / len(o)
+
+    label_free = outcomes("selftrain", 1)
+    base = outcomes("selftrain", 0)
+    out = [f"| base model | {pct(acc(base['0']))} |",
+           f"**{pct(statistics.median(map(acc, label_free.values())))}** {per_seed(map(acc, label_free.values()), val)}"]
+    for arm, row in (("control", "| +{d} points {i}, {a} vs {b} questions, p = {p} |"),
+                     ("majority", "| +{d} {i}, {a} vs {b}, p = {p} |"), ("oracle", "| +{d} {i}, {a} vs {b}, p = {p} |")):
+        theirs = outcomes(arm, 1)
+        seeds = [s for s in label_free if s in theirs]
+        t = stats.mcnemar("".join(label_free[s] for s in seeds), "".join(theirs[s] for s in seeds))
+        out.append(row.format(d=pts(t["difference"]).lstrip("+"), i=interval(*t["ci95"]), a=t["only_this_right"],
+                              b=t["only_other_right"], p=p_value(t["p_exact_mcnemar"])))
+    control = outcomes("control", 1)
+    gains = [acc(label_free[s]) - acc(control[s]) for s in sorted(control)]
+    out.append(f"+{val(statistics.median(gains))} points median ({', '.join(pts(g) for g in gains)} by seed)")
+    versus_base = stats.mcnemar("".join(label_free.values()), "".join(base[s] for s in label_free))
+    base_gains = [acc(label_free[s]) - acc(base[s]) for s in label_free]
+    out.append(f"Against the base: {pts(statistics.median(base_gains))} median, "
+               f"p = {p_value(versus_base['p_exact_mcnemar'])}")
+    round2 = outcomes("selftrain", 2)
+    t = stats.mcnemar("".join(round2.values()), "".join(label_free[s] for s in round2))
+    out.append(f"round 2 vs 1: {pts(t['difference'])} {interval(*t['ci95'])}, {t['only_this_right']} vs "
+               f"{t['only_other_right']}, p = {p_value(t['p_exact_mcnemar'])}")
+    return out
+
+
+def real_model_gain_arithmetic() -> list[str]:
+    d = load("real_model_gain_arithmetic")
+    s, paired = d["summary"], d["paired"]["selftrain vs control, seed 0"]
+    t = stats.mcnemar_counts(paired["only_this_arm_right"], paired["only_other_right"], paired["questions"])
+    return [f"base {pct(s['selftrain']['base'])}, label-free (arithmetic-checked vote) {pct(s['selftrain']['final'])}, "
+            f"control (own unfiltered paths) {pct(s['control']['final'])}, gold rationales {pct(s['oracle']['final'])}",
+            f"{paired['only_this_arm_right']} questions against {paired['only_other_right']}, "
+            f"exact McNemar p = {p_value(t['p_exact_mcnemar'])}"]
+
+
+def own_exemplars() -> list[str]:
+    d = load("own_exemplars")
+    arms, paired = d["smollm2"]["arms"], d["smollm2"]["paired"]["self vs task"]
+    t = stats.mcnemar_counts(paired["only_first_right"], paired["only_second_right"], paired["questions"])
+    emb = d["embedded"]["arms"]
+    return [f"{pct(arms['self']['accuracy'])} vs {pct(arms['task']['accuracy'])} "
+            f"({pts(t['difference'])} points {interval(*t['ci95'])}, p = {p_value(t['p_exact_mcnemar'])}; "
+            f"zero-shot {pct(arms['zero']['accuracy'])})",
+            f"{pct(emb['fewshot']['accuracy'])} few-shot vs {pct(emb['zero']['accuracy'])} zero-shot"]
+
+
+def real_model_competence_equations() -> list[str]:
+    rows = load("real_model_competence_equations")["rows"]
+    chosen = next(r for r in rows if r["source"] == "steps=1-2,max_value=10" and r["shots"] == 2)
+    return [f"8 samples for {100 * chosen['checked_covered']:.0f}% of questions",
+            f"plain majority is right for {100 * chosen['plain_majority']:.0f}%"]
+
+
+def embedded_evidence() -> list[str]:
+    d = load("embedded_evidence")
+    s = d["summary"]
+    out = [f"| **label-free** (the demo) | **{pts(s['arms']['selftrain']['gain']['median'])}** "
+           f"[{pts(s['arms']['selftrain']['gain']['min'])}, {pts(s['arms']['selftrain']['gain']['max'])}] |",
+           f"| control: the same training steps on the labelled seed set alone | "
+           f"{median_of(s['arms']['control']['gain']['values'])} |",
+           f"| oracle: the same pool with its gold rationales (+ the same replay) | "
+           f"{median_of(s['arms']['oracle']['gain']['values'])} |",
+           f"**{100 * s['selftrain_share_of_oracle_gain']:.0f}% of the oracle's**",
+           "per seed " + ", ".join(f"{100 * v:.0f}%" for v in s["share_of_oracle_gain_per_seed"].values())]
+    for name, row in (("k1", "| K paths per question | 1 |"), ("k2", "| | 2 |"), ("k4", "| | 4 |"), ("k16", "| | 16 |")):
+        a = s["ablations"]["K"][name]
+        out.append(f"{row} {median_of(a['gain']['values'])} | {pct(a['kept_label_accuracy']['median'])} | "
+                   f"{a['kept']['median']:,.0f} |")
+    for name in ("no_filter", "majority", "share_0.75"):
+        a = s["ablations"]["filter"][name]
+        out.append(f"| {median_of(a['gain']['values'])} | {pct(a['kept_label_accuracy']['median'])} | "
+                   f"{a['kept']['median']:,.0f} |")
+    for name in ("four_formats", "direct_only"):
+        out.append(f"| {median_of(s['ablations']['formats'][name]['gain']['values'])} | | |")
+    return out
+
+
+def rl_evidence() -> list[str]:
+    from benchmarks.rl_evidence import final, sft_claims
+
+    d = load("rl_evidence")
+    out = []
+    for arm, label in (("sft", "SFT rounds (the demo)"), ("grpo_verified", "GRPO, verified majority"),
+                       ("grpo_plain", "GRPO, plain majority (TTRL's reward)"), ("grpo_gold", "GRPO, gold labels (oracle)"),
+                       ("grpo_random", "GRPO, random reward (control)")):
+        runs = d["arms"][arm]
+        gains = [final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"] for r in runs.values()]
+        probe = [final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs.values()]
+        out.append(f"| {label} | {pts(statistics.median(gains))} {per_seed(gains)} | {pts(statistics.median(probe))} |")
+    for c in sft_claims(d):
+        out.append(f"{c.compared.split(',')[0].replace('SFT vs ', '')}: {claim_phrase(c)}")
+    return out
+
+
+def code_evidence() -> list[str]:
+    d = load("code_evidence")
+    out = []
+    for arm in ("selftrain", "control", "oracle"):
+        runs = d["arms"][arm]
+        moves = ", ".join(f"{100 * h[0]['pass_at_1_greedy']:.0f}->{100 * h[-1]['pass_at_1_greedy']:.0f}"
+                          for h in runs.values())
+        g = d["summary"][arm]["gain_greedy_pass_at_1"]
+        out.append(f"{moves} | " + (f"**{100 * g['median']:+.0f}**" if arm == "selftrain" else f"{100 * g['median']:+.0f}")
+                   + f" [{100 * g['min']:+.0f}, {100 * g['max']:+.0f}] | "
+                   + median_of(d["summary"][arm]["gain_sampled_pass_at_1"]["values"]) + " |")
+    out.append(f"reach {100 * d['summary']['selftrain_share_of_oracle_gain']:.0f}% of the oracle's median greedy gain")
+    for c in code_claims(d):
+        out.append(f"{c.compared}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
+    return out
+
+
+def code_claims(d: dict) -> list:
+    """This run stored no per-problem outcomes: unpaired over the pooled seeds, 100 problems a seed."""
+    arms = d["arms"]
+    final = {a: {s: h[-1]["pass_at_1_greedy"] for s, h in arms[a].items()} for a in arms}
+    base = {s: h[0]["pass_at_1_greedy"] for s, h in arms["selftrain"].items()}
+    n = 100
+    return [claims.unpaired("selftrain vs control", final["selftrain"], final["control"], n),
+            claims.unpaired("selftrain vs its base", final["selftrain"], base, n)]
+
+
+def acquisition_evidence() -> list[str]:
+    w = load("acquisition_evidence")["summary"]["written"]
+    g, q = w["gain"], w["written_questions"]
+    seeds = lambda s: per_seed(s["values"])  # noqa: E731
+    per_round = load("acquisition_evidence")["written"]["0"]["written_questions"][0]
+    return [f"**{pts(g['real']['median'])}** {seeds(g['real'])}",
+            f"{pts(g['written']['median'])} {seeds(g['written'])}: **{100 * w['share_of_real_gain']['median']:.0f}%**",
+            f"| {pts(g['shown10']['median'])} {seeds(g['shown10'])} |",
+            f"the model wrote {q['written']:,} questions", f"| acceptable | {q['kept']:,} | {100 * q['kept'] / q['written']:.1f}% |",
+            f"| malformed | {q['malformed']:,} |", f"| near duplicates | {q['near_duplicate']:,} |",
+            f"| duplicates | {q['duplicate']:,} |", f"| leaks, caught by the guard | {q['leak']:,} | "
+            f"{100 * q['leak'] / q['written']:.2f}% |", f"Of the acceptable ones, {q['used']:,} were used",
+            f"{per_round['written']:,} questions written by the model each round, the first {per_round['used']:,} "
+            f"acceptable ones used"]
+
+
+def distill_evidence(name: str = "distill_evidence") -> list[str]:
+    from benchmarks.distill_evidence import student_claims
+
+    d = load(name)
+    s = d["summary"]
+    spread = lambda k: f"{pct(s[k]['median'])} [{val(s[k]['min'])}, {val(s[k]['max'])}]"  # noqa: E731
+    w = d["student_width"]
+    out = [f"| teacher (width 64), self-improvement | {spread('teacher_base')} | {spread('teacher_after')} |",
+           f"| student (width {w}), distilled from the teacher | {spread('student_before')} | "
+           f"**{spread('student_after')}** |",
+           f"| student, labelled seed set only (control) | {pct(s['student_before']['median'])} | "
+           f"{spread('control_after')} |"]
+    for c in student_claims(d["per_seed"]):
+        out.append(f"{claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
+    return out
+
+
+def monitor_evidence() -> list[str]:
+    d = load("monitor_evidence")["arms"]
+    on, off = d["on"], d["off"]
+    return [f"{pct(on['base_accuracy'])} -> {pct(on['best_accuracy'])} (r{on['best_round']})",
+            f"round {on['final_round']}: {pct(on['final_accuracy'])}", f"**{pct(on['fresh_test_accuracy_final'])}**",
+            f"(base {pct(on['fresh_test_accuracy_base'])})", f"round {off['final_round']}: {pct(off['final_accuracy'])}",
+            f"| {val(off['final_below_best'])} points |", f"| {pct(off['fresh_test_accuracy_final'])} |",
+            f"last round (round {on['rounds_run']}) scored {pct(on['fresh_test_accuracy_last_round'])}"]
+
+
+def resume_cost() -> list[str]:
+    d = load("resume_cost")
+    points = d["points"]
+    redone = sorted(p["redone_s"] for p in points.values())
+    return [f"{d['uninterrupted_s']:.0f} s uninterrupted", f"one process start-up, {d['startup_s']:.0f} s",
+            "redone (T + R - U) " + ", ".join(f"{name} {p['redone_s']:.1f} s" for name, p in points.items()),
+            f"at most {redone[-1]:.1f} s"]
+
+
+def lm_eval_agreement() -> list[str]:
+    d = load("lm_eval_agreement")
+    rows, s = d["questions"], d["summary"]
+    n = len(rows)
+    raw = sum(r["selfimprove_text"] == r["lm_eval_text"] for r in rows)
+    return [f"identical generated text on {round(s['identical_text'] * n)} of {n} questions after stripping "
+            f"trailing whitespace ({raw} of {n} byte for byte",
+            f"the same extracted answer on {sum(r['same_answer'] for r in rows)} of {n}",
+            f"read an answer in {100 * s['lm_eval_strict_answers']:.0f}%", f"extraction in {100 * s['selfimprove_answers']:.0f}%"]
+
+
+def lm_eval_math_agreement() -> list[str]:
+    kinds = load("lm_eval_math_agreement")["per_kind"].values()
+    rows = sum(k["rows"] for k in kinds)
+    return [f"exact_match` on {sum(k['agree_exact_match'] for k in kinds)} of {rows}",
+            f"`math_verify` on {sum(k['agree_math_verify'] for k in kinds)} of {rows}"]
+
+
+def gates_ablation() -> list[str]:
+    d = load("gates_ablation")
+    rows = {r["combination"]: r for r in d["rows"]}
+    out = [f"{d['samples']:,} paths of round {d['round']}"]
+    for name in ("none", "majority", "majority+arithmetic", "all"):
+        r = rows[name]
+        out.append(f"| {name} | {r['kept_samples']:,} | {r['kept_questions']:,} | {pct(r['precision'])} |")
+    return out
+
+
+def generation() -> list[str]:
+    return [f"| {r['baseline_samples_per_s']:.1f} samples/s | {r['backend_samples_per_s']:.1f} samples/s | "
+            f"**{r['speedup']:.1f}x** |" for r in load("generation")["rows"]]
+
+
+def http_vs_inprocess() -> list[str]:
+    d = load("http_vs_inprocess")
+    return [f"made {d['transformers']['samples_per_s']:.2f} samples/s",
+            f"HTTP backend {d['http_llama_cpp']['samples_per_s']:.2f} ({d['http_over_inprocess']:.2f}x",
+            f"{d['ray_1_workers']['samples_per_s']:.2f} samples/s with one worker and "
+            f"{d['ray_2_workers']['samples_per_s']:.2f} with two ({d['ray_2_over_1']:.2f}x"]
+
+
+def sandbox_throughput() -> list[str]:
+    a = load("sandbox_throughput")["arms"]
+    return [f"{a[0]['programs_per_second']:.1f} programs/s serially, {a[1]['programs_per_second']:.1f}/s with 2 at once "
+            f"({a[1]['speedup']:.2f}x), {a[2]['programs_per_second']:.1f}/s with 4 ({a[2]['speedup']:.2f}x"]
+
+
+def round_memory() -> list[str]:
+    s = load("round_memory")["sides"]
+    return [f"**{s['this checkout']['peak_rss_mb']:.0f} MB** | **{s['this checkout']['model_loads']}** |",
+            f"{s['baseline']['peak_rss_mb']:.0f} MB | {s['baseline']['model_loads']} |"]
+
+
+def refinement_evidence() -> list[str]:
+    a = load("refinement_evidence")["arms"]
+    return [f"| {pct(a[arm]['pass_at_k'])} | {pct(a[arm]['vote_coverage'])} | {pct(a[arm]['pseudo_label_accuracy'])} | "
+            f"{a[arm]['generated_tokens']:,} |" for arm in ("plain", "augmented", "debate")]
+
+
+CHECKS = {
+    "real_model_gain": real_model_gain, "real_model_gain_arithmetic": real_model_gain_arithmetic,
+    "real_model_competence_equations": real_model_competence_equations, "own_exemplars": own_exemplars,
+    "embedded_evidence": embedded_evidence, "rl_evidence": rl_evidence, "code_evidence": code_evidence,
+    "acquisition_evidence": acquisition_evidence, "distill_evidence": distill_evidence,
+    "distill_evidence_w48": lambda: distill_evidence("distill_evidence_w48"), "monitor_evidence": monitor_evidence,
+    "resume_cost": resume_cost, "lm_eval_agreement": lm_eval_agreement, "lm_eval_math_agreement": lm_eval_math_agreement,
+    "gates_ablation": gates_ablation, "generation": generation, "http_vs_inprocess": http_vs_inprocess,
+    "sandbox_throughput": sandbox_throughput, "round_memory": round_memory, "refinement_evidence": refinement_evidence,
+}
+
+
+def normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def missing(name: str, readme: str | None = None) -> list[str]:
+    """The phrases result file `name` gives that the README does not contain."""
+    text = normalized(readme if readme is not None else (ROOT / "README.md").read_text())
+    return [p for p in CHECKS[name]() if normalized(p) not in text]
+
+
+def main() -> None:
+    text = normalized((ROOT / "README.md").read_text())
+    for name, check in CHECKS.items():
+        for phrase in check():
+            print(f"{'ok ' if normalized(phrase) in text else 'MISSING'} {name}: {phrase}")
+
+
+if __name__ == "__main__":
+    main()
