@@ -5,6 +5,7 @@
     python benchmarks/real_model_gain.py --merge s0.json s1.json s2.json
     python benchmarks/real_model_gain.py --pool 8 --test 8 --steps 2 --rounds 1 --work /tmp/rmg   # plumbing
     python benchmarks/real_model_gain.py --ttt 100 --out ttt.json      # test-time training, then --merge it too
+(`python -m benchmarks.real_model_gain ...` is the same; `make evidence-real-model` runs the three seeds.)
 
 The recipe is `configs/smollm2_equations.yaml`, run by the loop itself: paths sampled with two worked
 examples (K=8, T=0.8), only answers that satisfy their equation vote, the kept paths train a LoRA without
@@ -27,9 +28,11 @@ Test-time training (`--ttt N`, transductive, reported apart): `selfimprove ttt` 
 questions, one round of the same recipe on the questions it then answers, in three arms with the same steps:
 the checked vote (label-free), every own path (control) and the gold rationales (oracle).
 
-Statistics: per-question outcomes of every arm, seed and round are stored; label-free against each other
-arm is an exact McNemar test on the pooled (seed, question) pairs, with a 95% paired interval.
-Writes WORK/<arm>-s<seed>/ (run directories; a rerun resumes) and benchmarks/results/real_model_gain.json
+Statistics (`benchmarks.evidence`): per-question outcomes of every arm, seed and round are stored; label-free
+against each other arm is an exact McNemar test on the pooled (seed, question) pairs, with a 95% paired
+interval (`summary.vs`), and the same comparisons as claim records with a paired bootstrap interval too
+(`claims`). Every file records its code commit, arguments and wall time (`provenance`; a merge keeps each
+part's). Writes WORK/<arm>-s<seed>/ (run directories; a rerun resumes) and benchmarks/results/real_model_gain.json
 and .png. Not run by CI.
 """
 
@@ -38,13 +41,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import os
 import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import claims, provenance  # noqa: E402
+from benchmarks.evidence.stats import mcnemar  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -154,21 +161,6 @@ def run_ttt(arm: str, args) -> dict:
         "adapted": "".join("1" if right(r["answer"], r["question_id"]) else "0" for r in rows)}}
 
 
-def mcnemar(a: str, b: str) -> dict:
-    """Exact McNemar test and a 95% paired (Wald) interval for accuracy(a) - accuracy(b), from two
-    equally long strings of per-question outcomes ("1" right)."""
-    from scipy.stats import binomtest
-
-    only_a = sum(x == "1" and y == "0" for x, y in zip(a, b))
-    only_b = sum(x == "0" and y == "1" for x, y in zip(a, b))
-    n = len(a)
-    diff = (only_a - only_b) / n
-    se = math.sqrt(max(only_a + only_b - n * diff**2, 0)) / n
-    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"only_this_right": only_a, "only_other_right": only_b, "pairs": n, "difference": diff,
-            "ci95": [diff - 1.96 * se, diff + 1.96 * se], "p_exact_mcnemar": p}
-
-
 def summarize(results: dict) -> dict:
     arms, rounds = results["arms"], results["settings"]["rounds"]
     seeds = sorted({s for by_seed in arms.values() for s in by_seed})
@@ -210,6 +202,27 @@ def summarize(results: dict) -> dict:
             theirs = ttt["selftrain"]["outcomes"]["base"] if other == "base" else ttt[other]["outcomes"]["adapted"]
             out["vs"][f"test-time training: selftrain vs {other}"] = {
                 "seeds": [0], **mcnemar(ttt["selftrain"]["outcomes"]["adapted"], theirs)}
+    return out
+
+
+def claim_records(results: dict) -> list[dict]:
+    """The label-free arm's comparisons as claim records (`benchmarks.evidence.claims`): each other arm at
+    round 1, the base, and round 2 against round 1, on the seeds both sides ran."""
+    arms = results["arms"]
+    if "selftrain" not in arms:
+        return []
+
+    def at(arm: str, round_: int) -> dict:
+        return {s: r["outcomes"][str(round_)] for s, r in sorted(arms.get(arm, {}).items())
+                if str(round_) in r["outcomes"]}
+
+    label_free, out = at("selftrain", 1), []
+    for other, theirs in (("control", at("control", 1)), ("majority", at("majority", 1)),
+                          ("oracle", at("oracle", 1)), ("base", at("selftrain", 0))):
+        if any(s in theirs for s in label_free):
+            out.append(claims.paired(f"label-free vs {other}, round 1", label_free, theirs).record())
+    if at("selftrain", 2):
+        out.append(claims.paired("label-free round 2 vs round 1", at("selftrain", 2), label_free).record())
     return out
 
 
@@ -261,6 +274,7 @@ def print_table(results: dict) -> None:
 
 def finish(results: dict, out: Path) -> None:
     results["summary"] = summarize(results)
+    results["claims"] = claim_records(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     plot(results, out.with_suffix(".png"))
@@ -268,17 +282,22 @@ def finish(results: dict, out: Path) -> None:
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
-def merge(parts: list[str], out: Path) -> None:
-    """One result from per-seed parts run side by side (their settings must agree, seeds aside)."""
+def merge(parts: list[str], out: Path, record: dict) -> None:
+    """One result from per-seed parts run side by side (their settings must agree, seeds aside). A part
+    may itself be a merged result: its wall times and provenance are carried over, not nested."""
     loaded = [json.loads(Path(p).read_text()) for p in parts]
     merged = {**loaded[0], "arms": {}, "wall_seconds": {}}
     for part in loaded:
         merged.setdefault("ttt", {}).update(part.get("ttt") or {})
         for arm, by_seed in part["arms"].items():
             merged["arms"].setdefault(arm, {}).update(by_seed)
-        name = "ttt" if part["settings"].get("ttt") else ",".join(map(str, part["settings"]["seeds"]))
-        merged["wall_seconds"][name] = part["wall_seconds"]
+        if isinstance(part["wall_seconds"], dict):  # an earlier merge: its parts' times, by part
+            merged["wall_seconds"].update(part["wall_seconds"])
+        else:
+            name = "ttt" if part["settings"].get("ttt") else ",".join(map(str, part["settings"]["seeds"]))
+            merged["wall_seconds"][name] = part["wall_seconds"]
     merged["settings"]["seeds"] = sorted({int(s) for by_seed in merged["arms"].values() for s in by_seed})
+    merged["provenance"] = provenance.merged(record, {Path(p).name: part for p, part in zip(parts, loaded)})
     finish(merged, out)
 
 
@@ -300,10 +319,13 @@ def main() -> None:
                         help="instead of the arms: test-time training on the first N test questions")
     parser.add_argument("--verbose", action="store_true", help="show each run's progress")
     args = parser.parse_args()
+    record = provenance.start(args)
     if args.merge:
-        return merge(args.merge, Path(args.out))
+        return merge(args.merge, Path(args.out), record)
 
-    sys.path.insert(0, str(Path(__file__).parent))  # the oracle's adaptation method lives in this file
+    # The oracle's adaptation method is this file's `gold_rationales`, named `real_model_gain:gold_rationales`
+    # in its runs' saved configs: that name stays importable (renaming it would change those configs).
+    sys.path.insert(0, str(Path(__file__).parent))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["SELFIMPROVE_CACHE_DIR"] = str(Path(args.work) / "cache")  # one rationale cache for every arm
     started = time.time()
@@ -321,6 +343,7 @@ def main() -> None:
             print(f"[{time.strftime('%H:%M:%S')}] {arm} seed {seed}, rounds 2-{args.rounds}", flush=True)
             results["arms"][arm][str(seed)] = run_arm(arm, seed, args)
     results["wall_seconds"] = round(time.time() - started)
+    results["provenance"] = provenance.finish(record)
     finish(results, Path(args.out))
 
 

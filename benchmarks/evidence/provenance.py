@@ -28,8 +28,11 @@ def commit() -> dict:
 
 def start(args=None) -> dict:
     """The record of a run that starts now: command line, parsed arguments, commit, start time."""
-    parsed = {k: v if isinstance(v, (int, float, str, bool, type(None))) else
-              [str(x) for x in v] if isinstance(v, (list, tuple)) else str(v) for k, v in vars(args or {}).items()}
+    def plain(v):  # JSON as given where it can be (numbers stay numbers), else its text (paths)
+        if isinstance(v, (int, float, str, bool, type(None))):
+            return v
+        return [plain(x) for x in v] if isinstance(v, (list, tuple)) else str(v)
+    parsed = {k: plain(v) for k, v in vars(args or {}).items()}
     return {"argv": [Path(sys.argv[0]).name, *sys.argv[1:]], "args": parsed, **commit(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "_t0": time.time()}
 
