@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo demo-quick test test-slow test-server server-deps clean evidence-real-model
+.PHONY: demo demo-quick test test-slow test-server server-deps clean evidence-real-model evidence-claims \
+	evidence-embedded evidence-rl evidence-code evidence-distill evidence-acquisition evidence-monitor \
+	evidence-resume-cost evidence-gates
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,6 +63,57 @@ evidence-real-model: $(STAMP)
 	for s in 1 2; do OMP_NUM_THREADS=1 $(BIN)/python benchmarks/real_model_gain.py --seeds $$s --work $(RMG) \
 		--out $(RMG)/s$$s.json > $(RMG)/s$$s.log 2>&1 & done; wait
 	$(BIN)/python benchmarks/real_model_gain.py --merge $(RMG)/s0.json $(RMG)/s1.json $(RMG)/s2.json
+
+# The other evidence, one command each (`python -m benchmarks.NAME`; see benchmarks/__init__.py). Each writes
+# benchmarks/results/NAME.json with its provenance (commit, every part's arguments, wall time); the times
+# below are this 2-core machine's, from the JSON where it recorded them. Parts run side by side, one
+# torch thread each. `make evidence-claims` then lists every README number against its JSON (the test
+# tests/test_evidence_claims.py fails on any that differ).
+EV := runs/bench
+evidence-claims: $(STAMP)
+	$(BIN)/python -m benchmarks.readme_claims
+
+evidence-embedded: $(STAMP)  # about 1 hour: 3 arms + 9 ablations x 3 seeds, 2 jobs at once
+	$(BIN)/python -m benchmarks.embedded_evidence --seeds 0 1 2 --jobs 2 --work $(EV)/embedded-evidence
+
+# 3 seeds side by side (about 50 minutes each, every arm, TTT at lr 5e-4), then TTT at lr 2e-3, then merged.
+evidence-rl: $(STAMP)
+	@mkdir -p $(EV)/rl-evidence
+	for s in 0 1 2; do $(BIN)/python -m benchmarks.rl_evidence --seeds $$s --work $(EV)/rl-evidence \
+		--out $(EV)/rl-evidence/s$$s.json > $(EV)/rl-evidence/s$$s.log 2>&1 & done; wait
+	for s in 0 1 2; do $(BIN)/python -m benchmarks.rl_evidence --seeds $$s --arms ttt ttt_guard --ttt-lr 0.002 \
+		--work $(EV)/rl-evidence --out $(EV)/rl-evidence/t$$s.json > $(EV)/rl-evidence/t$$s.log 2>&1 & done; wait
+	$(BIN)/python -m benchmarks.rl_evidence --merge $(EV)/rl-evidence/s0.json $(EV)/rl-evidence/s1.json \
+		$(EV)/rl-evidence/s2.json $(EV)/rl-evidence/t0.json $(EV)/rl-evidence/t1.json $(EV)/rl-evidence/t2.json
+
+evidence-code: $(STAMP)  # about 32 minutes, 2 jobs at once
+	$(BIN)/python -m benchmarks.code_evidence --seeds 0 1 2 --jobs 2 --work $(EV)/code-evidence
+
+# Width 32 and width 48, each with the two missing controls (a student of the un-improved teacher, and
+# one taught gold rationales): 30-40 minutes a seed on a shared machine, 2 seeds at once.
+evidence-distill: $(STAMP)
+	$(BIN)/python -m benchmarks.distill_evidence --jobs 2 --missing-arms --work $(EV)/distill-evidence
+	$(BIN)/python -m benchmarks.distill_evidence --jobs 2 --missing-arms --student-width 48 \
+		--work $(EV)/distill-evidence-w48 --out benchmarks/results/distill_evidence_w48.json
+
+evidence-acquisition: $(STAMP)  # about 2 hours: 3 seeds side by side, then merged
+	@mkdir -p $(EV)/acquisition-evidence
+	for s in 0 1 2; do $(BIN)/python -m benchmarks.acquisition_evidence --seeds $$s --work $(EV)/acquisition-evidence \
+		--out $(EV)/acquisition-evidence/a$$s.json > $(EV)/acquisition-evidence/a$$s.log 2>&1 & done; wait
+	$(BIN)/python -m benchmarks.acquisition_evidence --work $(EV)/acquisition-evidence --merge \
+		$(EV)/acquisition-evidence/a0.json $(EV)/acquisition-evidence/a1.json $(EV)/acquisition-evidence/a2.json
+
+evidence-monitor: $(STAMP)  # about 18 minutes an arm, both at once
+	$(BIN)/python -m benchmarks.monitor_evidence --arm on --runs $(EV)/monitor-evidence & \
+	$(BIN)/python -m benchmarks.monitor_evidence --arm off --runs $(EV)/monitor-evidence & wait
+
+evidence-resume-cost: $(STAMP)  # about 5 minutes
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.resume_cost
+
+evidence-gates: $(STAMP)  # the demo's seed 1 (about 5 minutes), then its round 1 through every gate combination
+	$(BIN)/selfimprove demo --seed 1 --out $(EV)/gates-demo
+	$(BIN)/python -m benchmarks.gates_ablation --run-dir $(EV)/gates-demo --round 1 \
+		--out benchmarks/results/gates_ablation.json
 
 clean:
 	rm -rf $(VENV) runs

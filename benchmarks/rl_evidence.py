@@ -97,7 +97,7 @@ def arm_overrides(arm: str, args, grpo_steps: int) -> list[str]:
         "grpo_plain": ["adapt.method=grpo", PLAIN_VOTE, rl_options("majority", args, False)],
         "grpo_plain_long": ["adapt.method=grpo", PLAIN_VOTE, rl_options("majority", args, False)],
         "grpo_plain_long_guard": ["adapt.method=grpo", PLAIN_VOTE, rl_options("majority", args, True)],
-        "grpo_gold": ["adapt.method=rl_evidence:grpo_gold", rl_options("majority", args, False)],
+        "grpo_gold": ["adapt.method=benchmarks.rl_evidence:grpo_gold", rl_options("majority", args, False)],
         "grpo_random": ["adapt.method=grpo", rl_options("random", args, False)],
     }[arm]
 
@@ -171,7 +171,7 @@ GUARDED = "probe: votes, tolerance: 0.02, patience: 2, load_best_at_end: true"
 # (label-free), stops after a 2-point fall at 2 probes in a row and keeps the best probe's adapter;
 # random is the same compute with an uninformative reward; gold is the oracle (the answers as labels).
 TTT_ARMS = {"ttt": ("grpo", "verified_majority", ""), "ttt_guard": ("grpo", "verified_majority", GUARDED),
-            "ttt_random": ("grpo", "random", ""), "ttt_gold": ("rl_evidence:grpo_gold", "majority", "")}
+            "ttt_random": ("grpo", "random", ""), "ttt_gold": ("benchmarks.rl_evidence:grpo_gold", "majority", "")}
 
 
 def ttt_name(arm: str, args) -> str:
