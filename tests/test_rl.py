@@ -85,6 +85,7 @@ def test_pool_gold_never_reaches_rl_training(tmp_path, monkeypatch):
         seen.append(job)
         work.mkdir(parents=True, exist_ok=True)
         (work / "guard.json").write_text(json.dumps({"probes": [], "stopped": None}))
+        (work / "settings.json").write_text(json.dumps({"temperature": job.temperature}))
         (work / "samples.jsonl").write_text(json.dumps({
             "step": 1, "question_id": "q1", "label": job.rows[0]["label"], "answer": "7", "tokens": 3, "reward": 1.0,
             "rewards": {"majority": 1.0}}) + "\n")
@@ -102,9 +103,13 @@ def test_pool_gold_never_reaches_rl_training(tmp_path, monkeypatch):
     [job] = seen
     assert "424242" not in json.dumps(job.rows) + repr(job.rewards) + repr(job.options)
     assert job.rows[0]["label"] == "7" and job.probe_gold == ["5"]  # the guard's probe: held-out answers only
+    assert (job.temperature, job.top_p) == (config.generate.temperature, config.generate.top_p)  # the voters'
     [step] = [json.loads(x) for x in (tmp_path / "rounds/r01" / layout.RL_STEPS).read_text().splitlines()]
     assert step["pseudo_label_accuracy"] == 0.0  # the diagnostic does see the gold, after training
     assert adapted.weights.model.endswith("rounds/r01/model") and adapted.examples == 1
+    grpo.grpo(ctx, 2, AdaptInputs(Weights("m"), Weights("m"), pool, [], votes, []), temperature=1.0, top_p=0.9)
+    assert (seen[1].temperature, seen[1].top_p) == (1.0, 0.9)  # adapt.options' own sampling for the trained samples
+    assert json.loads((tmp_path / "rounds/r02/rl_trainer.json").read_text()) == {"temperature": 1.0}
 
 
 COMPLETIONS = [" 3 + 4 = 7. The answer is 7.", " 3 + 4 = 8. The answer is 8.", " 3 + 5 = 8. The answer is 8.",

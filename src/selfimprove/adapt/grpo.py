@@ -32,15 +32,17 @@ from pathlib import Path
 from selfimprove import layout
 from selfimprove.acquire import round_gold
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
+from selfimprove.adapt.dynamic import DROPPED_FILE, DynamicSampler
 from selfimprove.adapt.guard import GUARD_FILE, START, CollapseGuard, greedy_probe
 from selfimprove.adapt.rewards import (Policy, RewardContext, build_scorer, completion_text, label_rows, same)
-from selfimprove.adapt.rl_options import RLOptions, check_rl
-from selfimprove.adapt.signals import signals
+from selfimprove.adapt.rl_options import RL_DROPPED, RL_TRAINER, RLOptions, check_rl
+from selfimprove.adapt.signals import signals, zero_variance_share
 from selfimprove.sections import AdaptConfig, ModelConfig, read_options
 from selfimprove.gates import GateContext, build_gates
 from selfimprove.records import Weights
 
 SAMPLES_FILE = "samples.jsonl"
+SETTINGS_FILE = "settings.json"  # the algorithm's effective settings (effective_settings)
 TRAINER_DIR = "trainer"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_config.json", "config.json", "generation_config.json",
                 "model.safetensors", "model.safetensors.index.json")
@@ -92,8 +94,10 @@ def adapt_rl(ctx, round_: int, inputs: AdaptInputs, algorithm: str, options: dic
         probed = [(i.question, i.gold) for i in ctx.data.heldout[:opts.probe_questions]]
     job = RLJob(rows=rows, start=start, adapt=cfg, options=opts, algorithm=algorithm, model=ctx.config.model,
                 rewards=RewardContext(ctx.task, gates, ctx.config.run.seed + round_, task_name=ctx.config.task.name,
-                                      require=ctx.config.vote.require), temperature=gen.temperature,
-                top_p=gen.top_p, max_new_tokens=gen.max_new_tokens, seed=ctx.config.run.seed + round_,
+                                      require=ctx.config.vote.require),
+                temperature=gen.temperature if opts.temperature is None else opts.temperature,
+                top_p=gen.top_p if opts.top_p is None else opts.top_p, max_new_tokens=gen.max_new_tokens,
+                seed=ctx.config.run.seed + round_,
                 probe_prompts=[ctx.student_style.render(q, ctx.config.evaluate.format) for q, _ in probed],
                 probe_gold=[label for _, label in probed],
                 probe_max_new_tokens=ctx.config.evaluate.max_new_tokens or gen.max_new_tokens)
@@ -115,8 +119,10 @@ def commit(ctx, round_: int, job: RLJob, gold: dict[str, str]) -> Adapted:
     samples = store.produce_jsonl(layout.round_file(round_, layout.RL_SAMPLES), lambda: read_rows(work / SAMPLES_FILE))
     guard = store.produce_json(layout.round_file(round_, layout.RL_GUARD),
                                lambda: json.loads((work / GUARD_FILE).read_text()))
+    store.produce_json(layout.round_file(round_, RL_TRAINER), lambda: json.loads((work / SETTINGS_FILE).read_text()))
+    dropped = store.produce_jsonl(layout.round_file(round_, RL_DROPPED), lambda: read_rows(work / DROPPED_FILE))
     store.produce_jsonl(layout.round_file(round_, layout.RL_STEPS),
-                        lambda: step_rows(samples, log, guard, gold, job.rewards.task))
+                        lambda: step_rows(samples, log, guard, gold, job.rewards.task, dropped))
     shutil.rmtree(work, ignore_errors=True)
     path = str(folder.resolve())
     return Adapted(Weights(job.start.model, path) if lora else Weights(path), log, len(job.rows))
@@ -227,17 +233,45 @@ def last_checkpoint(folder: Path) -> tuple[str | None, int]:
     return str(newest), int(newest.name.split("-")[1])
 
 
+# The algorithm's settings as the trainer resolved them (TRL fills epsilon_high from epsilon, maps
+# scale_rewards True/False): written to rl_trainer.json, so a round says what it ran with.
+ALGORITHM = ("loss_type", "scale_rewards", "importance_sampling_level", "epsilon", "epsilon_high", "delta",
+             "num_iterations", "mask_truncated_completions", "beta", "temperature", "top_p", "top_k", "min_p",
+             "num_generations", "max_completion_length", "steps_per_generation", "generation_batch_size",
+             "top_entropy_quantile", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps")
+
+
 def trainer_args(job: RLJob, output_dir: Path, cuda: bool, bf16: bool) -> dict:
     cfg, opts = job.adapt, job.options
+    grpo_only = dict(loss_type=opts.loss_type, scale_rewards=opts.scale_rewards,
+                     importance_sampling_level=opts.importance_sampling_level) if job.algorithm == "grpo" else {}
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, num_generations=opts.num_generations, max_completion_length=job.max_new_tokens,
-        temperature=job.temperature, top_p=job.top_p, beta=opts.beta, bf16=bf16, gradient_checkpointing=False,
-        logging_steps=1, save_strategy="steps", save_steps=opts.probe_every, save_total_limit=1,
-        report_to=[], seed=job.seed, data_seed=job.seed, use_cpu=not cuda, dataloader_num_workers=0,
-        disable_tqdm=True, lr_scheduler_type="constant", warmup_steps=0, use_vllm=opts.use_vllm,
-        vllm_mode="colocate")
+        temperature=job.temperature, top_p=job.top_p, beta=opts.beta, epsilon=opts.epsilon,
+        epsilon_high=opts.epsilon_high, num_iterations=opts.num_iterations,
+        mask_truncated_completions=opts.mask_truncated_completions, **grpo_only, bf16=bf16,
+        gradient_checkpointing=False, logging_steps=1, save_strategy="steps", save_steps=opts.probe_every,
+        save_total_limit=1, report_to=[], seed=job.seed, data_seed=job.seed, use_cpu=not cuda,
+        dataloader_num_workers=0, disable_tqdm=True, lr_scheduler_type="constant", warmup_steps=0,
+        use_vllm=opts.use_vllm, vllm_mode="colocate")
+
+
+def effective_settings(args, job: RLJob) -> dict:
+    """What the round trained with: the trainer config's resolved algorithm fields (those its class has),
+    TRL's version, and dynamic sampling's settings."""
+    import dataclasses
+
+    import trl
+
+    known = {f.name for f in dataclasses.fields(args)}  # RLOOConfig has no loss_type, scale_rewards, ...
+    settings = {k: getattr(args, k) for k in ALGORITHM if k in known}
+    if settings["epsilon_high"] is None:  # the trainers clip at 1 + epsilon then
+        settings["epsilon_high"] = settings["epsilon"]
+    return {"algorithm": job.algorithm, "trl": trl.__version__, **settings,
+            "dynamic_sampling": job.options.dynamic_sampling,
+            "sampling_budget": job.options.sampling_budget if job.options.dynamic_sampling else None}
 
 
 def train(job: RLJob, work: Path, out: Path) -> list[dict]:
@@ -270,6 +304,9 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
                                  target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
     recorder = Recorder(work / SAMPLES_FILE, job.rewards.task, resumed_step)
     scorer = build_scorer(opts.rewards, job.rewards, recorder)
+    # DAPO's dynamic sampling: TRL's rollout_func (one process; rl_options.check_algorithm)
+    sampler = DynamicSampler(job.rows, scorer, opts.num_generations, opts.sampling_budget, job.seed,
+                             work / DROPPED_FILE, resumed_step) if opts.dynamic_sampling else None
 
     def probe(m) -> float | None:
         if not job.probe_prompts:
@@ -283,11 +320,14 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
     args = config_cls(**trainer_args(job, work / TRAINER_DIR, cuda, cuda and torch.cuda.is_bf16_supported()))
     trainer = trainer_cls(model=model, reward_funcs=scorer, args=args, processing_class=tokenizer,
                           train_dataset=Dataset.from_list(job.rows), peft_config=peft_config,
-                          callbacks=[guard, RichProgress()])
+                          callbacks=[guard, RichProgress()], **({"rollout_func": sampler} if sampler else {}))
     trainer.remove_callback(PrinterCallback)
     trainer.accelerator.wait_for_everyone()  # every process has read the records before they are cut back
     if trainer.accelerator.is_main_process:
         recorder.truncate()
+        if sampler:
+            sampler.truncate()
+        (work / SETTINGS_FILE).write_text(json.dumps(effective_settings(args, job), indent=1))
     job.rewards.policy = Policy(trainer.model, tokenizer)  # for rewards that score with the policy
     if not already_stopped(work, resumed_step):
         trainer.train(resume_from_checkpoint=resume)
@@ -295,7 +335,7 @@ def train(job: RLJob, work: Path, out: Path) -> list[dict]:
         guard.probes, guard.stopped = _saved_guard(work)
     if trainer.accelerator.is_main_process:
         save_final(trainer, tokenizer, guard, work, out)
-    return log_rows(trainer.state.log_history, recorder.rows)
+    return log_rows(trainer.state.log_history, recorder.rows, sampler.records if sampler else [])
 
 
 def _saved_guard(work: Path) -> tuple[list[dict], dict | None]:
@@ -325,14 +365,16 @@ def save_final(trainer, tokenizer, guard: CollapseGuard, work: Path, out: Path) 
     (work / GUARD_FILE).write_text(json.dumps(guard.report(), indent=1))
 
 
-def log_rows(history: list[dict], samples: list[dict]) -> list[dict]:
+def log_rows(history: list[dict], samples: list[dict], screened: list[dict] = ()) -> list[dict]:
     """TRL's per-step log with the compute count: `trained_tokens` (TRL's num_tokens: prompt and
-    completion tokens through the trainer), `sampled_tokens` (completions generated) and their sum."""
+    completion tokens through the trainer), `sampled_tokens` (completions generated: the trained ones
+    and the groups dynamic sampling dropped) and their sum."""
     rows = []
+    sampled_rows = [*samples, *(d for d in screened if d["dropped"])]
     for h in history:
         if "loss" not in h:
             continue
-        sampled = sum(r["tokens"] for r in samples if r["step"] <= h["step"])
+        sampled = sum(r["tokens"] for r in sampled_rows if r["step"] <= h["step"])
         trained = int(h.get("num_tokens", 0))
         rows.append({**h, "trained_tokens": trained, "sampled_tokens": sampled, "num_tokens": trained + sampled})
     return rows
@@ -345,10 +387,13 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def step_rows(samples: list[dict], log: list[dict], guard: dict, gold: dict[str, str], task) -> list[dict]:
-    """One row per step: rewards, label-free signals, the guard's probe and, against the hidden gold
-    where it exists, pseudo-label accuracy (is the vote right?) and reward accuracy (is a sample's
-    label-match reward the reward gold would give? TTRL: often yes even when the label is wrong)."""
+def step_rows(samples: list[dict], log: list[dict], guard: dict, gold: dict[str, str], task,
+              dropped: list[dict] = ()) -> list[dict]:
+    """One row per step: rewards, label-free signals, the share of trained groups whose rewards all
+    agree (no gradient), the groups dynamic sampling dropped, TRL's mean per-token entropy of the trained
+    samples, the guard's probe and, against the hidden gold where it exists, pseudo-label accuracy (is
+    the vote right?) and reward accuracy (is a sample's label-match reward the reward gold would give?
+    TTRL: often yes even when the label is wrong)."""
     by_step: dict[int, list[dict]] = {}
     for r in samples:
         by_step.setdefault(r["step"], []).append(r)
@@ -366,7 +411,9 @@ def step_rows(samples: list[dict], log: list[dict], guard: dict, gold: dict[str,
             "step": step, "samples": len(rows), "questions": len(labels),
             "reward": _mean(r["reward"] for r in rows),
             "rewards": {n: _mean(r["rewards"][n] for r in rows) for n in names},
-            **signals(rows),
+            **signals(rows), "zero_variance_groups": zero_variance_share(rows),
+            "dropped_groups": sum(1 for d in dropped if d["step"] == step and d["dropped"]),
+            "token_entropy": logs.get(step, {}).get("entropy"),
             "loss": logs.get(step, {}).get("loss"), "kl": logs.get(step, {}).get("kl"),
             "pseudo_label_accuracy": _mean(float(same(task, lab, gold[q])) for q, lab in labels.items() if q in gold),
             "reward_accuracy": _mean(float(same(task, r["answer"], r["label"]) == same(task, r["answer"],

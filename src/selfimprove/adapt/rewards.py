@@ -13,6 +13,8 @@ Built-ins (`REWARDS`: each with what it needs from the rest of the config, which
   vote_share         the share of the voters that gave the sample's answer (a soft majority)
   gates              1 when the path passes vote.require's gates
   self_certainty     INTUITOR: mean KL(uniform || next-token distribution) over the completion
+  token_entropy      RENT: minus the mean next-token entropy over the completion
+  semantic_entropy   EMPO: the share of its question's trained samples with an equivalent answer
   random             a coin flip: the spurious-reward control (a gain here only unlocks format)
 A user's reward is "package.module:factory", called as `factory(RewardContext)` like the built-ins.
 `build_scorer` combines the configured rewards with their weights into the one function TRL sees.
@@ -51,6 +53,8 @@ REWARDS = {
     "vote_share": RewardEntry("selfimprove.adapt.rewards:vote_share", needs_vote=True),
     "gates": RewardEntry("selfimprove.adapt.rewards:gates", needs_gates=True),
     "self_certainty": RewardEntry("selfimprove.adapt.rewards:self_certainty"),
+    "token_entropy": RewardEntry("selfimprove.adapt.rewards:token_entropy"),
+    "semantic_entropy": RewardEntry("selfimprove.adapt.rewards:semantic_entropy"),
     "random": RewardEntry("selfimprove.adapt.rewards:random_reward"),
 }
 
@@ -154,15 +158,61 @@ def random_reward(ctx: RewardContext) -> Reward:
     return reward
 
 
+def semantic_entropy(ctx: RewardContext) -> Reward:
+    """EMPO: the share of its question's trained samples whose answer is equivalent to this one's (its
+    semantic cluster's probability); 0 for a sample without an answer. A group's mean reward is
+    sum_c p_c^2, so raising it lowers the semantic entropy of the group's answers. Unlike vote_share
+    (the round's voters, fixed before training) the cluster is the trained group itself, so it needs no
+    vote. A question's samples may be spread over processes (trl#3896): every process gathers the
+    batch's answers (each calls the reward in step, as the Recorder's gather already relies on)."""
+    def reward(prompts, completions, question_id, **_) -> list[float]:
+        from accelerate.utils import gather_object
+
+        mine = answers(ctx.task, completions)
+        groups: dict[str, list] = {}
+        for q, a in gather_object(list(zip(question_id, mine))):
+            groups.setdefault(q, []).append(a)
+        return [0.0 if a is None else sum(same(ctx.task, a, b) for b in groups[q]) / len(groups[q])
+                for q, a in zip(question_id, mine)]
+    return reward
+
+
+def certainty(logp) -> float:
+    """INTUITOR's self-certainty of one completion from its [tokens, vocab] log-probabilities: the mean
+    over tokens of KL(uniform || p) = -log V - mean_j log p_j."""
+    return float((-logp.mean(-1) - math.log(logp.shape[-1])).mean())
+
+
+def negative_entropy(logp) -> float:
+    """RENT's reward for one completion from its [tokens, vocab] log-probabilities: minus the mean over
+    tokens of the next-token entropy H = -sum_j p_j log p_j (0 for a certain model, -log V at most)."""
+    import torch
+
+    return -float(torch.special.entr(logp.exp()).sum(-1).mean())
+
+
 def self_certainty(ctx: RewardContext) -> Reward:
-    """Mean over the completion's tokens of KL(uniform || p) = -log V - mean_j log p_j (INTUITOR):
-    high when the model is sure of each next token. Scored by the policy being trained."""
-    def reward(prompts, completions, completion_ids, **_) -> list[float]:
+    """INTUITOR: `certainty` of the completion under the policy being trained (high when the model is
+    sure of each next token)."""
+    return _policy_reward(ctx, "self_certainty", certainty)
+
+
+def token_entropy(ctx: RewardContext) -> Reward:
+    """RENT: `negative_entropy` of the completion under the policy being trained. Both score the
+    model's own next-token distribution (temperature 1), not the sampler's: the confidence of the
+    model, whatever temperature the trained samples were drawn at."""
+    return _policy_reward(ctx, "token_entropy", negative_entropy)
+
+
+def _policy_reward(ctx: RewardContext, name: str, measure) -> Reward:
+    """A reward computed by `measure(logp)` from the policy's log-probabilities at each completion token
+    (None for an empty completion)."""
+    def reward(prompts, completions, completion_ids, **_) -> list[float | None]:
         import torch
 
         model, tokenizer = ctx.policy.model, ctx.policy.tokenizer
         if model is None:
-            raise RuntimeError("self_certainty needs the policy model (RewardContext.policy), which is not set")
+            raise RuntimeError(f"{name} needs the policy model (RewardContext.policy), which is not set")
         was_training = model.training
         model.eval()
         out = []
@@ -177,7 +227,7 @@ def self_certainty(ctx: RewardContext) -> Reward:
                     head = list(head["input_ids"] if isinstance(head, dict) else head)
                     x = torch.tensor([head + list(ids)], device=model.device)
                     logp = torch.log_softmax(model(input_ids=x).logits[0, len(head) - 1:-1].float(), dim=-1)
-                    out.append(float((-logp.mean(-1) - math.log(logp.shape[-1])).mean()))
+                    out.append(measure(logp))
         finally:
             model.train(was_training)
         return out
@@ -195,14 +245,23 @@ class Scorer:
         self.parts, self.weights, self.record = parts, weights, record
 
     def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        # Under dynamic sampling (dynamic.py) a slot may hold a replacement question, whose prompt comes
+        # as a column: TRL passes the rewards the batch's original prompts.
+        if "trained_prompt" in columns:
+            prompts = columns.pop("trained_prompt")
+        parts, totals = self.score(prompts, completions, **columns)
+        if self.record is not None:
+            self.record(columns, completions, parts, totals)
+        return totals
+
+    def score(self, prompts, completions, **columns) -> tuple[dict[str, list], list[float | None]]:
+        """Each named reward's values and their weighted sum, unrecorded (dynamic sampling screens with it)."""
         parts = {name: fn(prompts, completions, **columns) for name, fn in self.parts.items()}
         totals = []
         for i in range(len(completions)):
             given = [(self.weights[n], v[i]) for n, v in parts.items() if v[i] is not None]
             totals.append(sum(w * x for w, x in given) if given else None)
-        if self.record is not None:
-            self.record(columns, completions, parts, totals)
-        return totals
+        return parts, totals
 
 
 def build_scorer(weights: dict[str, float], ctx: RewardContext, record=None) -> Scorer:

@@ -34,3 +34,15 @@ def signals(rows: list[dict]) -> dict:
               sum(max(c.values()) / sum(c.values()) for c in answered) / len(answered) if answered else 0.0,
               sum(r["tokens"] for r in rows) / len(rows))
     return dict(zip(SIGNALS, values))
+
+
+def zero_variance_share(rows: list[dict]) -> float | None:
+    """The share of (step, question) groups whose scored rewards all agree: groups with no advantage,
+    which carry no policy gradient (DAPO's motivation for dynamic sampling). None without rows."""
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r["step"], r["question_id"]), []).append(r["reward"])
+    if not groups:
+        return None
+    flat = [[x for x in g if x is not None] for g in groups.values()]
+    return sum(1 for g in flat if len(g) < 2 or max(g) - min(g) <= 1e-6) / len(flat)
