@@ -3,6 +3,10 @@
     python -m benchmarks.code_evidence [--seeds 0 1 2] [--jobs 2] [--rounds 3]    # or make evidence-code
     python -m benchmarks.code_evidence --quick --seeds 0 --work /tmp/ce --out /tmp/ce.json   # plumbing
 
+Dev and test: the held-out problems are the dev set (the recipe was set on them); every round's weights
+are also scored on `--test` problems of another seed stream, minus any the job saw (`test` in each round's
+row; `benchmarks.evidence.splits`). The claims read the test split where it was scored.
+
 The model is the shipped tiny code model (`embedded/assets/code_base`, trained on mostly 1-2 step list
 functions); pool and held-out problems have 3 steps. The recipe is `embedded/code_demo.yaml`.
 Arms (same pool, held-out set, optimiser and steps per round; each round continues from the last):
@@ -34,7 +38,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-from benchmarks.evidence import provenance  # noqa: E402
+from benchmarks.evidence import provenance, splits  # noqa: E402
 from benchmarks.evidence.jobs import run_jobs  # noqa: E402
 from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
 from benchmarks.evidence.stats import spread  # noqa: E402
@@ -155,8 +159,16 @@ def seed_rows(base: Path) -> list[dict]:
     return [{"prompt": code_prompt(r["question"]), "completion": r["program"]} for r in rows]
 
 
+def test_problems(config, seed: int, n: int, seen: list[str]) -> list:
+    """The untouched test split: `n` problems of another seed stream, minus any a job saw (dev = held-out)."""
+    from selfimprove.tasks.list_functions import load_problems
+
+    source = splits.with_seed(config.task.eval_source, seed + splits.TEST_SEED_OFFSET, n)
+    return splits.disjoint(load_problems(source, config.task.eval_split), seen)[0]
+
+
 def run_job(arm: str, seed: int, work: str, quick: bool = False, rounds: int | None = None,
-            base: str = str(BASE)) -> dict:
+            base: str = str(BASE), test_n: int = 0) -> dict:
     quiet_worker()
     from selfimprove.adapt.sft import train
     from selfimprove.backends import create_backend
@@ -171,6 +183,9 @@ def run_job(arm: str, seed: int, work: str, quick: bool = False, rounds: int | N
     heldout = load_problems(config.task.eval_source, config.task.eval_split)
     seed_set = seed_rows(Path(base))
     replay = random.Random(seed).sample(seed_set, min(REPLAY_ROWS, len(seed_set)))
+    seen = [p.question for p in pool + heldout] + [
+        json.loads(line)["question"] for line in (Path(base) / "seed.jsonl").read_text().splitlines()]
+    test = test_problems(config, seed, test_n, seen) if test_n else []
     backend = create_backend(config.model, config.generate)
     weights, history, started = Weights(base), [], time.time()
     for r in range(config.run.rounds + 1):
@@ -181,8 +196,11 @@ def run_job(arm: str, seed: int, work: str, quick: bool = False, rounds: int | N
             shutil.copyfile(twin[0], done)
         if done.exists():
             row = json.loads(done.read_text())
-            history.append(row)
             weights = Weights(str(folder)) if r else weights
+            if test and "test" not in row:  # a round finished before the test split was scored
+                row["test"] = score(backend, weights, test, config, r)
+                done.write_text(json.dumps(row))
+            history.append(row)
             continue
         t0, info = time.time(), {}
         if r:
@@ -202,6 +220,8 @@ def run_job(arm: str, seed: int, work: str, quick: bool = False, rounds: int | N
             weights = Weights(str(folder))
             info["train_rows"] = len(rows)
         row = {"round": r, **score(backend, weights, heldout, config, r), **info, "seconds": round(time.time() - t0, 1)}
+        if test:  # the same weights on problems no choice was made on
+            row["test"] = score(backend, weights, test, config, r)
         tmp = done.with_suffix(".tmp")
         tmp.write_text(json.dumps(row))
         tmp.rename(done)
@@ -229,6 +249,9 @@ def merge(work: Path, seeds: list[int]) -> dict:
                             "final_greedy_pass_at_1": spread([h[-1]["pass_at_1_greedy"] for h in per_seed.values()]),
                             "gain_sampled_pass_at_1": spread([h[-1]["pass_at_1"] - h[0]["pass_at_1"]
                                                               for h in per_seed.values()])}
+            if all("test" in h[-1] and "test" in h[0] for h in per_seed.values()):  # the untouched split
+                summary[arm]["test_gain_greedy_pass_at_1"] = spread(
+                    [h[-1]["test"]["pass_at_1_greedy"] - h[0]["test"]["pass_at_1_greedy"] for h in per_seed.values()])
     if arms["selftrain"]:
         rounds = [h for hist in arms["selftrain"].values() for h in hist[1:]]
         summary["selftrain_pseudo_label_accuracy"] = spread([h["pseudo_label_accuracy"] for h in rounds
@@ -248,12 +271,14 @@ def paired_claims(arms: dict) -> list[dict]:
     (results from before outcomes were stored have none, and get no claim)."""
     from benchmarks.evidence import claims
 
-    final = {a: {s: h[-1]["outcomes"] for s, h in per_seed.items() if "outcomes" in h[-1]} for a, per_seed in arms.items()}
-    base = {s: h[0]["outcomes"] for s, h in arms["selftrain"].items() if "outcomes" in h[0]}
-    out = [claims.paired(f"selftrain vs {other}, final round", final["selftrain"], final[other]).record()
-           for other in ("control", "oracle") if final["selftrain"] and final[other]]
-    if final["selftrain"] and base:
-        out.append(claims.paired("selftrain final round vs its base", final["selftrain"], base).record())
+    out = []
+    for split, pick in (("test", lambda h: (h.get("test") or {}).get("outcomes")), ("dev", lambda h: h.get("outcomes"))):
+        final = {a: {s: pick(h[-1]) for s, h in per_seed.items() if pick(h[-1])} for a, per_seed in arms.items()}
+        base = {s: pick(h[0]) for s, h in arms["selftrain"].items() if pick(h[0])}
+        out += [claims.paired(f"selftrain vs {other}, final round, {split}", final["selftrain"], final[other]).record()
+                for other in ("control", "oracle") if final["selftrain"] and final[other]]
+        if final["selftrain"] and base:
+            out.append(claims.paired(f"selftrain final round vs its base, {split}", final["selftrain"], base).record())
     return out
 
 
@@ -292,12 +317,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/code-evidence"))
     parser.add_argument("--out", type=Path, default=RESULTS / "code_evidence.json")
     parser.add_argument("--quick", action="store_true", help="a tiny pool, one round: a smoke check, not evidence")
+    parser.add_argument("--test", type=int, default=200,
+                        help="problems of the untouched test split every round is also scored on (0: none)")
     parser.add_argument("--base", type=Path, default=BASE, help="the code model to start from")
     args = parser.parse_args()
     if not (args.base / "config.json").exists():
         parser.error(f"no code model at {args.base}: build it with `python -m selfimprove.embedded.train_code_base`")
     record = provenance.start(args)
-    todo = [(a, s, str(args.work), args.quick, args.rounds, str(args.base.resolve()))
+    todo = [(a, s, str(args.work), args.quick, args.rounds, str(args.base.resolve()), args.test)
             for a in args.only for s in args.seeds if not (args.work / f"{a}-s{s}" / "evidence.json").exists()]
     run_jobs(run_job, todo, args.jobs, lambda r: print(
         f"{r['arm']} seed {r['seed']}: greedy pass@1 {[round(h['pass_at_1_greedy'], 3) for h in r['history']]} "

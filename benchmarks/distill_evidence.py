@@ -21,7 +21,9 @@ Arms, per seed (the demo recipe, demo.yaml: same pool, held-out set, optimiser, 
             student's gain need the teacher's self-improvement, or would its base teach as well?
   gold      (with --missing-arms) the student on the pool's gold rationales + the same replay
             (embedded_evidence.supervised "oracle"): the most the pool can teach it
-Every score is the loop's own held-out scorer (200 questions, greedy, maj@8, same seeds).
+Every score is the loop's own held-out scorer (200 questions, greedy, maj@8, same seeds): the dev set, on
+which the student's width was chosen. Every round's weights are also scored greedy on `--test` questions
+from another seed stream that no arm saw (`benchmarks.evidence.splits`); the claims read those.
 
 Each seed's arms run in one process (one thread; `--jobs` seeds at once) and write WORK/*-s<seed>/; a
 rerun resumes the run directories and skips finished seeds (WORK/seed-<seed>.json). The merged result
@@ -51,7 +53,7 @@ TEACHER_ROUNDS = 2  # most of the demo's gain (0.55 -> 0.79 on seed 0; 4 rounds 
 DISTILL_ROUNDS = 2
 STUDENT_WIDTH = 32  # half the base model's hidden size
 KEEP = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_accuracy", "kept_pseudo_label_accuracy",
-        "kept", "train_examples", "seconds", "outcomes")
+        "kept", "train_examples", "seconds", "outcomes", "test_accuracy", "test_outcomes")
 
 
 def student_base(work: Path, width: int = STUDENT_WIDTH) -> Path:
@@ -87,21 +89,24 @@ def distill(out: Path, seed: int, teacher: Path, student: Path) -> list[dict]:
     return [{**h, "outcomes": scored.get(str(h["round"]))} for h in history]
 
 
-def run_seed(seed: int, work: str, student: str, missing_arms: bool = False) -> dict:
-    from benchmarks.embedded_evidence import selftrain, supervised
+def run_seed(seed: int, work: str, student: str, missing_arms: bool = False, test_n: int = 0) -> dict:
+    from benchmarks.embedded_evidence import selftrain, supervised, with_test_scores
     from selfimprove.embedded import demo
 
     quiet_worker()
     work_dir, started = Path(work), time.time()
-    teacher_dir = work_dir / f"teacher-s{seed}"
-    teacher = selftrain(teacher_dir, seed, [], rounds=TEACHER_ROUNDS)
-    arms = {"teacher": teacher, "distill": distill(work_dir / f"distill-s{seed}", seed, teacher_dir, Path(student)),
-            "control": supervised(work_dir / f"control-s{seed}", seed, "control",
-                                  overrides=[f"model.name={student}", f"run.rounds={DISTILL_ROUNDS}"])}
+    teacher_dir, distill_dir = work_dir / f"teacher-s{seed}", work_dir / f"distill-s{seed}"
+    student_overrides = [f"model.name={student}", f"run.rounds={DISTILL_ROUNDS}"]
+    arms = {"teacher": with_test_scores(teacher_dir, selftrain(teacher_dir, seed, [], rounds=TEACHER_ROUNDS), test_n)}
+    arms["distill"] = with_test_scores(distill_dir, distill(distill_dir, seed, teacher_dir, Path(student)), test_n)
+    arms["control"] = supervised(work_dir / f"control-s{seed}", seed, "control", overrides=student_overrides,
+                                 test_n=test_n)
     if missing_arms:  # the controls a reviewer asks for (issue 26)
-        arms["base_teacher"] = distill(work_dir / f"base-teacher-s{seed}", seed, demo.base_model(), Path(student))
-        arms["gold"] = supervised(work_dir / f"gold-s{seed}", seed, "oracle",
-                                  overrides=[f"model.name={student}", f"run.rounds={DISTILL_ROUNDS}"])
+        base_dir = work_dir / f"base-teacher-s{seed}"
+        arms["base_teacher"] = with_test_scores(base_dir, distill(base_dir, seed, demo.base_model(), Path(student)),
+                                                test_n)
+        arms["gold"] = supervised(work_dir / f"gold-s{seed}", seed, "oracle", overrides=student_overrides,
+                                  test_n=test_n)
     result = {"seed": seed, "seconds": round(time.time() - started),
               **{arm: [{k: h.get(k) for k in KEEP} for h in history] for arm, history in arms.items()}}
     (work_dir / f"seed-{seed}.json").write_text(json.dumps(result, indent=1))
@@ -128,9 +133,13 @@ def summarize(per_seed: dict[str, dict]) -> dict:
 
 def student_claims(per_seed: dict[str, dict]) -> list:
     """The distilled student against the teacher's base, the control and (when run) the base-taught and
-    gold-taught students: paired per question where outcomes were stored, else unpaired over seeds."""
+    gold-taught students: on the test split when it was scored, paired per question where outcomes were
+    stored, else unpaired over seeds (older results: the dev set's accuracies)."""
     def final(arm, index=-1):
         return {s: r[arm][index] for s, r in per_seed.items() if arm in r}
+
+    on_test = all(h.get("test_outcomes") for r in per_seed.values() for h in (r["distill"][-1], r["teacher"][0]))
+    key, acc, split = ("test_outcomes", "test_accuracy", "test") if on_test else ("outcomes", "accuracy", "dev")
 
     out = []
     for name, other, index in (("distilled student vs the teacher's base", "teacher", 0),
@@ -140,12 +149,12 @@ def student_claims(per_seed: dict[str, dict]) -> list:
         mine, theirs = final("distill"), final(other, index)
         if not theirs:
             continue
-        if all(h.get("outcomes") for h in [*mine.values(), *theirs.values()]):
-            out.append(claims.paired(name, {s: h["outcomes"] for s, h in mine.items()},
-                                     {s: h["outcomes"] for s, h in theirs.items()}))
+        if all(h.get(key) for h in [*mine.values(), *theirs.values()]):
+            out.append(claims.paired(f"{name}, {split}", {s: h[key] for s, h in mine.items()},
+                                     {s: h[key] for s, h in theirs.items()}))
         else:
-            out.append(claims.unpaired(name, {s: h["accuracy"] for s, h in mine.items()},
-                                       {s: h["accuracy"] for s, h in theirs.items()}, HELDOUT))
+            out.append(claims.unpaired(f"{name}, {split}", {s: h[acc] for s, h in mine.items()},
+                                       {s: h[acc] for s, h in theirs.items()}, HELDOUT))
     return out
 
 
@@ -188,6 +197,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "distill_evidence.json")
     parser.add_argument("--student-width", type=int, default=STUDENT_WIDTH,
                         help="the student's hidden size (the base's is 64); use a --work of its own")
+    parser.add_argument("--test", type=int, default=200,
+                        help="questions of the untouched test split every round is also scored on (0: none)")
     parser.add_argument("--missing-arms", action="store_true",
                         help="also distil from the un-improved teacher base, and teach the student gold rationales")
     args = parser.parse_args()
@@ -198,7 +209,7 @@ def main() -> None:
     width = json.loads((student / "recipe.json").read_text())["hidden_size"]
     if width != args.student_width:
         parser.error(f"{student} holds a student of width {width}, not {args.student_width}: use another --work")
-    todo = [(s, str(args.work), str(student), args.missing_arms) for s in args.seeds
+    todo = [(s, str(args.work), str(student), args.missing_arms, args.test) for s in args.seeds
             if not (args.work / f"seed-{s}.json").exists()]
     run_jobs(run_seed, todo, args.jobs, lambda r: print(f"seed {r['seed']}: " + "; ".join(
         f"{arm} {[round(h['accuracy'], 3) for h in r[arm]]}" for arm in r if isinstance(r[arm], list))

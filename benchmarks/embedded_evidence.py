@@ -3,6 +3,11 @@
     python -m benchmarks.embedded_evidence [--seeds 0 1 2] [--jobs 2] [--only selftrain control ...]   # make evidence-embedded
     python -m benchmarks.embedded_evidence --quick --seeds 0 --only selftrain control --work /tmp/ev --out /tmp/ev.json
 
+Dev and test: the demo's 200 held-out questions are the dev set (the recipe was developed on them, and the
+loop scores them every round); after each job, every round's weights are also scored greedy on `--test`
+questions from another seed stream with every question the job saw removed (`benchmarks.evidence.splits`).
+The report and the claims read the test scores (`test_accuracy`, `test_outcomes`).
+
 Arms (the demo's 4 rounds, over every seed; same pool, held-out set, optimiser and steps):
   selftrain  the demo itself (`selfimprove.loop` with demo.yaml): verified-majority own paths + replay
   control    the same extra steps per round on the labelled seed set alone (is it just more training?)
@@ -31,7 +36,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-from benchmarks.evidence import claims, outcomes, provenance  # noqa: E402
+from benchmarks.evidence import claims, outcomes, provenance, splits  # noqa: E402
 from benchmarks.evidence.jobs import run_jobs  # noqa: E402
 from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
 from benchmarks.evidence.stats import spread  # noqa: E402
@@ -53,7 +58,7 @@ ABLATIONS = {  # name -> (family, loop overrides on top of the demo config)
 }
 DEFAULT_LABEL = {"K": "k8", "filter": "verified_majority", "formats": "cot_only"}
 KEEP = ("round", "accuracy", "majority_accuracy", "pass_at_k", "pseudo_label_accuracy", "kept_pseudo_label_accuracy",
-        "kept", "seconds", "outcomes")
+        "kept", "seconds", "outcomes", "test_accuracy", "test_outcomes")
 
 
 # --- the jobs (each runs in a worker process) -----------------------------------------------------
@@ -75,9 +80,11 @@ def selftrain(out: Path, seed: int, overrides: list[str], rounds: int | None = N
     return [{**h, "outcomes": scored.get(str(h["round"]))} for h in history]
 
 
-def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: list[str] = ()) -> list[dict]:
+def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: list[str] = (),
+               test_n: int = 0) -> list[dict]:
     """control / oracle: the loop's own trainer and scorer, on labelled data instead of votes.
-    `overrides` (dotted) change the demo config, e.g. another base model (distill_evidence's student)."""
+    `overrides` (dotted) change the demo config, e.g. another base model (distill_evidence's student).
+    With `test_n`, every round is also scored greedy on the test split (questions this arm never saw)."""
     from selfimprove.adapt.examples import examples_for, read_replay
     from selfimprove.adapt.sft import train
     from selfimprove.backends import create_backend
@@ -96,6 +103,13 @@ def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: l
         paths = read_replay(config.adapt.replay) + [
             TrustedPath(p.id, p.question, reasoning(p), str(p.answer))
             for p in load_problems(config.task.source, config.task.split)]
+    test, test_config = [], None
+    if test_n:
+        seen = [i.question for i in heldout] + [p.question for p in paths] + [
+            p.question for p in load_problems(config.task.source, config.task.split)]
+        test, _ = splits.test_items(task, config.task.eval_source, config.task.eval_split, seed, test_n, seen)
+        test_config = demo.demo_config(out, seed, quick=quick, overrides=[*overrides, "evaluate.k=1",
+                                                                          "evaluate.temperature=0"])
     backend = create_backend(config.model, config.generate)  # one engine, told each round's weights
     weights, history = Weights(config.model.name), []
     for r in range(config.run.rounds + 1):
@@ -113,8 +127,13 @@ def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: l
             weights = Weights(str(folder)) if config.adapt.tuning == "full" else Weights(weights.model, str(folder))
         # Scored exactly as the loop scores a round (same seeds, prompts, verified vote).
         scores = evaluate_weights(backend, weights, task, config, heldout, [], r)
-        history.append({"round": r, **scores.metrics, "seconds": round(time.time() - started, 1),
-                        "outcomes": outcomes.from_samples(task, scores.heldout_samples, heldout)})
+        row = {"round": r, **scores.metrics, "seconds": round(time.time() - started, 1),
+               "outcomes": outcomes.from_samples(task, scores.heldout_samples, heldout)}
+        if test:
+            on_test = evaluate_weights(backend, weights, task, test_config, test, [], r)
+            row |= {"test_accuracy": on_test.metrics["accuracy"],
+                    "test_outcomes": outcomes.from_samples(task, on_test.heldout_samples, test)}
+        history.append(row)
     backend.close()
     return history
 
@@ -170,14 +189,26 @@ def share_bins(pairs: list[tuple[float, bool]]) -> list[dict]:
     return out
 
 
-def run_job(name: str, seed: int, work: str, quick: bool = False) -> dict:
+def with_test_scores(out: Path, history: list[dict], test_n: int) -> list[dict]:
+    """A loop run's history with every round's test-split accuracy and outcomes (none when `test_n` is 0)."""
+    if not test_n:
+        return history
+    scored = splits.score_run(out, test_n)
+    return [{**h, "test_accuracy": scored[str(h["round"])]["accuracy"],
+             "test_outcomes": scored[str(h["round"])]["outcomes"]} for h in history]
+
+
+def run_job(name: str, seed: int, work: str, quick: bool = False, test_n: int = 0) -> dict:
     quiet_worker()
     out = Path(work) / f"{name}-s{seed}"
     started = time.time()
-    if name in ARMS:
-        history = selftrain(out, seed, [], quick=quick) if name == "selftrain" else supervised(out, seed, name, quick)
+    if name == "selftrain":
+        history = with_test_scores(out, selftrain(out, seed, [], quick=quick), test_n)
+    elif name in ARMS:
+        history = supervised(out, seed, name, quick, test_n=test_n)
     else:
-        history = selftrain(out, seed, ABLATIONS[name][1], rounds=ABLATION_ROUNDS, quick=quick)
+        history = with_test_scores(out, selftrain(out, seed, ABLATIONS[name][1], rounds=ABLATION_ROUNDS, quick=quick),
+                                   test_n)
     result = {"name": name, "seed": seed, "seconds": round(time.time() - started),
               "history": [{k: h.get(k) for k in KEEP} for h in history]}
     (out / "evidence.json").write_text(json.dumps(result, indent=1))
@@ -227,20 +258,25 @@ def summarize(results: dict) -> dict:
                    "kept_label_accuracy": spread([h[-1]["kept_pseudo_label_accuracy"] or 0 for h in per_seed.values()]),
                    "kept": spread([h[-1]["kept"] or 0 for h in per_seed.values()])}
             for name, per_seed in variants.items() if per_seed}
-    out["claims"] = paired_claims(results["arms"])
+    for arm, per_seed in results["arms"].items():  # the untouched test split, where it was scored
+        if per_seed and all(h[-1].get("test_accuracy") is not None for h in per_seed.values()):
+            out["arms"][arm]["test_gain"] = spread([h[-1]["test_accuracy"] - h[0]["test_accuracy"]
+                                                    for h in per_seed.values()])
+    out["claims"] = paired_claims(results["arms"], "test_outcomes", "test") + paired_claims(results["arms"])
     return out
 
 
-def paired_claims(arms: dict) -> list[dict]:
-    """The label-free arm's final round against each control and against its base, paired per question
-    (results from before outcomes were stored have none, and get no claim)."""
-    final = {a: {s: h[-1]["outcomes"] for s, h in per_seed.items() if h[-1].get("outcomes")}
-             for a, per_seed in arms.items()}
-    base = {s: h[0]["outcomes"] for s, h in arms.get("selftrain", {}).items() if h[0].get("outcomes")}
-    out = [claims.paired(f"label-free vs {other}, after the last round", final["selftrain"], final[other]).record()
+def paired_claims(arms: dict, key: str = "outcomes", split: str = "dev") -> list[dict]:
+    """The label-free arm's final round against each control and against its base, paired per question on
+    `split` (results from before outcomes were stored have none, and get no claim)."""
+    final = {a: {s: h[-1][key] for s, h in per_seed.items() if h[-1].get(key)} for a, per_seed in arms.items()}
+    base = {s: h[0][key] for s, h in arms.get("selftrain", {}).items() if h[0].get(key)}
+    out = [claims.paired(f"label-free vs {other}, after the last round, {split}", final["selftrain"],
+                         final[other]).record()
            for other in ("control", "oracle") if final.get("selftrain") and final.get(other)]
     if final.get("selftrain") and base:
-        out.append(claims.paired("label-free after the last round vs its base", final["selftrain"], base).record())
+        out.append(claims.paired(f"label-free after the last round vs its base, {split}", final["selftrain"],
+                                 base).record())
     return out
 
 
@@ -330,6 +366,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="processes at once (one thread each)")
     parser.add_argument("--work", type=Path, default=Path("runs/embedded-evidence"))
     parser.add_argument("--out", type=Path, default=RESULTS / "embedded_evidence.json")
+    parser.add_argument("--test", type=int, default=200,
+                        help="questions of the untouched test split every round is also scored on (0: none)")
     parser.add_argument("--quick", action="store_true",
                         help="the demo's --quick recipe (one round, small pool): a smoke check, not evidence")
     args = parser.parse_args()
@@ -338,7 +376,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown job(s) {unknown}; choose from {', '.join([*ARMS, *ABLATIONS])}")
     record = provenance.start(args)
-    todo = [(n, s, str(args.work), args.quick) for n in names for s in args.seeds
+    todo = [(n, s, str(args.work), args.quick, args.test) for n in names for s in args.seeds
             if not (args.work / f"{n}-s{s}" / "evidence.json").exists()]
     run_jobs(run_job, todo, args.jobs, lambda r: print(
         f"{r['name']} seed {r['seed']}: {[round(h['accuracy'], 3) for h in r['history']]} ({r['seconds']}s)", flush=True))

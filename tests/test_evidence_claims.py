@@ -75,3 +75,18 @@ def test_a_claim_holds_only_when_every_interval_excludes_zero():
     assert not weak.holds and weak.ci95[0] < weak.effect < weak.ci95[1]
     assert weak.per_seed == pytest.approx((0.02, 0.02))
     assert "inside the noise" in weak.sentence()
+
+
+def test_the_test_split_is_another_seed_stream_without_questions_seen():
+    from benchmarks.evidence import splits
+    from selfimprove.tasks import get_task
+
+    assert splits.with_seed("steps=3,max_value=30,n=200,seed=1", 7920, 50) == "steps=3,max_value=30,n=50,seed=7920"
+    task = get_task("arithmetic")
+    dev = task.load("steps=3,max_value=30,n=60,seed=0", split="test", limit=60)
+    test, split = splits.test_items(task, "steps=3,max_value=30,n=60,seed=0", "test", 0, 60, [i.question for i in dev])
+    assert split["questions"] == len(test) > 0 and split["drawn"] == 60
+    assert not {i.question for i in test} & {i.question for i in dev}
+    reworded = [dev[0].question.replace("?", " now?")]  # a near copy of a seen question is removed too
+    kept, removed = splits.disjoint([dev[0], *test], reworded)
+    assert removed == 1 and kept == test
