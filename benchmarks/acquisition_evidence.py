@@ -29,6 +29,10 @@ variants    From the demo's base: the demo's pool plus LADDER variants of the qu
             model cannot be asked to write them), against the demo itself. Reported: of the questions
             untrusted in round 1, the share trusted in rounds 2-4 in each arm; held-out accuracy.
 
+Dev and test: each run's held-out set is its dev set (the demo recipe was developed on it); every round's
+weights are also scored greedy on `--test` questions of another seed stream with every question the run saw
+removed (`test_accuracy`, `test_outcomes` in each history row; `benchmarks.evidence.splits`).
+
 Runs go to WORK/<part>-<arm>-s<seed>/ (a rerun resumes them); the merged result is
 benchmarks/results/acquisition_evidence.json and .png. Not run by CI.
 """
@@ -44,7 +48,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-from benchmarks.evidence import outcomes, provenance  # noqa: E402
+from benchmarks.evidence import outcomes, provenance, splits  # noqa: E402
 from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
 from benchmarks.evidence.stats import spread  # noqa: E402
 
@@ -52,6 +56,7 @@ RESULTS = Path(__file__).parent / "results"
 DEMO_ROUNDS = 4
 EXTRA_ROUNDS = 2  # curriculum: the rounds after the demo's
 STEPS = (3, 4, 5)
+TEST = {"questions": 200}  # the test split's size (--test; 0: none), read by `history`
 
 
 def history(out: Path) -> list[dict]:
@@ -60,7 +65,10 @@ def history(out: Path) -> list[dict]:
     from selfimprove.tasks import get_task
 
     scored = outcomes.from_run(out, get_task("arithmetic"))
-    return [{**h, "outcomes": scored.get(str(h["round"]))}
+    tested = splits.score_run(out, TEST["questions"]) if TEST["questions"] else {}
+    return [{**h, "outcomes": scored.get(str(h["round"])),
+             "test_accuracy": tested.get(str(h["round"]), {}).get("accuracy"),
+             "test_outcomes": tested.get(str(h["round"]), {}).get("outcomes")}
             for h in map(json.loads, (out / layout.HISTORY).read_text().splitlines())]
 
 
@@ -349,8 +357,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/acquisition-evidence"))
     parser.add_argument("--out", type=Path, default=RESULTS / "acquisition_evidence.json")
     parser.add_argument("--merge", type=Path, nargs="+", help="merge these per-seed JSON files into --out and plot")
+    parser.add_argument("--test", type=int, default=200,
+                        help="questions of the untouched test split every round is also scored on (0: none)")
     args = parser.parse_args()
     record = provenance.start(args)
+    TEST["questions"] = args.test
     if args.merge:
         merged: dict = {}
         for f in args.merge:

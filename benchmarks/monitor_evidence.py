@@ -10,6 +10,8 @@ forgetting on an anchor set of the seed distribution (1-2 step problems):
   off  every path votes and the majority gate alone filters (LMSI's plain recipe); no stop, no
        reset (the metrics are still recorded).
   on_no_stop  as `on` without the stop rule: the reset guard alone over all the rounds.
+  checked_vote  as `on` with every monitor off (no stop, no reset): the same checked vote and gates, so
+       `on` against it is what the monitors add, and it against `off` what the vote and gates add.
 The reset and stop rules choose on the monitored held-out split, so the final weights of each arm
 are also scored on a fresh test set (another seed stream) that no decision ever saw.
 
@@ -56,6 +58,8 @@ ARMS = {
 }
 # The same guards without the stop rule: what the reset guard alone does over all ten rounds.
 ARMS["on_no_stop"] = [o for o in ARMS["on"] if not o.startswith(("monitor.min_return", "monitor.patience"))]
+# The same checked vote and gates with no monitor: separates the monitors' share from the vote's (issue 26).
+ARMS["checked_vote"] = [o for o in ARMS["on"] if not o.startswith("monitor.")]
 
 
 def max_value(model: Path) -> int:
@@ -79,17 +83,21 @@ def arm_config(arm: str, model: Path, runs: Path, rounds: int, pool: int, seed: 
     return load_config(demo.CONFIG, overrides + ARMS[arm])
 
 
-def fresh_accuracy(backend, config, weights, seed: int) -> float:
-    """Greedy accuracy of `weights` on a fresh 3-step test set that no stop/reset decision saw."""
+def fresh_accuracy(backend, config, weights, seed: int) -> tuple[float, str]:
+    """Greedy accuracy and per-question outcomes of `weights` on a fresh 3-step test set that no
+    stop/reset decision saw."""
     from selfimprove.evaluate import evaluate_weights
     from selfimprove.tasks import get_task
+
+    from benchmarks.evidence import outcomes
 
     task = get_task("arithmetic")
     items = task.load(f"steps=3,max_value={max_value(Path(config.model.name))},n={FRESH},seed={seed + 500}",
                       split="validation")
     # Scored in the anchor slot: greedy only, the one number wanted here; in the held-out slot it would
     # also sample evaluate.k paths a question for maj@k, scores nobody reads here.
-    return evaluate_weights(backend, weights, task, config, [], items).metrics["anchor_accuracy"]
+    scores = evaluate_weights(backend, weights, task, config, [], items)
+    return scores.metrics["anchor_accuracy"], outcomes.from_samples(task, scores.anchor_samples, items)
 
 
 def run_arm(arm: str, args) -> dict:
@@ -119,8 +127,9 @@ def run_arm(arm: str, args) -> dict:
         "best_round": max(history, key=lambda h: (h["accuracy"], -h["round"]))["round"],
         "final_accuracy": summary["final_accuracy"], "last_round_accuracy": last["accuracy"],
         "final_below_best": best - summary["final_accuracy"],
-        "fresh_test_accuracy_base": fresh[0], "fresh_test_accuracy_final": fresh[summary["final_round"]],
-        "fresh_test_accuracy_last_round": fresh[last["round"]],
+        "fresh_test_accuracy_base": fresh[0][0], "fresh_test_accuracy_final": fresh[summary["final_round"]][0],
+        "fresh_test_accuracy_last_round": fresh[last["round"]][0],
+        "fresh_test_outcomes": {str(r): right for r, (_, right) in fresh.items()},  # for paired tests
         "history": [{k: h.get(k) for k in (
             "round", "accuracy", "majority_accuracy", "anchor_accuracy", "forgetting", "agreement",
             "abstention_rate", "distinct_2", "skeleton_share", "mean_tokens", "length_drift",
