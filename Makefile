@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: demo demo-quick test test-slow test-server server-deps clean evidence-real-model evidence-claims \
 	evidence-embedded evidence-rl evidence-code evidence-distill evidence-acquisition evidence-monitor \
-	evidence-resume-cost evidence-gates
+	evidence-resume-cost evidence-gates evidence-rl-lr
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -101,6 +101,14 @@ evidence-rl: $(STAMP)
 		--work $(EV)/rl-evidence --out $(EV)/rl-evidence/t$$s.json > $(EV)/rl-evidence/t$$s.log 2>&1 & done; wait
 	$(BIN)/python -m benchmarks.rl_evidence --merge $(EV)/rl-evidence/s0.json $(EV)/rl-evidence/s1.json \
 		$(EV)/rl-evidence/s2.json $(EV)/rl-evidence/t0.json $(EV)/rl-evidence/t1.json $(EV)/rl-evidence/t2.json
+
+# GRPO's learning rate chosen on dev (issue 26): the verified-reward arm at three rates, 78 steps a round, 3
+# seeds; pick the rate by `summary.grpo_verified.heldout_gain` (the dev set) in each JSON, then run
+# evidence-rl with `--lr` set to it. About 6 minutes an arm and seed: under an hour on 2 cores.
+evidence-rl-lr: $(STAMP)
+	for lr in 3e-5 1e-4 3e-4; do $(BIN)/python -m benchmarks.rl_evidence --seeds 0 1 2 --arms grpo_verified \
+		--grpo-steps 78 --lr $$lr --work $(EV)/rl-lr-$$lr --out $(EV)/rl-lr-$$lr.json \
+		> $(EV)/rl-lr-$$lr.log 2>&1 & done; wait
 
 evidence-code: $(STAMP)  # about 32 minutes, 2 jobs at once
 	$(BIN)/python -m benchmarks.code_evidence --seeds 0 1 2 --jobs 2 --work $(EV)/code-evidence
