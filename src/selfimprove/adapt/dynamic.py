@@ -10,6 +10,10 @@ others with questions the batch does not hold yet, until every slot holds an inf
 budget (`sampling_budget` x the batch's groups sampled) is spent; then the last uninformative groups stay.
 A replacement's columns (label, vote, question) go back as TRL's extra fields, which TRL merges into the
 batch's rows before it calls the reward, so every completion is scored against its own question.
+`rollout_func` is experimental in the pinned TRL (it warns so), and the sampler draws through the
+trainer's own `_tokenize_prompts` and `_generate_single_turn`: tests/test_rl_dynamic.py runs it through
+the real trainer, so a TRL that changes them fails there. One process only: a question's group must be
+whole in the batch the sampler sees (rl_options.check_algorithm).
 
 Writes `dropped.jsonl` in the RL work folder (committed as the round's `rl_dropped.jsonl`): one row per
 uninformative group, with the step, the question, its rewards, the tokens it cost, why, and whether it
