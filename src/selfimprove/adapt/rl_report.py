@@ -20,13 +20,15 @@ def report(store, rounds: list[int], read) -> dict[str, str]:
 
 
 def rl_plot(number: int, steps: list[dict], guard: dict) -> str:
-    """One RL round per step: held-out probe, reward, agreement and answer entropy; the stop marked."""
+    """One RL round per step: held-out probe, reward, agreement, answer entropy, the share of groups
+    without reward variance and the mean token entropy (rounds that recorded them); the stop marked."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     probe = "probe: agreement with the vote" if guard.get("probe") == "votes" else "held-out probe"
     for key, label in (("probe_accuracy", probe), ("reward", "reward"), ("agreement", "agreement"),
-                       ("answer_entropy", "answer entropy"), ("pseudo_label_accuracy", "pseudo-label acc.")):
+                       ("answer_entropy", "answer entropy"), ("pseudo_label_accuracy", "pseudo-label acc."),
+                       ("zero_variance_groups", "zero-variance groups"), ("token_entropy", "token entropy")):
         points = [(s["step"], s[key]) for s in steps if s.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o" if key == "probe_accuracy" else None, label=label)
