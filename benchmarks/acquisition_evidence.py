@@ -64,8 +64,13 @@ def history(out: Path) -> list[dict]:
     from selfimprove import layout
     from selfimprove.tasks import get_task
 
+    import yaml
+
+    from benchmarks.embedded_evidence import demo_seen
+
     scored = outcomes.from_run(out, get_task("arithmetic"))
-    tested = splits.score_run(out, TEST["questions"]) if TEST["questions"] else {}
+    seed = yaml.safe_load((out / layout.CONFIG).read_text())["run"]["seed"]
+    tested = splits.score_run(out, TEST["questions"], demo_seen(seed)) if TEST["questions"] else {}
     return [{**h, "outcomes": scored.get(str(h["round"])),
              "test_accuracy": tested.get(str(h["round"]), {}).get("accuracy"),
              "test_outcomes": tested.get(str(h["round"]), {}).get("outcomes")}

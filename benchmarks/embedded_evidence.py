@@ -105,9 +105,8 @@ def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: l
             for p in load_problems(config.task.source, config.task.split)]
     test, test_config = [], None
     if test_n:
-        seen = [i.question for i in heldout] + [p.question for p in paths] + [
-            p.question for p in load_problems(config.task.source, config.task.split)]
-        test, _ = splits.test_items(task, config.task.eval_source, config.task.eval_split, seed, test_n, seen)
+        test, _ = splits.test_items(task, config.task.eval_source, config.task.eval_split, seed, test_n,
+                                    demo_seen(seed, quick))
         test_config = demo.demo_config(out, seed, quick=quick, overrides=[*overrides, "evaluate.k=1",
                                                                           "evaluate.temperature=0"])
     backend = create_backend(config.model, config.generate)  # one engine, told each round's weights
@@ -189,11 +188,26 @@ def share_bins(pairs: list[tuple[float, bool]]) -> list[dict]:
     return out
 
 
-def with_test_scores(out: Path, history: list[dict], test_n: int) -> list[dict]:
+def demo_seen(seed: int, quick: bool = False) -> list[str]:
+    """What every arm of a demo seed shares (pool, dev set, the base's labelled seed set): the questions
+    its test split leaves out, so every arm of the seed is scored on the same test questions."""
+    from selfimprove.embedded import demo
+    from selfimprove.tasks import get_task
+
+    pool = demo.QUICK_POOL if quick else demo.POOL
+    return splits.shared_seen(get_task("arithmetic"), f"steps=3,max_value=30,n={pool},seed={seed}", "train",
+                              f"steps=3,max_value=30,n=200,seed={seed}", "test", None,
+                              [demo.base_model() / "seed.jsonl"])
+
+
+def with_test_scores(out: Path, history: list[dict], test_n: int, quick: bool = False) -> list[dict]:
     """A loop run's history with every round's test-split accuracy and outcomes (none when `test_n` is 0)."""
     if not test_n:
         return history
-    scored = splits.score_run(out, test_n)
+    import yaml
+
+    seed = yaml.safe_load((out / "config.yaml").read_text())["run"]["seed"]  # the run's own seed
+    scored = splits.score_run(out, test_n, demo_seen(seed, quick))
     return [{**h, "test_accuracy": scored[str(h["round"])]["accuracy"],
              "test_outcomes": scored[str(h["round"])]["outcomes"]} for h in history]
 
@@ -203,12 +217,12 @@ def run_job(name: str, seed: int, work: str, quick: bool = False, test_n: int = 
     out = Path(work) / f"{name}-s{seed}"
     started = time.time()
     if name == "selftrain":
-        history = with_test_scores(out, selftrain(out, seed, [], quick=quick), test_n)
+        history = with_test_scores(out, selftrain(out, seed, [], quick=quick), test_n, quick)
     elif name in ARMS:
         history = supervised(out, seed, name, quick, test_n=test_n)
     else:
         history = with_test_scores(out, selftrain(out, seed, ABLATIONS[name][1], rounds=ABLATION_ROUNDS, quick=quick),
-                                   test_n)
+                                   test_n, quick)
     result = {"name": name, "seed": seed, "seconds": round(time.time() - started),
               "history": [{k: h.get(k) for k in KEEP} for h in history]}
     (out / "evidence.json").write_text(json.dumps(result, indent=1))

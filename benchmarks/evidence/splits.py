@@ -3,8 +3,11 @@
 A run's held-out set is its *dev* set: the loop scores it every round, and the monitor, the guard and
 whoever tunes a recipe choose on it. The *test* set comes from the same generator with another seed
 (the run's seed + TEST_SEED_OFFSET), minus every question that equals or near-duplicates (NEAR of its word
-pairs, the acquisition guard's measure) a question of the run's pool, rounds, held-out or anchor sets.
-Every round's weights are scored on it afterwards, greedy; the choices never read it, the report does.
+pairs, the acquisition guard's measure) a question every arm of that seed shares: the pool, the dev set
+and the labelled seed set (`shared_seen`). It depends on nothing an arm does, so all arms of a seed are
+scored on the same questions and stay paired; what a single run saw beyond that (questions it wrote, for
+one) is counted against the test set (`overlap_with_run`), not removed. Every round's weights are scored
+on it afterwards, greedy; the choices never read it, the report does.
 """
 
 from __future__ import annotations
@@ -26,6 +29,16 @@ def with_seed(source: str, seed: int, n: int | None = None) -> str:
     if n is not None:
         fields["n"] = str(n)
     return ",".join(f"{k}={v}" for k, v in fields.items())
+
+
+def shared_seen(task, source: str, split: str, eval_source: str, eval_split: str, eval_limit: int | None,
+                extra: list[Path] = ()) -> list[str]:
+    """The questions every arm of one seed shares: the pool `source`, the dev set, and the rows of `extra`
+    JSONL files (a labelled seed set)."""
+    rows = (json.loads(line) for f in map(Path, extra) if f.exists() for line in f.read_text().splitlines() if line.strip())
+    return ([i.question for i in task.load(source, split=split)] +
+            [i.question for i in task.load(eval_source, split=eval_split, limit=eval_limit)] +
+            [r["question"] for r in rows if r.get("question")])
 
 
 def seen_questions(run_dir: Path, extra: list[Path] = ()) -> list[str]:
@@ -60,9 +73,10 @@ def test_items(task, eval_source: str, split: str, seed: int, n: int, seen: list
     return kept, {"source": source, "drawn": len(items), "removed_as_seen": removed, "questions": len(kept)}
 
 
-def score_run(run_dir: Path, n: int) -> dict:
-    """Greedy accuracy and per-question outcomes of every round's weights of a finished loop run on its
-    test split (cached in the run directory, so a rerun scores only what is new)."""
+def score_run(run_dir: Path, n: int, seen: list[str]) -> dict:
+    """Greedy accuracy and per-question outcomes of every round's weights of a finished loop run on the
+    test split of its seed (`seen`: `shared_seen` for that seed, the same for every arm); cached in the run
+    directory, so a rerun scores only what is new."""
     from rich.console import Console
 
     from selfimprove import layout
@@ -78,9 +92,10 @@ def score_run(run_dir: Path, n: int) -> dict:
     run_dir = Path(run_dir).resolve()
     cfg = load_config(run_dir / layout.CONFIG, ["evaluate.k=1", "evaluate.temperature=0"])
     task = get_task(cfg.task.name)
-    replay = [Path(cfg.adapt.replay)] if getattr(cfg.adapt, "replay", None) else []
     items, split = test_items(task, cfg.task.eval_source or cfg.task.source, cfg.task.eval_split, cfg.run.seed, n,
-                              seen_questions(run_dir, replay))
+                              seen)
+    replay = [Path(cfg.adapt.replay)] if getattr(cfg.adapt, "replay", None) else []
+    split["overlap_with_run"] = len(items) - len(disjoint(items, seen_questions(run_dir, replay))[0])
     cache = run_dir / SCORES
     done = json.loads(cache.read_text()) if cache.exists() else {}
     if done.get("split", {}).get("source") != split["source"]:
