@@ -38,7 +38,9 @@ class RLOptions(Section):
     # majority (1 when the answer is its question's vote: the verified vote when vote.require is set),
     # verified_majority (the same, and 0 unless the path passes vote.require's gates), vote_share (the
     # share of voters that gave its answer), gates (1 when it passes vote.require's gates), self_certainty
-    # (INTUITOR: mean KL(uniform || next-token distribution)), random (the spurious-reward control).
+    # (INTUITOR: mean KL(uniform || next-token distribution)), token_entropy (RENT: minus the mean
+    # next-token entropy), semantic_entropy (EMPO: the share of its group's samples with an equivalent
+    # answer; needs no vote), random (the spurious-reward control).
     # TTRL's reward is {majority: 1.0}.
     rewards: dict[str, float] = {"majority": 1.0}
     # Trained samples per question (the GRPO group). TTRL votes with 64 and trains on 32; here the
