@@ -10,7 +10,7 @@ Arms (same pool, same seeds; scored against the pool's hidden gold, which nothin
   augmented    [cot_fewshot, cot_alternative], K/2 paths each (the same K): pass@K, the verified vote's
                coverage (questions where some path passes vote.require and a vote is reached) and its
                pseudo-label accuracy, mean novelty
-  debate       vote.method selfimprove.debate:debate, `--agents` agents, 1 turn of revision
+  debate       vote.method debate, `--agents` agents, 1 turn of revision
   plain_tokens a plain vote over 2 x agents paths: the debate's generated paths (agents first answers
                + agents revisions), so generated tokens match up to the revisions' lengths (both counted);
                left out when K = 2 x agents (then `plain` is that arm)
@@ -50,7 +50,7 @@ def arms(k: int, agents: int, eval_limit: int, work: Path) -> dict[str, list[str
     out = {
         "plain": none + [f"generate.k={k}"],
         "augmented": none + [f"generate.k={k // 2}", "generate.formats=[cot_fewshot, cot_alternative]"],
-        "debate": none + [f"generate.k={agents}", "vote.method=selfimprove.debate:debate",
+        "debate": none + [f"generate.k={agents}", "vote.method=debate",
                           f"vote.options={{agents: {agents}, turns: 1}}"],
         "plain_tokens": none + [f"generate.k={2 * agents}"],
         "fixed": none + one_question,

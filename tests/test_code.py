@@ -19,7 +19,7 @@ from selfimprove.records import Item, Sample, to_row
 from selfimprove.tasks import get_task, humaneval
 from selfimprove.tasks.code import (Example, docstring_examples, entry_point, extract_program, generated_calls,
                                     written_tests)
-from selfimprove.vote import METHODS
+from selfimprove.vote import declaration
 from selfimprove import plugins
 from selfimprove.vote_behaviour import vote_by_behaviour
 
@@ -132,7 +132,7 @@ def test_gates_keep_programs_that_pass_the_examples_and_act_like_the_winner():
 
 
 def test_behaviour_is_a_vote_method_on_the_seam():
-    method = plugins.resolve("behaviour", METHODS, "vote.method")
+    method = plugins.callable_of(declaration("behaviour"), "vote.method")
     ctx = SimpleNamespace(config=SimpleNamespace(run=SimpleNamespace(seed=0)))
     [vote] = method(ctx, 1, None, [sample("q", 0, RIGHT_B)], [Item("q", QUESTION)], extra_inputs=2, timeout_s=3)
     assert vote.answer == extract_program(RIGHT_B) and vote.share == 1.0

@@ -1,4 +1,4 @@
-"""Debate (`vote.method: selfimprove.debate:debate`): each agent's later turn reads the other agents'
+"""Debate (`vote.method: debate`): each agent's later turn reads the other agents'
 earlier solutions; every turn is recorded; the vote is the majority of the last turn."""
 
 import pytest
@@ -17,7 +17,7 @@ def test_a_debating_agent_sees_the_other_agents_first_answers_and_every_turn_is_
     from selfimprove.vote import majority
 
     cfg = make_config(answering_model, tmp_path / "run", gsm8k_dir, gsm8k_dir, rounds=1)
-    cfg.vote.method, cfg.vote.options = "selfimprove.debate:debate", {"agents": 3, "turns": 2}
+    cfg.vote.method, cfg.vote.options = "debate", {"agents": 3, "turns": 2}
     cfg.generate.backend = "recording:prompt_recording_backend"
     check(cfg)
     PROMPTS.clear()
@@ -51,6 +51,6 @@ def test_a_debating_agent_sees_the_other_agents_first_answers_and_every_turn_is_
 
 def test_a_debate_with_more_agents_than_samples_fails_before_work(answering_model, gsm8k_dir, tmp_path):
     cfg = make_config(answering_model, tmp_path / "run", gsm8k_dir, gsm8k_dir, rounds=1)
-    cfg.vote.method, cfg.vote.options = "selfimprove.debate:debate", {"agents": 5}
+    cfg.vote.method, cfg.vote.options = "debate", {"agents": 5}
     with pytest.raises(PreflightError, match="agents=5.*generate.k=4"):
         check(cfg)

@@ -309,6 +309,12 @@ def misspelt_gate_parameter(lab, d):
 
 
 @case(2)
+def mistyped_gate_parameter(lab, d):
+    return (["run", config_file(lab, d), "curate.gates=[{name: majority}, {name: min_share, threshold: high}]"],
+            ["override", "curate.gates[1]", "threshold: Input should be a valid number"])
+
+
+@case(2)
 def gate_without_name(lab, d):
     return ["run", config_file(lab, d), "curate.gates=[{threshold: 0.5}]"], ["curate.gates[0]", "has no 'name'"]
 
@@ -379,7 +385,7 @@ def question_writing_with_an_empty_example_list(lab, d):
 @case(2)
 def written_count_out_of_range(lab, d):
     return (["run", config_file(lab, d), "acquire.method=written", "acquire.options={count: 0}"],
-            ["acquire.options", "count: 0 is out of range"])
+            ["acquire.options", "count: Input should be greater than or equal to 1"])
 
 
 @case(2)
@@ -404,7 +410,7 @@ def pass_rate_band_backwards(lab, d):
 @case(2)
 def variants_depth_out_of_range(lab, d):
     return (["run", config_file(lab, d), "acquire.method=variants", "acquire.options={depth: 9}"],
-            ["acquire.options", "depth: 9 is out of range", "1 to 5"])
+            ["acquire.options", "depth: Input should be less than or equal to 5"])
 
 
 @case(2)
@@ -428,13 +434,19 @@ def mixed_source_bad_option(lab, d):
 
 
 @case(2)
+def debate_option_out_of_range(lab, d):
+    return (["run", config_file(lab, d), "vote.method=debate", "vote.options={agents: 1}"],
+            ["vote.options", "agents: Input should be greater than or equal to 2"])
+
+
+@case(2)
 def unknown_vote_method(lab, d):
     return ["run", config_file(lab, d), "vote.method=plurality"], ["vote.method", "unknown name 'plurality'", "majority"]
 
 
 @case(2)
 def vote_option_unknown(lab, d):
-    return ["run", config_file(lab, d), "vote.options={rounds: 2}"], ["vote.options", "rounds", "no options"]
+    return ["run", config_file(lab, d), "vote.options={rounds: 2}"], ["vote.options", "rounds: Extra inputs are not permitted"]
 
 
 @case(2)

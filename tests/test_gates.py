@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from selfimprove.backends.base import Completion
-from selfimprove.gates import GATES, Candidate, GateContext, Verdict, build_gate, run_gates
+from selfimprove.gates import GATES, Candidate, GateContext, Verdict, build_gate, build_gates, run_gates
 from selfimprove.gates.critique import parse_verdict
 from selfimprove.gates.hacking import skeleton
 from selfimprove.gates.verify import check_equations, extract_code
@@ -49,11 +49,19 @@ def passed(name, candidates, **params) -> list[bool]:
 
 
 def test_every_registered_gate_imports():
-    import importlib
+    from selfimprove import plugins
+    from selfimprove.gates import declaration
 
-    for name, target in GATES.items():
-        module, attr = target.split(":")
-        assert callable(getattr(importlib.import_module(module), attr)), name
+    for name in GATES:  # a declaration (a gate with a trait) or the plain factory
+        assert callable(plugins.callable_of(declaration(name), name)), name
+
+
+def test_gate_parameters_are_checked_by_type_and_vote_gates_by_their_trait():
+    with pytest.raises(ValueError, match=r"curate.gates\[1\]: gate 'min_share': .*threshold: Input should be a valid number"):
+        build_gates([{"name": "majority"}, {"name": "min_share", "threshold": "high"}], CTX)
+    with pytest.raises(ValueError, match=r"vote.require\[0\]: gate 'novel' judges a path against the vote"):
+        build_gates([{"name": "novel"}], CTX, "vote.require", before_vote=True)
+    assert list(build_gates([{"name": "arithmetic"}], CTX, "vote.require", before_vote=True)) == ["arithmetic"]
 
 
 # --- confidence -----------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""Each adaptation method declares itself once (`adapt.Method`: its function, options model, check,
-traits and artifacts), and the rest of the package asks the declaration instead of naming the method.
+"""Each plug-in declares itself once (`adapt.Method` for adaptation methods, `plugins.Plugin` for
+acquisition sources, vote methods, gates and backends: its function, options model, check, traits,
+artifacts with their stage, report section), and the rest of the package asks the declaration instead
+of naming the plug-in.
 
-Checked here: no built-in method's name is written as a string outside its own module and the
-registries; the RL family's declarations match their code (rewards, signals); and an RL-kind plug-in
-written in this file, declaring an option, a trait and an artifact, is validated, refused where its
-trait does not fit, run, repaired and reported (with its own report section) through the real loop with no other edit (model-free:
-the echo backend of `cli_plugins.py`)."""
+Checked here: no built-in's name is written as a string outside its own module and the registries; the
+RL family's declarations match their code (rewards, signals); and two plug-ins written in this file,
+each declaring an option, a trait and an artifact, go through the real loop with no other edit
+(model-free: the echo backend of `cli_plugins.py`): an RL-kind adaptation method (validated, refused
+where its trait does not fit, run, repaired, reported) and an acquisition source with its own record
+(validated, run, its tokens counted by its trait, repaired at its own stage, reported)."""
 
 from __future__ import annotations
 
@@ -18,23 +21,46 @@ from pydantic import Field
 from test_errors_cli import base_config, fake_model
 
 from selfimprove import layout, plugins
+from selfimprove.acquire.base import RECORDS_TOKENS, record
 from selfimprove.adapt import METHODS, Adapted, Method
 from selfimprove.config import ConfigError, parse_config
 from selfimprove.loop import run
+from selfimprove.plugins import Plugin
 from selfimprove.sections import Section, read_options
 from selfimprove.store import RunStore, read_jsonl
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "selfimprove"
 
-# Where a built-in adaptation method's name may be written: its own module and the registry; "sft" also
-# as the config's default (sections.AdaptConfig.method).
-OWN_MODULES = {"sft": {"adapt/sft.py", "sections.py"}, "grpo": {"adapt/grpo.py"}, "rloo": {"adapt/grpo.py"},
-               "distill": {"adapt/distill.py"}}
-REGISTRIES = {"adapt/__init__.py"}
+# Where a built-in plug-in's name may be written as a string: its own module (and its options' module), the
+# registries, and sections.py for the config's defaults ("sft", "pool", "majority", "transformers"). Some
+# names are also another thing's own name, allowed where that thing lives: "majority" is a gate
+# (gates/confidence.py) and an RL reward (adapt/rewards.py, adapt/rl_options.py); "transformers" is the
+# library (cli.py quiets it, run_dir.py records its version) and the Ray backend's default inner engine.
+OWN_MODULES = {
+    # adaptation methods
+    "sft": {"adapt/sft.py", "sections.py"}, "grpo": {"adapt/grpo.py", "adapt/rl_options.py"},
+    "rloo": {"adapt/grpo.py", "adapt/rl_options.py"}, "distill": {"adapt/distill.py"},
+    # acquisition sources
+    "pool": {"acquire/__init__.py", "records.py", "sections.py"}, "mix": {"acquire/__init__.py"},
+    "written": {"acquire/written.py"}, "variants": {"acquire/variants.py"}, "schedule": {"acquire/schedule.py"},
+    # vote methods
+    "majority": {"majority.py", "sections.py", "gates/confidence.py", "adapt/rewards.py", "adapt/rl_options.py"},
+    "behaviour": {"vote_behaviour.py"}, "debate": {"debate.py"},
+    # backends
+    "transformers": {"backends/transformers.py", "sections.py", "cli.py", "run_dir.py", "backends/ray_backend.py"},
+    "openai_http": {"backends/openai_http.py"}, "vllm": {"backends/vllm.py"}, "ray": {"backends/ray_backend.py"},
+}
+REGISTRIES = {"adapt/__init__.py", "acquire/__init__.py", "vote.py", "backends/__init__.py", "gates/__init__.py"}
+
+
+def _builtins() -> set[str]:
+    from selfimprove import acquire, backends, vote
+
+    return set(METHODS) | set(acquire.METHODS) | set(vote.METHODS) | set(backends.BACKENDS)
 
 
 def test_no_builtin_method_name_outside_its_module_and_the_registries():
-    assert set(OWN_MODULES) == set(METHODS)  # a new built-in says where its name may be written
+    assert set(OWN_MODULES) == _builtins()  # a new built-in says where its name may be written
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         where = path.relative_to(PACKAGE).as_posix()
@@ -42,7 +68,7 @@ def test_no_builtin_method_name_outside_its_module_and_the_registries():
             if (isinstance(node, ast.Constant) and node.value in OWN_MODULES
                     and where not in OWN_MODULES[node.value] | REGISTRIES):
                 found.append(f"{where}:{node.lineno}: {node.value!r}")
-    assert found == [], "ask the method's declaration (adapt.declaration) instead: " + ", ".join(found)
+    assert found == [], "ask the plug-in's declaration (its traits, artifacts, report) instead: " + ", ".join(found)
 
 
 def test_rl_declarations_match_their_code():
@@ -57,7 +83,8 @@ def test_rl_declarations_match_their_code():
     assert set(RLOptions().bands) <= set(SIGNALS) and set(RLOptions().rewards) <= set(REWARDS)
     for name, method in METHODS.items():
         for artifact in method.artifacts:  # a method's own files are redone with its weights
-            assert layout.stage_rank(layout.round_file(1, artifact)) == layout.stage_rank(
+            assert artifact.stage == "adapt" and layout.stage_rank(
+                layout.round_file(1, artifact.name), method.artifacts) == layout.stage_rank(
                 layout.round_file(1, layout.ADAPTER)), (name, artifact)
 
 
@@ -112,7 +139,8 @@ def score_section(store, rounds, read) -> dict[str, str]:
 
 
 LABEL_SCORE = Method("test_plugin_declarations:label_score", LabelScoreOptions, check_label_score,
-                     scores_answer_strings=True, artifacts=(SCORES,), report="test_plugin_declarations:score_section")
+                     scores_answer_strings=True, artifacts=(layout.Artifact(SCORES, "adapt"),),
+                     report="test_plugin_declarations:score_section")
 NAME = "test_plugin_declarations:LABEL_SCORE"
 
 
@@ -161,3 +189,85 @@ def test_plug_in_runs_repairs_and_reports(model, tmp_path):
     page = write_report(root).read_text()
     assert "id='plot-label-scores'" in page and "rewarded paths by round: [" in page
     assert json.loads((root / layout.SUMMARY).read_text())["rounds"]
+
+
+# --- an acquisition source with its own record, declared here -----------------------------------------
+
+PICKS = "picks.jsonl"  # its own record: every question it picked, and the tokens it took to pick it
+
+
+class EveryNthOptions(Section):
+    """`acquire.options` of `every_nth`."""
+
+    step: int = Field(2, ge=1)  # every step-th question of the collected pool
+
+
+def check_every_nth(config, opts: EveryNthOptions, task) -> None:
+    if config.task.limit is not None and opts.step > config.task.limit:
+        raise ValueError(f"step: {opts.step} skips past the whole pool (task.limit={config.task.limit})")
+
+
+def every_nth(ctx, round_, weights, **options):
+    """Every step-th question of the pool, recorded with 7 tokens each (as if a model had judged them)."""
+    opts = EVERY_NTH.read(options, "acquire.options")
+    items = ctx.data.pool[::opts.step]
+    ctx.store.write_jsonl(layout.round_file(round_, PICKS), [{"id": i.id, "tokens": 7} for i in items])
+    return items
+
+
+def picks_section(store, rounds, read) -> dict[str, str]:
+    picked = [len(read(layout.round_file(n, PICKS))) for n in rounds if store.done(layout.round_file(n, PICKS))]
+    return {"picks": f"<svg><text>picked questions by round: {picked}</text></svg>"}
+
+
+EVERY_NTH = Plugin("test_plugin_declarations:every_nth", EveryNthOptions, check_every_nth,
+                   traits=frozenset({RECORDS_TOKENS}), artifacts=(record(PICKS),),
+                   report="test_plugin_declarations:picks_section")
+SOURCE = "test_plugin_declarations:EVERY_NTH"
+
+
+def _source_config(model: Path, out: Path, options=None, **sections):
+    return parse_config(base_config(model.parent, out, acquire={"method": SOURCE, "options": options or {}},
+                                    **sections))
+
+
+@pytest.mark.parametrize("options, task, message", [
+    ({"step": 0}, {}, r"acquire\.options: step: Input should be greater than or equal to 1"),
+    ({"stpe": 2}, {}, r"acquire\.options: stpe: Extra inputs are not permitted"),
+    ({"step": 5}, {"limit": 3}, r"acquire\.options: step: 5 skips past the whole pool \(task\.limit=3\)"),
+])
+def test_source_options_are_checked_before_any_work(model, tmp_path, options, task, message):
+    from selfimprove import preflight
+
+    sections = {"task": {"name": "arithmetic", "source": "steps=2,n=8,seed=0", "eval_limit": 4, **task}}
+    config = _source_config(model, tmp_path / "run", options, **sections)
+    with pytest.raises(preflight.PreflightError, match=message):
+        preflight.check(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_source_runs_counts_its_tokens_repairs_at_its_stage_and_reports(model, tmp_path):
+    from selfimprove import preflight
+    from selfimprove.report import write_report
+
+    root = tmp_path / "run"
+    config = _source_config(model, root, {"step": 3})
+    preflight.check(config)
+    run(config)
+    picks = read_jsonl(root / layout.round_file(1, PICKS))
+    pool = read_jsonl(root / layout.round_file(1, layout.ROUND_POOL))
+    assert [r["id"] for r in picks] == [r["id"] for r in pool] and len(pool) == 3  # 8 questions, every 3rd
+    metrics = json.loads((root / layout.round_file(1, layout.METRICS)).read_text())
+    samples = read_jsonl(root / layout.round_file(1, layout.SAMPLES))
+    # Its trait: the tokens its record holds are the round's compute too.
+    assert metrics["generated_tokens"] == sum(s["num_tokens"] for s in samples) + 7 * len(picks)
+
+    (root / layout.round_file(1, PICKS)).write_text('{"id": ')  # damaged: redone with the acquisition
+    run(config)
+    retired = {p.name.split(".jsonl")[0] for p in (root / "damaged" / layout.round_dir(1)).iterdir()}
+    assert {"picks", "pool", "samples", "votes"} <= retired  # its stage (acquire) and every stage after it
+    assert read_jsonl(root / layout.round_file(1, PICKS)) == picks
+    assert json.loads((root / layout.round_file(1, layout.METRICS)).read_text())["generated_tokens"] == \
+        metrics["generated_tokens"]
+    page = write_report(root).read_text()
+    assert "id='plot-picks'" in page and "picked questions by round: [3]" in page

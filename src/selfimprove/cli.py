@@ -273,24 +273,27 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")
 @app.command()
 def ls():
     """List the tasks, backends, gates, acquisition, vote and adaptation methods that configs can name."""
-    from selfimprove.acquire import METHODS as ACQUIRE
+    from selfimprove import acquire, backends, gates, vote
     from selfimprove.adapt import TARGETS as ADAPT
-    from selfimprove.backends import BACKENDS, EXTRAS, missing_modules
-    from selfimprove.gates import GATES
     from selfimprove.tasks import TASKS
-    from selfimprove.vote import METHODS as VOTE
 
-    for title, table in (("tasks (task.name)", TASKS), ("backends (generate.backend)", BACKENDS),
-                         ("gates (vote.require, curate.gates)", GATES), ("acquisition (acquire.method)", ACQUIRE),
-                         ("vote (vote.method)", VOTE), ("adaptation (adapt.method)", ADAPT)):
+    def targets(table: dict, declare) -> dict[str, str]:  # each declaration's callable
+        return {name: declare(name).target for name in table}
+
+    engines = targets(backends.BACKENDS, backends.declaration)
+    for title, table in (("tasks (task.name)", TASKS), ("backends (generate.backend)", engines),
+                         ("gates (vote.require, curate.gates)", targets(gates.GATES, gates.declaration)),
+                         ("acquisition (acquire.method)", targets(acquire.METHODS, acquire.declaration)),
+                         ("vote (vote.method)", targets(vote.METHODS, vote.declaration)),
+                         ("adaptation (adapt.method)", ADAPT)):
         console.print(f"[bold]{title}[/]")
         for name, target in table.items():
             note = ""
-            if table is BACKENDS:  # which extra it needs, and whether this install has it
-                extra = EXTRAS.get(name)
-                missing = missing_modules(name)
+            if table is engines:  # which extra it needs, and whether this install has it
+                extra = backends.declaration(name).extra
                 note = ("  (core install)" if extra is None else f"  (extra [{extra[0]}]: " +
-                        (f"missing, pip install 'selfimprove[{extra[0]}]')" if missing else "installed)"))
+                        (f"missing, pip install 'selfimprove[{extra[0]}]')" if backends.missing_modules(name)
+                         else "installed)"))
             console.print(f"  {name:<16} {target}{note}", highlight=False, markup=False, soft_wrap=True)
 
 

@@ -1,7 +1,7 @@
-"""Debate as a way to reach a question's answer (Du et al. 2023): `vote.method: selfimprove.debate:debate`.
+"""Debate as a way to reach a question's answer (Du et al. 2023): `vote.method: debate`.
 
-(Spelled in full, not registered in vote.METHODS: it builds on vote.py's own majority and gates, and a
-registry entry there would make the two modules import each other.)
+(It builds on the shared majority and gates of majority.py, not on the vote stage, so vote.METHODS can
+name it without the two modules importing each other.)
 
 `agents` agents answer each question; for `turns` more turns each agent reads the other agents'
 latest solutions (rationale and answer) and answers again, keeping or revising its answer. The
@@ -22,10 +22,15 @@ from __future__ import annotations
 import zlib
 from dataclasses import replace
 
+from pydantic import Field
+
 from selfimprove import layout, prompts
 from selfimprove.context import RunContext
+from selfimprove.majority import eligible_voters, require_gates, vote_all
+from selfimprove.names import ANSWER_STRINGS
+from selfimprove.plugins import Plugin
 from selfimprove.records import Item, Sample, Vote, Weights
-from selfimprove.vote import eligible_voters, require_gates, vote_all
+from selfimprove.sections import Section
 
 INSTRUCTION = "Use these solutions as extra information, check them, and give your own answer."
 
@@ -36,23 +41,26 @@ def others_block(question: str, others: list[tuple[int, str]]) -> str:
     return f"{question}\nOther agents' solutions:\n{shown}\n{INSTRUCTION}"
 
 
-NAME = "selfimprove.debate:debate"
+class DebateOptions(Section):
+    """`vote.options` of `debate`."""
+
+    agents: int = Field(3, ge=2)  # Du et al.'s 3 agents; each agent's first answer is one of the round's samples
+    turns: int = Field(1, ge=1)  # turns after the first in which each agent reads the others' solutions
 
 
-def check_options(k: int, agents: int = 3, turns: int = 1) -> None:
-    """vote.options checked against generate.k (preflight calls this before any work)."""
-    if agents < 2 or turns < 1:
-        raise ValueError(f"vote.options: a debate needs agents >= 2 and turns >= 1 (got agents={agents}, "
-                         f"turns={turns})")
-    if k < agents:
-        raise ValueError(f"vote.options.agents={agents} but generate.k={k}: each agent's first answer is one of "
-                         "the round's samples; set generate.k >= agents")
+def check(config, options: DebateOptions, task) -> None:
+    """vote.options against generate.k, before any work."""
+    if config.generate.k < options.agents:
+        raise ValueError(f"agents={options.agents} but generate.k={config.generate.k}: each agent's first answer "
+                         "is one of the round's samples; set generate.k >= agents")
 
 
 def debate(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample], items: list[Item],
-           agents: int = 3, turns: int = 1) -> list[Vote]:
+           **options) -> list[Vote]:
     """The round's votes reached by debate; writes `rounds/rNN/debate.jsonl` (read back on a rerun)."""
-    check_options(ctx.config.generate.k, agents, turns)
+    opts = DECLARATION.read(options, "vote.options")
+    check(ctx.config, opts, ctx.task)
+    agents, turns = opts.agents, opts.turns
     rows = ctx.store.produce_jsonl(layout.round_file(round_, layout.DEBATE),
                                    lambda: debate_turns(ctx, round_, weights, samples, items, agents, turns))
     last = max(r["turn"] for r in rows) if rows else 0
@@ -105,3 +113,8 @@ def debate_turns(ctx: RunContext, round_: int, weights: Weights, samples: list[S
 def _row(qid, turn, agent, fmt, seed, text, answer, num_tokens, truncated, logprob, saw) -> dict:
     return {"question_id": qid, "turn": turn, "agent": agent, "format": fmt, "seed": seed, "text": text,
             "answer": answer, "num_tokens": num_tokens, "truncated": truncated, "logprob": logprob, "saw": saw}
+
+
+# Every turn is recorded while the round votes: a damaged debate.jsonl redoes the vote.
+DECLARATION = Plugin("selfimprove.debate:debate", DebateOptions, check, traits=frozenset({ANSWER_STRINGS}),
+                     artifacts=(layout.Artifact(layout.DEBATE, "vote"),))

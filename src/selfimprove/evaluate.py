@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from selfimprove import layout, memory
 from selfimprove.backends import SamplingParams
+from selfimprove.majority import eligible_voters, vote_all
 from selfimprove.sections import Config
 from selfimprove.context import RunContext
 from selfimprove.gates import GateContext, build_gates
@@ -23,7 +24,6 @@ from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle, prompt_style
 from selfimprove.records import Item, RoundMetrics, Sample, Vote, Weights, to_row
 from selfimprove.tasks.base import graded
-from selfimprove.vote import eligible_voters, vote_all
 
 # Scores that stay the same while the weights do (a round that trained nothing carries them on).
 WEIGHT_SCORES = ("accuracy", "majority_accuracy", "verified_majority_accuracy", "pass_at_k", "anchor_accuracy")

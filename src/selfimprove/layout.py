@@ -17,6 +17,7 @@ that writes them, so a damaged one is redone together with everything made from 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 CONFIG = "config.yaml"
 ENVIRONMENT = "environment.json"
@@ -63,14 +64,29 @@ RL_WORK = "rl_work"  # the trainer's checkpoints and in-progress records; remove
 ANSWERS = "answers.jsonl"
 
 # A round's artifacts by the stage that writes them, in order; artifacts written together (by one
-# stage's build) share a rank, so one of them missing redoes them all. A name not listed here is an
-# adaptation method's own artifact (a plug-in's), ranked with the weights.
-STAGES = ((ROUND_POOL, ROUND_GOLD, WRITTEN, VARIANTS, DIFFICULTY), (OWN_EXEMPLARS,), (EXEMPLARS, SAMPLES),
-          (DEBATE, VOTES),
-          (VERDICTS,), (REVIEW_APPLIED, TRAIN), (ADAPTER, MODEL),
-          (TRAIN_LOG,), (EVAL_EXEMPLARS, EVAL, EVAL_SAMPLES, ANCHOR_SAMPLES), (METRICS,))
+# stage's build) share a rank, so one of them missing redoes them all. A plug-in's own round files are
+# not listed here: its declaration names each with its stage (`Artifact`), and the run passes them to
+# `stage_rank`; a name neither lists ranks with the weights (the adaptation method's, say).
+STAGES = {"acquire": (ROUND_POOL, ROUND_GOLD), "own_exemplars": (OWN_EXEMPLARS,), "generate": (EXEMPLARS, SAMPLES),
+          "vote": (VOTES,), "curate": (VERDICTS,), "review": (REVIEW_APPLIED, TRAIN), "adapt": (ADAPTER, MODEL),
+          "train_log": (TRAIN_LOG,), "evaluate": (EVAL_EXEMPLARS, EVAL, EVAL_SAMPLES, ANCHOR_SAMPLES),
+          "metrics": (METRICS,)}
 
-_WEIGHTS_RANK = next(rank for rank, names in enumerate(STAGES) if ADAPTER in names)
+
+@dataclass(frozen=True)
+class Artifact:
+    """A round file a plug-in writes (under rounds/rNN/) and the stage (a `STAGES` key) it is written in:
+    a damaged one is redone with that stage and everything after it."""
+
+    name: str
+    stage: str
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"artifact {self.name!r}: unknown stage {self.stage!r}; use one of {', '.join(STAGES)}")
+
+
+_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
 _ROUND = re.compile(r"^rounds/r(\d+)/")
 
 
@@ -88,11 +104,13 @@ def round_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def stage_rank(name: str) -> int:
+def stage_rank(name: str, declared: tuple[Artifact, ...] = ()) -> int:
     """Where a round artifact's stage comes in the round (rounds/r01/samples.jsonl.parts/00003.jsonl
-    ranks with samples.jsonl)."""
+    ranks with samples.jsonl); `declared` are the run's plug-ins' own files, each at its stage."""
     first = _ROUND.sub("", name).split("/")[0].removesuffix(".parts")
-    return next((rank for rank, names in enumerate(STAGES) if first in names), _WEIGHTS_RANK)
+    own = next((a.stage for a in declared if a.name == first), None)
+    stage = own or next((stage for stage, names in STAGES.items() if first in names), "adapt")
+    return _RANK[stage]
 
 
 def finished_rounds(names) -> list[int]:

@@ -23,9 +23,10 @@ SHOWS_EXEMPLARS = ("cot_fewshot", "direct_fewshot", RETRIEVED)
 GUARDED_SIGNALS = {"agreement": "falls", "abstention_rate": "rises", "distinct_2": "falls",
                    "truncation_rate": "rises", "skeleton_share": "rises", "anchor_accuracy": "falls"}
 
-# Gates that judge a path against its question's vote: they cannot decide who votes (vote.require).
-NEEDS_VOTE = ("majority", "min_share", "min_votes", "logprob_margin", "equivalent_to_majority",
-              "same_behaviour", "novel")
+# Traits of a vote method (its declaration's), asked by preflight about a code task: it counts answer
+# strings (so it cannot tell programs apart by what they do), or it runs the programs and votes by what they do.
+ANSWER_STRINGS = "answer_strings"
+RUNS_PROGRAMS = "runs_programs"
 
 # Question ids of labelled replay examples start with this: they are not the round's own paths.
 REPLAY_PREFIX = "replay/"

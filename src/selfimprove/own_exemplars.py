@@ -21,10 +21,10 @@ from dataclasses import replace
 from selfimprove import layout, prompts
 from selfimprove.context import RunContext
 from selfimprove.generate import fresh_paths
+from selfimprove.majority import verified_voters, vote_all
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Exemplar, Item, Sample, Vote, Weights
-from selfimprove.vote import verified_voters, vote_all
 
 FORMAT = "cot_zeroshot"  # candidates answer without exemplars: the ones being chosen cannot prompt them
 DEFAULT_COUNT = 4  # exemplars when generate.num_exemplars is None: LMSI's few-shot prompts use 4-8

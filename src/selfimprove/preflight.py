@@ -14,11 +14,13 @@ file it names, or the run directory. In order, cheapest first:
   a .gguf file by its magic bytes, a packaged model by its package being installed;
 - an adaptation method that trains a student (its declaration's `needs_learner`: distillation) has one
   (adapt.learner); memory.sources are run directories or readable question/rationale/answer JSONL
-  files, and scikit-learn is there for `cot_retrieved`; a debate's agents are no more than generate.k;
+  files, and scikit-learn is there for `cot_retrieved`;
 - the device: "cuda" or "mps" when torch cannot see one is an error saying so;
-- every plug-in (task.name, acquire.method, adapt.method, generate.backend, gates given as
-  "module:attr") imported through `plugins.resolve`, and its options bound to its signature;
-  every gate of vote.require and curate.gates built. A gate that needs the engine (critique) is
+- every plug-in (task.name, acquire.method and a mix's sources, vote.method, adapt.method,
+  generate.backend, gates given as "module:attr") imported through `plugins.resolve`, and its options
+  read by its declared options model and checked against the config and task (`plugins.Plugin.check`),
+  or, for a plug-in that declares none, bound to its signature; every gate of vote.require and
+  curate.gates built. A gate that needs the engine (critique) is
   built with a stand-in that refuses to generate, so only its parameters are checked;
 - a task with its own format (code) is not given the prose-only `least_to_most` format or
   `generate.exemplars: self`, which its prompts would never show;
@@ -65,7 +67,6 @@ def check(config: Config) -> None:
     _model_folders(config)
     _learner(config)
     _memory(config)
-    _debate(config)
     _device(config)
     task = _plugin(config, "task.name", config.task.name, _task_table())
     _own_format(config, task)
@@ -73,10 +74,9 @@ def check(config: Config) -> None:
     _gates(config, task)
     _exemplars(config, task)
     _acquire(config, task)
-    _callable(config, "vote", config.vote.method, _table("selfimprove.vote", "METHODS"),
-              config.vote.options, (None, 0, None, [], []))
+    _vote(config, task)
     _adapt(config)
-    _callable(config, "generate.backend", config.generate.backend, _table("selfimprove.backends", "BACKENDS"),
+    _callable(config, "generate.backend", config.generate.backend, _table("selfimprove.backends", "TARGETS"),
               config.generate.backend_options, (config.model, config.generate))
     _gguf_readable(config)
 
@@ -197,19 +197,6 @@ def _learner(config: Config) -> None:
                     "(the teacher's) paths: set adapt.learner to the student model")
 
 
-def _debate(config: Config) -> None:
-    from selfimprove.debate import NAME, check_options
-
-    if config.vote.method != NAME:
-        return
-    try:
-        check_options(config.generate.k, **config.vote.options)
-    except TypeError:
-        return  # an unknown option: _callable names it against the method's signature
-    except ValueError as err:
-        raise _fail(config, "vote.options", str(err)) from None
-
-
 def _memory(config: Config) -> None:
     from selfimprove.finished import is_run_dir
     from selfimprove.names import RETRIEVED
@@ -271,9 +258,14 @@ def _code_task(config: Config, task) -> None:
     if why:
         raise _fail(config, "task.name", f"{config.task.name!r} runs model-written programs, but {why}; "
                     "run code tasks on Linux")
-    if config.vote.method == "majority":
+    from selfimprove import vote
+    from selfimprove.names import ANSWER_STRINGS, RUNS_PROGRAMS
+
+    if ANSWER_STRINGS in _vote_declaration(config).traits:
+        fit = [n for n in vote.METHODS if RUNS_PROGRAMS in vote.declaration(n).traits]
         raise _fail(config, "vote.method", f"{config.task.name!r} answers with programs, whose text says little about "
-                    "what they do; use vote.method: behaviour (clusters of program behaviour, run in the sandbox)")
+                    f"what they do, but vote.method {config.vote.method!r} counts answer strings; use vote.method: "
+                    f"{' or '.join(fit)} (which runs the programs in the sandbox)")
     if len(set(config.generate.formats)) > 1:
         raise _fail(config, "generate.formats", f"{config.task.name!r} asks every question one way (the stub, then "
                     f"the program), so the formats {config.generate.formats} would sample the same prompt "
@@ -281,8 +273,15 @@ def _code_task(config: Config, task) -> None:
     if _method(config).scores_answer_strings:
         raise _fail(config, "adapt.method", f"the built-in {config.adapt.method!r} rewards a completion whose answer "
                     f"string matches the vote's, which says little about programs, so it cannot train "
-                    f"{config.task.name!r}; use adapt.method: sft (or distill), which trains on the kept programs, "
-                    "or give adapt.method your own 'package.module:function'")
+                    f"{config.task.name!r}; use adapt.method: {' or '.join(_fit_for_programs())}, which trains on "
+                    "the kept programs, or give adapt.method your own 'package.module:function'")
+
+
+def _fit_for_programs() -> list[str]:
+    """The built-in adaptation methods that train on the kept paths themselves (no answer-string reward)."""
+    from selfimprove.adapt import METHODS
+
+    return [name for name, method in METHODS.items() if not method.scores_answer_strings]
 
 
 def _own_format(config: Config, task) -> None:
@@ -334,39 +333,67 @@ def _adapt(config: Config) -> None:
 
 def _callable(config: Config, section: str, name: str, builtins: dict[str, str], options: dict, leading: tuple,
               target=None):
-    """Resolve `section`'s plug-in (unless `target` is given) and bind its options to its signature
-    (`leading` stands for the arguments the loop passes first)."""
+    """Resolve `section`'s plug-in (unless `target` is given) and check its options against its signature:
+    the names, and the types it annotates (`plugins.signature_model`; `leading` stands for the arguments
+    the loop passes first)."""
     key = section if section.endswith("backend") else f"{section}.method"
     target = target or _plugin(config, key, name, builtins)
     options_key = f"{section}_options" if section.endswith("backend") else f"{section}.options"
     try:
-        inspect.signature(target).bind(*leading, **options)
-    except TypeError as err:
-        raise _fail(config, options_key, f"{err} ({key} {name!r} takes "
+        model = plugins.signature_model(target, len(leading))
+    except (TypeError, ValueError):  # no signature to check (a builtin or C callable): it is checked when called
+        return
+    try:
+        plugins.read_options(model, options, options_key)
+    except ValueError as err:
+        raise _fail(config, options_key, f"{str(err).removeprefix(options_key + ': ')} ({key} {name!r} takes "
                     f"{_parameters(target, len(leading))})") from None
-    except ValueError:  # no signature to check (a builtin or C callable): it is checked when called
-        pass
 
 
 def _acquire(config: Config, task) -> None:
-    """acquire.method and its options; a mix's sources each as a method of their own."""
-    from selfimprove.acquire import METHODS, check_options
+    """acquire.method and its options; a mix's sources each as a source of their own."""
+    from selfimprove import acquire
 
-    _callable(config, "acquire", config.acquire.method, METHODS, config.acquire.options, (None, 0, None))
-    todo, key = [("", config.acquire.method, config.acquire.options)], "acquire.options"
-    while todo:
-        where, method, options = todo.pop(0)
-        place = f"{key}.{where}" if where else key
-        if where:
-            target = _plugin(config, place, method, METHODS)
-            try:
-                inspect.signature(target).bind(None, 0, None, **options)
-            except TypeError as err:
-                raise _fail(config, place, f"{err} ({method!r} takes {_parameters(target, 3)})") from None
+    for where, name, options in acquire.sources(config.acquire.method, config.acquire.options):
+        place = f"acquire.options.{where}" if where else "acquire.options"
+        key = place if where else "acquire.method"
         try:
-            todo += check_options(method, options, config, task)
+            source = acquire.declaration(name, key)
         except ValueError as err:
-            raise _fail(config, place, str(err)) from None
+            raise PreflightError(f"{config.where(key)}: {err}") from None
+        _options(config, key, place, name, source, options, (None, 0, None), task)
+
+
+def _vote_declaration(config: Config):
+    from selfimprove import vote
+
+    try:
+        return vote.declaration(config.vote.method)
+    except ValueError as err:
+        raise PreflightError(f"{config.where('vote.method')}: {err}") from None
+
+
+def _vote(config: Config, task) -> None:
+    _options(config, "vote.method", "vote.options", config.vote.method, _vote_declaration(config),
+             config.vote.options, (None, 0, None, [], []), task)
+
+
+def _options(config: Config, key: str, options_key: str, name: str, declared, options: dict, leading: tuple,
+             task) -> None:
+    """A plug-in's options read by its declared options model and checked against the config and task;
+    for one that declares no model, bound to its callable's signature (`leading` stands for the
+    arguments the loop passes first)."""
+    if declared.options is None:
+        _callable(config, options_key.removesuffix(".options"), name, {}, options, leading,
+                  _plugin(config, key, declared.target, {}))
+        return
+    try:
+        opts = declared.read(options, options_key)
+        if declared.check is not None:
+            declared.check(config, opts, task)
+    except ValueError as err:
+        message = str(err).removeprefix(f"{options_key}: ")
+        raise _fail(config, options_key, message) from None
 
 
 def _parameters(target, skip: int) -> str:

@@ -33,6 +33,9 @@ class Weights:
         return self.model + (f" + {self.adapter}" if self.adapter else "")
 
 
+POOL_ORIGIN = "pool"  # Item.origin of a collected question
+
+
 @dataclass(frozen=True)
 class Item:
     """One question of a task. `gold` is None when unlabeled; the pool's gold never reaches training."""
@@ -40,9 +43,9 @@ class Item:
     id: str
     question: str
     gold: str | None = None
-    # Where a round's question came from (acquire/): "pool" (collected), "written" (the model wrote it),
+    # Where a round's question came from (acquire/): POOL_ORIGIN (collected), "written" (the model wrote it),
     # "variant" (an easier variant the model or task wrote of `parent`), "knob:<source>" (a difficulty stage).
-    origin: str = "pool"
+    origin: str = POOL_ORIGIN
     parent: str | None = None
 
 

@@ -2,7 +2,8 @@
 
 Before a round runs (or is read back as finished), `prepare_round` checks its artifacts as `selfimprove
 verify` checks them, and retires (to damaged/) the first missing or damaged one and every one after it
-(`layout.stage_rank`), so the round is redone from that stage. Each round records a digest of what it
+(`layout.stage_rank`; a plug-in's own files at the stage its declaration names, `declarations.round_artifacts`),
+so the round is redone from that stage. Each round records a digest of what it
 started from (`round_inputs`, `rounds/rNN/inputs.json`: the collected data, earlier rounds' metrics,
 weights and training sets); when that changed because an earlier round was redone differently, the
 whole round is redone. `read_metrics` reads a finished round back, with the weights it names found
@@ -18,6 +19,7 @@ import re
 from selfimprove import layout
 from selfimprove.cache import fingerprint
 from selfimprove.context import RunContext
+from selfimprove.declarations import round_artifacts
 from selfimprove.records import RoundMetrics, from_row, to_row
 from selfimprove.store import RunStore
 
@@ -76,16 +78,20 @@ def prepare_round(ctx: RunContext, r: int, inputs: dict) -> None:
     changed; then record `inputs`."""
     store = ctx.store
     name = layout.round_file(r, layout.INPUTS)
-    mine = sorted((n for n in store.manifest["artifacts"] if layout.round_of(n) == r and n != name),
-                  key=layout.stage_rank)
+    declared = round_artifacts(ctx.config)
+
+    def rank(n: str) -> int:
+        return layout.stage_rank(n, declared)
+
+    mine = sorted((n for n in store.manifest["artifacts"] if layout.round_of(n) == r and n != name), key=rank)
     recorded = store.read_json(name) if store.done(name) else None
     if name in store.manifest["artifacts"] and recorded != inputs:
         changed = ", ".join(k for k in inputs if (recorded or {}).get(k) != inputs[k])
         stale, why = mine, f"what it was made from changed ({changed})"
     else:
         damaged = [n for n in mine if store.problem(n) is not None]
-        first = min((layout.stage_rank(n) for n in damaged), default=None)
-        stale = [n for n in mine if first is not None and layout.stage_rank(n) >= first]
+        first = min((rank(n) for n in damaged), default=None)
+        stale = [n for n in mine if first is not None and rank(n) >= first]
         why = f"{', '.join(damaged)} missing or damaged"
     if stale:
         ctx.console.print(f"[yellow]round {r}: redoing from {stale[0]} ({why}); the old files are kept in "

@@ -1,13 +1,12 @@
 """`selfimprove report RUN_DIR`: one self-contained HTML page (no network) from a run's recorded data.
 
 Reads `rounds/rNN/metrics.json`, `votes.jsonl`, `samples.jsonl`, `verdicts.jsonl`, `train.jsonl`,
-`pool.jsonl` (with each question's origin), `written.jsonl` and `variants.jsonl` (acquire/), and
-`pool_gold.jsonl` (hidden gold, for calibration only). Writes `RUN_DIR/report.html`:
-plots as inline SVG (accuracy, agreement and pseudo-label accuracy, calibration, diversity and
-length, gate pass rates; and the adaptation method's own section, when its declaration has one: for
-RL, per step, probe, reward, agreement, entropy and the guard's stop), where each round's questions
-came from, LADDER's variant trees (question -> variants -> verdicts, as nested folds) and a browser of questions with their rationales, votes, gate verdicts
-and kept training examples. It computes nothing the run did not record except grouping: the
+`pool.jsonl` (with each question's origin), and `pool_gold.jsonl` (hidden gold, for calibration only).
+Writes `RUN_DIR/report.html`: plots as inline SVG (accuracy, agreement and pseudo-label accuracy,
+calibration, diversity and length, gate pass rates), each plug-in's own section when its declaration
+has one (`declarations.report_sections`: RL's per-step plots, the questions the model wrote, LADDER's
+variant trees), where each round's questions came from, and a browser of questions with their rationales,
+votes, gate verdicts and kept training examples. It computes nothing the run did not record except grouping: the
 calibration bins and per-gate pass shares are counts over the stored verdicts and votes.
 """
 
@@ -22,7 +21,7 @@ from typing import Callable
 import yaml
 
 from selfimprove import layout, plugins
-from selfimprove.records import RoundMetrics, from_row
+from selfimprove.records import POOL_ORIGIN, RoundMetrics, from_row
 from selfimprove.store import RunStore, StoreError
 from selfimprove.svg import svg
 
@@ -42,8 +41,6 @@ class RoundData:
     verdicts: list[dict] = field(default_factory=list)
     train: list[dict] = field(default_factory=list)
     pool: list[dict] = field(default_factory=list)  # the round's questions, each with where it came from
-    written: list[dict] = field(default_factory=list)  # questions the model wrote, with their verdicts
-    variants: list[dict] = field(default_factory=list)  # the tree question -> easier variants -> verdicts
 
 
 @dataclass
@@ -56,8 +53,8 @@ class RunData:
     notes: list[str]  # what could not be read and why
     is_equivalent: Callable[[str, str], bool] | None = None  # the task's answer equivalence; None = exact
     transductive: bool = False  # `selfimprove ttt`: adapted on the questions it is scored on
-    # The adaptation method's own plots (its declaration's `report`: RL's per-step plots), drawn with the rest.
-    method_plots: Callable[[], dict[str, str]] | None = None
+    # The run's plug-ins' own sections (their declarations' `report`), drawn with the plots.
+    plugin_plots: Callable[[], dict[str, str]] | None = None
 
 
 def _task_equivalence(root: Path, notes: list[str]):
@@ -102,8 +99,7 @@ def load_run(run_dir: str | Path) -> RunData:
     if not history:
         raise ReportError(f"{root} has no finished round yet (no rounds/rNN/metrics.json): let "
                           "`selfimprove run` finish round 0, then report again")
-    names = (layout.VOTES, layout.SAMPLES, layout.VERDICTS, layout.TRAIN, layout.ROUND_POOL, layout.WRITTEN,
-             layout.VARIANTS)
+    names = (layout.VOTES, layout.SAMPLES, layout.VERDICTS, layout.TRAIN, layout.ROUND_POOL)
     rounds = [RoundData(r, *(_read(store, layout.round_file(r, n), notes) if store.done(layout.round_file(r, n))
                              else [] for n in names))
               for r in rounds_done if r > 0]
@@ -117,23 +113,22 @@ def load_run(run_dir: str | Path) -> RunData:
     saved = yaml.safe_load((root / layout.CONFIG).read_text()) if (root / layout.CONFIG).exists() else None
     transductive = bool((saved or {}).get("run", {}).get("transductive"))
     return RunData(root, history, rounds, questions, gold, notes, _task_equivalence(root, notes), transductive,
-                   _method_plots(store, rounds_done, saved, notes))
+                   _plugin_plots(store, rounds_done, saved, notes))
 
 
-def _method_plots(store: RunStore, rounds_done: list[int], saved: dict | None, notes: list[str]):
-    """The run's adaptation method's report section (`adapt.Method.report`), bound to this run: a function
-    that draws its plots; None when the method declares none (or cannot be resolved here)."""
-    from selfimprove.adapt import declaration
+def _plugin_plots(store: RunStore, rounds_done: list[int], saved: dict | None, notes: list[str]):
+    """The sections the run's plug-ins declare (`report` of each declaration), bound to this run: a function
+    that draws them all; None when none declares one."""
+    from selfimprove.declarations import report_sections
 
-    name = ((saved or {}).get("adapt") or {}).get("method")
-    try:
-        report = declaration(name).report if name else None
-    except ValueError:  # a user's method not importable here: the report goes without its section
+    sections = [plugins.resolve(target, {}, "a plug-in's report section") for target in report_sections(saved)]
+    if not sections:
         return None
-    if report is None:
-        return None
-    section = plugins.resolve(report, {}, "adapt.method's report")
-    return lambda: section(store, rounds_done, lambda artifact: _read(store, artifact, notes))
+
+    def draw() -> dict[str, str]:
+        read = lambda artifact: _read(store, artifact, notes)  # noqa: E731 - what a section reads, noted when bad
+        return {k: v for section in sections for k, v in section(store, rounds_done, read).items()}
+    return draw
 
 
 def calibration(votes: list[dict], gold: dict[str, str], is_equivalent=None) -> list[dict]:
@@ -211,8 +206,8 @@ def plots(run: RunData) -> dict[str, str]:
     if rates:
         ax.legend(fontsize=8)
     out["gates"] = svg(fig)
-    if run.method_plots is not None:
-        out |= run.method_plots()
+    if run.plugin_plots is not None:
+        out |= run.plugin_plots()
     return out
 
 
@@ -231,10 +226,10 @@ def browser_data(run: RunData) -> list[dict]:
                 "index": s["index"], "format": s["prompt_format"], "text": s["text"], "answer": s["answer"],
                 "kept": v.get("kept"), "reason": v.get("reason"),
                 "gates": {g: [x["passed"], x["reason"]] for g, x in v.get("gates", {}).items()}})
-        origin = {q["id"]: (q.get("origin", "pool"), q.get("parent")) for q in rd.pool}
+        origin = {q["id"]: (q.get("origin", POOL_ORIGIN), q.get("parent")) for q in rd.pool}
         questions = [{"id": v["question_id"], "question": run.questions.get(v["question_id"], ""),
-                      "origin": origin.get(v["question_id"], ("pool", None))[0],
-                      "parent": origin.get(v["question_id"], ("pool", None))[1],
+                      "origin": origin.get(v["question_id"], (POOL_ORIGIN, None))[0],
+                      "parent": origin.get(v["question_id"], (POOL_ORIGIN, None))[1],
                       "gold": run.gold.get(v["question_id"]), "vote": v["answer"], "share": v["share"],
                       "counts": v["counts"], "samples": samples.get(v["question_id"], []),
                       "examples": examples.get(v["question_id"], [])} for v in rd.votes[:MAX_QUESTIONS]]
@@ -243,51 +238,15 @@ def browser_data(run: RunData) -> list[dict]:
 
 
 def sources_table(run: RunData) -> str:
-    """Per round: how many questions came from where, and the verdicts on the questions the model wrote."""
+    """Per round: how many questions came from where (each question's `origin`)."""
     rows = []
     for rd in run.rounds:
         origins: dict[str, int] = {}
         for q in rd.pool:
-            origins[q.get("origin", "pool")] = origins.get(q.get("origin", "pool"), 0) + 1
-        written: dict[str, int] = {}
-        for w in rd.written:
-            written[w["verdict"]] = written.get(w["verdict"], 0) + 1
-        rows.append(f"<tr><td>{rd.number}</td><td>{_fmt(', '.join(f'{k}: {v}' for k, v in origins.items()))}</td>"
-                    f"<td>{_fmt(', '.join(f'{k}: {v}' for k, v in written.items()) or None)}</td></tr>")
-    return ("<table class='metrics' id='sources'><tr><th>round</th><th>questions by origin</th>"
-            "<th>questions written by the model, by verdict</th></tr>" + "".join(rows) + "</table>")
-
-
-def variant_trees(run: RunData) -> str:
-    """LADDER's trees, one per untrusted question, as nested <details>: each variant with its verdict."""
-    parts = []
-    for rd in run.rounds:
-        if not rd.variants:
-            continue
-        children: dict[str, list[dict]] = {}
-        for row in rd.variants:
-            if row["parent"] is not None:
-                children.setdefault(row["parent"], []).append(row)
-
-        def node(row: dict) -> str:
-            if row["depth"] == 0:
-                what = f"vote {_fmt(row.get('answer'))} (share {row.get('share', 0):.2f}): not trusted"
-            elif row["verdict"] != "kept":
-                what = f"dropped: {row['verdict']}"
-            else:
-                what = (f"vote {_fmt(row.get('answer'))} (share {row.get('share', 0):.2f}): "
-                        + ("trusted, trained on" if row.get("trusted") else "not trusted"))
-            kids = "".join(node(c) for c in children.get(row["id"], []))
-            mark = "trusted" if row.get("trusted") else "untrusted"
-            return (f"<details class='variant {mark}'{' open' if row['depth'] == 0 else ''}><summary>"
-                    f"<b>{_fmt(row['id'])}</b> {html.escape(row['question'])} <i>{what}</i></summary>{kids}</details>")
-
-        roots = [row for row in rd.variants if row["depth"] == 0]
-        trusted = sum(bool(row.get("trusted")) for row in rd.variants)
-        parts.append(f"<h3>Round {rd.number}: {len(roots)} untrusted questions, "
-                     f"{len(rd.variants) - len(roots)} variants, {trusted} trusted</h3>"
-                     + "".join(node(r) for r in roots[:MAX_QUESTIONS]))
-    return "".join(parts) or "<p>none: no round acquired easier variants</p>"
+            origins[q.get("origin", POOL_ORIGIN)] = origins.get(q.get("origin", POOL_ORIGIN), 0) + 1
+        rows.append(f"<tr><td>{rd.number}</td><td>{_fmt(', '.join(f'{k}: {v}' for k, v in origins.items()))}</td></tr>")
+    return ("<table class='metrics' id='sources'><tr><th>round</th><th>questions by origin</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def metrics_table(history: list[RoundMetrics]) -> str:
@@ -311,7 +270,7 @@ def render(run: RunData) -> str:
     title = ("TRANSDUCTIVE (adapted on the questions it is scored on): " if run.transductive else "") + str(run.root)
     return (TEMPLATE.replace("%TITLE%", html.escape(title))
             .replace("%TABLE%", metrics_table(run.history)).replace("%PLOTS%", figures)
-            .replace("%SOURCES%", sources_table(run)).replace("%VARIANTS%", variant_trees(run))
+            .replace("%SOURCES%", sources_table(run))
             .replace("%NOTES%", notes).replace("%DATA%", data))
 
 
@@ -340,7 +299,6 @@ details.variant{margin-left:1.2em;font-size:.85em} details.trusted>summary{color
 %TABLE%
 <h2>Plots</h2><div class="plots">%PLOTS%</div>
 <h2>Where each round's questions came from</h2>%SOURCES%
-<h2>Easier variants (LADDER): question, variants, verdicts</h2><div id="variants">%VARIANTS%</div>
 <h2>Problems found in the run directory</h2><ul id="notes">%NOTES%</ul>
 <h2>Questions</h2>
 <p>Round <select id="round"></select> <input id="filter" placeholder="filter questions"> <span id="count"></span></p>

@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from selfimprove.names import FORMATS, GUARDED_SIGNALS, LMSI_FORMATS, NEEDS_VOTE, SHOWS_EXEMPLARS
+from selfimprove.names import FORMATS, GUARDED_SIGNALS, LMSI_FORMATS, SHOWS_EXEMPLARS
+from selfimprove.plugins import read_options  # noqa: F401 - plug-ins read their options here too
 from selfimprove.tasks.base import Fields
 
 
@@ -35,13 +36,8 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-def read_options(model: type[Section], options: dict[str, Any], key: str) -> Section:
-    """A plug-in's `options` read by its options model; a mistake is a ValueError naming each key under `key`."""
-    try:
-        return model(**options)
-    except ValidationError as err:
-        raise ValueError(f"{key}: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors())) from None
+class NoOptions(Section):
+    """The options model of a plug-in that takes none: any option given is named as unknown."""
 
 
 class RunConfig(Section):
@@ -144,16 +140,8 @@ class VoteConfig(Section):
     tie_break: Literal["first", "logprob", "abstain"] = "first"  # first = answer seen first wins
     # Gates a path must pass to vote at all, e.g. [{name: arithmetic, require_equations: true}]: paths
     # whose written arithmetic is wrong abstain, so the majority is taken over checked reasoning only.
+    # A gate that judges a path against the vote (its declaration's trait) is refused here by preflight.
     require: list[dict[str, Any]] = []
-
-    @field_validator("require")
-    @classmethod
-    def _no_vote_gates(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for i, spec in enumerate(v):
-            if isinstance(spec, dict) and spec.get("name") in NEEDS_VOTE:
-                raise ValueError(f"vote.require[{i}]: gate {spec['name']!r} judges a path against the vote, so it "
-                                 "cannot decide who votes; put it in curate.gates")
-        return v
 
 
 class CurateConfig(Section):

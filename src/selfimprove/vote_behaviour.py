@@ -15,14 +15,20 @@ With `score: dual` a cluster scores size x (1 + written tests it passes), CodeT'
 (`same_behaviour` compares on every call but the asked tests', which the gate does not see).
 Hidden reference tests of a benchmark never reach this module: it is given the questions only.
 
-Used as `vote.method: behaviour` with `vote.options: {extra_inputs: 8, timeout_s: 5, ...}`.
+Used as `vote.method: behaviour` with `vote.options: {extra_inputs: 8, timeout_s: 5, ...}` (`BehaviourOptions`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
 
 from selfimprove import programs
+from selfimprove.names import RUNS_PROGRAMS
+from selfimprove.plugins import Plugin
+from selfimprove.sections import Section
 from selfimprove.records import Item, Sample, Vote
 from selfimprove.tasks.code import (Example, docstring_examples, entry_point, generated_calls, tests_prompt,
                                     written_tests)
@@ -135,15 +141,29 @@ def asked_tests(backend, weights, items: list[Item], n: int, chat: bool, seed: i
     return samples
 
 
-def behaviour_vote(ctx, round_: int, weights, samples: list[Sample], items: list[Item], extra_inputs: int = 8,
-                   written_tests_cap: int = 10, require_examples: bool = True, score: str = "size",
-                   timeout_s: float = 5.0, memory_mb: int = 512, workers: int | None = None,
-                   ask_tests: int = 0) -> list[Vote]:
+class BehaviourOptions(Section):
+    """`vote.options` of `behaviour`."""
+
+    extra_inputs: int = Field(8, ge=0)  # calls generated from the docstring's examples, beyond the examples
+    written_tests_cap: int = Field(10, ge=0)  # the completions' own tests taken per question
+    require_examples: bool = True  # a program that fails a docstring example abstains
+    score: Literal["size", "dual"] = "size"  # dual = size x (1 + written tests passed), CodeT's dual agreement
+    timeout_s: float = Field(5.0, gt=0)  # per program run in the sandbox
+    memory_mb: int = Field(512, ge=1)  # per program run in the sandbox
+    workers: int | None = Field(None, ge=1)  # sandbox processes; None = the CPUs
+    ask_tests: int = Field(0, ge=0)  # test-writing completions asked per question (0 = none)
+
+
+def behaviour_vote(ctx, round_: int, weights, samples: list[Sample], items: list[Item], **options) -> list[Vote]:
     """The `vote.method: behaviour` plug-in (see the module docstring); options come from `vote.options`.
     With `ask_tests: n` the sampling model also writes n test completions per question; their inputs
     (and expected outputs, for `score: dual`) join the calls every program runs on."""
+    o = DECLARATION.read(options, "vote.options")
     extra: list[Sample] = []
-    if ask_tests:
-        extra = asked_tests(ctx.backend, weights, items, ask_tests, ctx.style.chat, ctx.config.run.seed, round_)
-    return vote_by_behaviour(samples + extra, items, extra_inputs, ctx.config.run.seed, written_tests_cap,
-                             require_examples, score, programs.Limits(timeout_s, memory_mb, workers))
+    if o.ask_tests:
+        extra = asked_tests(ctx.backend, weights, items, o.ask_tests, ctx.style.chat, ctx.config.run.seed, round_)
+    return vote_by_behaviour(samples + extra, items, o.extra_inputs, ctx.config.run.seed, o.written_tests_cap,
+                             o.require_examples, o.score, programs.Limits(o.timeout_s, o.memory_mb, o.workers))
+
+
+DECLARATION = Plugin("selfimprove.vote_behaviour:behaviour_vote", BehaviourOptions, traits=frozenset({RUNS_PROGRAMS}))

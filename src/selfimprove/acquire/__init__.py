@@ -11,8 +11,10 @@ The pool may change between rounds, so every round's pool is an artifact of that
     mix        several of these in one round: {method: mix, options: {sources: [{method: ..., ...}]}}
 
 A method is a plain function `method(ctx, round, weights, **acquire.options) -> list[Item]`, named in
-`acquire.method`: one of `METHODS`, or a user's "package.module:function". Each Item says where it
-came from (`origin`, `parent`). Gold an acquired question carries (a difficulty stage's generator,
+`acquire.method`: one of `METHODS`, or a user's "package.module:function" or "package.module:DECLARATION".
+Each source declares itself beside its code (`plugins.Plugin`): its options model and check (run by
+preflight), its traits (`base.RECORDS_TOKENS`), the records it writes with their stage (`base.record`)
+and its report section; `declaration(name)` returns it. Each Item says where it came from (`origin`, `parent`). Gold an acquired question carries (a difficulty stage's generator,
 a task that can solve its own language) is stripped and written to `rounds/rNN/pool_gold.jsonl`,
 read only by diagnostics, as `collect` does for the collected pool.
 """
@@ -21,9 +23,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pydantic import Field
+
 from selfimprove import layout, plugins
+from selfimprove.acquire.base import RECORDS_TOKENS
 from selfimprove.context import RunContext
+from selfimprove.plugins import Plugin
 from selfimprove.records import Item, Weights, from_row, to_row
+from selfimprove.sections import NoOptions, Section
 
 
 def pool(ctx: RunContext, round_: int, weights: Weights) -> list[Item]:
@@ -31,60 +38,78 @@ def pool(ctx: RunContext, round_: int, weights: Weights) -> list[Item]:
     return ctx.data.pool
 
 
-def mix(ctx: RunContext, round_: int, weights: Weights, sources: list[dict]) -> list[Item]:
+class MixOptions(Section):
+    """`acquire.options` of `mix`."""
+
+    # Each {method: ..., **its options}, taken in order (a question id once), e.g.
+    # [{method: pool}, {method: written, count: 200}].
+    sources: list[dict] = Field(min_length=1)
+
+
+def mix(ctx: RunContext, round_: int, weights: Weights, **options) -> list[Item]:
     """Every source's questions in order, a question id taken once: `sources` are {method: ..., **options}."""
     seen, out = set(), []
-    for spec in sources:
-        options = {k: v for k, v in spec.items() if k != "method"}
-        method = plugins.resolve(spec["method"], METHODS, "acquire.options.sources")
-        for item in method(ctx, round_, weights, **options):
+    for spec in MIX.read(options, "acquire.options").sources:
+        source = {k: v for k, v in spec.items() if k != "method"}
+        method = plugins.callable_of(declaration(spec["method"], "acquire.options.sources"), "acquire.options.sources")
+        for item in method(ctx, round_, weights, **source):
             if item.id not in seen:
                 seen.add(item.id)
                 out.append(item)
     return out
 
 
-METHODS = {"pool": "selfimprove.acquire:pool",
-           "mix": "selfimprove.acquire:mix",
-           "written": "selfimprove.acquire.written:written",
-           "variants": "selfimprove.acquire.variants:variants",
-           "schedule": "selfimprove.acquire.schedule:schedule"}
-
-# The option checks of the built-in methods, run by preflight before any work (a user's method checks
-# its own options when called): check(options, config, task) raises ValueError naming the option.
-CHECKS = {"mix": "selfimprove.acquire:check_mix",
-          "written": "selfimprove.acquire.written:check",
-          "variants": "selfimprove.acquire.variants:check",
-          "schedule": "selfimprove.acquire.schedule:check"}
-
-
-def check_mix(options: dict, config, task) -> None:
-    sources = options.get("sources")
-    if not isinstance(sources, list) or not sources:
-        raise ValueError("sources: give a list of sources, e.g. [{method: pool}, {method: written, count: 200}]")
-    for i, spec in enumerate(sources):
-        if not isinstance(spec, dict) or "method" not in spec:
+def check_mix(config, options: MixOptions, task) -> None:
+    for i, spec in enumerate(options.sources):
+        if "method" not in spec:
             raise ValueError(f"sources[{i}]: give a mapping with a method, e.g. {{method: written, count: 200}}")
         if spec["method"] == "mix":
             raise ValueError(f"sources[{i}]: a mix inside a mix; list its sources here instead")
 
 
-def check_options(method: str, options: dict, config, task) -> list[tuple[str, str, dict]]:
-    """Check a built-in method's options; returns (where, method, options) of every source to check
-    further (mix's sources, each with its place 'sources[i]'). Raises ValueError naming the option."""
-    if method == "mix":
-        check_mix(options, config, task)
-        return [(f"sources[{i}]", s["method"], {k: v for k, v in s.items() if k != "method"})
-                for i, s in enumerate(options["sources"])]
-    if method in CHECKS:
-        plugins.resolve(method, CHECKS, "acquire.method")(options, config, task)
-    return []
+POOL = Plugin("selfimprove.acquire:pool", NoOptions)
+MIX = Plugin("selfimprove.acquire:mix", MixOptions, check_mix)
+
+# One line a source: its declaration ("module:attr"), imported only when a config names it.
+METHODS = {"pool": "selfimprove.acquire:POOL",
+           "mix": "selfimprove.acquire:MIX",
+           "written": "selfimprove.acquire.written:DECLARATION",
+           "variants": "selfimprove.acquire.variants:DECLARATION",
+           "schedule": "selfimprove.acquire.schedule:DECLARATION"}
+
+
+def declaration(name: str, where: str = "acquire.method") -> Plugin:
+    """Source `name`'s declaration (a user's plain function as one with nothing declared); ValueError naming
+    `where` when it cannot be resolved."""
+    return plugins.declared(name, METHODS, where)
+
+
+def sources(name: str, options: dict) -> list[tuple[str, str, dict]]:
+    """(where, name, options) of every source a round's acquisition runs: `name` itself ("" for where)
+    and, for a mix, each of its sources ("sources[i]"), in order."""
+    out = [("", name, options)]
+    if name == "mix" and isinstance(options.get("sources"), list):
+        out += [(f"sources[{i}]", s["method"], {k: v for k, v in s.items() if k != "method"})
+                for i, s in enumerate(options["sources"]) if isinstance(s, dict) and "method" in s]
+    return out
+
+
+def declarations(config) -> list[Plugin]:
+    """The declarations of every source `config` runs (those that cannot be resolved left out: preflight
+    names them)."""
+    found = []
+    for _, name, _ in sources(config.acquire.method, config.acquire.options):
+        try:
+            found.append(declaration(name))
+        except ValueError:
+            pass
+    return found
 
 
 def acquire_round(ctx: RunContext, round_: int, weights: Weights) -> list[Item]:
     """Round `round_`'s questions: read when complete, else acquired with `weights` and written."""
     cfg = ctx.config.acquire
-    method = plugins.resolve(cfg.method, METHODS, "acquire.method")
+    method = plugins.callable_of(declaration(cfg.method), "acquire.method")
 
     def build() -> list[dict]:
         items = method(ctx, round_, weights, **cfg.options)
@@ -98,11 +123,13 @@ def acquire_round(ctx: RunContext, round_: int, weights: Weights) -> list[Item]:
 
 def tokens_spent(ctx: RunContext, round_: int) -> int:
     """Tokens the model generated while acquiring round `round_`'s questions (writing them, judging variants,
-    measuring pass rates): the `tokens` its acquisition artifacts record."""
+    measuring pass rates): the `tokens` recorded by the records of the sources declared `RECORDS_TOKENS`."""
     total = 0
-    for name in (layout.WRITTEN, layout.VARIANTS, layout.DIFFICULTY):
-        if ctx.store.done(layout.round_file(round_, name)):
-            total += sum(r.get("tokens") or 0 for r in ctx.store.read_jsonl(layout.round_file(round_, name)))
+    for source in declarations(ctx.config):
+        for artifact in source.artifacts if RECORDS_TOKENS in source.traits else ():
+            name = layout.round_file(round_, artifact.name)
+            if ctx.store.done(name):
+                total += sum(r.get("tokens") or 0 for r in ctx.store.read_jsonl(name))
     return total
 
 

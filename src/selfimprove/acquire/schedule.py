@@ -16,16 +16,38 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from selfimprove import layout
+from selfimprove.acquire.base import RECORDS_TOKENS, record
 from selfimprove.acquire.judge import agreement, judge
-from selfimprove.acquire.options import choice, integers
 from selfimprove.acquire.screen import key
 from selfimprove.context import RunContext
+from selfimprove.plugins import Plugin
 from selfimprove.records import Item, Weights
+from selfimprove.sections import Section
 from selfimprove.tasks.base import difficulty_knobs
 
-BY = ("knob", "pass_rate")
+
+class ScheduleOptions(Section):
+    """`acquire.options` of `schedule`."""
+
+    by: Literal["knob", "pass_rate"] = "knob"
+    stages: dict | None = None  # by: knob: {first round: the task's source (a knob string)}
+    # by: pass_rate: the agreement a question's vote must have to be sampled; 0.2-0.8 leaves out what the
+    # model always or never gets (open-r1's pass-rate filter)
+    band: tuple[float, float] = (0.2, 0.8)
+    candidates: int = Field(256, ge=1, le=10_000_000)  # by: pass_rate: pool questions measured a round
+    count: int | None = Field(None, ge=1, le=10_000_000)  # by: pass_rate: at most this many taken; None = all
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, v):
+        if not all(0 <= b <= 1 for b in v) or v[0] > v[1]:
+            raise ValueError(f"{list(v)!r}; give [low, high] with 0 <= low <= high <= 1, e.g. [0.2, 0.8]")
+        return v
 
 
 def stage_of(stages: dict, round_: int) -> str:
@@ -58,25 +80,23 @@ def by_pass_rate(ctx: RunContext, round_: int, weights: Weights, band: list[floa
     return kept[:count] if count is not None else kept
 
 
-def schedule(ctx: RunContext, round_: int, weights: Weights, by: str = "knob", stages: dict | None = None,
-             band: list[float] = (0.2, 0.8), candidates: int = 256, count: int | None = None) -> list[Item]:
+def schedule(ctx: RunContext, round_: int, weights: Weights, **options) -> list[Item]:
     """This round's questions by difficulty (see the module docstring)."""
-    if by == "knob":
-        return by_knob(ctx, round_, stages)
-    return by_pass_rate(ctx, round_, weights, list(band), candidates, count)
+    o = DECLARATION.read(options, "acquire.options")
+    if o.by == "knob":
+        return by_knob(ctx, round_, o.stages)
+    return by_pass_rate(ctx, round_, weights, list(o.band), o.candidates, o.count)
 
 
-def check(options: dict, config, task) -> None:
-    """Bad options fail before any work, naming the option."""
-    by = choice(options, "by", BY, "knob")
-    integers(options, {"candidates": (1, 10_000_000), "count": (1, 10_000_000)})
-    if by == "knob":
+def check(config, options: ScheduleOptions, task) -> None:
+    """Against the task and the vote, before any work, naming the option."""
+    if options.by == "knob":
         knobs = difficulty_knobs(task)
         if not knobs:
             raise ValueError(f"by: knob, but task {task.name!r} has no difficulty knob (its questions come from "
                              "files or datasets); use by: pass_rate, which measures difficulty from the model's "
                              "own agreement")
-        stages = options.get("stages")
+        stages = options.stages
         if not isinstance(stages, dict) or not stages:
             raise ValueError(f'stages: give {{first round: source}}, e.g. {{1: "steps=3", 5: "steps=4"}}; '
                              f"the task's difficulty knobs are {', '.join(knobs)}")
@@ -90,10 +110,10 @@ def check(options: dict, config, task) -> None:
         if 1 not in {int(r) for r in stages}:
             raise ValueError("stages: the first stage must start at round 1")
         return
-    band = options.get("band", (0.2, 0.8))
-    if (not isinstance(band, (list, tuple)) or len(band) != 2
-            or not all(isinstance(b, (int, float)) and 0 <= b <= 1 for b in band) or band[0] > band[1]):
-        raise ValueError(f"band: {band!r}; give [low, high] with 0 <= low <= high <= 1, e.g. [0.2, 0.8]")
     if config.generate.k < 2:
         raise ValueError(f"by: pass_rate measures agreement among K paths, and generate.k={config.generate.k} "
                          "gives no pass rate to use; set generate.k to 2 or more")
+
+
+DECLARATION = Plugin("selfimprove.acquire.schedule:schedule", ScheduleOptions, check,
+                     traits=frozenset({RECORDS_TOKENS}), artifacts=(record(layout.DIFFICULTY),))

@@ -18,21 +18,38 @@ Who writes the variants (`writer`):
 from __future__ import annotations
 
 import zlib
+from typing import Literal
+
+from pydantic import Field
 
 from selfimprove import layout
+from selfimprove.acquire.base import RECORDS_TOKENS, record
 from selfimprove.acquire.judge import judge, trusted
-from selfimprove.acquire.options import choice, integers, numbers
 from selfimprove.acquire.screen import guard_for
 from selfimprove.acquire.written import cleaned
 from selfimprove.backends import SamplingParams
 from selfimprove.context import RunContext
+from selfimprove.plugins import Plugin
 from selfimprove.records import Item, Vote, Weights, from_row
+from selfimprove.sections import Section
 from selfimprove.tasks.base import solver_of, variant_writer_of
 
 ASK = ("Here is a problem:\n\n{question}\n\nWrite an easier version of it: fewer steps, smaller numbers, or one "
        "of the sub-questions it depends on. Reply with the new problem only.")
 PLAIN = "Problem: {question}\nAn easier version of this problem, with fewer steps or smaller numbers: "
-WRITERS = ("model", "task")
+
+
+class VariantsOptions(Section):
+    """`acquire.options` of `variants`."""
+
+    depth: int = Field(2, ge=1, le=5)  # levels of variants below an untrusted question
+    per_question: int = Field(3, ge=1, le=16)  # variants written of each question
+    writer: Literal["model", "task"] = "model"  # who writes them (see the module docstring)
+    share: float = Field(0.5, ge=0, le=1)  # a vote at least this strong is trusted
+    limit: int | None = Field(None, ge=1, le=1_000_000)  # roots taken a round; None = every untrusted question
+    temperature: float = Field(1.0, ge=0, le=5)
+    max_new_tokens: int = Field(160, ge=1, le=8192)  # one question, not a solution
+    near_duplicate: float = Field(0.8, ge=0.05, le=1)  # similarity at which a variant repeats another
 
 
 def roots(ctx: RunContext, round_: int, share: float, limit: int | None) -> list[tuple[Item, Vote | None]]:
@@ -64,10 +81,11 @@ def write_variants(ctx: RunContext, round_: int, weights: Weights, questions: li
     return [[(cleaned(c.text), c.num_tokens) for c in cs] for cs in outs]
 
 
-def variants(ctx: RunContext, round_: int, weights: Weights, depth: int = 2, per_question: int = 3,
-             writer: str = "model", share: float = 0.5, limit: int | None = None, temperature: float = 1.0,
-             max_new_tokens: int = 160, near_duplicate: float = 0.8) -> list[Item]:
+def variants(ctx: RunContext, round_: int, weights: Weights, **options) -> list[Item]:
     """The trusted easier variants of the last round's untrusted questions, to `depth` levels."""
+    o = DECLARATION.read(options, "acquire.options")
+    depth, per_question, writer, share, limit = o.depth, o.per_question, o.writer, o.share, o.limit
+    temperature, max_new_tokens, near_duplicate = o.temperature, o.max_new_tokens, o.near_duplicate
     found = roots(ctx, round_, share, limit)
     # A variant is meant to resemble its question: against questions seen, only exact repeats are dropped.
     guard = guard_for(ctx, near_duplicate, [(i.id, i.question) for i in ctx.data.pool], seen_near=float("inf"))
@@ -106,13 +124,15 @@ def variants(ctx: RunContext, round_: int, weights: Weights, depth: int = 2, per
     return kept
 
 
-def check(options: dict, config, task) -> None:
-    """Bad options fail before any work, naming the option."""
-    integers(options, {"depth": (1, 5), "per_question": (1, 16), "limit": (1, 1_000_000),
-                       "max_new_tokens": (1, 8192)})
-    numbers(options, {"share": (0.0, 1.0), "temperature": (0.0, 5.0), "near_duplicate": (0.05, 1.0)})
-    if choice(options, "writer", WRITERS, "model") == "task" and variant_writer_of(task) is None:
+def check(config, options: VariantsOptions, task) -> None:
+    """Against the task and the vote, before any work, naming the option."""
+    if options.writer == "task" and variant_writer_of(task) is None:
         raise ValueError(f"writer: task {task.name!r} has no rule for easier variants; use writer: model")
     if config.generate.k < 2:
         raise ValueError(f"a variant is trusted by its vote, and generate.k={config.generate.k} gives no vote; "
                          "set generate.k to 2 or more")
+
+
+DECLARATION = Plugin("selfimprove.acquire.variants:variants", VariantsOptions, check,
+                     traits=frozenset({RECORDS_TOKENS}), artifacts=(record(layout.VARIANTS),),
+                     report="selfimprove.acquire.acquire_report:variant_trees")

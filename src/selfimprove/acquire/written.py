@@ -19,12 +19,16 @@ import math
 import random
 import zlib
 
+from pydantic import Field, field_validator
+
 from selfimprove import layout
-from selfimprove.acquire.options import integers, numbers
+from selfimprove.acquire.base import RECORDS_TOKENS, record
 from selfimprove.acquire.screen import count_verdicts, guard_for
 from selfimprove.backends import SamplingParams
 from selfimprove.context import RunContext
+from selfimprove.plugins import Plugin
 from selfimprove.records import Item, Weights
+from selfimprove.sections import Section
 from selfimprove.tasks.base import solver_of
 
 ASK = ("Here are some example questions:\n\n{examples}\n\nWrite one new question of the same kind, different "
@@ -55,10 +59,38 @@ def cleaned(text: str) -> str:
     return line.lstrip("0123456789. ").strip() if line[:1].isdigit() and ". " in line[:4] else line
 
 
-def written(ctx: RunContext, round_: int, weights: Weights, count: int = 200, examples: int | list[str] = 10,
-            shots: int = 4, per_prompt: int = 4, temperature: float = 1.0, max_new_tokens: int = 160,
-            near_duplicate: float = 0.8, max_prompts: int | None = None) -> list[Item]:
+class WrittenOptions(Section):
+    """`acquire.options` of `written`."""
+
+    count: int = Field(200, ge=1, le=1_000_000)  # questions kept a round
+    # The pool's first N questions as examples, or a list of questions to show: a prompt needs at least one.
+    examples: int | list[str] = 10
+    shots: int = Field(4, ge=1, le=64)  # examples shown in one prompt (a seeded choice per prompt)
+    per_prompt: int = Field(4, ge=1, le=64)  # questions sampled from one prompt
+    temperature: float = Field(1.0, ge=0, le=5)  # 1.0: varied questions; the screen drops the bad ones
+    max_new_tokens: int = Field(160, ge=1, le=8192)  # one question, not a solution
+    near_duplicate: float = Field(0.8, ge=0.05, le=1)  # similarity at which a question repeats another
+    max_prompts: int | None = Field(None, ge=1, le=1_000_000)  # None = 4 x count / per_prompt
+
+    @field_validator("examples", mode="before")
+    @classmethod
+    def _some_examples(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, list)):
+            raise ValueError("give how many pool questions to show (an integer), or a list of questions")
+        if (isinstance(v, list) and not [q for q in v if str(q).strip()]) or v == 0:
+            raise ValueError("a question-writing prompt needs example questions: give at least one "
+                             "(e.g. examples: 10 shows the pool's first 10)")
+        if isinstance(v, int) and v < 0:
+            raise ValueError(f"{v} must be at least 1")
+        return [str(q) for q in v] if isinstance(v, list) else v
+
+
+def written(ctx: RunContext, round_: int, weights: Weights, **options) -> list[Item]:
     """Up to `count` new questions written by `weights`, screened; each one's verdict is recorded."""
+    o = DECLARATION.read(options, "acquire.options")
+    count, examples, shots, per_prompt = o.count, o.examples, o.shots, o.per_prompt
+    temperature, max_new_tokens, near_duplicate, max_prompts = (o.temperature, o.max_new_tokens, o.near_duplicate,
+                                                                o.max_prompts)
     shown_from = example_questions(ctx, examples)
     guard = guard_for(ctx, near_duplicate, [(f"example-{n}", q) for n, q in enumerate(shown_from)])
     budget = max_prompts if max_prompts is not None else math.ceil(4 * count / per_prompt)
@@ -92,16 +124,5 @@ def written(ctx: RunContext, round_: int, weights: Weights, count: int = 200, ex
     return kept
 
 
-def check(options: dict, config, task) -> None:
-    """Bad options fail before any work, naming the option."""
-    examples = options.get("examples", 10)
-    if isinstance(examples, bool) or not isinstance(examples, (int, list)):
-        raise ValueError("examples: give how many pool questions to show (an integer), or a list of questions")
-    if (isinstance(examples, list) and not [q for q in examples if str(q).strip()]) or examples == 0:
-        raise ValueError("examples: a question-writing prompt needs example questions: give at least one "
-                         "(e.g. examples: 10 shows the pool's first 10)")
-    if isinstance(examples, int) and examples < 0:
-        raise ValueError(f"examples: {examples} must be at least 1")
-    integers(options, {"count": (1, 1_000_000), "shots": (1, 64), "per_prompt": (1, 64),
-                       "max_new_tokens": (1, 8192), "max_prompts": (1, 1_000_000)})
-    numbers(options, {"temperature": (0.0, 5.0), "near_duplicate": (0.05, 1.0)})
+DECLARATION = Plugin("selfimprove.acquire.written:written", WrittenOptions, traits=frozenset({RECORDS_TOKENS}),
+                     artifacts=(record(layout.WRITTEN),), report="selfimprove.acquire.acquire_report:written_verdicts")

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from selfimprove import layout, plugins
 from selfimprove.adapt.base import Adapted, AdaptInputs, Method, method_options, start_weights
-from selfimprove.adapt.rl_options import RLOptions, check_rl
+from selfimprove.adapt.rl_options import RL_DROPPED, RL_TRAINER, RLOptions, check_rl
 
 __all__ = ["METHODS", "TARGETS", "Adapted", "AdaptInputs", "Method", "adapt_round", "declaration", "method_options",
            "start_weights"]
 
 # Label-free RL's round files (grpo.py), besides the weights and the training log.
-RL_FILES = (layout.RL_SAMPLES, layout.RL_STEPS, layout.RL_GUARD, layout.RL_WORK)
+RL_FILES = tuple(layout.Artifact(name, "adapt") for name in (layout.RL_SAMPLES, layout.RL_STEPS, layout.RL_GUARD,
+                                                                layout.RL_WORK, RL_TRAINER, RL_DROPPED))
 RL_REPORT = "selfimprove.adapt.rl_report:report"  # its per-step plots in `selfimprove report`
 
 METHODS = {

@@ -27,9 +27,9 @@ class Method:
     check: Callable[[Any, Any], None] | None = None  # check(config, options): against the rest; ValueError
     needs_learner: bool = False  # trains adapt.learner on model.name's paths, so adapt.learner must be set
     scores_answer_strings: bool = False  # rewards answers that match the vote's string: unfit for programs
-    # Round files it writes besides the weights and train_log.jsonl (names in layout.py or its own):
-    # a method's files rank with the weights (layout.stage_rank), so a damaged one redoes the training.
-    artifacts: tuple[str, ...] = ()
+    # Round files it writes besides the weights and train_log.jsonl, each a `layout.Artifact` with its stage
+    # (Artifact(name, "adapt"): a damaged one redoes the training); repair asks them (declarations.py).
+    artifacts: tuple = ()
     # "package.module:function", its section of `selfimprove report`: section(store, rounds, read) ->
     # {figure id: SVG}, drawn from what its rounds recorded (`read(name)` reads a JSONL artifact). None = none.
     report: str | None = None

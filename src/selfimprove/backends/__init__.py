@@ -1,5 +1,6 @@
-"""Generation backends. `BACKENDS` maps a config name (`generate.backend`) to its factory, and
-`EXTRAS` says which optional dependencies (pip extra, modules) it needs beyond the core install.
+"""Generation backends. `BACKENDS` maps a config name (`generate.backend`) to its declaration
+(`plugins.Plugin`: the factory, and the optional dependencies, pip extra and modules, it needs beyond the
+core install, checked before the factory's module is imported); `EXTRAS` is that column alone.
 
 A factory is called once per run as `factory(model_config, generate_config, **generate.backend_options)`;
 a user's own backend is given as "package.module:factory". A factory that declares a `cache_dir`
@@ -13,22 +14,25 @@ import inspect
 from pathlib import Path
 
 from selfimprove import plugins
+from selfimprove.plugins import Plugin
 from selfimprove.backends.base import Backend, Completion, Prompt, SamplingParams
 
-BACKENDS: dict[str, str] = {
-    "transformers": "selfimprove.backends.transformers:TransformersBackend",
-    "openai_http": "selfimprove.backends.openai_http:OpenAIHTTPBackend",
-    "vllm": "selfimprove.backends.vllm:VLLMBackend",
-    "ray": "selfimprove.backends.ray_backend:RayBackend",
+# Declared here, not in their modules: a backend's module imports its engine (torch, vllm, ray), which
+# may be missing, and that is what its declaration must say before any import.
+BACKENDS: dict[str, Plugin] = {
+    "transformers": Plugin("selfimprove.backends.transformers:TransformersBackend"),
+    "openai_http": Plugin("selfimprove.backends.openai_http:OpenAIHTTPBackend", extra=("http", ("httpx",))),
+    "vllm": Plugin("selfimprove.backends.vllm:VLLMBackend", extra=("gpu", ("vllm",))),
+    "ray": Plugin("selfimprove.backends.ray_backend:RayBackend", extra=("cluster", ("ray",))),
 }
-
+TARGETS = {name: b.target for name, b in BACKENDS.items()}  # as plugins.resolve reads them
 # backend -> (pip extra, modules it imports); None = the core install has everything.
-EXTRAS: dict[str, tuple[str, tuple[str, ...]] | None] = {
-    "transformers": None,
-    "openai_http": ("http", ("httpx",)),
-    "vllm": ("gpu", ("vllm",)),
-    "ray": ("cluster", ("ray",)),
-}
+EXTRAS: dict[str, tuple[str, tuple[str, ...]] | None] = {name: b.extra for name, b in BACKENDS.items()}
+
+
+def declaration(name: str) -> Plugin:
+    """generate.backend `name`'s declaration: a built-in's, or a user's (a plain factory: nothing declared)."""
+    return BACKENDS[name] if name in BACKENDS else plugins.declared(name, TARGETS, "generate.backend")
 
 
 class MissingExtraError(ValueError):
@@ -51,7 +55,7 @@ def require_extra(name: str) -> None:
 
 def backend_factory(name: str):
     require_extra(name)
-    return plugins.resolve(name, BACKENDS, "generate.backend")
+    return plugins.callable_of(declaration(name), "generate.backend")
 
 
 def create_backend(model, generate, cache_dir: str | Path | None = None) -> Backend:
@@ -75,5 +79,5 @@ def create_backend_from(name: str, model, generate, options: dict, cache_dir: st
     return factory(model, generate, **options)
 
 
-__all__ = ["Backend", "Completion", "Prompt", "SamplingParams", "BACKENDS", "EXTRAS", "MissingExtraError",
-           "backend_factory", "create_backend", "create_backend_from", "missing_modules", "require_extra"]
+__all__ = ["Backend", "Completion", "Prompt", "SamplingParams", "BACKENDS", "EXTRAS", "TARGETS", "MissingExtraError",
+           "backend_factory", "declaration", "create_backend", "create_backend_from", "missing_modules", "require_extra"]

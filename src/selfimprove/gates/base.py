@@ -1,7 +1,8 @@
 """What a gate is: a plain callable `gate(candidates) -> list[Verdict]`, one verdict per candidate.
 
 A leaf module: gate modules import these records and nothing else of the gate package, so the
-registry in `gates/__init__.py` can name them without an import cycle.
+registry in `gates/__init__.py` can name them without an import cycle. A gate with a trait declares
+itself (`plugins.Plugin` beside its factory); one without is its plain factory.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from selfimprove.records import Sample, Vote, Weights
+
+# Trait of a gate that judges a path against its question's vote: it cannot decide who votes (vote.require).
+NEEDS_VOTE = "needs_vote"
 
 
 @dataclass(frozen=True)

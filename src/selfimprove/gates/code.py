@@ -11,7 +11,8 @@ behaves like the vote's winning program. Both run programs only in the sandbox (
 from __future__ import annotations
 
 from selfimprove import programs
-from selfimprove.gates.base import Candidate, GateContext, Verdict
+from selfimprove.gates.base import NEEDS_VOTE, Candidate, GateContext, Verdict
+from selfimprove.plugins import Plugin
 from selfimprove.tasks.code import docstring_examples
 
 
@@ -75,3 +76,7 @@ def same_behaviour(context: GateContext, extra_inputs: int = 8, written_tests_ca
         return out
 
     return gate
+
+
+# Judged against the question's vote, so not in vote.require.
+SAME_BEHAVIOUR = Plugin("selfimprove.gates.code:same_behaviour", traits=frozenset({NEEDS_VOTE}))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from selfimprove.gates.base import Candidate, GateContext, Verdict
+from selfimprove.gates.base import NEEDS_VOTE, Candidate, GateContext, Verdict
+from selfimprove.plugins import Plugin
 
 
 def majority(context: GateContext):
@@ -88,3 +89,10 @@ def _margin(scores: dict[str, list[float]], majority: str | None) -> float | Non
     mean = {a: sum(v) / len(v) for a, v in scores.items()}
     others = [s for a, s in mean.items() if a != majority]
     return mean[majority] - max(others) if others else float("inf")
+
+
+# Judged against the question's vote, so not in vote.require.
+MAJORITY = Plugin("selfimprove.gates.confidence:majority", traits=frozenset({NEEDS_VOTE}))
+MIN_SHARE = Plugin("selfimprove.gates.confidence:min_share", traits=frozenset({NEEDS_VOTE}))
+MIN_VOTES = Plugin("selfimprove.gates.confidence:min_votes", traits=frozenset({NEEDS_VOTE}))
+LOGPROB_MARGIN = Plugin("selfimprove.gates.confidence:logprob_margin", traits=frozenset({NEEDS_VOTE}))

@@ -9,7 +9,8 @@ augmentation); the vote keeps them correct.
 
 from __future__ import annotations
 
-from selfimprove.gates.base import Candidate, GateContext, Verdict
+from selfimprove.gates.base import NEEDS_VOTE, Candidate, GateContext, Verdict
+from selfimprove.plugins import Plugin
 from selfimprove.novelty import novelty
 
 
@@ -61,3 +62,7 @@ def _scores(candidates: list[Candidate]) -> list[float]:
         for n, value in zip(members, novelty([candidates[n].sample.text for n in members])):
             out[n] = value
     return out
+
+
+# Judged against the question's vote, so not in vote.require.
+NOVEL = Plugin("selfimprove.gates.diversity:novel", traits=frozenset({NEEDS_VOTE}))

@@ -20,7 +20,8 @@ import re
 from collections import Counter
 from fractions import Fraction
 
-from selfimprove.gates.base import Candidate, GateContext, Verdict
+from selfimprove.gates.base import NEEDS_VOTE, Candidate, GateContext, Verdict
+from selfimprove.plugins import Plugin
 
 
 def equivalent_to_majority(context: GateContext):
@@ -235,3 +236,7 @@ def code_tests(context: GateContext, timeout_s: float = 5.0, memory_mb: int = 51
         return out
 
     return gate
+
+
+# Judged against the question's vote, so not in vote.require.
+EQUIVALENT_TO_MAJORITY = Plugin("selfimprove.gates.verify:equivalent_to_majority", traits=frozenset({NEEDS_VOTE}))

@@ -1,0 +1,18 @@
+"""What an acquisition source declares beyond `plugins.Plugin`: its traits and its records' stage.
+
+A leaf module: the source modules import these, and the registry in `acquire/__init__.py` names them.
+"""
+
+from __future__ import annotations
+
+from selfimprove.layout import Artifact
+
+# Trait: its records' rows carry the `tokens` the model generated to acquire them (writing questions,
+# judging variants, measuring pass rates), which `acquire.tokens_spent` counts as the round's compute.
+RECORDS_TOKENS = "records_tokens"
+
+
+def record(name: str) -> Artifact:
+    """A source's own round file, written while the round acquires its questions: a damaged one redoes
+    the acquisition and everything after it."""
+    return Artifact(name, "acquire")
