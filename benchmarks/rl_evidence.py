@@ -50,6 +50,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 from benchmarks.evidence import claims, outcomes, provenance  # noqa: E402
+from benchmarks.evidence.merge import by_arm_and_seed  # noqa: E402
 from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
 from benchmarks.evidence.stats import spread  # noqa: E402
 
@@ -319,7 +320,7 @@ def plot(results: dict, path: Path) -> None:
         (name, lambda t, name=name: t["adapted_accuracy"]) for name in names]
     seeds = sorted({s for name in names for s in results[name]})
     width = 0.8 / max(1, len(bars))
-    for i, (label, value) in enumerate(bars):
+    for i, (label, value) in enumerate(bars if names else []):  # a run without test-time arms has no panel
         source = results[names[0]] if i < 2 else results[label]
         ttt.bar([x + i * width for x in range(len(seeds))], [value(source[s]) if s in source else 0 for s in seeds],
                 width, label=label)
@@ -339,12 +340,11 @@ def merge(paths: list[Path]) -> dict:
     parts = [json.loads(f.read_text()) for f in paths]
     merged = {"seeds": sorted({s for p in parts for s in p["seeds"]}),
               "configs": {f.name: p["config"] for f, p in zip(paths, parts)}, "arms": {}, "token_lengths": {}}
+    merged["arms"] = by_arm_and_seed(parts)
     for p in parts:
         for name in [k for k in p if k.startswith("ttt")]:
             merged.setdefault(name, {}).update(p[name])
         merged["token_lengths"].update(p.get("token_lengths", {}))
-        for arm, seeds in p["arms"].items():
-            merged["arms"].setdefault(arm, {}).update(seeds)
     merged["summary"] = summarize(merged)
     return merged
 

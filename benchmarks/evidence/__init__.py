@@ -4,7 +4,9 @@
                 unpaired interval for results that stored no per-question outcomes; `spread`
     claims      the claim record (what is compared, effect, interval, p, n, seeds) and its sentence
     outcomes    per-question outcomes ("1" right, "0" wrong, by sorted question id) of a run or a scoring
-    provenance  the code commit, the arguments, the wall time; writing and merging result files
+    provenance  the code commit, the arguments, the wall time; writing a result file, a merge's record
+    merge       parts run side by side (a seed, or a set of arms, a process) as one result
+    splits      the untouched test split of a run: another seed stream, minus what every arm saw
     quiet       the torch/transformers/datasets quieting every worker process does first
     jobs        arms side by side from one base: one process per job, resumable
 
