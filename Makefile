@@ -93,18 +93,20 @@ evidence-embedded: $(STAMP)  # about 1 hour: 3 arms + 9 ablations x 3 seeds, 2 j
 	$(BIN)/python -m benchmarks.embedded_evidence --seeds 0 1 2 --jobs 2 --work $(EV)/embedded-evidence
 
 # 3 seeds side by side (about 50 minutes each, every arm, TTT at lr 5e-4), then TTT at lr 2e-3, then merged.
+# RL_LR: GRPO's learning rate, chosen on dev by evidence-rl-lr (1e-4 came from an unrecorded pilot).
+RL_LR ?= 1e-4
 evidence-rl: $(STAMP)
 	@mkdir -p $(EV)/rl-evidence
-	for s in 0 1 2; do $(BIN)/python -m benchmarks.rl_evidence --seeds $$s --work $(EV)/rl-evidence \
+	for s in 0 1 2; do $(BIN)/python -m benchmarks.rl_evidence --seeds $$s --lr $(RL_LR) --work $(EV)/rl-evidence \
 		--out $(EV)/rl-evidence/s$$s.json > $(EV)/rl-evidence/s$$s.log 2>&1 & done; wait
-	for s in 0 1 2; do $(BIN)/python -m benchmarks.rl_evidence --seeds $$s --arms ttt ttt_guard --ttt-lr 0.002 \
+	for s in 0 1 2; do $(BIN)/python -m benchmarks.rl_evidence --seeds $$s --lr $(RL_LR) --arms ttt ttt_guard --ttt-lr 0.002 \
 		--work $(EV)/rl-evidence --out $(EV)/rl-evidence/t$$s.json > $(EV)/rl-evidence/t$$s.log 2>&1 & done; wait
 	$(BIN)/python -m benchmarks.rl_evidence --merge $(EV)/rl-evidence/s0.json $(EV)/rl-evidence/s1.json \
 		$(EV)/rl-evidence/s2.json $(EV)/rl-evidence/t0.json $(EV)/rl-evidence/t1.json $(EV)/rl-evidence/t2.json
 
 # GRPO's learning rate chosen on dev (issue 26): the verified-reward arm at three rates, 78 steps a round, 3
 # seeds; pick the rate by `summary.grpo_verified.heldout_gain` (the dev set) in each JSON, then run
-# evidence-rl with `--lr` set to it. About 6 minutes an arm and seed: under an hour on 2 cores.
+# `make evidence-rl RL_LR=<it>`. About 6 minutes an arm and seed: under an hour on 2 cores.
 evidence-rl-lr: $(STAMP)
 	for lr in 3e-5 1e-4 3e-4; do $(BIN)/python -m benchmarks.rl_evidence --seeds 0 1 2 --arms grpo_verified \
 		--grpo-steps 78 --lr $$lr --work $(EV)/rl-lr-$$lr --out $(EV)/rl-lr-$$lr.json \
