@@ -77,3 +77,34 @@ def test_a_resumed_round_keeps_the_records_of_the_steps_it_does_not_redo(tmp_pat
     sampler = DynamicSampler([], None, 8, 3.0, 0, path, resumed_step=2)
     sampler.truncate()
     assert [r["step"] for r in read_rows(path)] == [1, 2]
+
+
+def _fill(tmp_path, pool_agrees: dict[str, bool], slots: list[str], budget: float):
+    """`fill` with groups whose rewards agree for the questions `pool_agrees` says, and the sampled order."""
+    rows = [{"question_id": q, "prompt": q} for q in pool_agrees]
+    drawn = []
+
+    def sample(batch):
+        from selfimprove.adapt.dynamic import Group
+
+        drawn.extend(r["question_id"] for r in batch)
+        return [Group(r, [[1, 2]] * 4, None, [1.0] * 4 if pool_agrees[r["question_id"]] else [1.0, 0.0, 0.0, 1.0])
+                for r in batch]
+
+    sampler = DynamicSampler(rows, None, 4, budget, 0, tmp_path / DROPPED_FILE)
+    kept = sampler.fill([r for r in rows if r["question_id"] in slots], sample, step=1)
+    return [g.row["question_id"] for g in kept], drawn, sampler.records
+
+
+def test_fill_replaces_agreeing_groups_with_fresh_questions_within_the_budget(tmp_path):
+    pool = {"a": True, "b": False, "c": True, "d": False, "e": False}
+    kept, drawn, records = _fill(tmp_path, pool, ["a", "b"], budget=3.0)
+    assert kept[1] == "b" and not pool[kept[0]] and kept[0] != "b"  # one informative group a slot, no repeat
+    assert len(drawn) <= 6 and {r["question_id"] for r in records} <= {"a", "c"}
+    assert all(r["dropped"] and r["why"] == "all 4 scored rewards are 1" for r in records)
+
+
+def test_fill_keeps_an_agreeing_group_when_no_fresh_question_is_left(tmp_path):
+    kept, drawn, records = _fill(tmp_path, {"a": True, "b": False}, ["a", "b"], budget=3.0)
+    assert kept == ["a", "b"] and drawn == ["a", "b"]
+    assert [(r["question_id"], r["dropped"], r["kept_because"]) for r in records] == [("a", False, "no fresh question left")]

@@ -100,14 +100,13 @@ class DynamicSampler:
             again = []
             for i, g in zip(todo, groups):
                 why = why_uninformative(g.totals)
-                if why is None:
-                    kept[i] = g
-                    continue
-                nxt = next((r for r in fresh if r["question_id"] not in used), None) if drawn + len(again) < limit else None
+                spent = drawn + len(again) >= limit  # one more replacement would pass the budget
+                nxt = None if why is None or spent else next((r for r in fresh if r["question_id"] not in used), None)
                 if nxt is None:
                     kept[i] = g
-                    self.record(step, g, why, dropped=False,
-                                kept_because="budget spent" if drawn + len(again) >= limit else "no fresh question left")
+                    if why is not None:
+                        self.record(step, g, why, dropped=False,
+                                    kept_because="budget spent" if spent else "no fresh question left")
                     continue
                 self.record(step, g, why, dropped=True)
                 used.add(nxt["question_id"])
@@ -121,9 +120,8 @@ class DynamicSampler:
                "tokens": sum(len(ids) for ids in g.completion_ids), "why": why, "dropped": dropped,
                "kept_because": kept_because}
         self.records.append(row)
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
     def sample(self, rows: list[dict], trainer) -> list[Group]:
         """A group of num_generations completions for each row, drawn and scored as TRL would."""
