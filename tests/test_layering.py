@@ -1,5 +1,10 @@
-"""No import cycles inside the package, counting imports inside functions and the "module:attr"
-strings of the plug-in registries (a cycle hidden behind a registry string is still a cycle)."""
+"""The package's layering, counting imports inside functions and the "module:attr" strings of the
+plug-in registries (a cycle hidden behind a registry string is still a cycle):
+
+- no import cycle between modules, nor between folders (a subpackage, or a top-level module, is one node);
+- every module stands on one floor: shared ground, the stages, the run, the command line; no import runs
+  from a floor up to a higher one, and no stage imports another stage (the stages stand side by side over
+  the ground), except the few named in SIDEWAYS with why."""
 
 import ast
 import re
@@ -56,3 +61,73 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_import_cycles():
     cycle = find_cycle(edges())
     assert cycle is None, " -> ".join(cycle)
+
+
+# Folder -> floor. A folder is a subpackage or a top-level module; a new one must be given its floor here.
+FLOORS = {
+    # shared ground: records, the run directory, plug-in machinery, tasks, engines, what several stages share
+    "ground": {"records", "names", "layout", "plugins", "sections", "store", "lock", "tasks", "backends", "cache",
+               "models", "prompts", "programs", "sandbox", "context", "finished", "progress", "svg", "novelty",
+               "tiny", "replay", "majority", "gates", "preflight_model", "sampling", "memory", "review",
+               "vote_behaviour"},
+    # the stages, side by side
+    "stages": {"collect", "acquire", "own_exemplars", "generate", "vote", "debate", "curate", "adapt", "evaluate",
+               "monitor", "probe"},
+    # the run: configuration, the loop and what it hands off to, the report it leaves
+    "run": {"config", "declarations", "repair", "run_dir", "summary", "loop", "preflight", "ttt", "tracking",
+            "report"},
+    # the command line and what only it calls
+    "cli": {"cli", "publish", "embedded", "__main__"},
+}
+ORDER = list(FLOORS)
+STAGE_OF = {"debate": "vote"}  # a stage's plug-in module at the top level belongs to its stage
+# Imports between two stages that remain, each with why (remove an entry when its import goes).
+SIDEWAYS = {
+    ("selfimprove.acquire.judge", "selfimprove.vote"): "judges a variant by the run's own vote method",
+    ("selfimprove.adapt.grpo", "selfimprove.acquire"): "RL's diagnostics read the round's gold (round_gold)",
+}
+
+
+def folder(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else module
+
+
+def folder_edges(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for a, targets in graph.items():
+        for b in targets:
+            if folder(a) != folder(b) and "selfimprove" not in (a, b):
+                out.setdefault(folder(a), set()).add(folder(b))
+    return out
+
+
+def test_no_folder_level_cycles():
+    cycle = find_cycle(folder_edges(edges()))
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_every_folder_has_a_floor():
+    floor_of = [f for names in FLOORS.values() for f in names]
+    assert len(floor_of) == len(set(floor_of))
+    missing = {folder(m) for m in edges() if m != "selfimprove"} - set(floor_of)
+    assert missing == set(), f"give each a floor in FLOORS: {sorted(missing)}"
+
+
+def test_no_import_runs_up_and_no_stage_imports_another():
+    floor = {f: ORDER.index(name) for name, folders in FLOORS.items() for f in folders}
+    up, sideways = [], []
+    for a, targets in edges().items():
+        for b in targets:
+            fa, fb = folder(a), folder(b)
+            if fa == fb or "selfimprove" in (a, b):
+                continue
+            if floor[fa] < floor[fb]:
+                up.append(f"{a} -> {b}")
+            elif (fa in FLOORS["stages"] and fb in FLOORS["stages"] and STAGE_OF.get(fb, fb) != STAGE_OF.get(fa, fa)
+                  and (a, b) not in SIDEWAYS):
+                sideways.append(f"{a} -> {b}")
+    assert up == [], "an import runs up a floor: " + ", ".join(sorted(up))
+    assert sideways == [], "a stage imports another stage: " + ", ".join(sorted(sideways))
+    graph = edges()
+    assert [k for k in SIDEWAYS if k[1] not in graph.get(k[0], ())] == [], "remove the entries that no longer import"

@@ -6,7 +6,7 @@ import pytest
 
 from selfimprove.backends import SamplingParams
 from selfimprove.backends.base import Completion
-from selfimprove.cache import CachedBackend
+from selfimprove.backends.cached import CachedBackend
 from selfimprove.records import Weights
 from selfimprove.store import RunStore, StoreError
 

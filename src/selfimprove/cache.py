@@ -6,7 +6,8 @@ the seed. A call, not a single prompt, is the unit because a batched sampler's o
 prompt depends on the batch it ran in; caching calls keeps a cached run equal to a fresh one.
 The run directory's own `cache/` is the default; SELFIMPROVE_CACHE_DIR shares one across runs.
 
-A backend whose call is many independent requests (an HTTP server) also keeps a `RequestCache`
+The backend that looks in this cache first is `backends/cached.py`'s `CachedBackend`. A backend whose
+call is many independent requests (an HTTP server) also keeps a `RequestCache`
 under `<cache_dir>/requests/`: each request's answer is written the moment it arrives, so a call
 that fails or is killed half-way loses nothing already returned, and its rerun asks only for the rest.
 """
@@ -20,8 +21,7 @@ from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
 
-from selfimprove.backends.base import Completion, Prompt, SamplingParams, parallel_calls
-from selfimprove.records import Weights
+from selfimprove.records import Completion, Prompt, SamplingParams, Weights
 from selfimprove.store import _atomic_write_bytes
 
 
@@ -72,50 +72,6 @@ def call_key(weights: Weights, prompts: list[Prompt], params: SamplingParams) ->
     data = {"model": fingerprint(weights.model), "adapter": fingerprint(weights.adapter),
             "tokenizer": fingerprint(weights.tokenizer), "prompts": prompts, "params": _key_params(params)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-class CachedBackend:
-    """A backend whose `generate` looks in the cache first; everything else is the wrapped backend's."""
-
-    def __init__(self, backend, cache_dir: str | Path):
-        self.backend = backend
-        self.cache_dir = Path(cache_dir)
-        self.hits = 0  # generate calls answered from the cache (counted for tests and the resume benchmark)
-        self.misses = 0
-
-    def generate(self, prompts: list[Prompt], params: SamplingParams, weights: Weights,
-                 progress=None) -> list[list[Completion]]:
-        key = call_key(weights, prompts, params)
-        path = self.cache_dir / key[:2] / f"{key}.json"
-        if path.exists():
-            try:
-                rows = json.loads(path.read_text())
-                self.hits += 1
-                if progress:
-                    progress(len(prompts))
-                return [[Completion(**c) for c in comps] for comps in rows]
-            except (ValueError, TypeError):
-                pass  # a damaged entry is regenerated and overwritten
-        self.misses += 1
-        out = self.backend.generate(prompts, params, weights, progress)
-        _atomic_write_bytes(path, json.dumps([[asdict(c) for c in comps] for comps in out]).encode())
-        return out
-
-    def count_tokens(self, prompt: Prompt, weights: Weights) -> int:
-        return self.backend.count_tokens(prompt, weights)
-
-    @property
-    def parallel_calls(self) -> int:
-        return parallel_calls(self.backend)
-
-    def max_context(self, weights: Weights) -> int:
-        return self.backend.max_context(weights)
-
-    def has_chat_template(self, weights: Weights) -> bool:
-        return self.backend.has_chat_template(weights)
-
-    def close(self) -> None:
-        self.backend.close()
 
 
 class RequestCache:

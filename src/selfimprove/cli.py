@@ -97,7 +97,7 @@ def _ours(err: BaseException) -> bool:
 def classify(err: BaseException) -> tuple[int, str] | None:
     """(exit code, message) for an expected failure; None for a bug."""
     from selfimprove.config import ConfigError
-    from selfimprove.generate import PromptTooLongError
+    from selfimprove.sampling import PromptTooLongError
     from selfimprove.lock import RunLockedError
     from selfimprove.run_dir import ConfigChangedError
     from selfimprove.models import ModelLoadError

@@ -19,7 +19,7 @@ from selfimprove.majority import eligible_voters, vote_all
 from selfimprove.sections import Config
 from selfimprove.context import RunContext
 from selfimprove.gates import GateContext, build_gates
-from selfimprove.generate import sample_paths
+from selfimprove.sampling import sample_paths
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle, prompt_style
 from selfimprove.records import Item, RoundMetrics, Sample, Vote, Weights, to_row

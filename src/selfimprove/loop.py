@@ -21,7 +21,8 @@ from rich.console import Console
 from selfimprove import acquire, collect, evaluate, layout, monitor, own_exemplars, probe, tracking
 from selfimprove.adapt import AdaptInputs, adapt_round
 from selfimprove.backends import create_backend, require_extra
-from selfimprove.cache import CachedBackend, cache_dir_for
+from selfimprove.backends.cached import CachedBackend
+from selfimprove.cache import cache_dir_for
 from selfimprove.config import Config
 from selfimprove.context import RunContext
 from selfimprove.curate import curate_round

@@ -110,7 +110,7 @@ def _files(config: Config) -> None:
     if config.adapt.replay is not None:
         path = Path(config.adapt.replay).expanduser()
         _readable(config, "adapt.replay", path, data=False)
-        from selfimprove.adapt.examples import read_replay
+        from selfimprove.replay import read_replay
 
         try:
             read_replay(str(path))
@@ -208,7 +208,7 @@ def _memory(config: Config) -> None:
                         "manifest.json): name an earlier run.out_dir or a JSONL file", "files")
         if not path.is_dir():
             _readable(config, key, path, data=False)
-            from selfimprove.adapt.examples import read_replay
+            from selfimprove.replay import read_replay
 
             try:
                 read_replay(str(path))

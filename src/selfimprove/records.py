@@ -7,7 +7,7 @@ by `question_id`, so any artifact of a run can be joined with any other.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Union
 
 
 def to_row(record) -> dict[str, Any]:
@@ -31,6 +31,28 @@ class Weights:
 
     def __str__(self) -> str:
         return self.model + (f" + {self.adapter}" if self.adapter else "")
+
+
+# What a generation backend is given and gives back (backends/base.py has the contract).
+Prompt = Union[str, list[dict]]  # a completion prompt, or chat messages [{"role", "content"}, ...]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1  # completions per prompt (K)
+    temperature: float = 0.7  # 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    stop: tuple[str, ...] = ()  # cut a completion at the first of these strings (e.g. "\nQ:")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    num_tokens: int
+    truncated: bool  # hit max_new_tokens before EOS or a stop string
+    logprob: float  # summed log-probability of the generated tokens (before temperature)
 
 
 POOL_ORIGIN = "pool"  # Item.origin of a collected question

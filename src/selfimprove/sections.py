@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from selfimprove.names import FORMATS, GUARDED_SIGNALS, LMSI_FORMATS, SHOWS_EXEMPLARS
 from selfimprove.plugins import read_options  # noqa: F401 - plug-ins read their options here too

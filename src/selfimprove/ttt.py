@@ -27,7 +27,7 @@ from selfimprove import layout
 from selfimprove.backends import SamplingParams, create_backend
 from selfimprove.config import Config, parse_config
 from selfimprove.evaluate import accuracy
-from selfimprove.generate import sample_paths
+from selfimprove.sampling import sample_paths
 from selfimprove.prompts import prompt_style
 from selfimprove.records import Item, Weights
 from selfimprove.store import RunStore

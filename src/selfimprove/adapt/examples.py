@@ -12,14 +12,13 @@ own examples exactly once.
 
 from __future__ import annotations
 
-import json
 import random
 import zlib
-from pathlib import Path
 
 from selfimprove import layout, names, prompts, review
 from selfimprove.context import RunContext
 from selfimprove.records import Example, Exemplar, Item, Sample, TrustedPath, to_row
+from selfimprove.replay import read_replay
 from selfimprove.tasks.base import own_format_of
 
 
@@ -48,26 +47,6 @@ def examples_for(paths: list[TrustedPath], formats: dict[str, float], exemplars:
             out.append(Example(question_id=p.question_id, round=round_, sample_index=p.sample_index, format=fmt,
                                prompt=prompt, completion=completion, answer=p.answer))
     return out
-
-
-def read_replay(path: str) -> list[TrustedPath]:
-    """A labelled set mixed into every round (replay against forgetting): JSONL of question/rationale/answer."""
-    rows = []
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(f"adapt.replay file {path} does not exist")
-    for n, line in enumerate(file.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-        missing = [k for k in ("question", "answer") if k not in row]
-        if missing:
-            raise ValueError(f"{path}:{n}: missing field(s) {missing}; each row needs question, rationale, answer")
-        rows.append(TrustedPath(names.replay_id(n), row["question"], row.get("rationale", ""), str(row["answer"])))
-    return rows
 
 
 def trusted_paths(kept: list[Sample], items: list[Item], answer_prefix: str, task=None) -> list[TrustedPath]:

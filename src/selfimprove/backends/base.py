@@ -13,31 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
-from selfimprove.records import Weights
-
-Prompt = Union[str, list[dict]]  # a completion prompt, or chat messages [{"role", "content"}, ...]
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    n: int = 1  # completions per prompt (K)
-    temperature: float = 0.7  # 0 = greedy
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    seed: int = 0
-    stop: tuple[str, ...] = ()  # cut a completion at the first of these strings (e.g. "\nQ:")
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    num_tokens: int
-    truncated: bool  # hit max_new_tokens before EOS or a stop string
-    logprob: float  # summed log-probability of the generated tokens (before temperature)
-
+# The records a backend takes and gives live with the other records (records.py), so that what sits below
+# the engines (the cache) can read them without importing the engines; re-exported here.
+from selfimprove.records import Completion, Prompt, SamplingParams, Weights  # noqa: F401
 
 class Backend(Protocol):
     def generate(self, prompts: list[Prompt], params: SamplingParams, weights: Weights,
