@@ -200,8 +200,9 @@ def summarize(results: dict) -> dict:
     for other in ("base", "control", "oracle"):
         if "selftrain" in ttt and (other == "base" or other in ttt):
             theirs = ttt["selftrain"]["outcomes"]["base"] if other == "base" else ttt[other]["outcomes"]["adapted"]
-            out["vs"][f"test-time training: selftrain vs {other}"] = {
-                "seeds": [0], **mcnemar(ttt["selftrain"]["outcomes"]["adapted"], theirs)}
+            paired = mcnemar(ttt["selftrain"]["outcomes"]["adapted"], theirs)
+            out["vs"][f"test-time training: selftrain vs {other}"] = {  # one run: its gain is the pooled one
+                "seeds": [0], "gain_per_seed": [paired["difference"]], "gain_median": paired["difference"], **paired}
     return out
 
 
