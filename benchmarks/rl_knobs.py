@@ -18,11 +18,12 @@ candidate with the best final dev accuracy runs the other seeds; gold and random
 arms are compared on the untouched set (rl_evidence.untouched: another generator seed, the run's
 questions removed), which nothing chose on: SFT against each arm, paired per question.
 
-Compute, in tokens sampled + trained: GRPO's steps are set as rl_evidence sets them (a step samples
-batch_size completions and trains on them with their prompts, so steps = sft_steps x (p + c) / (p + 2c)
-with the SFT arm's mean prompt and completion lengths). Dynamic sampling samples 1 / (1 - z) groups per
-kept group where z is the zero-variance share, so its arms take steps x (p + 2c) / (p + c + c / (1 - z)),
-z measured on grpo_verified at the same seed. Every arm's actual `compute_tokens` is in the JSON.
+Compute, in tokens sampled + trained: SFT trains sft_steps x B_sft examples of p + c tokens a round;
+a GRPO step samples B completions and trains on them with their prompts, B (p + 2c) tokens, so
+grpo_verified takes sft_steps x B_sft (p + c) / (B (p + 2c)) steps with the SFT arm's lengths. Its own
+samples' mean length c' and zero-variance share z then set the other arms' steps: dynamic sampling
+samples 1 / (1 - z) groups per kept group, B (p + c' + c' / (1 - z)) tokens a step. Every arm's actual
+`compute_tokens` is in the JSON, to check the match.
 
 Per arm: untouched and dev gains (mean and spread over seeds), compute tokens, the chosen learning rate
 (and reward), and from its rounds' rl_steps.jsonl: the share of trained groups with zero reward variance,
@@ -101,7 +102,16 @@ def run_arm(name: str, arm: str, seed: int, args, steps: int, lr: float, reward:
             "history": [{k: h.get(k) for k in ("round", "accuracy", "untouched_accuracy", "untouched_outcomes",
                                                 "compute_tokens", "weights_round")} for h in history],
             "zero_variance_groups": mean("zero_variance_groups"), "token_entropy": mean("token_entropy"),
+            "mean_tokens": mean("mean_tokens"),
             "dropped_groups": sum(s.get("dropped_groups") or 0 for s in trained)}
+
+
+def sft_batch_size(run_dir: Path) -> int:
+    """Examples an SFT step trains on, from the run's own config."""
+    from selfimprove.config import load_config
+
+    adapt = load_config(run_dir / "config.yaml").adapt
+    return adapt.batch_size * adapt.grad_accum
 
 
 def dev_gain(run: dict) -> float:
@@ -121,11 +131,17 @@ def run_seed(seed: int, args, results: dict, chosen: dict) -> None:
     sft = run_arm("sft", "sft", seed, args, args.sft_steps, 0.0)
     results["arms"].setdefault("sft", {})[str(seed)] = sft
     p, c = token_lengths(args.work / f"sft-s{seed}")
-    steps = max(1, round(args.sft_steps * (p + c) / (p + 2 * c)))
-    zero = None  # grpo_verified's zero-variance share: runs first (ARMS order) and sets dynamic arms' steps
+    sft_batch = sft_batch_size(args.work / f"sft-s{seed}")  # the demo's; GRPO's is --batch-size
+    budget = args.sft_steps * sft_batch * (p + c)  # SFT's trained tokens a round
+    steps = max(1, round(budget / (args.batch_size * (p + 2 * c))))
+    # grpo_verified runs first (ARMS order) at SFT's lengths; its zero-variance share and the length of its
+    # samples (longer than SFT's kept paths: a sample runs on to max_new_tokens) set the other arms' steps.
+    zero, length = None, c
     for arm in sorted((a for a in args.arms if a != "sft"), key=ARMS.index):
         kept = max(0.05, 1 - (zero or 0))  # informative groups per group sampled (floored: a share of 1 stalls)
-        arm_steps = steps if arm == "grpo_verified" else max(1, round(steps * (p + 2 * c) / (p + c + c / kept)))
+        dynamic = reward_and_method(arm, None)[2]
+        per_step = args.batch_size * (p + length + length / (kept if dynamic else 1))
+        arm_steps = steps if arm == "grpo_verified" else max(1, round(budget / per_step))
         runs = [run_arm(f"{arm}-lr{lr:g}{'-' + reward if reward else ''}", arm, seed, args, arm_steps, lr, reward)
                 for lr, reward in candidates(arm, args, chosen)]
         best = max(runs, key=dev_gain)
@@ -135,9 +151,9 @@ def run_seed(seed: int, args, results: dict, chosen: dict) -> None:
             results.setdefault("selection", {})[arm] = [{"lr": r["lr"], "reward": r["reward"], "dev_gain": dev_gain(r)}
                                                         for r in runs]
         if arm == "grpo_verified":
-            zero = best["zero_variance_groups"]
-        results.setdefault("steps", {})[str(seed)] = {"grpo": steps, "zero_variance_share": zero,
-                                                      "prompt_tokens": p, "completion_tokens": c}
+            zero, length = best["zero_variance_groups"], best["mean_tokens"] or c
+        results.setdefault("steps", {}).setdefault(str(seed), {"prompt_tokens": p, "sft_completion_tokens": c})[
+            arm] = {"steps": arm_steps, "zero_variance_share_used": zero, "sample_tokens_used": length}
 
 
 def summarize(results: dict) -> dict:
