@@ -153,8 +153,11 @@ class VLLMBackend:
             return
         llm, self.llm, self.base = self.llm, None, None
         self.adapters.clear()  # the new engine has none loaded; ids stay unique (next_adapter_id)
-        llm.llm_engine.engine_core.shutdown()  # stops the engine-core process and waits for it
+        llm.llm_engine.engine_core.shutdown()  # stops the engine-core process (and its workers), killing what lingers
         del llm
+        import multiprocessing
+
+        multiprocessing.active_children()  # reaps the engine's exited processes: no zombie is left behind
         with contextlib.suppress(Exception):  # parallel state exists only once an engine has run in this process
             from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
 
