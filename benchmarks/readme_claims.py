@@ -78,7 +78,7 @@ def real_model_gain() -> list[str]:
     arms = d["arms"]
 
     def outcomes(arm, rnd):
-        return {s: r["outcomes"][str(rnd)] for s, r in arms[arm].items() if str(rnd) in r["outcomes"]}
+        return {s: arms[arm][s]["outcomes"][str(rnd)] for s in sorted(arms[arm]) if str(rnd) in arms[arm][s]["outcomes"]}
 
     def acc(o):
         return o.count("1") / len(o)
@@ -87,12 +87,13 @@ def real_model_gain() -> list[str]:
     base = outcomes("selftrain", 0)
     out = [f"| base model | {pct(acc(base['0']))} |",
            f"**{pct(statistics.median(map(acc, label_free.values())))}** {per_seed(map(acc, label_free.values()), val)}"]
-    for arm, row in (("control", "| +{d} points {i}, {a} vs {b} questions, p = {p} |"),
-                     ("majority", "| +{d} {i}, {a} vs {b}, p = {p} |"), ("oracle", "| +{d} {i}, {a} vs {b}, p = {p} |")):
+    for arm, row in (("control", "| {d} points {i}, {a} vs {b} questions, p = {p} |"),
+                     ("majority", "| {d} {i}, {a} vs {b}, p = {p} |"), ("oracle", "| {d} {i}, {a} vs {b}, p = {p} |")):
         theirs = outcomes(arm, 1)
         seeds = [s for s in label_free if s in theirs]
         t = stats.mcnemar("".join(label_free[s] for s in seeds), "".join(theirs[s] for s in seeds))
-        out.append(row.format(d=pts(t["difference"]).lstrip("+"), i=interval(*t["ci95"]), a=t["only_this_right"],
+        out.append(f"{pct(statistics.median(map(acc, theirs.values())))} {per_seed(map(acc, theirs.values()), val)}")
+        out.append(row.format(d=pts(t["difference"]), i=interval(*t["ci95"]), a=t["only_this_right"],
                               b=t["only_other_right"], p=p_value(t["p_exact_mcnemar"])))
     control = outcomes("control", 1)
     gains = [acc(label_free[s]) - acc(control[s]) for s in sorted(control)]
@@ -103,8 +104,20 @@ def real_model_gain() -> list[str]:
                f"p = {p_value(versus_base['p_exact_mcnemar'])}")
     round2 = outcomes("selftrain", 2)
     t = stats.mcnemar("".join(round2.values()), "".join(label_free[s] for s in round2))
+    out.append(f"{pct(statistics.median(map(acc, round2.values())))} {per_seed(map(acc, round2.values()), val)}")
     out.append(f"round 2 vs 1: {pts(t['difference'])} {interval(*t['ci95'])}, {t['only_this_right']} vs "
                f"{t['only_other_right']}, p = {p_value(t['p_exact_mcnemar'])}")
+    ttt = {arm: run["outcomes"]["adapted"] for arm, run in d.get("ttt", {}).items()}
+    if ttt:
+        t_base = stats.mcnemar(ttt["selftrain"], d["ttt"]["selftrain"]["outcomes"]["base"])
+        t_control = stats.mcnemar(ttt["selftrain"], ttt["control"])
+        t_oracle = stats.mcnemar(ttt["selftrain"], ttt["oracle"])
+        out += [f"Label-free {pct(acc(ttt['selftrain']))}, {pts(t_base['difference'])} points over the base "
+                f"{interval(*t_base['ci95'])}, p = {p_value(t_base['p_exact_mcnemar'])}",
+                f"control (every own path, same steps) {pct(acc(ttt['control']))}: {pts(t_control['difference'])} "
+                f"{interval(*t_control['ci95'])}, p = {p_value(t_control['p_exact_mcnemar'])}",
+                f"the oracle (gold rationales) {pct(acc(ttt['oracle']))}: label-free "
+                f"{-100 * t_oracle['difference']:.0f} points below it, p = {p_value(t_oracle['p_exact_mcnemar'])}"]
     return out
 
 
