@@ -112,7 +112,10 @@ class VLLMBackend:
         dtype = cfg.dtype if cfg.dtype != "auto" else ("float32" if cpu else "bfloat16")  # as models.resolve_dtype
         options = {"model": models.resolve(weights.model), "dtype": dtype, "trust_remote_code": cfg.trust_remote_code,
                    "enable_lora": self.enable_lora, "seed": 0}
-        if cpu:  # seeded requests need whole-prompt prefills on the CPU (see the module docstring)
+        # On the CPU: whole-prompt prefills (seeded requests need them, see the module docstring), eager mode
+        # (torch.compile would add minutes to every engine start, and the loop starts one per round), and a
+        # KV cache of a set size (vLLM's CPU default sizes it from the machine's free memory).
+        if cpu:
             options |= {"enable_chunked_prefill": False, "enforce_eager": True,
                         "kv_cache_memory_bytes": self.kv_cache_gib * 2**30}
         if self.enable_lora:
