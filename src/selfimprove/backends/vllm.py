@@ -114,7 +114,7 @@ class VLLMBackend:
                    "enable_lora": self.enable_lora, "seed": 0}
         # On the CPU: whole-prompt prefills (seeded requests need them, see the module docstring), eager mode
         # (torch.compile would add minutes to every engine start, and the loop starts one per round), and a
-        # KV cache of a set size (vLLM's CPU default sizes it from the machine's free memory).
+        # KV cache of a set size (vLLM's CPU default reserves a fraction of all the machine's memory).
         if cpu:
             options |= {"enable_chunked_prefill": False, "enforce_eager": True,
                         "kv_cache_memory_bytes": self.kv_cache_gib * 2**30}
