@@ -30,7 +30,7 @@ def config(out_dir, gsm8k_dir):
                        generate__max_new_tokens=24, generate__checkpoint_every=2, generate__backend="vllm",
                        generate__backend_options={"engine_options": {"max_model_len": 1024}, "max_lora_rank": 8},
                        adapt__lora_r=8, adapt__lora_alpha=16, adapt__max_steps=2, adapt__batch_size=2,
-                       evaluate__k=1, curate__gates=[{"name": "majority"}])
+                       evaluate__k=1, curate__gates=[])  # every path kept: SmolLM2's 2 samples rarely agree
 
 
 @pytest.fixture(scope="module")
