@@ -30,6 +30,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -67,20 +69,11 @@ class LlamaServer:
         self._wait()
 
     def _wait(self, timeout: float = 120.0) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with code {self.proc.returncode}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/v1/models")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"llama_cpp.server did not answer on port {self.port} within {timeout:.0f} s")
+        try:
+            wait_for_server(self.proc, self.port, "llama_cpp.server", timeout)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -90,6 +83,13 @@ class LlamaServer:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def same(a, b):
+    """Equal samples: text, tokens and truncation exactly, log-probabilities to float noise."""
+    assert [[(c.text, c.num_tokens, c.truncated) for c in row] for row in a] == \
+           [[(c.text, c.num_tokens, c.truncated) for c in row] for row in b]
+    assert [c.logprob for row in a for c in row] == pytest.approx([c.logprob for row in b for c in row], abs=1e-3)
 
 
 def wait_for_server(proc: subprocess.Popen, port: int, name: str, timeout: float) -> None:

@@ -13,7 +13,7 @@ from selfimprove.backends.base import request_seed
 from selfimprove.backends.openai_http import HTTPBackendError, OpenAIHTTPBackend, retry_after
 from selfimprove.config import GenerateConfig, ModelConfig
 from selfimprove.records import Weights
-from servers import FaultProxy, LlamaServer, smollm2_gguf
+from servers import FaultProxy, LlamaServer, same, smollm2_gguf
 
 MODEL = ModelConfig(name="smollm2")
 WEIGHTS = Weights("smollm2")
@@ -45,13 +45,6 @@ def clean(server):
     """The fault-free answers, straight from the server, no cache."""
     b = backend(server)
     return {"chat": b.generate(CHAT, PARAMS, WEIGHTS), "plain": b.generate(PLAIN, PARAMS, WEIGHTS)}
-
-
-def same(a, b):
-    """Equal samples: text, tokens and truncation exactly, log-probabilities to float noise."""
-    assert [[(c.text, c.num_tokens, c.truncated) for c in row] for row in a] == \
-           [[(c.text, c.num_tokens, c.truncated) for c in row] for row in b]
-    assert [c.logprob for row in a for c in row] == pytest.approx([c.logprob for row in b for c in row], abs=1e-3)
 
 
 @pytest.mark.server

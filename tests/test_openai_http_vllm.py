@@ -13,7 +13,7 @@ from selfimprove.backends import SamplingParams
 from selfimprove.backends.openai_http import OpenAIHTTPBackend
 from selfimprove.config import GenerateConfig, ModelConfig
 from selfimprove.records import Weights
-from servers import FaultProxy, VLLMServer
+from servers import FaultProxy, VLLMServer, same
 from test_vllm_cpu import SKIP_VLLM, lora
 
 pytestmark = [pytest.mark.vllm, pytest.mark.real, SKIP_VLLM,
@@ -54,13 +54,6 @@ def clean(server):
     """The fault-free answers, straight from the server, no cache."""
     b = backend(server)
     return {"chat": b.generate(CHAT, PARAMS, BASE), "plain": b.generate(PLAIN, PARAMS, BASE)}
-
-
-def same(a, b):
-    """Equal samples: text, tokens and truncation exactly, log-probabilities to float noise."""
-    assert [[(c.text, c.num_tokens, c.truncated) for c in row] for row in a] == \
-           [[(c.text, c.num_tokens, c.truncated) for c in row] for row in b]
-    assert [c.logprob for row in a for c in row] == pytest.approx([c.logprob for row in b for c in row], abs=1e-3)
 
 
 def test_chat_and_completions_with_n_samples_in_one_request(server, clean):
