@@ -1,5 +1,7 @@
 """The transformers backend on a tiny real model: K samples per prompt, order, seeds, log-probs, stops."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -216,3 +218,23 @@ def test_common_prefix_length_ignores_left_padding(backend):
     assert common_prefix_length(enc.input_ids, enc.attention_mask) == len("Q: 1?") - 1  # each keeps one token
     enc = backend.tokenizer(BATCHES[1], return_tensors="pt", padding=True, add_special_tokens=False)
     assert common_prefix_length(enc.input_ids, enc.attention_mask) == 0
+
+
+def test_a_call_can_set_its_own_batch_size(backend):
+    """evaluate.batch_size reaches the engine per call: 5 prompts in batches of 4 (the backend's own is 2)."""
+    prompts = PROMPTS + ["Q: 2+2?\nA:", "Q: 9-3?\nA:"]
+    greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=6)
+    batches = []
+    out = backend.engine.generate(prompts, replace(greedy, batch_size=4), backend.weights,
+                                  progress=batches.append)
+    assert batches == [4, 1]
+    assert [len(c) for c in out] == [1] * 5
+    backend.engine.generate(prompts, greedy, backend.weights, progress=batches.append)
+    assert batches[2:] == [2, 2, 1]
+
+
+def test_a_batch_size_keys_the_cache_only_when_set():
+    from selfimprove.cache import _key_params
+
+    assert "batch_size" not in _key_params(SamplingParams())  # keys written before the field existed still hold
+    assert _key_params(SamplingParams(batch_size=128))["batch_size"] == 128

@@ -64,8 +64,12 @@ def canonical_adapter_config(text: str) -> str:
 
 def _key_params(params: SamplingParams) -> dict:
     """The sampling parameters that pick a call's answers. Greedy decoding never reads the seed, so runs
-    that differ only in seed share their greedy calls (a base model's held-out score is computed once)."""
-    return asdict(replace(params, seed=0) if params.temperature == 0 else params)
+    that differ only in seed share their greedy calls (a base model's held-out score is computed once).
+    A batch size is part of the key only when set (padding can move float sums), so older keys still hold."""
+    key = asdict(replace(params, seed=0) if params.temperature == 0 else params)
+    if key["batch_size"] is None:
+        del key["batch_size"]
+    return key
 
 
 def call_key(weights: Weights, prompts: list[Prompt], params: SamplingParams) -> str:

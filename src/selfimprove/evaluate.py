@@ -48,7 +48,7 @@ def majority_answers(samples: list[Sample], task, tie_break: str = "first") -> d
 
 def heldout_accuracy(backend, weights: Weights, task, items: list[Item], style: PromptStyle, fmt: str, k: int,
                      temperature: float, max_new_tokens: int, round_: int, seed: int, progress=None,
-                     voters=None, tie_break: str = "first") -> tuple[list[Sample], dict]:
+                     voters=None, tie_break: str = "first", batch_size: int | None = None) -> tuple[list[Sample], dict]:
     """Greedy accuracy, maj@k and pass@k on labelled items; with `voters` (the loop's `vote.require`:
     samples -> samples with failing paths abstaining) also the maj@k of that verified vote.
     Completions stop where sampling's do (`style.stop`), so a model that runs on into an invented
@@ -57,13 +57,14 @@ def heldout_accuracy(backend, weights: Weights, task, items: list[Item], style: 
         return [], {}
     greedy = sample_paths(backend, weights, task, items, style,
                           SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed,
-                                         stop=style.stop), [fmt], round_, progress)
+                                         stop=style.stop, batch_size=batch_size), [fmt], round_, progress)
     if k == 1 and temperature == 0:  # one greedy sample is the greedy pass: do not decode it twice
         sampled = greedy
     else:
         sampled = sample_paths(backend, weights, task, items, style,
                                SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens,
-                                              seed=seed + 1, stop=style.stop), [fmt], round_, progress)
+                                              seed=seed + 1, stop=style.stop, batch_size=batch_size),
+                               [fmt], round_, progress)
     gold, questions = {i.id: i.gold for i in items}, {i.id: i.question for i in items}
     votes = vote_all(sampled, tie_break, task.is_equivalent)
     right = graded(task, [(questions[s.question_id], s.answer, gold[s.question_id]) for s in sampled])
@@ -84,13 +85,14 @@ def heldout_accuracy(backend, weights: Weights, task, items: list[Item], style: 
 
 
 def anchor_accuracy(backend, weights: Weights, task, items: list[Item], style: PromptStyle, fmt: str,
-                    max_new_tokens: int, round_: int, seed: int) -> tuple[list[Sample], dict]:
+                    max_new_tokens: int, round_: int, seed: int, batch_size: int | None = None
+                    ) -> tuple[list[Sample], dict]:
     """Greedy accuracy on the anchor set (the original skill): falling means the rounds make it forget."""
     if not items:
         return [], {}
     samples = sample_paths(backend, weights, task, items, style,
                            SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed,
-                                          stop=style.stop), [fmt], round_)
+                                          stop=style.stop, batch_size=batch_size), [fmt], round_)
     answers = {s.question_id: s.answer for s in samples}
     return samples, {"anchor_accuracy": accuracy(answers, {i.id: i.gold for i in items}, task,
                                                  {i.id: i.question for i in items})}
@@ -119,9 +121,10 @@ def evaluate_weights(backend, weights: Weights, task, config: Config, heldout: l
         voters = lambda samples: eligible_voters(samples, questions, require)  # noqa: E731
     with progress_bar() as progress:
         held, metrics = heldout_accuracy(backend, weights, task, heldout, style, ev.format, ev.k, ev.temperature,
-                                         max_new_tokens, round_, seed, progress, voters, config.vote.tie_break)
+                                         max_new_tokens, round_, seed, progress, voters, config.vote.tie_break,
+                                         ev.batch_size)
     anchored, anchor_metrics = anchor_accuracy(backend, weights, task, list(anchor), style, ev.format,
-                                               max_new_tokens, round_, seed + 7)
+                                               max_new_tokens, round_, seed + 7, ev.batch_size)
     return Scores(metrics | anchor_metrics, held, anchored)
 
 

@@ -45,6 +45,9 @@ class SamplingParams:
     max_new_tokens: int = 256
     seed: int = 0
     stop: tuple[str, ...] = ()  # cut a completion at the first of these strings (e.g. "\nQ:")
+    # Prompts per forward pass for an engine that batches each call itself (transformers); None = the engine's
+    # own setting (generate.batch_size). Engines that schedule their own batches (vLLM, a server) ignore it.
+    batch_size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,9 @@ class EvaluateConfig(Section):
     k: int = Field(8, ge=1)  # samples for majority-vote accuracy and pass@k
     temperature: float = Field(0.7, ge=0)
     max_new_tokens: int | None = Field(None, ge=1)  # None = generate.max_new_tokens
+    # Prompts per generate call when scoring; None = generate.batch_size. Greedy scoring brings one sequence
+    # per prompt where sampling brings k, so it can take a larger batch (128 scores ~1.4x faster than 16 on CPU).
+    batch_size: int | None = Field(None, ge=1)
 
     @field_validator("format")
     @classmethod

@@ -110,8 +110,9 @@ class TransformersBackend:
         lengths = [self._count(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: -lengths[i])  # longest first: OOM shows up at once
         results: list[list[Completion] | None] = [None] * len(prompts)
-        for b, start in enumerate(range(0, len(order), self.batch_size)):
-            batch = order[start:start + self.batch_size]
+        size = params.batch_size or self.batch_size
+        for b, start in enumerate(range(0, len(order), size)):
+            batch = order[start:start + size]
             completions = self._generate_batch([prompts[i] for i in batch], params, seed=params.seed + 7919 * b)
             for i, comps in zip(batch, completions):
                 results[i] = comps
