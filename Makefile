@@ -70,7 +70,7 @@ test-slow: $(STAMP)
 # The README's opening table: SmolLM2-135M-Instruct on linear equations, 4 arms x 3 seeds (label-free for 2
 # rounds) and test-time training's 3 arms, one process each (one torch thread), then merged into
 # benchmarks/results/real_model_gain.json and .png. Seeds 1 and 2 start once seed 0 has scored the base
-# model on the test split (greedy, so every seed shares that call). About 3.5 hours on 2 cores (README).
+# model on the test split (its round 0: greedy, so every seed reads that call from the shared cache).
 RMG := runs/bench/real_model_gain
 evidence-real-model: $(STAMP)
 	@mkdir -p $(RMG)
@@ -78,7 +78,7 @@ evidence-real-model: $(STAMP)
 		> $(RMG)/s0.log 2>&1 & \
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/real_model_gain.py --ttt 100 --work $(RMG) --out $(RMG)/ttt.json \
 		> $(RMG)/ttt.log 2>&1 & \
-	until ls $(RMG)/cache/*/*.json >/dev/null 2>&1; do sleep 10; done; \
+	until [ -s $(RMG)/selftrain-s0/rounds/r00/metrics.json ]; do sleep 10; done; \
 	for s in 1 2; do OMP_NUM_THREADS=1 $(BIN)/python benchmarks/real_model_gain.py --seeds $$s --work $(RMG) \
 		--out $(RMG)/s$$s.json > $(RMG)/s$$s.log 2>&1 & done; wait
 	$(BIN)/python benchmarks/real_model_gain.py --merge $(RMG)/s0.json $(RMG)/s1.json $(RMG)/s2.json $(RMG)/ttt.json
