@@ -66,9 +66,21 @@ def test_released_on_exit_and_on_error_and_held_once_per_process(tmp_path):
         with pytest.raises(RunLockedError, match=f"process {os.getpid()}"):
             with run_lock(tmp_path / "new" / "run"):  # a second `with` in the same process is refused too
                 pass
+        (path.parent / "config.yaml").write_text("")  # the run did something: its folder stays
     assert path.read_text() == ""  # the holder's name goes with its lock
     with pytest.raises(ZeroDivisionError):
         with run_lock(tmp_path / "new" / "run"):
             1 / 0
     with run_lock(tmp_path / "new" / "run"):
         pass
+
+
+def test_a_folder_it_created_and_nothing_used_is_removed_on_the_way_out(tmp_path):
+    with pytest.raises(ValueError):
+        with run_lock(tmp_path / "run"):
+            raise ValueError("refused before any work")
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, with the (released) lock file in it
+    with run_lock(tmp_path / "mine"):
+        pass
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [".lock"]

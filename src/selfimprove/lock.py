@@ -8,7 +8,8 @@ second process fails at once with a `RunLockedError` saying who holds the direct
 
 The kernel drops a flock when the process holding it exits, however it exits (SIGKILL and OOM
 kills included), so a dead run never wedges its directory: the `.lock` file stays behind but
-holds no lock, and the next run takes it. Reads and writes `<run_dir>/.lock` only.
+holds no lock, and the next run takes it. Reads and writes `<run_dir>/.lock` only, and removes a
+run directory it created when the lock is all that is in it at the end.
 
 POSIX only (fcntl). flock over NFS is only as reliable as the NFS server's locking.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import sys
 import time
@@ -36,9 +38,11 @@ class RunLockedError(RuntimeError):
 def run_lock(run_dir: str | Path) -> Iterator[Path]:
     """Hold `run_dir` for this process for the `with` block; raise RunLockedError at once if another holds it.
 
-    Yields the lock file's path. Creates `run_dir` if it does not exist.
+    Yields the lock file's path. Creates `run_dir` if it does not exist, and removes it again on the way
+    out when nothing but the lock is in it then: a run refused before any work leaves no folder behind.
     """
     run_dir = Path(run_dir)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
     # Python opens files non-inheritable, so a program this process starts (the sandbox) never
@@ -56,8 +60,11 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
             yield path
         finally:
             # Blank the text before letting go, so a stale name never outlives its lock. The file
-            # itself stays: unlinking it would let two processes lock two different inodes.
+            # itself stays: unlinking it would let two processes lock two different inodes. Except in
+            # a folder this lock created and nothing used: no run is there to protect.
             os.ftruncate(fd, 0)
+            if created and [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
+                shutil.rmtree(run_dir, ignore_errors=True)
     finally:
         os.close(fd)  # closing the last descriptor releases the flock
 
