@@ -3,7 +3,8 @@
 Reads `rounds/rNN/train.jsonl`; writes `RUN_DIR/dataset/rNN.parquet` and a `README.md` dataset
 card whose `configs` section names one split per round, so `datasets.load_dataset(RUN_DIR/dataset)`
 returns a DatasetDict {r01, r02, ...}. `push` uploads that folder with huggingface_hub (the user's
-own token and repository; nothing is uploaded otherwise).
+own token and repository; nothing is uploaded otherwise); `push_model` uploads the merged weights and
+model card that `export.export_model` writes.
 """
 
 from __future__ import annotations
@@ -42,10 +43,20 @@ def export_dataset(run_dir: str | Path) -> Path:
 
 
 def push(run_dir: str | Path, repo_id: str, private: bool = True) -> str:
+    return upload(export_dataset(run_dir), repo_id, "dataset", private)
+
+
+def push_model(run_dir: str | Path, repo_id: str, private: bool = True, round_: int | None = None) -> str:
+    """Upload the run's final (or `round_`'s) weights, merged into one checkpoint, with their model card."""
+    from selfimprove.export import export_model
+
+    return upload(export_model(run_dir, round_), repo_id, "model", private)
+
+
+def upload(folder: Path, repo_id: str, repo_type: str, private: bool) -> str:
     from huggingface_hub import HfApi
 
-    folder = export_dataset(run_dir)
     api = HfApi()
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset")
-    return f"https://huggingface.co/datasets/{repo_id}"
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=repo_type)
+    return f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"

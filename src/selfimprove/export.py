@@ -1,0 +1,89 @@
+"""The improved model as files other tools run: a merged transformers folder with its model card.
+
+`selfimprove export RUN` takes the run's final weights (or `--round N`'s), merges a LoRA adapter into
+its base, and writes `RUN/export/rNN/`: the weights and tokenizer (chat template included) that plain
+`AutoModelForCausalLM.from_pretrained` loads, vLLM serves and llama.cpp's converter turns into GGUF,
+and a `README.md` model card: the base model, the recipe (the run's config), the per-round scores.
+Nothing is uploaded; `selfimprove push RUN REPO --model` does that.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from selfimprove import layout, models
+from selfimprove.finished import _here, final_weights, is_run_dir
+from selfimprove.records import Weights
+from selfimprove.store import read_jsonl
+
+CARD_COLUMNS = ("round", "accuracy", "majority_accuracy", "kept", "pseudo_label_accuracy")
+
+
+def round_weights(run_dir: str | Path, round_: int | None = None) -> tuple[Weights, int]:
+    """(weights, round) of a run: its final weights, or those round `round_` trained (0 = the base model)."""
+    root = Path(run_dir).expanduser().resolve()
+    if not is_run_dir(str(root)):
+        raise ValueError(f"{root} is not a run directory (no {layout.CONFIG} and manifest.json): name a run's "
+                         "run.out_dir")
+    if round_ is None:
+        summary = json.loads((root / layout.SUMMARY).read_text()) if (root / layout.SUMMARY).is_file() else {}
+        return final_weights(root), summary.get("final_round", 0)
+    rows = {row["round"]: row for row in _metrics(root)}
+    if round_ not in rows:
+        raise ValueError(f"{root} has no round {round_}: its scored rounds are {sorted(rows)} "
+                         f"(from {layout.HISTORY}); pick one of them with --round")
+    row = rows[round_]
+    return Weights(_here(root, row["model"]), _here(root, row.get("adapter"))), round_
+
+
+def export_model(run_dir: str | Path, round_: int | None = None, out: str | Path | None = None,
+                 dtype: str = "auto") -> Path:
+    """Write the merged weights, tokenizer and model card of `run_dir` (final or `round_`) to `out`
+    (default RUN/export/rNN) and return it. Loads on the CPU: merging needs no accelerator."""
+    root = Path(run_dir).expanduser().resolve()
+    weights, r = round_weights(root, round_)
+    out = Path(out) if out else root / "export" / layout.round_dir(r).split("/")[1]
+    model, tokenizer = models.load(weights, dtype=dtype, device="cpu")
+    if weights.adapter:
+        model = model.merge_and_unload()  # LoRA folded into the base: one plain checkpoint, no peft needed
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "README.md").write_text(model_card(root, weights, r))
+    return out
+
+
+def model_card(root: Path, weights: Weights, round_: int) -> str:
+    """A Hugging Face model card: what the model is, how it was made, and how it scored per round."""
+    config = yaml.safe_load((root / layout.CONFIG).read_text()) if (root / layout.CONFIG).is_file() else {}
+    base = (config.get("model") or {}).get("name", weights.model)
+    rows = [row for row in _metrics(root) if row["round"] <= round_]
+    table = "| " + " | ".join(CARD_COLUMNS) + " |\n|" + "---|" * len(CARD_COLUMNS) + "\n"
+    table += "".join("| " + " | ".join(_cell(row.get(c)) for c in CARD_COLUMNS) + " |\n" for row in rows)
+    hub_id = not Path(str(base)).expanduser().exists() and str(base).count("/") == 1
+    front = f"---\n{'base_model: ' + str(base) + chr(10) if hub_id else ''}library_name: transformers\n" \
+            "tags:\n- selfimprove\n- self-improvement\n---\n\n"
+    return (f"{front}# {root.name}, round {round_}\n\n"
+            f"`{base}` after {round_} round(s) of label-free self-improvement with "
+            "[selfimprove](https://github.com/selfimprove/selfimprove): the model sampled its own rationales, "
+            "voted on their answers, kept what passed the run's gates and trained on that. The built-in methods "
+            "read no labels for training; the held-out labels below were read only to score. "
+            f"{'The LoRA adapter is merged into the base weights.' if weights.adapter else ''}\n\n"
+            f"## Scores per round (held-out set of the run)\n\n{table}\n"
+            f"## Recipe (the run's config.yaml)\n\n```yaml\n{yaml.safe_dump(config, sort_keys=False)}```\n")
+
+
+def _metrics(root: Path) -> list[dict]:
+    path = root / layout.HISTORY
+    if not path.is_file():
+        raise ValueError(f"{root} has no {layout.HISTORY} yet: run its config until round 0 is scored")
+    return read_jsonl(path)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)

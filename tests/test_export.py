@@ -1,0 +1,79 @@
+"""`selfimprove export`: a finished LoRA run's weights as one plain checkpoint (adapter merged) that
+`from_pretrained` loads and that answers as the run's base + adapter does, with its model card."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_loop import make_config
+
+from selfimprove.export import export_model, round_weights
+from selfimprove.loop import run
+from selfimprove.models import load
+
+PROMPTS = ["Q: Tom has 3 apples and buys 2 more. How many now?\nA: Let's think step by step.",
+           "Q: What is 7 + 5?\nA: Let's think step by step."]
+
+
+@pytest.fixture(scope="module")
+def lora_run(answering_model, gsm8k_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "run"
+    run(make_config(answering_model, out, gsm8k_dir, gsm8k_dir, rounds=1))
+    return out
+
+
+def greedy(model, tokenizer, prompts):
+    enc = tokenizer(prompts, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        ids = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.batch_decode(ids[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_the_merged_checkpoint_loads_plainly_and_answers_as_base_plus_adapter(lora_run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    weights, r = round_weights(lora_run)
+    assert weights.adapter and r == 1  # the run trained a LoRA: there is something to merge
+    out = export_model(lora_run)
+    assert out == lora_run / "export" / "r01"
+    assert not (out / "adapter_config.json").exists()  # a full checkpoint, not an adapter
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out, padding_side="left")
+    assert not hasattr(merged, "peft_config")
+    model, base_tokenizer = load(weights, device="cpu")  # the run's own view: base + adapter, unmerged
+    assert greedy(merged, tokenizer, PROMPTS) == greedy(model, base_tokenizer, PROMPTS)
+
+    card = (out / "README.md").read_text()
+    history = [json.loads(line) for line in (lora_run / "metrics.jsonl").read_text().splitlines()]
+    assert "library_name: transformers" in card and "merged" in card
+    assert f"| 1 | {history[1]['accuracy']:.3f} |" in card  # round 1's score, from the run's own record
+    assert "rounds: 1" in card  # the recipe travels with the weights
+
+
+def test_round_zero_is_the_base_model_and_a_missing_round_names_the_ones_there(lora_run, tmp_path):
+    weights, r = round_weights(lora_run, 0)
+    assert r == 0 and weights.adapter is None
+    with pytest.raises(ValueError, match=r"no round 7: its scored rounds are \[0, 1\]"):
+        round_weights(lora_run, 7)
+    with pytest.raises(ValueError, match="not a run directory"):
+        export_model(tmp_path)
+
+
+def test_push_model_uploads_the_merged_folder_with_its_card(lora_run, monkeypatch):
+    from selfimprove.publish import push_model
+
+    uploaded = {}
+
+    class Hub:  # records what huggingface_hub would send; no network
+        def create_repo(self, repo_id, **kw):
+            uploaded["repo"] = (repo_id, kw["repo_type"], kw["private"])
+
+        def upload_folder(self, repo_id, folder_path, repo_type):
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+
+    monkeypatch.setattr("huggingface_hub.HfApi", Hub)
+    url = push_model(lora_run, "me/model", round_=1)
+    assert url == "https://huggingface.co/me/model"
+    assert uploaded["repo"] == ("me/model", "model", True)
+    assert {"README.md", "config.json", "model.safetensors"} <= set(uploaded["files"])
