@@ -5,11 +5,13 @@ Every expected failure is one line on stderr, `error: ...`, naming the place (co
 the override, the data file and line, the model folder) and the fix, and a distinct exit code:
 
     0    done
-    1    a check found problems (`verify`: damaged artifacts; `review import`: rows not imported)
-    2    usage or config: a bad option, key, value, gate, plug-in or override
+    1    a check found problems (`verify`, `report`: damaged artifacts; `review import`: rows not imported)
+    2    usage or config: a bad option, key, value, gate, plug-in or override; a server that refuses the
+         settings or cannot be reached (generate.backend_options)
     3    data or model files: a data, replay, review or exemplar file, or a model folder, missing or unreadable
     4    run directory: in use by another process, damaged, holding another config's run, not a run directory
-    5    environment: disk full or a file size limit, permission denied, read-only disk, out of memory
+    5    environment: disk full or a file size limit, permission denied, read-only disk, out of memory,
+         launched training processes that failed (their last lines are shown)
     6    the competence probe stopped the run before round 1 (probe.py: the model cannot teach itself here)
     70   an unexpected error (a bug): its traceback, and where the run stands
     130  interrupted (SIGINT, Ctrl-C);  143  terminated (SIGTERM): rerun the same command to resume
@@ -94,32 +96,52 @@ def _ours(err: BaseException) -> bool:
     return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).parent)
 
 
-def classify(err: BaseException) -> tuple[int, str] | None:
-    """(exit code, message) for an expected failure; None for a bug."""
+def _expected() -> tuple[tuple[type[BaseException], int], ...]:
+    """Every exception type selfimprove raises on purpose, with its exit code; the first that matches wins.
+    `tests/test_errors_cli_runs.py` fails when the package raises one that is missing here."""
+    from selfimprove.adapt.launch import LaunchConfigError, LaunchError
+    from selfimprove.backends import MissingExtraError
+    from selfimprove.backends.openai_http import HTTPBackendError
     from selfimprove.config import ConfigError
-    from selfimprove.sampling import PromptTooLongError
+    from selfimprove.finished import UnfinishedRunError
     from selfimprove.lock import RunLockedError
-    from selfimprove.run_dir import ConfigChangedError
     from selfimprove.models import ModelLoadError
-    from selfimprove.preflight import PreflightError
     from selfimprove.preflight_model import ModelFolderError
     from selfimprove.probe import IncompetentError
     from selfimprove.report import ReportError
     from selfimprove.review import ReviewError
+    from selfimprove.run_dir import ConfigChangedError
+    from selfimprove.sampling import PromptTooLongError
     from selfimprove.store import StoreError
+    from selfimprove.tasks.humaneval import HumanEvalDataError
     from selfimprove.tasks.sources import DataError
 
-    if isinstance(err, PreflightError):
+    return ((ConfigError, CONFIG), (MissingExtraError, CONFIG), (LaunchConfigError, CONFIG),
+            # The server's answers that need a config change (use_n, logprobs, served_models, an API key),
+            # and a server that cannot be reached: most often a wrong generate.backend_options.base_url.
+            (HTTPBackendError, CONFIG),
+            (DataError, FILES), (HumanEvalDataError, FILES), (ModelFolderError, FILES), (ModelLoadError, FILES),
+            (UnfinishedRunError, FILES), (PromptTooLongError, FILES), (ReviewError, FILES),
+            (RunLockedError, RUN_DIR), (StoreError, RUN_DIR), (ConfigChangedError, RUN_DIR), (ReportError, RUN_DIR),
+            (IncompetentError, PROBE),
+            # The launched training processes failed; the message carries their last lines (out of memory, a
+            # lost process group, a GPU error): what to fix is on the machine, not in selfimprove.
+            (LaunchError, ENVIRONMENT))
+
+
+def classify(err: BaseException) -> tuple[int, str] | None:
+    """(exit code, message) for an expected failure; None for a bug."""
+    from selfimprove.preflight import PreflightError
+
+    if isinstance(err, PreflightError):  # a ConfigError that knows which kind of input it is about
         return {"config": CONFIG, "files": FILES, "run": RUN_DIR}[err.kind], str(err)
-    if isinstance(err, ConfigError):
-        return CONFIG, str(err)
-    if isinstance(err, (DataError, ModelFolderError, ModelLoadError, PromptTooLongError, ReviewError)):
-        return FILES, str(err)
-    if isinstance(err, (RunLockedError, StoreError, ConfigChangedError, ReportError)):
-        return RUN_DIR, str(err)
-    if isinstance(err, IncompetentError):
-        return PROBE, str(err)
-    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.cuda's, not imported here
+    for kind, code in _expected():
+        if isinstance(err, kind):
+            return code, str(err)
+    # torch.cuda's OutOfMemoryError (not imported here), and torch's CPU allocator, which raises a RuntimeError
+    # ("DefaultCPUAllocator: can't allocate memory") where Python would raise MemoryError.
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or (
+            isinstance(err, RuntimeError) and "can't allocate memory" in str(err)):
         return ENVIRONMENT, (f"out of memory ({type(err).__name__}: {err}); lower generate.batch_size, "
                              "adapt.batch_size or adapt.max_length, or use a smaller model, then rerun the "
                              "same command to resume")
@@ -170,11 +192,35 @@ def _handled(run_dir: str | Path | None = None):
 def _load(config: Path, overrides: list[str] | None):
     """The config, loaded strictly and preflighted: every mistake found before any work."""
     from selfimprove import preflight
-    from selfimprove.config import load_config
 
-    cfg = load_config(config, overrides or [])
+    cfg = _read_config(config, overrides)
     preflight.check(cfg)
     return cfg
+
+
+def _read_config(config: Path, overrides: list[str] | None):
+    """The config, loaded strictly (keys and values), not yet preflighted (files, models, plug-ins)."""
+    from selfimprove.config import load_config
+
+    _override_values(overrides or [])
+    return load_config(config, overrides or [])
+
+
+def _override_values(overrides: list[str]) -> None:
+    """Each override's value reads as YAML, or the error names the override: `config.apply_overrides`
+    would let yaml's own error out, which names neither the override nor the fix."""
+    import yaml
+
+    from selfimprove.config import ConfigError
+
+    for item in overrides:
+        key, _, raw = item.partition("=")
+        try:
+            yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            problem = " ".join(str(getattr(err, "problem", None) or err).split())
+            raise ConfigError(f"override {item!r} is not valid YAML: {problem}; quote a value that holds YAML "
+                              f"syntax ({key}='\"...\"') or close its brackets") from None
 
 
 @app.command()
@@ -214,14 +260,16 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
                                                            "(default RUN_OUT_DIR/eval)")] = None):
     """Score a model (optionally with an adapter) on the config's held-out split: greedy, maj@k, pass@k.
     Writes metrics.json and eval_samples.jsonl (every completion and its extracted answer) to --out."""
-    from selfimprove import collect, evaluate
+    from selfimprove import collect, evaluate, preflight
     from selfimprove.backends import create_backend
-    from selfimprove.records import Weights, to_row
+    from selfimprove.records import to_row
     from selfimprove.store import RunStore
     from selfimprove.tasks import get_task
 
     with _handled():
-        cfg = _load(config, overrides)
+        cfg = _read_config(config, overrides)
+        weights = _eval_weights(cfg, adapter)  # before preflight: it would only say the run is unfinished
+        preflight.check(cfg)
         from selfimprove.backends import require_extra
 
         require_extra(cfg.generate.backend)
@@ -237,12 +285,55 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
         task = get_task(cfg.task.name)
         items = collect.load_heldout(task, cfg.task)
         backend = create_backend(cfg.model, cfg.generate)
-        scores = evaluate.evaluate_weights(backend, Weights(cfg.model.name, adapter), task, cfg, items)
+        scores = evaluate.evaluate_weights(backend, weights, task, cfg, items)
         store = RunStore(out or Path(cfg.run.out_dir) / "eval")
         store.write_jsonl("eval_samples.jsonl", [to_row(s) for s in scores.heldout_samples])
         store.write_json("metrics.json", scores.metrics)
     console.print_json(json.dumps(scores.metrics))
     console.print(f"completions and metrics in {store.root}")
+
+
+def _eval_weights(cfg, adapter: str | None):
+    """The weights `eval` scores: model.name (with --adapter on top), or the final weights of the finished
+    run that model.name names, as `run` reads it. Any other run directory is not a model: the error says
+    where its weights are."""
+    from selfimprove.finished import UnfinishedRunError, final_weights, is_run_dir
+    from selfimprove.preflight import PreflightError
+    from selfimprove.records import Weights
+
+    name = cfg.model.name
+    if not is_run_dir(name):
+        return Weights(name, adapter)
+    if adapter is None:
+        try:
+            return final_weights(name)
+        except UnfinishedRunError:
+            why = ("the final weights its summary.json names are not there" if (Path(name) / "summary.json").is_file()
+                   else "its run has not finished")
+    else:
+        why = "--adapter goes on top of a model"
+    raise PreflightError(f"{cfg.where('model.name')}: model.name: {name} is a run directory, not a model "
+                         f"({why}). {_weights_in(Path(name))}", "files")
+
+
+def _weights_in(run: Path) -> str:
+    """Where a run directory's weights are, said as the eval command line that scores them."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        started = (saved.get("adapt") or {}).get("learner") or saved["model"]["name"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        started = "the model it started from (model.name in its config.yaml)"
+    adapters = sorted(run.glob("rounds/r*/adapter"))
+    models = sorted(run.glob("rounds/r*/model"))
+    if adapters:
+        return (f"To score a round's adapter, set model.name={started} (the model the run started from) and "
+                f"pass --adapter {adapters[-1]} (rounds: {', '.join(p.parent.name for p in adapters)})")
+    if models:
+        return f"To score a round's weights, set model.name={models[-1]} (rounds: " \
+               f"{', '.join(p.parent.name for p in models)})"
+    return f"It holds no trained weights yet: score the model it started from with model.name={started}"
 
 
 @app.command()
@@ -312,12 +403,22 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/d
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (run.out_dir)")],
            out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default RUN_DIR/report.html)")] = None):
-    """Write a self-contained HTML report of a run: plots per round and a browser of questions and rationales."""
-    from selfimprove.report import write_report
+    """Write a self-contained HTML report of a run: plots per round and a browser of questions and rationales.
+    A damaged or missing artifact is named on stderr, and the exit code is then 1: the page shows the rest."""
+    from selfimprove.report import load_run, write_html
 
     with _handled():
-        written = write_report(run_dir, out)
+        data = load_run(run_dir)
+        written = write_html(data, out)
     console.print(f"wrote {written}", highlight=False)
+    if data.problems:
+        for p in data.problems:
+            _say(f"warning: {run_dir / p.name}: {p.what}")
+        names = ", ".join(p.name for p in data.problems[:3]) + (", ..." if len(data.problems) > 3 else "")
+        _say(f"error: {run_dir} has {len(data.problems)} damaged or missing artifact(s) ({names}): the report "
+             "leaves out what they hold. Rerun the run's command to redo them (`selfimprove verify "
+             f"{run_dir}` lists them), then report again")
+        raise typer.Exit(FOUND_PROBLEMS)
 
 
 @app.command()
