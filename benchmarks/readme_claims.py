@@ -1,11 +1,13 @@
-"""The README's evidence numbers, rendered from the committed result files: the README must contain them.
+"""The documentation's evidence numbers, rendered from the committed result files: the pages must contain them.
 
-Each check reads one file under benchmarks/results/ and returns the phrases the README states about it,
-rendered from the data: recomputed from per-question outcomes where the file stored them (paired tests
-through `benchmarks.evidence`), otherwise the file's own numbers. `tests/test_evidence_claims.py` asserts
-that every phrase is in README.md (whitespace-insensitive), so a README number cannot drift from its data.
+Each check reads one file under benchmarks/results/ and returns the phrases the documentation states about
+it, rendered from the data: recomputed from per-question outcomes where the file stored them (paired tests
+through `benchmarks.evidence`), otherwise the file's own numbers. The documentation is README.md and every
+docs/*.md (`pages()`); a phrase may stand in any one of them (the opening result is in the README, the rest
+mostly in docs/evidence.md). `tests/test_evidence_claims.py` asserts that every phrase is in one of those
+pages (whitespace-insensitive), so a stated number cannot drift from its data.
 
-    python -m benchmarks.readme_claims          # every phrase, and whether the README has it
+    python -m benchmarks.readme_claims          # every phrase, and which page has it (MISSING: none)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def load(name: str) -> dict:
     return json.loads((RESULTS / f"{name}.json").read_text())
 
 
-# --- how the README writes numbers -------------------------------------------------------------------
+# --- how the documentation writes numbers ------------------------------------------------------------
 
 def one_decimal(points: float) -> str:
     """Rounded half up, as a reader rounds 67.25 (269 of 400) to 67.3; float formatting would give 67.2."""
@@ -65,7 +67,7 @@ def per_seed(values: list[float], fmt=pts) -> str:  # "[+12.5, +5.0, +10.5]"
 
 
 def claim_phrase(c: claims.Claim) -> str:
-    """How the README states a claim: effect, interval, p, n and seeds."""
+    """How the documentation states a claim: effect, interval, p, n and seeds."""
     p = "" if c.p is None else f", p = {p_value(c.p)}"
     return f"{pts(c.effect)} points {interval(*c.ci95)}{p}, n = {c.n:,}"
 
@@ -344,17 +346,30 @@ def normalized(text: str) -> str:
     return " ".join(text.split())
 
 
-def missing(name: str, readme: str | None = None) -> list[str]:
-    """The phrases result file `name` gives that the README does not contain."""
-    text = normalized(readme if readme is not None else (ROOT / "README.md").read_text())
-    return [p for p in CHECKS[name]() if normalized(p) not in text]
+def pages() -> dict[str, str]:
+    """The documentation a phrase may stand in: README.md and every docs/*.md, by path, whitespace-normalized."""
+    paths = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return {str(p.relative_to(ROOT)): normalized(p.read_text()) for p in paths}
+
+
+def where(phrase: str, texts: dict[str, str]) -> str | None:
+    """The first page (README.md, then docs/*.md by name) that contains `phrase`, or None when none does."""
+    return next((path for path, text in texts.items() if normalized(phrase) in text), None)
+
+
+def missing(name: str, texts: dict[str, str] | None = None) -> list[str]:
+    """The phrases result file `name` gives that no page of the documentation contains (`texts`: path ->
+    text, default `pages()`)."""
+    texts = pages() if texts is None else {path: normalized(text) for path, text in texts.items()}
+    return [p for p in CHECKS[name]() if where(p, texts) is None]
 
 
 def main() -> None:
-    text = normalized((ROOT / "README.md").read_text())
+    texts = pages()
     for name, check in CHECKS.items():
         for phrase in check():
-            print(f"{'ok ' if normalized(phrase) in text else 'MISSING'} {name}: {phrase}")
+            page = where(phrase, texts)
+            print(f"{'MISSING' if page is None else 'ok ' + page} {name}: {phrase}")
 
 
 if __name__ == "__main__":

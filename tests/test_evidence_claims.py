@@ -1,7 +1,8 @@
-"""The README's evidence numbers against the committed result files, and the evidence library's statistics.
+"""The documentation's evidence numbers against the committed result files, and the evidence library's statistics.
 
-Every phrase `benchmarks/readme_claims.py` renders from a result file must be in the README, so a number
-there cannot drift from its data; where a file stores per-question outcomes the phrase is recomputed from
+Every phrase `benchmarks/readme_claims.py` renders from a result file must be in README.md or in one of
+docs/*.md (the opening result is in the README, the other evidence in docs/evidence.md), so a number there
+cannot drift from its data; where a file stores per-question outcomes the phrase is recomputed from
 them. No model is loaded; run with `python -m pytest` from the repository root (as `make test` does), which
 puts the root, and so the `benchmarks` package, on the path.
 """
@@ -18,9 +19,18 @@ from benchmarks.evidence import claims, stats
 
 
 @pytest.mark.parametrize("name", sorted(readme_claims.CHECKS))
-def test_readme_states_what_the_result_file_gives(name):
+def test_the_docs_state_what_the_result_file_gives(name):
     missing = readme_claims.missing(name)
-    assert not missing, f"README.md does not say what benchmarks/results/{name}.json gives: {missing}"
+    assert not missing, (f"neither README.md nor docs/*.md says what benchmarks/results/{name}.json gives: "
+                         f"{missing}")
+
+
+def test_a_phrase_may_stand_in_any_page_but_must_stand_in_one():
+    phrases = readme_claims.CHECKS["generation"]()
+    in_docs = {"README.md": "", "docs/evidence.md": "\n".join(phrases)}
+    assert readme_claims.missing("generation", in_docs) == []
+    assert readme_claims.missing("generation", {"README.md": "", "docs/evidence.md": ""}) == phrases
+    assert {"README.md", "docs/evidence.md"} <= set(readme_claims.pages())
 
 
 def test_stored_outcomes_agree_with_the_recorded_accuracies():
