@@ -11,6 +11,7 @@ from test_loop import make_config
 from selfimprove.export import export_model, round_weights
 from selfimprove.loop import run
 from selfimprove.models import load
+from selfimprove.store import StoreError
 
 PROMPTS = ["Q: Tom has 3 apples and buys 2 more. How many now?\nA: Let's think step by step.",
            "Q: What is 7 + 5?\nA: Let's think step by step."]
@@ -56,7 +57,7 @@ def test_round_zero_is_the_base_model_and_a_missing_round_names_the_ones_there(l
     assert r == 0 and weights.adapter is None
     with pytest.raises(ValueError, match=r"no round 7: its scored rounds are \[0, 1\]"):
         round_weights(lora_run, 7)
-    with pytest.raises(ValueError, match="not a run directory"):
+    with pytest.raises(StoreError, match="not a run directory"):
         export_model(tmp_path)
 
 
@@ -77,3 +78,13 @@ def test_push_model_uploads_the_merged_folder_with_its_card(lora_run, monkeypatc
     assert url == "https://huggingface.co/me/model"
     assert uploaded["repo"] == ("me/model", "model", True)
     assert {"README.md", "config.json", "model.safetensors"} <= set(uploaded["files"])
+
+
+def test_the_command_writes_a_chosen_round_where_asked_and_refuses_a_folder_that_is_no_run(lora_run, tmp_path):
+    from test_errors_cli import cli
+
+    result = cli("export", lora_run, "--round", "1", "--out", tmp_path / "merged")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "merged" / "model.safetensors").is_file() and (tmp_path / "merged" / "README.md").is_file()
+    result = cli("export", tmp_path)
+    assert result.returncode == 4 and "is not a run directory" in result.stderr and "Traceback" not in result.stderr

@@ -17,7 +17,7 @@ import yaml
 from selfimprove import layout, models
 from selfimprove.finished import _here, final_weights, is_run_dir
 from selfimprove.records import Weights
-from selfimprove.store import read_jsonl
+from selfimprove.store import StoreError, read_jsonl
 
 CARD_COLUMNS = ("round", "accuracy", "majority_accuracy", "kept", "pseudo_label_accuracy")
 
@@ -26,7 +26,7 @@ def round_weights(run_dir: str | Path, round_: int | None = None) -> tuple[Weigh
     """(weights, round) of a run: its final weights, or those round `round_` trained (0 = the base model)."""
     root = Path(run_dir).expanduser().resolve()
     if not is_run_dir(str(root)):
-        raise ValueError(f"{root} is not a run directory (no {layout.CONFIG} and manifest.json): name a run's "
+        raise StoreError(f"{root} is not a run directory (no {layout.CONFIG} and manifest.json): name a run's "
                          "run.out_dir")
     if round_ is None:
         summary = json.loads((root / layout.SUMMARY).read_text()) if (root / layout.SUMMARY).is_file() else {}
@@ -79,7 +79,7 @@ def model_card(root: Path, weights: Weights, round_: int) -> str:
 def _metrics(root: Path) -> list[dict]:
     path = root / layout.HISTORY
     if not path.is_file():
-        raise ValueError(f"{root} has no {layout.HISTORY} yet: run its config until round 0 is scored")
+        raise StoreError(f"{root} has no {layout.HISTORY}: finish the run with `selfimprove run` on its config")
     return read_jsonl(path)
 
 
