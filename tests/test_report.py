@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from fake_run import make_run
 
-from selfimprove.report import ReportError, calibration, write_report
+from selfimprove.report import ReportError, calibration, load_run, write_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
@@ -23,7 +23,7 @@ def test_report_is_self_contained_with_every_plot(tmp_path):
     assert [r["round"] for r in data] == [1, 2]
     q0 = data[0]["questions"][0]
     assert q0["vote"] == "0" and len(q0["samples"]) == 4 and q0["examples"]
-    assert "every artifact matches its checksum" in page
+    assert "every artifact matches its checksum" in page and load_run(tmp_path).problems == []
 
 
 def test_calibration_bins_vote_share_against_hidden_gold():
@@ -52,6 +52,8 @@ def test_missing_and_damaged_inputs_are_named(tmp_path):
     page = write_report(tmp_path).read_text()
     assert "pool_gold.jsonl is missing: no calibration curve" in page
     assert "rounds/r02/votes.jsonl: checksum does not match" in page and "half-written" in page
+    damaged = load_run(tmp_path).problems  # what `selfimprove report` names on the console (and exits 1)
+    assert sorted(p.name for p in damaged) == ["pool_gold.jsonl", "rounds/r02/votes.jsonl"]
     store.remove("rounds")
     with pytest.raises(ReportError, match="no finished round yet"):
         write_report(tmp_path)

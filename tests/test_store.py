@@ -20,6 +20,17 @@ def test_manifest_lists_rows_and_checksums(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_text_artifacts_are_listed_too_so_verify_finds_them_cut(tmp_path):
+    store = RunStore(tmp_path)
+    store.write_text("metrics.jsonl", '{"round": 0}\n{"round": 1}\n')
+    store.write_text("config.yaml", "run:\n  rounds: 1\n")
+    assert store.manifest["artifacts"]["metrics.jsonl"]["rows"] == 2 and store.verify() == []
+    (tmp_path / "metrics.jsonl").write_text('{"round": 0}\n{"rou')
+    (tmp_path / "config.yaml").write_text("run:\n  rounds: 3\n")
+    problems = {p.name: p.what for p in RunStore(tmp_path).verify()}
+    assert "half-written" in problems["metrics.jsonl"] and "checksum" in problems["config.yaml"]
+
+
 @pytest.mark.parametrize("damage, named", [
     (lambda p: p.write_bytes(p.read_bytes()[:-5]), "half-written"),
     (lambda p: p.write_text(p.read_text() + '{"x": 3}\n'), "3 rows, the manifest says 2"),

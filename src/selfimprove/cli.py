@@ -477,14 +477,34 @@ def review_import(run_dir: Annotated[Path, typer.Argument(help="A run directory"
 
 
 @app.command()
-def push(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
-         repo_id: Annotated[str, typer.Argument(help="Hub dataset repository, e.g. user/my-selfimprove-data")],
-         public: Annotated[bool, typer.Option(help="Create the repository public (default private)")] = False):
-    """Export each round's kept examples as Parquet (RUN_DIR/dataset) and upload them to the Hugging Face Hub."""
-    from selfimprove.publish import push as push_dataset
+def export(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
+           round_: Annotated[Optional[int], typer.Option("--round", help="This round's weights (default: the "
+                                                        "run's final weights; 0 = the base model)")] = None,
+           out: Annotated[Optional[Path], typer.Option(help="Folder to write (default RUN_DIR/export/rNN)")] = None):
+    """Write a run's weights as one checkpoint (a LoRA adapter merged into its base) with a model card:
+    what `from_pretrained`, vLLM and llama.cpp's converter read."""
+    from selfimprove.export import export_model
 
     with _handled():
-        url = push_dataset(run_dir, repo_id, private=not public)
+        written = export_model(run_dir, round_, out)
+    console.print(f"wrote {written}", highlight=False)
+
+
+@app.command()
+def push(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
+         repo_id: Annotated[str, typer.Argument(help="Hub repository, e.g. user/my-selfimprove-data")],
+         public: Annotated[bool, typer.Option(help="Create the repository public (default private)")] = False,
+         model: Annotated[bool, typer.Option(help="Upload the model (`export`'s merged weights and card) "
+                                                  "instead of the kept examples")] = False,
+         round_: Annotated[Optional[int], typer.Option("--round", help="With --model: this round's weights")] = None):
+    """Upload each round's kept examples as a Parquet dataset (RUN_DIR/dataset) to the Hugging Face Hub, or,
+    with --model, the run's merged weights and model card as a model repository."""
+    from selfimprove.publish import push as push_dataset
+    from selfimprove.publish import push_model
+
+    with _handled():
+        url = push_model(run_dir, repo_id, not public, round_) if model else push_dataset(run_dir, repo_id,
+                                                                                           private=not public)
     console.print(f"pushed to {url}")
 
 

@@ -30,7 +30,8 @@ from selfimprove.generate import generate_round
 from selfimprove.prompts import prompt_style
 from selfimprove.records import RoundMetrics, Weights, to_row
 from selfimprove.repair import prepare_round, read_metrics, round_inputs
-from selfimprove.run_dir import open_run
+from selfimprove.run_dir import disown, names_before, open_run
+from selfimprove.store import RunStore
 from selfimprove.summary import finish, round_table
 from selfimprove.tasks import get_task
 from selfimprove.vote import vote_round
@@ -106,11 +107,21 @@ def _produce_metrics(ctx: RunContext, r: int, measure, history: list[RoundMetric
 
 
 def open_context(config: Config, allow_config_change: bool, console: Console) -> RunContext:
-    """Open the run directory, collect the questions, create the engine once."""
+    """Open the run directory, collect the questions, create the engine once. A new run that fails here
+    has done no work: what it wrote goes (`run_dir.disown`), so its corrected rerun starts afresh."""
+    require_extra(config.generate.backend)  # a missing optional dependency fails before any work
+    before = names_before(config.run.out_dir)
+    try:
+        return _start(config, open_run(config, allow_config_change), console)
+    except Exception:  # an interrupt keeps what was written: the same command resumes it
+        if before is not None:
+            disown(config.run.out_dir, before)
+        raise
+
+
+def _start(config: Config, store: RunStore, console: Console) -> RunContext:
     from selfimprove.models import set_threads
 
-    require_extra(config.generate.backend)  # a missing optional dependency fails before any work
-    store = open_run(config, allow_config_change)
     set_threads(config.run.threads)
     task = get_task(config.task.name)
     data = collect.collect(store, task, config)

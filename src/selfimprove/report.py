@@ -7,7 +7,9 @@ calibration, diversity and length, gate pass rates), each plug-in's own section 
 has one (`declarations.report_sections`: RL's per-step plots, the questions the model wrote, LADDER's
 variant trees), where each round's questions came from, and a browser of questions with their rationales,
 votes, gate verdicts and kept training examples. It computes nothing the run did not record except grouping: the
-calibration bins and per-gate pass shares are counts over the stored verdicts and votes.
+calibration bins and per-gate pass shares are counts over the stored verdicts and votes. Every file it
+reads is in the run's manifest: a damaged or missing one is left out of the page and named in it
+(`RunData.problems`), and `selfimprove report` names it on the console too and exits 1.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import yaml
 
 from selfimprove import layout, plugins
 from selfimprove.records import POOL_ORIGIN, RoundMetrics, from_row
-from selfimprove.store import RunStore, StoreError
+from selfimprove.store import Problem, RunStore, StoreError
 from selfimprove.svg import svg
 
 BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)  # vote-share bins of the calibration curve
@@ -50,7 +52,8 @@ class RunData:
     rounds: list[RoundData]
     questions: dict[str, str]
     gold: dict[str, str]
-    notes: list[str]  # what could not be read and why
+    problems: list[Problem]  # damaged or missing artifacts: `selfimprove report` names them and exits 1
+    notes: list[str]  # what else the report could not show, and why
     is_equivalent: Callable[[str, str], bool] | None = None  # the task's answer equivalence; None = exact
     transductive: bool = False  # `selfimprove ttt`: adapted on the questions it is scored on
     # The run's plug-ins' own sections (their declarations' `report`), drawn with the plots.
@@ -72,12 +75,28 @@ def _task_equivalence(root: Path, notes: list[str]):
         return None
 
 
-def _read(store: RunStore, name: str, notes: list[str]) -> list[dict]:
-    try:
+def _read(store: RunStore, name: str, problems: list[Problem]) -> list[dict]:
+    """An artifact's rows; [] when it is damaged or missing, which `problems` then names (once)."""
+    problem = store.problem(name)
+    if problem is None:
         return store.read_jsonl(name)
-    except StoreError as err:
-        notes.append(str(err))
-        return []
+    if problem not in problems:
+        problems.append(problem)
+    return []
+
+
+def _saved_config(store: RunStore, problems: list[Problem]) -> dict | None:
+    """The run's config.yaml as a dict; None (with the problem named) when it is missing or damaged."""
+    path = store.path(layout.CONFIG)
+    if layout.CONFIG in store.manifest["artifacts"] and store.problem(layout.CONFIG) is not None:
+        return None  # verify's problems name it
+    try:
+        saved = yaml.safe_load(path.read_text()) if path.exists() else None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        problems.append(Problem(layout.CONFIG, f"not valid YAML ({type(err).__name__})",
+                                "restore it from the config the run was started with"))
+        return None
+    return saved if isinstance(saved, dict) else None
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -88,35 +107,34 @@ def load_run(run_dir: str | Path) -> RunData:
         store = RunStore(root)
     except StoreError as err:
         raise ReportError(str(err)) from None
-    notes = [str(p) for p in store.verify() if "unfinished write" not in p.what]
+    problems = [p for p in store.verify() if "unfinished write" not in p.what]
+    notes: list[str] = []
     rounds_done = layout.finished_rounds(store.manifest["artifacts"])
-    history = []
-    for r in rounds_done:
-        try:
-            history.append(from_row(RoundMetrics, store.read_json(layout.round_file(r, layout.METRICS))))
-        except StoreError as err:
-            notes.append(str(err))
+    history = [from_row(RoundMetrics, store.read_json(layout.round_file(r, layout.METRICS)))
+               for r in rounds_done if store.problem(layout.round_file(r, layout.METRICS)) is None]
     if not history:
         raise ReportError(f"{root} has no finished round yet (no rounds/rNN/metrics.json): let "
                           "`selfimprove run` finish round 0, then report again")
     names = (layout.VOTES, layout.SAMPLES, layout.VERDICTS, layout.TRAIN, layout.ROUND_POOL)
-    rounds = [RoundData(r, *(_read(store, layout.round_file(r, n), notes) if store.done(layout.round_file(r, n))
+    rounds = [RoundData(r, *(_read(store, layout.round_file(r, n), problems) if store.done(layout.round_file(r, n))
                              else [] for n in names))
               for r in rounds_done if r > 0]
-    questions = {q["id"]: q["question"] for q in _read(store, layout.POOL, notes)}
+    questions = {q["id"]: q["question"] for q in _read(store, layout.POOL, problems)}
     for r in rounds_done:  # a round's own pool may hold questions the collected pool does not
         if r > 0 and store.done(layout.round_file(r, layout.ROUND_POOL)):
-            questions |= {q["id"]: q["question"] for q in _read(store, layout.round_file(r, layout.ROUND_POOL), notes)}
-    gold = {g["id"]: g["gold"] for g in _read(store, layout.POOL_GOLD, notes)}
+            rows = _read(store, layout.round_file(r, layout.ROUND_POOL), problems)
+            questions |= {q["id"]: q["question"] for q in rows}
+    gold = {g["id"]: g["gold"] for g in _read(store, layout.POOL_GOLD, problems)}
     if not gold:
         notes.append("pool_gold.jsonl is missing: no calibration curve (it needs the pool's hidden answers)")
-    saved = yaml.safe_load((root / layout.CONFIG).read_text()) if (root / layout.CONFIG).exists() else None
+    saved = _saved_config(store, problems)
     transductive = bool((saved or {}).get("run", {}).get("transductive"))
-    return RunData(root, history, rounds, questions, gold, notes, _task_equivalence(root, notes), transductive,
-                   _plugin_plots(store, rounds_done, saved, notes))
+    equivalence = _task_equivalence(root, notes) if saved is not None else None
+    return RunData(root, history, rounds, questions, gold, problems, notes, equivalence, transductive,
+                   _plugin_plots(store, rounds_done, saved, problems))
 
 
-def _plugin_plots(store: RunStore, rounds_done: list[int], saved: dict | None, notes: list[str]):
+def _plugin_plots(store: RunStore, rounds_done: list[int], saved: dict | None, problems: list[Problem]):
     """The sections the run's plug-ins declare (`report` of each declaration), bound to this run: a function
     that draws them all; None when none declares one."""
     from selfimprove.declarations import report_sections
@@ -126,7 +144,7 @@ def _plugin_plots(store: RunStore, rounds_done: list[int], saved: dict | None, n
         return None
 
     def draw() -> dict[str, str]:
-        read = lambda artifact: _read(store, artifact, notes)  # noqa: E731 - what a section reads, noted when bad
+        read = lambda artifact: _read(store, artifact, problems)  # noqa: E731 - what a section reads, named when bad
         return {k: v for section in sections for k, v in section(store, rounds_done, read).items()}
     return draw
 
@@ -265,7 +283,8 @@ def _fmt(value) -> str:
 
 def render(run: RunData) -> str:
     figures = "".join(f"<figure class='plot' id='plot-{name}'>{svg}</figure>" for name, svg in plots(run).items())
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in run.notes) or "<li>none: every artifact matches its checksum</li>"
+    notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in [*run.problems, *run.notes]) or \
+        "<li>none: every artifact matches its checksum</li>"
     data = json.dumps(browser_data(run), ensure_ascii=False).replace("</", "<\\/")
     title = ("TRANSDUCTIVE (adapted on the questions it is scored on): " if run.transductive else "") + str(run.root)
     return (TEMPLATE.replace("%TITLE%", html.escape(title))
@@ -275,7 +294,11 @@ def render(run: RunData) -> str:
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    run = load_run(run_dir)
+    return write_html(load_run(run_dir), out)
+
+
+def write_html(run: RunData, out: str | Path | None = None) -> Path:
+    """`run`'s page, written atomically to `out` (default RUN_DIR/report.html)."""
     out = Path(out) if out else run.root / "report.html"
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(render(run), encoding="utf-8")

@@ -4,12 +4,17 @@
 (`ConfigChangedError`, naming each changed key) unless allowed, in which case the replaced config and
 the rounds it finished are kept in `config_changes.jsonl`. Where the directory is (run.out_dir) is not
 part of the comparison: a moved or copied run resumes.
+
+A run that stops before any work (bad data found while collecting, say) does not own its directory:
+`disown` removes what it wrote into a directory that held no run, so the corrected rerun is not
+refused as "a different config" and reuses nothing the first one collected.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +23,7 @@ import yaml
 
 from selfimprove import layout
 from selfimprove.config import Config, ConfigError, dump_config, parse_config
+from selfimprove.lock import LOCK_NAME
 from selfimprove.store import RunStore, StoreError
 
 PACKAGES = ("selfimprove", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "math-verify")
@@ -54,6 +60,28 @@ def open_run(config: Config, allow_config_change: bool = False) -> RunStore:
     store.write_json(layout.ENVIRONMENT, {"python": platform.python_version(), "platform": platform.platform(),
                                           "seed": config.run.seed, "packages": versions})
     return store
+
+
+def names_before(out_dir: str | Path) -> set[str] | None:
+    """What `out_dir` holds before a run opens it; None when it holds a run already (its config.yaml),
+    which a failure never undoes."""
+    root = Path(out_dir)
+    if (root / layout.CONFIG).exists():
+        return None
+    return {p.name for p in root.iterdir()} if root.is_dir() else set()
+
+
+def disown(out_dir: str | Path, before: set[str]) -> None:
+    """Remove what this run wrote into a directory that held no run (`before`: what was there), but the
+    lock, which its holder removes with the folder when nothing else is left (`lock.run_lock`)."""
+    root = Path(out_dir)
+    for path in root.iterdir() if root.is_dir() else ():
+        if path.name in before or path.name == LOCK_NAME:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _as_config_dict(text: str, path: Path) -> dict:

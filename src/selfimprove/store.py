@@ -189,7 +189,12 @@ class RunStore:
         return json.loads(self.path(name).read_text())
 
     def write_text(self, name: str, text: str) -> None:
-        _atomic_write_bytes(self.path(name), text.encode())
+        """A text artifact (config.yaml, metrics.jsonl), listed like the others, so `verify` finds it damaged."""
+        data = text.encode()
+        self._keep_damaged(name)
+        _atomic_write_bytes(self.path(name), data)
+        rows = {"rows": len(data.splitlines())} if name.endswith(".jsonl") else {}
+        self._record(name, **rows, sha256=hashlib.sha256(data).hexdigest())
 
     def remove(self, name: str) -> None:
         """Delete a file or folder and forget it and everything under it in the manifest."""

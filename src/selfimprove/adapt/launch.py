@@ -28,7 +28,11 @@ TRL_CONFIGS = ("multi_gpu", "zero1", "zero2", "zero3", "fsdp1", "fsdp2")
 
 
 class LaunchError(RuntimeError):
-    pass
+    """The launched training processes failed; the message ends with their last lines of output."""
+
+
+class LaunchConfigError(ValueError):
+    """adapt.accelerate_config names neither one of TRL's configs nor a file: fixed in the config."""
 
 
 def accelerate_config_file(name: str) -> str:
@@ -38,8 +42,9 @@ def accelerate_config_file(name: str) -> str:
 
         return str(Path(trl.__file__).parent / "accelerate_configs" / f"{name}.yaml")
     if not Path(name).is_file():
-        raise LaunchError(f"adapt.accelerate_config {name!r} is neither one of TRL's ({', '.join(TRL_CONFIGS)}) "
-                          "nor a file")
+        raise LaunchConfigError(f"adapt.accelerate_config {name!r} is neither one of TRL's "
+                                f"({', '.join(TRL_CONFIGS)}) nor a file: name one of those or the path of an "
+                                "accelerate config YAML")
     return name
 
 
