@@ -8,7 +8,9 @@ PYTHONPATH). They exercise the loop, the run directory, the CLI's errors and sig
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 from selfimprove import layout
 from selfimprove.adapt import Adapted
@@ -23,6 +25,7 @@ class EchoBackend:
         self.delay = delay  # seconds per generate call: time for a test to signal a run mid-way
 
     def generate(self, prompts, params, weights, progress=None):
+        _hold()
         time.sleep(self.delay)
         if progress:
             progress(len(prompts))
@@ -39,6 +42,17 @@ class EchoBackend:
 
     def close(self) -> None:
         pass
+
+
+def _hold() -> None:
+    """For tests that signal a run at a set point, deterministically on a busy machine: once the file that
+    CLI_PLUGINS_HOLD_AT names exists, write the file CLI_PLUGINS_HELD names and wait here to be signalled.
+    Environment variables, not backend options: the config (and so the resumed run) stays the same."""
+    at = os.environ.get("CLI_PLUGINS_HOLD_AT")
+    if at and os.path.exists(at):
+        Path(os.environ["CLI_PLUGINS_HELD"]).write_text(str(os.getpid()))
+        while True:
+            time.sleep(0.05)
 
 
 def echo_backend(model, generate, delay: float = 0.0) -> EchoBackend:
