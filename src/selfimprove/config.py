@@ -174,7 +174,7 @@ def _method_options(config: Config) -> None:
 
 # Config keys that may name a local file or folder; relative ones are read from the config file's folder.
 PATH_KEYS = (("model", "name"), ("adapt", "learner"), ("task", "source"), ("task", "eval_source"),
-             ("adapt", "replay"), ("monitor", "anchor_source"))
+             ("adapt", "replay"), ("monitor", "anchor_source"), ("adapt", "accelerate_config"))
 
 
 def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:

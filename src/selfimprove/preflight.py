@@ -8,7 +8,7 @@ file it names, or the run directory. In order, cheapest first:
 - the run directory (`run.out_dir`) is a directory, if it exists;
 - every local file the config names: task.source and task.eval_source (when they are paths),
   adapt.replay (read whole: it is small and a bad line would otherwise fail after a round of
-  sampling), monitor.anchor_source;
+  sampling), monitor.anchor_source, adapt.accelerate_config (one of TRL's names, or a file);
 - the models (model.name, adapt.learner): a finished run directory by its final weights, a local
   folder by `preflight_model.check_model_folder`,
   a .gguf file by its magic bytes, a packaged model by its package being installed;
@@ -21,9 +21,15 @@ file it names, or the run directory. In order, cheapest first:
   read by its declared options model and checked against the config and task (`plugins.Plugin.check`),
   or, for a plug-in that declares none, bound to its signature; every gate of vote.require and
   curate.gates built. A gate that needs the engine (critique) is
-  built with a stand-in that refuses to generate, so only its parameters are checked;
+  built with a stand-in that refuses to generate, so only its parameters are checked; the backend's
+  optional extra is installed and its options are read by its factory's signature, values included
+  (`backends.check_options`: a URL's scheme, an API key's variable, worker counts, Ray's inner engine);
 - a task with its own format (code) is not given the prose-only `least_to_most` format or
   `generate.exemplars: self`, which its prompts would never show;
+- the first `sources.PREVIEW_ROWS` rows of every local data file (task.source, the held-out source,
+  monitor.anchor_source) read through the task's own loader, as the run reads them: a missing column,
+  a malformed line, an empty file, a CSV separated by something else than commas, a held-out split
+  without answers;
 - the task's few-shot exemplars load;
 - a .gguf model (a file, or a packaged model's) not yet converted: the gguf package is installed and
   transformers reads its architecture (`models.check_gguf`, which imports transformers).
@@ -71,13 +77,13 @@ def check(config: Config) -> None:
     task = _plugin(config, "task.name", config.task.name, _task_table())
     _own_format(config, task)
     _code_task(config, task)
+    _data(config, task)
     _gates(config, task)
     _exemplars(config, task)
     _acquire(config, task)
     _vote(config, task)
     _adapt(config)
-    _callable(config, "generate.backend", config.generate.backend, _table("selfimprove.backends", "TARGETS"),
-              config.generate.backend_options, (config.model, config.generate))
+    _backend(config)
     _gguf_readable(config)
 
 
@@ -117,6 +123,24 @@ def _files(config: Config) -> None:
         except (ValueError, UnicodeDecodeError) as err:
             raise _fail(config, "adapt.replay", f"{err}; each line is one JSON object with question, rationale "
                         "and answer", "files") from None
+    _accelerate_config(config)
+
+
+def _accelerate_config(config: Config) -> None:
+    """adapt.accelerate_config: one of the configs TRL ships, or a file that is there (else the launcher
+    fails after a round of sampling)."""
+    from selfimprove.adapt.launch import TRL_CONFIGS
+
+    name = config.adapt.accelerate_config
+    if name is None or name in TRL_CONFIGS:
+        return
+    path = Path(name).expanduser()
+    if not path.is_file():
+        found = "a folder" if path.is_dir() else "no such file"
+        raise _fail(config, "adapt.accelerate_config", f"{name!r} is neither one of TRL's accelerate configs "
+                    f"({', '.join(TRL_CONFIGS)}) nor a file ({path}: {found}); "
+                    "name one of those, give the path of your accelerate YAML file (a relative one is read from the "
+                    "config file's folder), or leave it out for DDP", "files")
 
 
 def _readable(config: Config, key: str, path: Path, data: bool) -> None:
@@ -132,6 +156,40 @@ def _readable(config: Config, key: str, path: Path, data: bool) -> None:
                     f"{', '.join(SUFFIXES)}", "files")
     if not data and not path.is_file():
         raise _fail(config, key, f"{path} is not a file; give a JSONL file", "files")
+
+
+def _data(config: Config, task) -> None:
+    """The first rows of every local data file the config names, read through the task's own loader (the
+    path a run loads them by): a missing column, a bad line, an empty file, another delimiter than the
+    comma and, for the held-out split, questions without an answer are found before any work."""
+    from selfimprove.tasks.base import preview
+    from selfimprove.tasks.sources import PREVIEW_ROWS
+
+    t, m = config.task, config.monitor
+    # (key, source, split, fields, whether every question must have an answer)
+    reads = [("task.source", t.source, t.split, t.fields, False)]
+    if t.eval_limit != 0:  # collect reads the held-out split from eval_source, else from source
+        held_out = ("task.eval_source", t.eval_source) if t.eval_source is not None else ("task.source", t.source)
+        reads.append((*held_out, t.eval_split, t.fields, True))
+    reads.append(("monitor.anchor_source", m.anchor_source, m.anchor_split, None, False))  # collect passes no fields
+    for key, source, split, fields, labelled in reads:
+        if source is None or not _looks_local(source):
+            continue
+        try:
+            items = preview(task, source, split, fields, PREVIEW_ROWS)
+        except (ValueError, KeyError, OSError) as err:  # DataError and the like name the file and line
+            named = any(s in str(err) for s in (source, str(Path(source).expanduser())))
+            reason = str(err) if named and isinstance(err, ValueError) else f"{source}: {type(err).__name__}: {err}"
+            raise _fail(config, key, reason, "files") from None
+        if not items:
+            raise _fail(config, key, f"{source}: no questions in split {split!r} (task {config.task.name!r} read "
+                        "none from it); put questions in it, one a row, or name another source", "files")
+        unlabeled = [i.id for i in items if i.gold is None]
+        if labelled and unlabeled:
+            raise _fail(config, key, f"{source}: the held-out split {split!r} has questions without an answer (e.g. "
+                        f"{unlabeled[0]}); name the answer column (task.fields.answer: <column>), give labelled "
+                        "questions as task.eval_source, or set task.eval_limit=0 to run without held-out "
+                        "evaluation", "files")
 
 
 def _model_folders(config: Config) -> None:
@@ -310,12 +368,6 @@ def _task_table() -> dict[str, str]:
     return TASKS
 
 
-def _table(module: str, name: str) -> dict[str, str]:
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
-
 def _plugin(config: Config, key: str, name: str, builtins: dict[str, str]):
     try:
         return plugins.resolve(name, builtins, key)
@@ -394,6 +446,30 @@ def _options(config: Config, key: str, options_key: str, name: str, declared, op
     except ValueError as err:
         message = str(err).removeprefix(f"{options_key}: ")
         raise _fail(config, options_key, message) from None
+
+
+def _backend(config: Config) -> None:
+    """generate.backend resolved, its optional extra installed, and its options read by its factory's
+    signature (`backends.check_options`: names, types, bounds and the checks it annotates, such as the
+    HTTP backend's URL scheme and API-key variable, or the Ray backend's inner engine and its options)."""
+    from selfimprove import backends
+
+    key, options_key, name = "generate.backend", "generate.backend_options", config.generate.backend
+    try:
+        factory = backends.backend_factory(name)
+    except ValueError as err:  # unknown, not importable, or its extra missing: the message names the key
+        raise PreflightError(f"{config.where(key)}: {err}") from None
+    try:
+        options = backends.check_options(name, config.generate.backend_options)
+    except ValueError as err:
+        raise _fail(config, options_key, f"{str(err).removeprefix(options_key + ': ')} ({key} {name!r} takes "
+                    f"{_parameters(factory, 2)})") from None
+    check = backends.declaration(name).check
+    if check is not None and options is not None:
+        try:
+            check(config, options, None)  # an engine's options against the rest (Ray's: its inner engine's)
+        except ValueError as err:
+            raise _fail(config, options_key, str(err).removeprefix(options_key + ": ")) from None
 
 
 def _parameters(target, skip: int) -> str:

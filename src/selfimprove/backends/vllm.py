@@ -39,6 +39,9 @@ import gc
 import hashlib
 import os
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from selfimprove.backends.base import Completion, Prompt, SamplingParams, request_seed
 from selfimprove.records import Weights
@@ -89,7 +92,7 @@ def cpu_threads():
 
 class VLLMBackend:
     def __init__(self, model, generate=None, engine_options: dict | None = None, enable_lora: bool = True,
-                 max_lora_rank: int = 64, kv_cache_gib: int = 2):
+                 max_lora_rank: Annotated[int, Field(ge=1)] = 64, kv_cache_gib: Annotated[int, Field(ge=1)] = 2):
         import vllm  # noqa: F401 - fail here, before any work, when the extra is missing
 
         self.model_config = model

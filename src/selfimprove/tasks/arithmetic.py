@@ -17,7 +17,6 @@ None (the default knobs), a knob string such as "steps=3,max_value=30,n=500,seed
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ from pathlib import Path
 from selfimprove.records import Exemplar, Item
 from selfimprove.tasks.base import Fields
 from selfimprove.tasks.data import parse_knobs
+from selfimprove.tasks.sources import column, read_file
 from selfimprove.tasks.answers import extract_number
 
 NAMES = [("Tom", "he", "him", "his"), ("Ann", "she", "her", "her"), ("Sam", "he", "him", "his"),
@@ -215,16 +215,14 @@ def load_problems(source: str | None, split: str = "train", limit: int | None = 
 
 
 def _load_jsonl(path: Path, limit: int | None, fields: Fields) -> list[Item]:
+    """Questions from the user's own file (any format `sources.read_file` reads), each bad line or
+    missing column named by file and line."""
     items = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        gold = row.get(fields.answer) if fields.answer else None
-        items.append(Item(id=str(row[fields.id]) if fields.id else f"{path.stem}-{i}",
-                          question=row[fields.question], gold=None if gold is None else canonical(str(gold))))
-        if limit is not None and len(items) >= limit:
-            break
+    for row in read_file(path, limit):
+        gold = row.data.get(fields.answer) if fields.answer else None
+        item_id = str(column(row, fields.id, "id")) if fields.id else f"{path.stem}-{row.index}"
+        items.append(Item(id=item_id, question=str(column(row, fields.question, "question")),
+                          gold=None if gold is None else canonical(str(gold))))
     return items
 
 

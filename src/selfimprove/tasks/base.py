@@ -39,6 +39,22 @@ class Task(Protocol):
     def exemplars(self) -> list[Exemplar]: ...
 
 
+class PreviewTask(Task, Protocol):
+    """A task that reads the first rows of a source as `load` reads it all: what preflight checks a large
+    local file with, without reading it whole."""
+
+    def preview(self, source: str, split: str, fields: Fields | None, rows: int) -> list[Item]: ...
+
+
+def preview(task, source: str, split: str, fields: Fields | None, rows: int) -> list[Item]:
+    """The first `rows` questions of `source` as the run would load them: the task's own `preview` when it
+    has one (a dataset task, which would otherwise read the whole file), else `load` with a limit."""
+    own = getattr(task, "preview", None)  # the one place the optional method is looked up
+    if callable(own):
+        return own(source, split, fields, rows)
+    return task.load(source, split=split, limit=rows, fields=fields)
+
+
 class TestedTask(Task, Protocol):
     """A task whose questions come with tests (code): what the `code_tests` gate needs."""
 

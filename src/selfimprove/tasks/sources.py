@@ -9,7 +9,9 @@ Writes nothing.
 
 Every problem with the input is one `DataError` that names the file, the line or row and the
 field, and says how to fix it, in the config's terms (`task.fields.question: <column>`) since
-most users write YAML, not Python; rows are never dropped silently.
+most users write YAML, not Python; rows are never dropped silently. Every reader takes `limit`, the
+rows to read at most: preflight reads the first `PREVIEW_ROWS` of a local file through the very
+path a run loads it by (`load_items(..., prefix=...)`), so a bad file is found before any work.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from selfimprove.tasks.base import Fields
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+# Rows preflight reads of each local data file: enough to meet a bad column or line near the top, and a
+# few milliseconds however large the file is.
+PREVIEW_ROWS = 200
+# Delimiters a spreadsheet writes instead of commas (a locale whose decimal mark is the comma uses ";").
+OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
 
 class DataError(ValueError):
@@ -65,10 +72,12 @@ class Dataset:
 # ---------------------------------------------------------------- reading rows
 
 
-def _read_jsonl(path: Path) -> list[Row]:
+def _read_jsonl(path: Path, limit: int | None = None) -> list[Row]:
     rows = []
     with path.open(encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, 1):
+            if limit is not None and len(rows) >= limit:
+                break
             if not line.strip():
                 continue
             try:
@@ -81,28 +90,31 @@ def _read_jsonl(path: Path) -> list[Row]:
     return rows
 
 
-def _read_json(path: Path) -> list[Row]:
-    text = path.read_text(encoding="utf-8-sig")
+def _read_json(path: Path, limit: int | None = None) -> list[Row]:
+    text = path.read_text(encoding="utf-8-sig")  # an array is read whole: its end is needed to parse it
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":  # several top-level values: JSON lines in a .json file (AQuA)
-            return _read_jsonl(path)
+            return _read_jsonl(path, limit)
         raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno}). "
                         "Expected a JSON array of objects, or one JSON object per line.") from None
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON array of objects, found a JSON {type(data).__name__}.")
-    return [_as_row(d, f"{path} row {i}", i) for i, d in enumerate(data)]
+    return [_as_row(d, f"{path} row {i}", i) for i, d in enumerate(data[:limit])]
 
 
-def _read_csv(path: Path) -> list[Row]:
+def _read_csv(path: Path, limit: int | None = None) -> list[Row]:
     rows = []
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
+        _commas(path, header)
         for data in reader:
+            if limit is not None and len(rows) >= limit:
+                break
             where = f"{path}:{reader.line_num}"
             if None in data or None in data.values():
                 raise DataError(f"{where}: this row has a different number of fields than the header "
@@ -111,14 +123,31 @@ def _read_csv(path: Path) -> list[Row]:
     return rows
 
 
-def _read_parquet(path: Path) -> list[Row]:
+def _commas(path: Path, header: list[str]) -> None:
+    """A header read as one column that holds another delimiter: the file is not comma-separated (a
+    spreadsheet saved it with semicolons or tabs), and every row would be one column named by the whole line."""
+    if len(header) != 1:
+        return
+    counts = {d: header[0].count(d) for d in OTHER_DELIMITERS}
+    found = max(counts, key=counts.get)
+    if counts[found]:
+        raise DataError(f"{path}:1: the columns are separated by {OTHER_DELIMITERS[found]} ({found!r}), not commas "
+                        f"(the header {header[0]!r} reads as one column). Save the file as comma-separated CSV "
+                        "(a spreadsheet's \"CSV (comma delimited)\"), or as JSON Lines (.jsonl).")
+
+
+def _read_parquet(path: Path, limit: int | None = None) -> list[Row]:
     import pyarrow.parquet as pq  # comes with `datasets`; only needed for parquet
 
     try:
-        table = pq.read_table(path)
+        if limit is None:
+            data = pq.read_table(path).to_pylist()
+        else:  # the first batch only: a large file is not read whole for a look at its top
+            batch = next(pq.ParquetFile(path).iter_batches(batch_size=max(1, limit)), None)
+            data = [] if batch is None else batch.to_pylist()[:limit]
     except Exception as e:  # pyarrow raises several unrelated types for a bad file
         raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e}).") from None
-    return [Row(d, f"{path} row {i}", i) for i, d in enumerate(table.to_pylist())]
+    return [Row(d, f"{path} row {i}", i) for i, d in enumerate(data)]
 
 
 def _as_row(data: Any, where: str, index: int) -> Row:
@@ -127,13 +156,13 @@ def _as_row(data: Any, where: str, index: int) -> Row:
     return Row(data, where, index)
 
 
-def read_file(path: Path) -> list[Row]:
-    """All rows of one data file, chosen by its extension."""
+def read_file(path: Path, limit: int | None = None) -> list[Row]:
+    """The rows of one data file (the first `limit` of them; None = all), chosen by its extension."""
     readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
     if path.suffix.lower() not in readers:
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}.")
     try:
-        return readers[path.suffix.lower()](path)
+        return readers[path.suffix.lower()](path, limit)
     except UnicodeDecodeError:
         raise DataError(_not_utf8(path)) from None
 
@@ -166,7 +195,8 @@ def split_files(directory: Path, split: str) -> list[Path]:
     return found
 
 
-def _read_directory(directory: Path, split: str, fallback: dict[str, str]) -> tuple[list[Row], str]:
+def _read_directory(directory: Path, split: str, fallback: dict[str, str],
+                    limit: int | None = None) -> tuple[list[Row], str]:
     paths = split_files(directory, split)
     if not paths and split in fallback:
         log.warning("%s: no %r split; using %r instead", directory, split, fallback[split])
@@ -177,7 +207,11 @@ def _read_directory(directory: Path, split: str, fallback: dict[str, str]) -> tu
         raise DataError(f"{directory}: no file for split {split!r} (looked for {split}.jsonl, {split}.json, "
                         f"{split}.csv, {split}.parquet or {split}-*.<ext>); the directory holds: {present}. "
                         "Pass the file itself as the source, or ask for a split that exists.")
-    rows = [row for path in paths for row in read_file(path)]
+    rows = []
+    for path in paths:
+        rows += read_file(path, None if limit is None else limit - len(rows))
+        if limit is not None and len(rows) >= limit:
+            break
     # Positions run across shards, so index-based ids stay unique.
     return [Row(row.data, row.origin, i) for i, row in enumerate(rows)], split
 
@@ -201,14 +235,16 @@ def _read_hub(source: str, split: str, config: str | None) -> list[Row]:
     return [Row(dict(d), f"{name}[{split}] row {i}", i) for i, d in enumerate(ds)]
 
 
-def read_rows(dataset: Dataset, source: str | Path, split: str) -> tuple[list[Row], str, bool]:
-    """Rows of `split` from `source`, the split actually read (a directory may fall back, see
-    `Dataset.dir_splits`), and whether the source was one undivided set (a single file)."""
+def read_rows(dataset: Dataset, source: str | Path, split: str,
+              limit: int | None = None) -> tuple[list[Row], str, bool]:
+    """Rows of `split` from `source` (the first `limit` of a local file or directory; None = all), the split
+    actually read (a directory may fall back, see `Dataset.dir_splits`), and whether the source was one
+    undivided set (a single file)."""
     path = Path(source).expanduser()
     if path.is_file():
-        return read_file(path), split, True
+        return read_file(path, limit), split, True
     if path.is_dir():
-        rows, split = _read_directory(path, split, dataset.dir_splits)
+        rows, split = _read_directory(path, split, dataset.dir_splits, limit)
         return rows, split, False
     if isinstance(source, Path) or looks_like_path(str(source)):
         raise DataError(f"{source}: no such file or directory. Give the path of a data file "
@@ -280,12 +316,14 @@ def to_item(dataset: Dataset, row: Row, split: str, fields: Fields | None,
 
 
 def load_items(dataset: Dataset, gold: Callable[[Any], str | None], source: str | Path | None, split: str,
-               limit: int | None, fields: Fields | None) -> list[Item]:
-    """The whole load path of a task: read rows, make items, check ids, carve a split if needed, limit."""
+               limit: int | None, fields: Fields | None, prefix: int | None = None) -> list[Item]:
+    """The whole load path of a task: read rows, make items, check ids, carve a split if needed, limit.
+    `prefix` reads only the first rows of a local source (preflight's look at it; None = all)."""
     source = source or dataset.default_source
-    rows, read_split, one_set = read_rows(dataset, source, split)
+    rows, read_split, one_set = read_rows(dataset, source, split, prefix)
     if not rows:
-        raise DataError(f"{source}: no rows (split {split!r}); the source is empty.")
+        raise DataError(f"{source}: no rows (split {split!r}); the source is empty. Put questions in it, one "
+                        "a row (a line of JSON Lines), or name another source.")
     items, seen = [], {}
     for row in rows:
         item = to_item(dataset, row, read_split, fields, gold)
@@ -327,6 +365,10 @@ class DatasetTask:
     def load(self, source: str | Path | None = None, split: str = "train", limit: int | None = None,
              fields: Fields | None = None) -> list[Item]:
         return load_items(self.dataset, self.gold, source, split, limit, fields)
+
+    def preview(self, source: str | Path, split: str, fields: Fields | None, rows: int) -> list[Item]:
+        """`load` over the first `rows` rows of a local source: what preflight checks a data file with."""
+        return load_items(self.dataset, self.gold, source, split, None, fields, prefix=rows)
 
     def extract(self, completion: str) -> str | None:
         return self.find_answer(completion)

