@@ -239,3 +239,46 @@ def test_hub_default_source_uses_config_and_split_names(monkeypatch):
     assert calls[-1] == ("openai/gsm8k", "main", "test")
     GSM8K.load("openai/gsm8k:socratic", split="train")
     assert calls[-1] == ("openai/gsm8k", "socratic", "train")
+
+
+# ---------------------------------------------------------------- the first rows only (preflight's look)
+
+def test_preview_reads_the_first_rows_of_every_format(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"question": f"q{i}", "answer": str(i)} for i in range(10)]
+    write(tmp_path / "d.jsonl", "".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")  # past the preview
+    write(tmp_path / "d.json", json.dumps(rows))
+    write(tmp_path / "d.csv", "question,answer\n" + "".join(f"{r['question']},{r['answer']}\n" for r in rows))
+    pq.write_table(pa.table({"question": [r["question"] for r in rows], "answer": [r["answer"] for r in rows]}),
+                   tmp_path / "d.parquet")
+    for name in ("d.jsonl", "d.json", "d.csv", "d.parquet"):
+        items = GSM8K.preview(tmp_path / name, "train", None, 3)
+        assert [it.gold for it in items] == ["0", "1", "2"], name
+    with pytest.raises(DataError, match=r"d\.jsonl:11"):
+        GSM8K.load(tmp_path / "d.jsonl")  # the whole file meets the broken line
+
+
+def test_preview_of_a_directory_stops_within_the_first_shard(tmp_path):
+    write(tmp_path / "train-00000-of-00002.jsonl",
+          '{"question": "a", "answer": "1"}\n{"question": "b", "answer": "2"}\n')
+    write(tmp_path / "train-00001-of-00002.jsonl", "{broken\n")
+    assert [it.question for it in GSM8K.preview(tmp_path, "train", None, 2)] == ["a", "b"]
+    with pytest.raises(DataError, match="00001-of-00002.jsonl:1"):
+        GSM8K.preview(tmp_path, "train", None, 3)
+
+
+@pytest.mark.parametrize("text, named", [("question;answer\n1+1?;2\n", "semicolons (';')"),
+                                         ("question\tanswer\n1+1?\t2\n", "tabs ('\\t')"),
+                                         ("question|answer\n1+1?|2\n", "vertical bars ('|')")])
+def test_csv_separated_by_something_else_is_named(tmp_path, text, named):
+    f = write(tmp_path / "d.csv", text)
+    with pytest.raises(DataError, match=r"d\.csv:1: the columns are separated by") as err:
+        GSM8K.load(f)
+    assert named in str(err.value) and "comma-separated" in str(err.value)
+
+
+def test_one_column_csv_is_not_taken_for_another_delimiter(tmp_path):
+    f = write(tmp_path / "d.csv", "question\nWhat is 1+1; and 2+2?\n")
+    assert [it.question for it in GSM8K.load(f, fields=Fields(answer=None))] == ["What is 1+1; and 2+2?"]
