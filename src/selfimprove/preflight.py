@@ -26,11 +26,11 @@ file it names, or the run directory. In order, cheapest first:
   (`backends.check_options`: a URL's scheme, an API key's variable, worker counts, Ray's inner engine);
 - a task with its own format (code) is not given the prose-only `least_to_most` format or
   `generate.exemplars: self`, which its prompts would never show;
+- the task's few-shot exemplars load;
 - the first `sources.PREVIEW_ROWS` rows of every local data file (task.source, the held-out source,
   monitor.anchor_source) read through the task's own loader, as the run reads them: a missing column,
   a malformed line, an empty file, a CSV separated by something else than commas, a held-out split
   without answers;
-- the task's few-shot exemplars load;
 - a .gguf model (a file, or a packaged model's) not yet converted: the gguf package is installed and
   transformers reads its architecture (`models.check_gguf`, which imports transformers).
 
@@ -77,9 +77,9 @@ def check(config: Config) -> None:
     task = _plugin(config, "task.name", config.task.name, _task_table())
     _own_format(config, task)
     _code_task(config, task)
-    _data(config, task)
     _gates(config, task)
     _exemplars(config, task)
+    _data(config, task)
     _acquire(config, task)
     _vote(config, task)
     _adapt(config)
