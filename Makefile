@@ -71,6 +71,7 @@ test-slow: $(STAMP)
 # rounds) and test-time training's 3 arms, one process each (one torch thread), then merged into
 # benchmarks/results/real_model_gain.json and .png. Seeds 1 and 2 start once seed 0 has scored the base
 # model on the test split (its round 0: greedy, so every seed reads that call from the shared cache).
+# About 1.5 hours on 2 cores, measured (README).
 RMG := runs/bench/real_model_gain
 evidence-real-model: $(STAMP)
 	@mkdir -p $(RMG)
@@ -86,7 +87,7 @@ evidence-real-model: $(STAMP)
 # The other evidence, one command each (`python -m benchmarks.NAME`; see benchmarks/__init__.py). Each writes
 # benchmarks/results/NAME.json with its provenance (commit, every part's arguments, wall time); the times
 # below are this 2-core machine's, from the JSON where it recorded them. Parts run side by side, one
-# torch thread each. `make evidence-claims` then lists every README number against its JSON (the test
+# torch thread each. `make evidence-claims` then lists every README and docs/ number against its JSON (the test
 # tests/test_evidence_claims.py fails on any that differ).
 EV := runs/bench
 evidence-claims: $(STAMP)
