@@ -77,7 +77,7 @@ FLOORS = {
     "run": {"config", "declarations", "repair", "run_dir", "summary", "loop", "preflight", "ttt", "tracking",
             "report"},
     # the command line and what only it calls
-    "cli": {"cli", "publish", "embedded", "__main__"},
+    "cli": {"cli", "publish", "export", "embedded", "__main__"},
 }
 ORDER = list(FLOORS)
 STAGE_OF = {"debate": "vote"}  # a stage's plug-in module at the top level belongs to its stage
