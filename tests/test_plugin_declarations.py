@@ -271,3 +271,17 @@ def test_source_runs_counts_its_tokens_repairs_at_its_stage_and_reports(model, t
         metrics["generated_tokens"]
     page = write_report(root).read_text()
     assert "id='plot-picks'" in page and "picked questions by round: [3]" in page
+
+
+def test_a_class_plugin_has_its_init_annotations_checked():
+    from selfimprove import plugins
+
+    class Scorer:
+        def __init__(self, ctx, threshold: float = 0.5, name: str = "x"):
+            self.threshold = threshold
+
+    model = plugins.signature_model(Scorer, 1)  # after ctx
+    assert set(model.model_fields) == {"threshold", "name"}
+    assert plugins.read_options(model, {"threshold": 0.7}, "curate.gates[0]").threshold == 0.7
+    with pytest.raises(ValueError, match="threshold"):
+        plugins.read_options(model, {"threshold": "high"}, "curate.gates[0]")

@@ -74,7 +74,10 @@ class Plugin:
 def signature_model(target: Callable, skip: int) -> type[BaseModel]:
     """The options model a plug-in without one has: its callable's keyword parameters after the first `skip`,
     with their annotations (types checked; an annotation that cannot be read checks nothing) and defaults.
-    Unknown options are refused, unless the callable takes **kwargs."""
+    Unknown options are refused, unless the callable takes **kwargs. A class is read through its __init__
+    (where its annotations are), `self` skipped too."""
+    if inspect.isclass(target):
+        target, skip = target.__init__, skip + 1
     params = list(inspect.signature(target).parameters.values())[skip:]
     try:
         hints = typing.get_type_hints(target, include_extras=True)

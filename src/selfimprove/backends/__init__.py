@@ -87,9 +87,7 @@ def backend_factory(name: str, where: str = "generate.backend"):
 def options_model(factory) -> type[BaseModel]:
     """A factory's options as a pydantic model: its keyword parameters after (model, generate) with the
     types, bounds and checks it annotates (a class's are its __init__'s)."""
-    if inspect.isclass(factory):
-        return plugins.signature_model(factory.__init__, 3)  # self, model, generate
-    return plugins.signature_model(factory, 2)
+    return plugins.signature_model(factory, 2)  # after (model, generate)
 
 
 def check_options(name: str, options: dict, where: str = "generate.backend_options") -> BaseModel | None:
