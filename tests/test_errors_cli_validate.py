@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import shutil
 
 import httpx
 import pytest
@@ -240,6 +241,14 @@ def accelerate_config_file_missing(lab, d):
                                  "no such file", "zero3"])
 
 
+# model (exit 2): chat prompts asked of a model with no chat template
+
+@case(2)
+def chat_on_without_a_template(lab, d):
+    path = config_file(lab, d, model={"chat": "on"})
+    return (["validate", path], [f"{path}:{line_of(path, 'chat')}", "model.chat", "no chat template", "chat: off"])
+
+
 # ---------------------------------------------------------------- running them
 
 
@@ -269,7 +278,9 @@ def test_there_are_at_least_25_cases():
 
 @pytest.mark.parametrize("written", ["on", "off", "'on'", "auto"])
 def test_chat_on_unquoted_is_the_word_not_a_boolean(written, lab, tmp_path):
-    config = base_config(lab, tmp_path / "run")
+    shutil.copytree(lab / "model", tmp_path / "model")  # the lab's model, with a chat template
+    (tmp_path / "model" / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
+    config = base_config(tmp_path, tmp_path / "run")
     text = write_config(tmp_path / "c.yaml", config).read_text().replace("model:\n", f"model:\n  chat: {written}\n", 1)
     (tmp_path / "c.yaml").write_text(text)
     result = cli("validate", tmp_path / "c.yaml", cwd=tmp_path, path=str(lab))

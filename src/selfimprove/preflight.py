@@ -41,6 +41,8 @@ mistake elsewhere is reported in well under a second. Reads files; writes nothin
 
 from __future__ import annotations
 
+import json
+
 import inspect
 import os
 import re
@@ -71,6 +73,7 @@ def check(config: Config) -> None:
     _run_dir(config)
     _files(config)
     _model_folders(config)
+    _chat_template(config)
     _learner(config)
     _memory(config)
     _device(config)
@@ -223,6 +226,23 @@ def _model_folders(config: Config) -> None:
             raise _fail(config, key, str(err), "files") from None
         except OSError as err:  # unreadable folder or file
             raise _fail(config, key, f"{name}: {err.strerror or err}: {err.filename or name}", "files") from None
+
+
+def _chat_template(config: Config) -> None:
+    """model.chat: on needs a chat template; a local model folder says whether it has one without loading it
+    (a .gguf file, a packaged model or a Hub id is checked when its tokenizer loads)."""
+    folder = Path(config.model.name).expanduser()
+    if config.model.chat != "on" or not (folder / "config.json").is_file():
+        return
+    tokenizer_config = folder / "tokenizer_config.json"
+    try:
+        in_config = tokenizer_config.is_file() and "chat_template" in json.loads(tokenizer_config.read_text())
+    except (OSError, ValueError):
+        return  # an unreadable tokenizer config is the folder check's to report
+    if not in_config and not any((folder / name).is_file() for name in ("chat_template.jinja", "chat_template.json")):
+        raise _fail(config, "model.chat", f"on, but {folder} has no chat template (no chat_template in "
+                    "tokenizer_config.json, no chat_template.jinja): set model.chat: off (or auto) to prompt it as "
+                    "plain text, or add its template")
 
 
 def _gguf_readable(config: Config) -> None:
