@@ -3,11 +3,10 @@ and out of memory. Each gives its exit code and one `error:` line naming the pla
 is gone the same command finishes the run with everything the interrupted run had done kept: the final
 artifacts equal those of a run that never met the fault.
 
-The runs drop privileges to `nobody` (setuid in the child, capabilities gone with root); the full disk is a real size-limited tmpfs mounted
-for the test; the memory limit is the child's address-space limit (RLIMIT_AS), and what exhausts it is a
-real allocation by an engine (a plug-in backend that asks torch for a buffer as an engine's KV cache
-would). Mounting and dropping privileges need root, so the file skips elsewhere.
-"""
+The runs drop privileges to `nobody` (setuid in the child, capabilities gone with root); the full disk is a
+real size-limited tmpfs mounted for the test; the memory limit is the child's address-space limit (RLIMIT_AS),
+and what exhausts it is a real allocation by an engine (a plug-in backend that asks torch for a buffer as an
+engine's KV cache would). Mounting and dropping privileges need root, so the file skips elsewhere. """
 
 from __future__ import annotations
 

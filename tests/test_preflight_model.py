@@ -52,10 +52,27 @@ def test_intact_folders_pass(tiny_model, tiny_chat_model, sharded):
 
 def test_a_hub_id_is_not_checked_but_a_missing_local_path_is(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # online, a Hub id is the loader's to fetch
     assert check_model_folder("Qwen/Qwen2.5-1.5B-Instruct") is None
     assert check_model_folder("gpt2") is None
     assert "no such folder" in problem("./models/mine")
     assert "no such folder" in problem(tmp_path / "absent")
+    (tmp_path / "runs").mkdir()  # "runs/tiny-model" reads as owner/name, but runs/ is a folder here
+    assert "no such folder" in problem("runs/tiny-model")
+
+
+def test_offline_a_hub_id_must_be_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    message = problem("Qwen/Qwen2.5-1.5B-Instruct")
+    assert "HF_HUB_OFFLINE=1" in message and "hf download Qwen/Qwen2.5-1.5B-Instruct" in message
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen2.5-1.5B-Instruct" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--Qwen--Qwen2.5-1.5B-Instruct" / "refs").mkdir()
+    (tmp_path / "hub" / "models--Qwen--Qwen2.5-1.5B-Instruct" / "refs" / "main").write_text("abc")
+    assert check_model_folder("Qwen/Qwen2.5-1.5B-Instruct") is None  # cached: an offline load will find it
 
 
 def test_a_file_instead_of_a_folder(model):

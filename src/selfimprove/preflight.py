@@ -221,7 +221,8 @@ def _model_folders(config: Config) -> None:
                 if not head.startswith(b"GGUF"):
                     raise ModelFolderError(f"{spec} is not a GGUF file (it does not start with 'GGUF')")
             else:
-                check_model_folder(name)
+                # A server's model (generate.backend other than in-process) may be a name only it knows.
+                check_model_folder(name, loads_here=key == "adapt.learner" or config.generate.backend == "transformers")
         except (ModelFolderError, models.ModelLoadError, UnfinishedRunError) as err:
             raise _fail(config, key, str(err), "files") from None
         except OSError as err:  # unreadable folder or file

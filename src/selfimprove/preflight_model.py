@@ -14,6 +14,8 @@ problems. Reads the folder; writes nothing.
 
 from __future__ import annotations
 
+import os
+
 import json
 import struct
 import zipfile
@@ -30,14 +32,19 @@ class ModelFolderError(ValueError):
     """A local model folder is missing a file or has a damaged one; the message names both and the fix."""
 
 
-def check_model_folder(path: str) -> None:
+def check_model_folder(path: str, loads_here: bool = True) -> None:
     """Raise ModelFolderError when the local folder `path` cannot hold a loadable model; return when it
-    can, or when `path` is a Hugging Face id rather than a local path."""
+    can, or when `path` is a Hugging Face id rather than a local path (one that, with `loads_here` and
+    HF_HUB_OFFLINE=1, must be in the local Hub cache; a model a server serves need not be)."""
     folder = Path(path).expanduser()
     if not folder.exists():
         if _looks_local(path):
             raise ModelFolderError(f"model folder {path}: no such folder. Give a folder written by save_pretrained "
                                    "or a Hugging Face model id (e.g. Qwen/Qwen2.5-1.5B-Instruct).")
+        if loads_here and os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(path):
+            raise ModelFolderError(f"model {path}: no such folder here, and HF_HUB_OFFLINE=1 is set but the Hub "
+                                   "cache holds no such model. Name a local folder, or download it once with "
+                                   f"network (`hf download {path}`) and run offline after.")
         return
     if not folder.is_dir():
         raise ModelFolderError(f"model {folder} is a file; give the folder that holds it, with its config.json "
@@ -55,8 +62,20 @@ def check_model_folder(path: str) -> None:
 
 
 def _looks_local(path: str) -> bool:
-    # A Hub id is "name" or "owner/name"; anything else is meant as a place on disk.
-    return path.startswith((".", "/", "~")) or "\\" in path or path.count("/") > 1
+    # A Hub id is "name" or "owner/name"; anything else is meant as a place on disk. So is "runs/my-model"
+    # where "runs" is a folder here: an owner on the Hub is not a folder beside the run.
+    return (path.startswith((".", "/", "~")) or "\\" in path or path.count("/") > 1
+            or ("/" in path and Path(path.split("/")[0]).is_dir()))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache holds `repo_id`'s config.json (what an offline load reads first)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id at all: let the loader name it
+        return True
 
 
 def _fail(folder: Path, problem: str, fix: str) -> ModelFolderError:
