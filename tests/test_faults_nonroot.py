@@ -6,7 +6,8 @@ artifacts equal those of a run that never met the fault.
 The runs drop privileges to `nobody` (setuid in the child, capabilities gone with root); the full disk is a
 real size-limited tmpfs mounted for the test; the memory limit is the child's address-space limit (RLIMIT_AS),
 and what exhausts it is a real allocation by an engine (a plug-in backend that asks torch for a buffer as an
-engine's KV cache would). Mounting and dropping privileges need root, so the file skips elsewhere. """
+engine's KV cache would). Mounting and dropping privileges need root, so the file skips elsewhere.
+"""
 
 from __future__ import annotations
 
