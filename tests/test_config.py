@@ -49,7 +49,8 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-def test_cli_validate_prints_resolved_config_and_rejects_bad_keys(tmp_path):
+def test_cli_validate_prints_resolved_config_and_rejects_bad_keys(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # online, "some/model" is the loader's to fetch (offline it must be cached)
     runner = CliRunner()
     ok = runner.invoke(app, ["validate", str(write(tmp_path, MINIMAL)), "run.seed=7"])
     assert ok.exit_code == 0

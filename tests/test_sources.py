@@ -282,3 +282,23 @@ def test_csv_separated_by_something_else_is_named(tmp_path, text, named):
 def test_one_column_csv_is_not_taken_for_another_delimiter(tmp_path):
     f = write(tmp_path / "d.csv", "question\nWhat is 1+1; and 2+2?\n")
     assert [it.question for it in GSM8K.load(f, fields=Fields(answer=None))] == ["What is 1+1; and 2+2?"]
+
+
+def test_an_unlabeled_pool_and_a_labelled_held_out_file_with_their_own_columns(tmp_path):
+    """task.fields maps the pool, task.eval_fields the held-out set; a held-out error names eval_fields."""
+    from selfimprove.collect import load_heldout, load_pool
+    from selfimprove.sections import TaskConfig
+
+    (tmp_path / "pool.jsonl").write_text("".join(json.dumps({"problem": f"What is {i} + 1?"}) + "\n" for i in range(4)))
+    (tmp_path / "heldout.jsonl").write_text(json.dumps({"q": "What is 7 + 5?", "sol": "12"}) + "\n")
+    cfg = TaskConfig(name="gsm8k", source=str(tmp_path / "pool.jsonl"), split="train",
+                     fields={"question": "problem", "answer": None},
+                     eval_source=str(tmp_path / "heldout.jsonl"), eval_split="train",
+                     eval_fields={"question": "q", "answer": "sol"})
+    task = get_task("gsm8k")
+    pool, gold = load_pool(task, cfg)
+    assert [i.question for i in pool][:1] == ["What is 0 + 1?"] and gold == {}
+    assert [(i.question, i.gold) for i in load_heldout(task, cfg)] == [("What is 7 + 5?", "12")]
+    wrong = cfg.model_copy(update={"eval_fields": Fields(question="q", answer="answer").named("task.eval_fields")})
+    with pytest.raises(DataError, match=r"`task.eval_fields.answer: <column>`"):
+        load_heldout(task, wrong)

@@ -40,7 +40,7 @@ def load_heldout(task, cfg: TaskConfig) -> list[Item]:
     if cfg.eval_limit == 0:
         return []
     source = cfg.eval_source if cfg.eval_source is not None else cfg.source
-    items = task.load(source, split=cfg.eval_split, limit=cfg.eval_limit, fields=cfg.fields)
+    items = task.load(source, split=cfg.eval_split, limit=cfg.eval_limit, fields=cfg.heldout_fields)
     unlabeled = [i.id for i in items if i.gold is None]
     if unlabeled:
         raise ValueError(f"held-out split {cfg.eval_split!r} has {len(unlabeled)} questions without an answer "

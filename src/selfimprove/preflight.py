@@ -173,7 +173,7 @@ def _data(config: Config, task) -> None:
     reads = [("task.source", t.source, t.split, t.fields, False)]
     if t.eval_limit != 0:  # collect reads the held-out split from eval_source, else from source
         held_out = ("task.eval_source", t.eval_source) if t.eval_source is not None else ("task.source", t.source)
-        reads.append((*held_out, t.eval_split, t.fields, True))
+        reads.append((*held_out, t.eval_split, t.heldout_fields, True))
     reads.append(("monitor.anchor_source", m.anchor_source, m.anchor_split, None, False))  # collect passes no fields
     for key, source, split, fields, labelled in reads:
         if source is None or not _looks_local(source):
@@ -189,8 +189,9 @@ def _data(config: Config, task) -> None:
                         "none from it); put questions in it, one a row, or name another source", "files")
         unlabeled = [i.id for i in items if i.gold is None]
         if labelled and unlabeled:
+            mapping = fields._key if fields else "task.fields"
             raise _fail(config, key, f"{source}: the held-out split {split!r} has questions without an answer (e.g. "
-                        f"{unlabeled[0]}); name the answer column (task.fields.answer: <column>), give labelled "
+                        f"{unlabeled[0]}); name the answer column ({mapping}.answer: <column>), give labelled "
                         "questions as task.eval_source, or set task.eval_limit=0 to run without held-out "
                         "evaluation", "files")
 

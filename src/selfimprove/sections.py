@@ -80,8 +80,21 @@ class TaskConfig(Section):
     limit: int | None = Field(None, ge=1)  # the first `limit` questions of the pool; None = all
     fields: Fields | None = None  # which columns hold question / answer / id in your own file
     eval_source: str | None = None  # None = same as source
+    # The held-out set's columns when they differ from the pool's (an unlabeled pool with `answer: null`
+    # beside a labelled held-out file, say); None = task.fields.
+    eval_fields: Fields | None = None
     eval_split: str = "test"
     eval_limit: int | None = Field(200, ge=0)  # held-out questions scored every round (0 = none)
+
+    @model_validator(mode="after")
+    def _name_eval_fields(self):
+        if self.eval_fields is not None:
+            self.eval_fields.named("task.eval_fields")  # so a data error names the key to fix
+        return self
+
+    @property
+    def heldout_fields(self) -> Fields | None:
+        return self.eval_fields if self.eval_fields is not None else self.fields
 
 
 class AcquireConfig(Section):

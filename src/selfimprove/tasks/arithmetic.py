@@ -220,8 +220,8 @@ def _load_jsonl(path: Path, limit: int | None, fields: Fields) -> list[Item]:
     items = []
     for row in read_file(path, limit):
         gold = row.data.get(fields.answer) if fields.answer else None
-        item_id = str(column(row, fields.id, "id")) if fields.id else f"{path.stem}-{row.index}"
-        items.append(Item(id=item_id, question=str(column(row, fields.question, "question")),
+        item_id = str(column(row, fields.id, "id", key=fields._key)) if fields.id else f"{path.stem}-{row.index}"
+        items.append(Item(id=item_id, question=str(column(row, fields.question, "question", key=fields._key)),
                           gold=None if gold is None else canonical(str(gold))))
     return items
 

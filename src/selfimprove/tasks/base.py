@@ -7,20 +7,26 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from selfimprove.records import Exemplar, Item
 
 
 class Fields(BaseModel):
     """Which columns of a user's file or dataset hold the question and the (optional) answer.
-    The config's `task.fields` section is this very model."""
+    The config's `task.fields` (the pool's) and `task.eval_fields` (the held-out set's) are this model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     question: str = "question"
     answer: str | None = "answer"  # None = unlabeled data
     id: str | None = None  # None = ids are made from the row number
+    _key: str = PrivateAttr("task.fields")  # the config key that set it: what a data error tells the user to fix
+
+    def named(self, key: str) -> Fields:
+        """This mapping, as the config key `key` sets it (for the messages of data errors)."""
+        self._key = key
+        return self
 
 
 class Task(Protocol):

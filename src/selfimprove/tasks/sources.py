@@ -259,24 +259,26 @@ def read_rows(dataset: Dataset, source: str | Path, split: str,
 
 
 # What a column holds, and what else the user can set when their data has no such column.
-ROLE_ALTERNATIVE = {"question": "", "answer": ", or `task.fields.answer: null` to load the questions unlabeled",
-                    "id": ", or `task.fields.id: null` to number the rows instead"}
+ROLE_ALTERNATIVE = {"question": "", "answer": ", or `{key}.answer: null` to load the questions unlabeled",
+                    "id": ", or `{key}.id: null` to number the rows instead"}
 
 
-def column(row: Row, name: str, role: str, columns: dict[str, Any] | None = None) -> Any:
+def column(row: Row, name: str, role: str, columns: dict[str, Any] | None = None,
+           key: str = "task.fields") -> Any:
     """`row[name]`, the row's `role` (question, answer or id), or a DataError naming the field, the
-    row, the columns there are and the config key that fixes it."""
+    row, the columns there are and the config key (`key`: task.fields or task.eval_fields) that fixes it."""
     data = row.data if columns is None else columns
     if name in data and data[name] is not None and str(data[name]).strip() != "":
         return data[name]
     have = ", ".join(map(str, row.data)) or "none"
     named = repr(name) if name == role else f"{name!r} (the {role})"
+    alternative = ROLE_ALTERNATIVE[role].format(key=key)
     if name in data:
         raise DataError(f"{row.origin}: field {named} is empty in this row (columns: {have}). "
-                        f"Fill it in or delete the row{ROLE_ALTERNATIVE[role]}.")
+                        f"Fill it in or delete the row{alternative}.")
     raise DataError(f"{row.origin}: field {named} is missing from this row; the row's columns are: "
                     f"{have}. If the {role} is in one of them, name it in the config: "
-                    f"`task.fields.{role}: <column>`{ROLE_ALTERNATIVE[role]}.")
+                    f"`{key}.{role}: <column>`{alternative}.")
 
 
 def carve(item_id: str, test_percent: int) -> str:
@@ -295,13 +297,13 @@ def to_item(dataset: Dataset, row: Row, split: str, fields: Fields | None,
     if fields is not None:  # the user's own mapping: every column it names must be there
         for role, name in (("answer", fields.answer), ("id", fields.id)):
             if name is not None:
-                column(row, name, role)  # Fields(answer=None) for unlabeled data
+                column(row, name, role, key=fields._key)  # Fields(answer=None) for unlabeled data
     if fields is None:
         fields = Fields(id="id")
         columns = dataset.native(row.data) if dataset.native else row.data
         if columns is None:
             return None
-    question = str(column(row, fields.question, "question", columns)).strip()
+    question = str(column(row, fields.question, "question", columns, fields._key)).strip()
     has_id = fields.id is not None and columns.get(fields.id) not in (None, "")
     item_id = f"{dataset.name}/{columns[fields.id]}" if has_id else f"{dataset.name}/{split}/{row.index}"
     answer = None
@@ -310,7 +312,7 @@ def to_item(dataset: Dataset, row: Row, split: str, fields: Fields | None,
         if answer is None:
             raise DataError(f"{row.origin}: field {fields.answer!r} holds {columns[fields.answer]!r}, which is not "
                             f"a {dataset.name} answer. Fix the value, name the answer column in the config "
-                            "(`task.fields.answer: <column>`), or set `task.fields.answer: null` to load the "
+                            f"(`{fields._key}.answer: <column>`), or set `{fields._key}.answer: null` to load the "
                             "questions unlabeled.")
     return Item(id=item_id, question=question, gold=answer)
 
