@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from test_errors_cli import fake_model
 from typer.testing import CliRunner
 
 from selfimprove.backends import BACKENDS, EXTRAS, MissingExtraError, require_extra
@@ -28,7 +29,9 @@ def test_a_missing_extra_fails_before_any_work(tmp_path):
     with pytest.raises(MissingExtraError, match=r"pip install 'selfimprove\[gpu\]'"):
         require_extra("vllm")
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", RECIPE, f"run.out_dir={out}", "generate.backend=vllm"])
+    model = fake_model(tmp_path / "model")  # a model that is there: the extra is what is missing
+    result = CliRunner().invoke(app, ["run", RECIPE, f"run.out_dir={out}", f"model.name={model}",
+                                      "generate.backend=vllm"])
     assert result.exit_code == 2 and "pip install 'selfimprove[gpu]'" in result.output
     assert "Traceback" not in result.output
     assert not out.exists()  # nothing was written, nothing loaded

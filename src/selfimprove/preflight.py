@@ -222,8 +222,7 @@ def _model_folders(config: Config) -> None:
                 if not head.startswith(b"GGUF"):
                     raise ModelFolderError(f"{spec} is not a GGUF file (it does not start with 'GGUF')")
             else:
-                # A server's model (generate.backend other than in-process) may be a name only it knows.
-                check_model_folder(name, loads_here=key == "adapt.learner" or config.generate.backend == "transformers")
+                check_model_folder(name, loads_here=key == "adapt.learner" or _engine_loads_here(config))
         except (ModelFolderError, models.ModelLoadError, UnfinishedRunError) as err:
             raise _fail(config, key, str(err), "files") from None
         except OSError as err:  # unreadable folder or file
@@ -245,6 +244,18 @@ def _chat_template(config: Config) -> None:
         raise _fail(config, "model.chat", f"on, but {folder} has no chat template (no chat_template in "
                     "tokenizer_config.json, no chat_template.jinja): set model.chat: off (or auto) to prompt it as "
                     "plain text, or add its template")
+
+
+def _engine_loads_here(config: Config) -> bool:
+    """Whether generate.backend loads model.name in this process (its declared trait); an engine that cannot
+    be resolved, or whose extra is missing, is `_backend`'s to report first."""
+    from selfimprove import backends
+
+    name = config.generate.backend
+    try:
+        return backends.LOADS_HERE in backends.declaration(name).traits and not backends.missing_modules(name)
+    except ValueError:
+        return False
 
 
 def _gguf_readable(config: Config) -> None:

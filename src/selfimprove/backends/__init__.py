@@ -36,10 +36,13 @@ def _inner_engine(config, options, task) -> None:
 
 # Declared here, not in their modules: a backend's module imports its engine (torch, vllm, ray), which
 # may be missing, and that is what its declaration must say before any import.
+# Trait: the engine loads model.name's weights in this process (so, offline, a Hub id must be in the cache);
+# a server's or a cluster's model may be a name only it knows.
+LOADS_HERE = "loads_here"
 BACKENDS: dict[str, Plugin] = {
-    "transformers": Plugin("selfimprove.backends.transformers:TransformersBackend"),
+    "transformers": Plugin("selfimprove.backends.transformers:TransformersBackend", traits=frozenset({LOADS_HERE})),
     "openai_http": Plugin("selfimprove.backends.openai_http:OpenAIHTTPBackend", extra=("http", ("httpx",))),
-    "vllm": Plugin("selfimprove.backends.vllm:VLLMBackend", extra=("gpu", ("vllm",))),
+    "vllm": Plugin("selfimprove.backends.vllm:VLLMBackend", extra=("gpu", ("vllm",)), traits=frozenset({LOADS_HERE})),
     "ray": Plugin("selfimprove.backends.ray_backend:RayBackend", extra=("cluster", ("ray",)), check=_inner_engine),
 }
 TARGETS = {name: b.target for name, b in BACKENDS.items()}  # as plugins.resolve reads them
