@@ -120,14 +120,44 @@ def lab(tmp_path_factory) -> Path:
 # own folder. Keyword arguments of `case` go to the subprocess environment (`{lab}` in them is the
 # shared folder), but `path`, which goes on its PYTHONPATH.
 
-CASES: dict = {}
+def case_registry():
+    """(cases, case): a table name -> (fn, exit code, extra env) and the decorator `@case(code, **env)` that
+    fills it; each bad-input suite keeps its own table."""
+    cases: dict = {}
+
+    def case(code: int, **extra_env):
+        def add(fn):
+            cases[fn.__name__] = (fn, code, extra_env)
+            return fn
+        return add
+    return cases, case
 
 
-def case(code: int, **extra_env):
-    def add(fn):
-        CASES[fn.__name__] = (fn, code, extra_env)
-        return fn
-    return add
+def run_case(cases: dict, name: str, lab: Path, tmp_path: Path):
+    """Run case `name` of `cases` as the user would; (argv, expected exit code, the finished process)."""
+    fn, code, extra_env = cases[name]
+    for mark in getattr(fn, "pytestmark", []):
+        if mark.name == "skipif" and mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+    argv, needles = fn(lab, tmp_path)
+    extra = {k: v.format(lab=lab) for k, v in extra_env.items()}
+    path = os.pathsep.join([extra.pop("path"), str(lab)]) if "path" in extra else str(lab)
+    return argv, needles, code, cli(*argv, cwd=tmp_path, path=path, **extra)
+
+
+def one_error(result, code: int, *needles: str) -> str:
+    """The one `error:` line of a finished command that exited with `code`, holding every needle."""
+    out = result.stdout + result.stderr
+    assert result.returncode == code, out
+    assert "Traceback" not in out, out
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out
+    for needle in needles:
+        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
+    return errors[0]
+
+
+CASES, case = case_registry()
 
 
 def config_file(lab, d, text=None, **sections) -> Path:
@@ -668,14 +698,7 @@ def review_file_missing(lab, d):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_one_clear_line(name, lab, tmp_path):
-    fn, code, extra_env = CASES[name]
-    for mark in getattr(fn, "pytestmark", []):
-        if mark.name == "skipif" and mark.args[0]:
-            pytest.skip(mark.kwargs["reason"])
-    argv, needles = fn(lab, tmp_path)
-    extra = {k: v.format(lab=lab) for k, v in extra_env.items()}
-    path = os.pathsep.join([extra.pop("path"), str(lab)]) if "path" in extra else str(lab)
-    result = cli(*argv, cwd=tmp_path, path=path, **extra)
+    argv, needles, code, result = run_case(CASES, name, lab, tmp_path)
     out = result.stdout + result.stderr
     assert result.returncode == code, out
     assert "Traceback" not in out, out

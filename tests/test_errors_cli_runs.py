@@ -18,25 +18,13 @@ from pathlib import Path
 
 import pytest
 import typer
-from test_errors_cli import base_config, cli, fake_model, write_config
+from test_errors_cli import base_config, cli, fake_model, one_error, write_config
 
 import selfimprove
 from selfimprove import cli as cli_module
 
 PACKAGE = Path(selfimprove.__file__).resolve().parent
 CONFIG, FILES, RUN_DIR, ENVIRONMENT, BUG = 2, 3, 4, 5, 70
-
-
-def one_error(result, code: int, *needles: str) -> str:
-    """The one `error:` line of a finished command that exited with `code`, holding every needle."""
-    out = result.stdout + result.stderr
-    assert result.returncode == code, out
-    assert "Traceback" not in out, out
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, out
-    for needle in needles:
-        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

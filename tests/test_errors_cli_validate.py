@@ -17,7 +17,8 @@ import shutil
 
 import httpx
 import pytest
-from test_errors_cli import base_config, cli, fake_model, line_of, write_config
+from test_errors_cli import (base_config, case_registry, cli, fake_model, line_of, one_error, run_case,
+                             write_config)
 
 from selfimprove.backends.openai_http import HTTPBackendError, OpenAIHTTPBackend
 from selfimprove.config import ModelConfig
@@ -58,14 +59,7 @@ def gsm8k(lab, d, source, **task):
 # ---------------------------------------------------------------- the cases
 # name -> (exit code, fn(lab, d) -> (argv after `selfimprove`, strings the error line must hold), extra env)
 
-CASES: dict = {}
-
-
-def case(code: int, **extra_env):
-    def add(fn):
-        CASES[fn.__name__] = (fn, code, extra_env)
-        return fn
-    return add
+CASES, case = case_registry()
 
 
 # data files (exit 3), read by validate through the run's reader
@@ -254,21 +248,8 @@ def chat_on_without_a_template(lab, d):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_validate_finds_it_in_one_clear_line(name, lab, tmp_path):
-    fn, code, extra_env = CASES[name]
-    for mark in getattr(fn, "pytestmark", []):
-        if mark.name == "skipif" and mark.args[0]:
-            pytest.skip(mark.kwargs["reason"])
-    argv, needles = fn(lab, tmp_path)
-    extra = {k: v.format(lab=lab) for k, v in extra_env.items()}
-    path = ":".join([extra.pop("path"), str(lab)]) if "path" in extra else str(lab)
-    result = cli(*argv, cwd=tmp_path, path=path, **extra)
-    out = result.stdout + result.stderr
-    assert result.returncode == code, out
-    assert "Traceback" not in out, out
-    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error) == 1, out
-    for needle in needles:
-        assert needle in error[0], f"{needle!r} not in {error[0]!r}"
+    argv, needles, code, result = run_case(CASES, name, lab, tmp_path)
+    one_error(result, code, *needles)
     assert not (tmp_path / "run").exists(), "a config that failed its checks left a run directory"
 
 
