@@ -74,8 +74,8 @@ def test_an_adapter_answers_by_its_served_name(server, adapter):
     b = backend(server)
     base = b.generate(CHAT + PLAIN, GREEDY, BASE)
     adapted = b.generate(CHAT + PLAIN, GREEDY, Weights(BASE.model, adapter))
-    assert adapted != base  # r01 answered, with its adapter applied
-    assert b.generate(CHAT + PLAIN, GREEDY, BASE) == base  # and the base is served without it
+    assert [c.text for r in adapted for c in r] != [c.text for r in base for c in r]  # r01 answered, adapted
+    same(b.generate(CHAT + PLAIN, GREEDY, BASE), base)  # and the base is served without it (log-probs to noise)
 
 
 def test_faults_give_a_clean_runs_samples_none_lost_or_duplicated(server, clean, tmp_path):
