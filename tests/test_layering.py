@@ -69,21 +69,20 @@ FLOORS = {
     "ground": {"records", "names", "layout", "plugins", "sections", "store", "lock", "tasks", "backends", "cache",
                "models", "prompts", "programs", "sandbox", "context", "finished", "progress", "svg", "novelty",
                "tiny", "replay", "majority", "gates", "preflight_model", "sampling", "memory", "review",
-               "vote_behaviour"},
+               "vote_behaviour", "vote_methods", "debate"},
     # the stages, side by side
-    "stages": {"collect", "acquire", "own_exemplars", "generate", "vote", "debate", "curate", "adapt", "evaluate",
+    "stages": {"collect", "acquire", "own_exemplars", "generate", "vote", "curate", "adapt", "evaluate",
                "monitor", "probe"},
     # the run: configuration, the loop and what it hands off to, the report it leaves
     "run": {"config", "declarations", "repair", "run_dir", "summary", "loop", "preflight", "ttt", "tracking",
             "report"},
     # the command line and what only it calls
-    "cli": {"cli", "publish", "export", "embedded", "__main__"},
+    "cli": {"cli", "publish", "export", "gguf_export", "embedded", "__main__"},
 }
 ORDER = list(FLOORS)
 STAGE_OF = {"debate": "vote"}  # a stage's plug-in module at the top level belongs to its stage
 # Imports between two stages that remain, each with why (remove an entry when its import goes).
 SIDEWAYS = {
-    ("selfimprove.acquire.judge", "selfimprove.vote"): "judges a variant by the run's own vote method",
     ("selfimprove.adapt.grpo", "selfimprove.acquire"): "RL's diagnostics read the round's gold (round_gold)",
 }
 

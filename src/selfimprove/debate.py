@@ -1,7 +1,7 @@
 """Debate as a way to reach a question's answer (Du et al. 2023): `vote.method: debate`.
 
-(It builds on the shared majority and gates of majority.py, not on the vote stage, so vote.METHODS can
-name it without the two modules importing each other.)
+(It builds on the shared majority and gates of majority.py, not on the vote stage: like the other vote
+methods it is shared ground, registered in vote_methods.METHODS.)
 
 `agents` agents answer each question; for `turns` more turns each agent reads the other agents'
 latest solutions (rationale and answer) and answers again, keeping or revising its answer. The
