@@ -101,7 +101,7 @@ def _produce_metrics(ctx: RunContext, r: int, measure, history: list[RoundMetric
         ctx.store.write_json(name, to_row(measure()))
         if r > 0:
             rows = list(history) + [read_metrics(ctx, r)]
-            tracking.log_history(ctx.store.root, rows)
+            tracking.log_history(ctx.store.root, rows, ctx.config.run.report_to)
             ctx.console.print(round_table(rows))
     return read_metrics(ctx, r)
 
@@ -110,6 +110,7 @@ def open_context(config: Config, allow_config_change: bool, console: Console) ->
     """Open the run directory, collect the questions, create the engine once. A new run that fails here
     has done no work: what it wrote goes (`run_dir.disown`), so its corrected rerun starts afresh."""
     require_extra(config.generate.backend)  # a missing optional dependency fails before any work
+    tracking.require_extras(config.run.report_to)
     before = names_before(config.run.out_dir)
     try:
         return _start(config, open_run(config, allow_config_change), console)

@@ -6,6 +6,7 @@ override), the key, and the fix; `kind` says what is wrong: the config itself, a
 file it names, or the run directory. In order, cheapest first:
 
 - the run directory (`run.out_dir`) is a directory, if it exists;
+- every tracker of `run.report_to` has its optional extra installed (wandb, mlflow);
 - every local file the config names: task.source and task.eval_source (when they are paths),
   adapt.replay (read whole: it is small and a bad line would otherwise fail after a round of
   sampling), monitor.anchor_source, adapt.accelerate_config (one of TRL's names, or a file);
@@ -71,6 +72,7 @@ class _NoEngine:
 def check(config: Config) -> None:
     """Raise PreflightError for the first thing about `config` that would fail a run; return when none."""
     _run_dir(config)
+    _trackers(config)
     _files(config)
     _model_folders(config)
     _chat_template(config)
@@ -99,6 +101,15 @@ def _run_dir(config: Config) -> None:
     if out.exists() and not out.is_dir():
         raise _fail(config, "run.out_dir", f"{out} is a file, not a directory; give a directory for the run "
                     "(it is created if missing)", "run")
+
+
+def _trackers(config: Config) -> None:
+    from selfimprove.tracking import MissingTrackerError, require_extras
+
+    try:
+        require_extras(config.run.report_to)
+    except MissingTrackerError as err:  # its message names the key already
+        raise _fail(config, "run.report_to", str(err).removeprefix("run.report_to: ")) from None
 
 
 # ---------------------------------------------------------------- files

@@ -50,6 +50,25 @@ class RunConfig(Section):
     threads: int | None = Field(None, ge=1)
     # Set by `selfimprove ttt`: the run adapts on the very questions it answers and is scored on.
     transductive: bool = False
+    # Where each round's metrics and its training log go (transformers' `report_to` names): tensorboard
+    # (RUN_DIR/tensorboard, the core install), wandb (offline under RUN_DIR/wandb unless WANDB_MODE says
+    # otherwise; the `wandb` extra), mlflow (RUN_DIR/mlruns unless MLFLOW_TRACKING_URI names a store; the
+    # `mlflow` extra), or none. TensorBoard by default: it needs nothing more and writes nothing outside the run.
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "none"]] = ["tensorboard"]
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v  # `report_to: wandb` as transformers takes it
+
+    @field_validator("report_to")
+    @classmethod
+    def _none_alone(cls, v: list[str]) -> list[str]:
+        if "none" in v and len(v) > 1:
+            raise ValueError(f"'none' cannot be given with other trackers ({', '.join(v)}): give 'none' alone")
+        if len(set(v)) < len(v):
+            raise ValueError(f"a tracker is named twice ({', '.join(v)})")
+        return v
 
 
 class ModelConfig(Section):

@@ -1,5 +1,5 @@
-"""The end of a run: `metrics.jsonl`, `summary.json`, TensorBoard and the report; and the per-round table
-printed as rounds finish.
+"""The end of a run: `metrics.jsonl`, `summary.json`, the trackers of `run.report_to` (tracking.py) and the
+report; and the per-round table printed as rounds finish.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def finish(ctx: RunContext, history: list[RoundMetrics]) -> dict:
     store.write_text(layout.HISTORY, "".join(json.dumps(to_row(h)) + "\n" for h in history))
     summary = summarize(history)
     store.write_json(layout.SUMMARY, summary)
-    tracking.log_history(store.root, history)
+    tracking.log_history(store.root, history, ctx.config.run.report_to)
     _write_report(store, ctx.console)
     return summary
 
