@@ -2,10 +2,10 @@
 `from_pretrained` loads and that answers as the run's base + adapter does, with its model card."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from hub_server import HubStandIn, point_at
 from test_loop import make_config
 
 from selfimprove.export import export_model, round_weights
@@ -64,20 +64,21 @@ def test_round_zero_is_the_base_model_and_a_missing_round_names_the_ones_there(l
 def test_push_model_uploads_the_merged_folder_with_its_card(lora_run, monkeypatch):
     from selfimprove.publish import push_model
 
-    uploaded = {}
-
-    class Hub:  # records what huggingface_hub would send; no network
-        def create_repo(self, repo_id, **kw):
-            uploaded["repo"] = (repo_id, kw["repo_type"], kw["private"])
-
-        def upload_folder(self, repo_id, folder_path, repo_type):
-            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
-
-    monkeypatch.setattr("huggingface_hub.HfApi", Hub)
-    url = push_model(lora_run, "me/model", round_=1)
-    assert url == "https://huggingface.co/me/model"
-    assert uploaded["repo"] == ("me/model", "model", True)
-    assert {"README.md", "config.json", "model.safetensors"} <= set(uploaded["files"])
+    hub = HubStandIn()  # the real huggingface_hub client, talking HTTP to a stand-in of the Hub on loopback
+    try:
+        point_at(hub, monkeypatch)
+        url = push_model(lora_run, "me/model", round_=1)
+        assert url == f"{hub.url}/me/model"
+        folder = lora_run / "export" / "r01"
+        local = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        repo = hub.repos[("model", "me/model")]
+        assert repo.private and repo.files == local  # every file, byte for byte: the weights and the card
+        assert {"README.md", "config.json", "model.safetensors"} <= set(repo.files)
+        assert "library_name: transformers" in repo.files["README.md"].decode()
+        push_model(lora_run, "me/model", round_=1)  # again: the repository exists, the same export adds no commit
+        assert len(repo.commits) == 1 and repo.files == local
+    finally:
+        hub.stop()
 
 
 def test_the_command_writes_a_chosen_round_where_asked_and_refuses_a_folder_that_is_no_run(lora_run, tmp_path):

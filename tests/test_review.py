@@ -5,6 +5,7 @@ import json
 
 import pytest
 from fake_run import make_run
+from hub_server import HubStandIn, point_at
 
 from selfimprove.publish import export_dataset, push
 from selfimprove.records import Sample, from_row
@@ -107,24 +108,45 @@ def test_train_stage_uses_the_marks(tmp_path, tiny_model):
 
 def test_kept_examples_load_as_a_dataset_and_push_uploads_the_folder(tmp_path, monkeypatch):
     from datasets import load_dataset
+    from test_errors_cli import cli
 
-    make_run(tmp_path)
-    folder = export_dataset(tmp_path)
+    run = tmp_path / "run"
+    make_run(run)
+    folder = export_dataset(run)
     data = load_dataset(str(folder))
     assert sorted(data) == ["r01", "r02"] and len(data["r01"]) == 9
     assert data["r01"][0]["completion"].endswith("The answer is 0.")
-    calls = []
+    local = {p.name: p.read_bytes() for p in folder.iterdir()}
+    hub = HubStandIn()  # the real huggingface_hub client, talking HTTP to a stand-in of the Hub on loopback
+    try:
+        point_at(hub, monkeypatch)
+        assert push(run, "me/data") == f"{hub.url}/datasets/me/data"
+        repo = hub.repos[("dataset", "me/data")]
+        assert repo.private and repo.files == local and len(repo.commits) == 1
+        arrived = tmp_path / "arrived"
+        arrived.mkdir()
+        for name, content in repo.files.items():
+            (arrived / name).write_bytes(content)
+        uploaded = load_dataset(str(arrived))
+        assert {s: uploaded[s].to_list() for s in uploaded} == {s: data[s].to_list() for s in data}
+        push(run, "me/data")  # again: the repository exists and nothing changed, so no second commit
+        assert len(repo.commits) == 1 and repo.files == local
 
-    class FakeApi:
-        def create_repo(self, repo_id, **kw):
-            calls.append(("create", repo_id, kw["private"]))
-
-        def upload_folder(self, repo_id, folder_path, repo_type):
-            calls.append(("upload", repo_id, folder_path, repo_type))
-
-    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
-    push(tmp_path, "me/data")
-    assert calls == [("create", "me/data", True), ("upload", "me/data", str(folder), "dataset")]
+        # The command line, as a user runs it: the Hub and the token from the environment.
+        result = cli("push", run, "me/open-data", "--public", HF_ENDPOINT=hub.url, HF_TOKEN=hub.token,
+                     HF_HUB_OFFLINE="0")
+        assert result.returncode == 0, result.stderr
+        assert f"pushed to {hub.url}/datasets/me/open-data" in result.stdout
+        assert not hub.repos[("dataset", "me/open-data")].private
+        assert hub.repos[("dataset", "me/open-data")].files == local
+        result = cli("push", run, "me/refused", HF_ENDPOINT=hub.url, HF_TOKEN="hf_wrong", HF_HUB_OFFLINE="0")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert "401 Unauthorized" in result.stderr and "token was refused" in result.stderr
+        assert "HF_TOKEN" in result.stderr and "hf auth login" in result.stderr
+        assert ("dataset", "me/refused") not in hub.repos
+    finally:
+        hub.stop()
 
 
 # ---------------------------------------------------------------- review files saved by spreadsheets

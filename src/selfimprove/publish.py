@@ -3,12 +3,13 @@
 Reads `rounds/rNN/train.jsonl`; writes `RUN_DIR/dataset/rNN.parquet` and a `README.md` dataset
 card whose `configs` section names one split per round, so `datasets.load_dataset(RUN_DIR/dataset)`
 returns a DatasetDict {r01, r02, ...}. `push` uploads that folder with huggingface_hub (the user's
-own token and repository; nothing is uploaded otherwise); `push_model` uploads the merged weights and
-model card that `export.export_model` writes.
+own token and repository, on the Hub at HF_ENDPOINT, huggingface.co by default; nothing is uploaded
+otherwise); `push_model` uploads the merged weights and model card that `export.export_model` writes.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from selfimprove import layout
@@ -54,9 +55,42 @@ def push_model(run_dir: str | Path, repo_id: str, private: bool = True, round_: 
 
 
 def upload(folder: Path, repo_id: str, repo_type: str, private: bool) -> str:
+    """Create the repository (kept if it exists) and commit `folder` to it; its URL.
+
+    The Hub is `HF_ENDPOINT` when set (read now, not when huggingface_hub was imported: a test's stand-in
+    server, a private Hub), else huggingface.co. A refused token or an unreachable Hub is a ValueError
+    saying what to do."""
     from huggingface_hub import HfApi
 
-    api = HfApi()
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=repo_type)
-    return f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT", "").rstrip("/") or None)
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=repo_type)
+    except Exception as err:  # noqa: BLE001 - the ones a user fixes are reworded, the rest raised as they are
+        known = _hub_error(err, api.endpoint, f"{repo_type} repository {repo_id}")
+        if known is None:
+            raise
+        raise known from err
+    return f"{api.endpoint}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+
+
+def _hub_error(err: Exception, endpoint: str, repo: str) -> ValueError | None:
+    """A one-line ValueError for a failure the user fixes (token, offline mode, no connection); None otherwise."""
+    import httpx
+    from huggingface_hub import get_token
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    login = "set HF_TOKEN to a token with write access, or run `hf auth login` (`huggingface-cli login`)"
+    status = err.response.status_code if isinstance(err, HfHubHTTPError) and err.response is not None else None
+    if status == 401:
+        token = "no Hugging Face token is set" if get_token() is None else "the Hugging Face token was refused"
+        return ValueError(f"{endpoint} answered 401 Unauthorized for {repo}: {token}; {login}")
+    if status == 403:
+        return ValueError(f"{endpoint} answered 403 Forbidden for {repo}: the token may not write there "
+                          f"(a read-only token, or another user's namespace); {login}")
+    if isinstance(err, OfflineModeIsEnabled):
+        return ValueError(f"HF_HUB_OFFLINE is set, so {repo} cannot be uploaded: unset it to push")
+    if isinstance(err, httpx.TransportError):
+        return ValueError(f"cannot reach the Hub at {endpoint} ({type(err).__name__}: {err}); check the network "
+                          "or HF_ENDPOINT")
+    return None
