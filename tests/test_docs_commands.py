@@ -70,8 +70,8 @@ _DEMO_SMALL = ["task.limit=16", "task.eval_limit=16", "generate.k=4", "evaluate.
                "adapt.batch_size=8", "probe.questions=8"]
 # SmolLM2 at its smallest: the probe's verdict on 4 questions means nothing, so it only warns here (the
 # shipped example's probe is checked at full size in test_the_own_data_example_runs_as_shipped).
-_SMOL_SMALL = ["run.rounds=1", "task.limit=4", "task.eval_limit=4", "generate.k=2", "adapt.max_steps=2",
-               "adapt.batch_size=4", "probe.questions=4", "probe.on_fail=warn"]
+_SMOL_SMALL = ["run.rounds=1", "task.limit=4", "task.eval_limit=2", "generate.k=2", "generate.max_new_tokens=32",
+               "adapt.max_steps=2", "adapt.batch_size=4", "probe.questions=4", "probe.on_fail=warn"]
 OVERRIDES = {
     "selfimprove run configs/smollm2_equations.yaml": _SMOL_SMALL,
     "selfimprove run configs/smollm2_equations.yaml task.eval_limit=100": _SMOL_SMALL,
