@@ -172,6 +172,11 @@ def embedded_evidence() -> list[str]:
                    f"{a['kept']['median']:,.0f} |")
     for name in ("four_formats", "direct_only"):
         out.append(f"| {median_of(s['ablations']['formats'][name]['gain']['values'])} | | |")
+    for arm in ("selftrain", "control", "oracle"):  # the untouched test split
+        out.append(f"| {median_of(s['arms'][arm]['test_gain']['values'])} |")
+    for record in s["claims"]:
+        c = claims.Claim(**{k: v for k, v in record.items() if k != "holds"})
+        out.append(f"{c.compared}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
     return out
 
 

@@ -50,7 +50,7 @@ OWN_MODULES = {
     "transformers": {"backends/transformers.py", "sections.py", "cli.py", "run_dir.py", "backends/ray_backend.py"},
     "openai_http": {"backends/openai_http.py"}, "vllm": {"backends/vllm.py"}, "ray": {"backends/ray_backend.py"},
 }
-REGISTRIES = {"adapt/__init__.py", "acquire/__init__.py", "vote.py", "backends/__init__.py", "gates/__init__.py"}
+REGISTRIES = {"adapt/__init__.py", "acquire/__init__.py", "vote.py", "vote_methods.py", "backends/__init__.py", "gates/__init__.py"}
 
 
 def _builtins() -> set[str]:

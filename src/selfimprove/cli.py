@@ -104,6 +104,7 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
     from selfimprove.backends.openai_http import HTTPBackendError
     from selfimprove.config import ConfigError
     from selfimprove.finished import UnfinishedRunError
+    from selfimprove.gguf_export import GGUFExportError
     from selfimprove.lock import RunLockedError
     from selfimprove.models import ModelLoadError
     from selfimprove.preflight_model import ModelFolderError
@@ -115,8 +116,10 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
     from selfimprove.store import StoreError
     from selfimprove.tasks.humaneval import HumanEvalDataError
     from selfimprove.tasks.sources import DataError
+    from selfimprove.tracking import MissingTrackerError
 
-    return ((ConfigError, CONFIG), (MissingExtraError, CONFIG), (LaunchConfigError, CONFIG),
+    return ((ConfigError, CONFIG), (MissingExtraError, CONFIG), (MissingTrackerError, CONFIG),
+            (LaunchConfigError, CONFIG),
             # The server's answers that need a config change (use_n, logprobs, served_models, an API key),
             # and a server that cannot be reached: most often a wrong generate.backend_options.base_url.
             (HTTPBackendError, CONFIG),
@@ -126,7 +129,9 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
             (IncompetentError, PROBE),
             # The launched training processes failed; the message carries their last lines (out of memory, a
             # lost process group, a GPU error): what to fix is on the machine, not in selfimprove.
-            (LaunchError, ENVIRONMENT))
+            (LaunchError, ENVIRONMENT),
+            # llama.cpp's converter could not be fetched (offline, no LLAMA_CPP_DIR) or failed on the model.
+            (GGUFExportError, ENVIRONMENT))
 
 
 def classify(err: BaseException) -> tuple[int, str] | None:
@@ -480,13 +485,15 @@ def review_import(run_dir: Annotated[Path, typer.Argument(help="A run directory"
 def export(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
            round_: Annotated[Optional[int], typer.Option("--round", help="This round's weights (default: the "
                                                         "run's final weights; 0 = the base model)")] = None,
-           out: Annotated[Optional[Path], typer.Option(help="Folder to write (default RUN_DIR/export/rNN)")] = None):
+           out: Annotated[Optional[Path], typer.Option(help="Folder to write (default RUN_DIR/export/rNN)")] = None,
+           gguf: Annotated[Optional[str], typer.Option(help="Also write the weights as OUT/model-TYPE.gguf for "
+                                                       "llama.cpp: f16, bf16, f32 or q8_0")] = None):
     """Write a run's weights as one checkpoint (a LoRA adapter merged into its base) with a model card:
-    what `from_pretrained`, vLLM and llama.cpp's converter read."""
+    what `from_pretrained` and vLLM read; with --gguf, also a GGUF file made by llama.cpp's converter."""
     from selfimprove.export import export_model
 
     with _handled():
-        written = export_model(run_dir, round_, out)
+        written = export_model(run_dir, round_, out, gguf=gguf)
     console.print(f"wrote {written}", highlight=False)
 
 

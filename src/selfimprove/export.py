@@ -40,9 +40,13 @@ def round_weights(run_dir: str | Path, round_: int | None = None) -> tuple[Weigh
 
 
 def export_model(run_dir: str | Path, round_: int | None = None, out: str | Path | None = None,
-                 dtype: str = "auto") -> Path:
+                 dtype: str = "auto", gguf: str | None = None) -> Path:
     """Write the merged weights, tokenizer and model card of `run_dir` (final or `round_`) to `out`
-    (default RUN/export/rNN) and return it. Loads on the CPU: merging needs no accelerator."""
+    (default RUN/export/rNN) and return it; with `gguf` (an outtype of `gguf_export.OUTTYPES`), also the
+    same weights as `out/model-<gguf>.gguf` for llama.cpp. Loads on the CPU: merging needs no accelerator."""
+    from selfimprove import gguf_export
+
+    converter = gguf_export.converter(gguf) if gguf else None  # found or fetched before any model loads
     root = Path(run_dir).expanduser().resolve()
     weights, r = round_weights(root, round_)
     out = Path(out) if out else root / "export" / layout.round_dir(r).split("/")[1]
@@ -52,11 +56,13 @@ def export_model(run_dir: str | Path, round_: int | None = None, out: str | Path
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "README.md").write_text(model_card(root, weights, r))
+    del model  # the converter, in its own process, loads the weights again
+    written = gguf_export.to_gguf(out, gguf, converter) if gguf else None
+    (out / "README.md").write_text(model_card(root, weights, r, written))
     return out
 
 
-def model_card(root: Path, weights: Weights, round_: int) -> str:
+def model_card(root: Path, weights: Weights, round_: int, gguf: Path | None = None) -> str:
     """A Hugging Face model card: what the model is, how it was made, and how it scored per round."""
     config = yaml.safe_load((root / layout.CONFIG).read_text()) if (root / layout.CONFIG).is_file() else {}
     base = (config.get("model") or {}).get("name", weights.model)
@@ -72,8 +78,18 @@ def model_card(root: Path, weights: Weights, round_: int) -> str:
             "voted on their answers, kept what passed the run's gates and trained on that. The built-in methods "
             "read no labels for training; the held-out labels below were read only to score. "
             f"{'The LoRA adapter is merged into the base weights.' if weights.adapter else ''}\n\n"
+            f"{_gguf_note(gguf)}"
             f"## Scores per round (held-out set of the run)\n\n{table}\n"
             f"## Recipe (the run's config.yaml)\n\n```yaml\n{yaml.safe_dump(config, sort_keys=False)}```\n")
+
+
+def _gguf_note(gguf: Path | None) -> str:
+    if gguf is None:
+        return ""
+    from selfimprove.gguf_export import LLAMA_CPP_PYTHON
+
+    return (f"`{gguf.name}` holds the same weights for llama.cpp (`llama-cli -m {gguf.name}`), converted by "
+            f"llama.cpp's `convert_hf_to_gguf.py` (as vendored in llama-cpp-python {LLAMA_CPP_PYTHON}).\n\n")
 
 
 def _metrics(root: Path) -> list[dict]:

@@ -74,7 +74,7 @@ def url_with_scheme(url: str) -> str:
 def set_in_environment(name: str | None) -> str | None:
     """api_key_env names a variable that is set: the key itself is never written in the config."""
     if name and not os.environ.get(name):
-        raise ValueError(f"names the environment variable {name!r}, which is not set here; "
+        raise HTTPBackendError(f"names the environment variable {name!r}, which is not set here; "
                          f"export {name}=<your key> before the run, or leave api_key_env out for a server without keys")
     return name
 
