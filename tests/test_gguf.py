@@ -5,7 +5,11 @@ template ends a turn. Seconds each; no network. The same path on a real quantize
 Q4_1 file) is tests/test_real_model.py; the errors for a file that cannot be read are in
 tests/test_errors_cli.py."""
 
+import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,6 +55,24 @@ def test_gguf_converts_to_a_folder_that_computes_what_its_source_model_does(arch
         theirs = src_model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id,
                                     pad_token_id=tok.eos_token_id)
     assert ours.tolist() == theirs.tolist()
+    # A byte-level vocabulary is written as GPT-2's, without dead SentencePiece steps that llama.cpp's
+    # converter would misread (tests/test_export_gguf.py runs the GGUF it then writes).
+    spec = json.loads((Path(folder) / "tokenizer.json").read_text())
+    assert spec["model"]["byte_fallback"] is False and spec["decoder"]["type"] == "ByteLevel"
+
+
+def test_two_processes_converting_one_gguf_at_once_both_get_the_folder(tmp_path):
+    """Two runs started together on a new GGUF file (seeds side by side): the second to finish finds the
+    first one's folder in place and uses it, instead of failing on "Directory not empty"."""
+    _, gguf = tiny_gguf(tmp_path / "files", "llama")
+    code = "import sys; from selfimprove import models; print(models.resolve(sys.argv[1]))"
+    env = {**os.environ, "SELFIMPROVE_CACHE": str(tmp_path / "shared-cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(gguf)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stdout.read().strip(), p.stderr.read()) for p in procs]
+    assert [r[0] for r in results] == [0, 0], [r[2][-1500:] for r in results]
+    assert results[0][1] == results[1][1] and (Path(results[0][1]) / "config.json").is_file()
+    assert not list((tmp_path / "shared-cache" / "gguf").glob(".*.tmp"))  # the loser's copy is gone
 
 
 @pytest.mark.parametrize("architecture", ["llama", "qwen2"])

@@ -56,32 +56,11 @@ def export_model(run_dir: str | Path, round_: int | None = None, out: str | Path
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    plain_byte_level(out)
+    models.plain_byte_level(out)
     del model  # the converter, in its own process, loads the weights again
     written = gguf_export.to_gguf(out, gguf, converter) if gguf else None
     (out / "README.md").write_text(model_card(root, weights, r, written))
     return out
-
-
-def plain_byte_level(folder: Path) -> None:
-    """Write a byte-level BPE tokenizer (GPT-2's, SmolLM2's, Llama 3's, Qwen's) as such. transformers builds
-    the tokenizer of a GGUF file's byte-level vocabulary with SentencePiece's byte fallback and decoders
-    besides ByteLevel's. They never act (ByteLevel makes every byte a symbol of the vocabulary, and there are
-    no <0xNN> tokens to fall back to), but llama.cpp's converter reads them as a SentencePiece vocabulary and
-    writes a GGUF file whose tokenizer aborts llama.cpp. Any other tokenizer is left as it is."""
-    path = folder / "tokenizer.json"
-    if not path.is_file():
-        return
-    spec = json.loads(path.read_text(encoding="utf-8"))
-    model, pre, decoder = spec.get("model") or {}, spec.get("pre_tokenizer") or {}, spec.get("decoder") or {}
-    byte_level = [d for d in decoder.get("decoders", []) if d.get("type") == "ByteLevel"]
-    pre_steps = pre.get("pretokenizers", [pre])
-    if (model.get("type") != "BPE" or not model.get("byte_fallback") or not byte_level
-            or not any(p.get("type") == "ByteLevel" for p in pre_steps) or "<0x00>" in model.get("vocab", {})):
-        return
-    model["byte_fallback"] = False
-    spec["decoder"] = byte_level[0]
-    path.write_text(json.dumps(spec, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def model_card(root: Path, weights: Weights, round_: int, gguf: Path | None = None) -> str:

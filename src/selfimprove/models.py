@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
+import shutil
 from pathlib import Path
 
 from selfimprove.records import Weights
@@ -186,8 +188,35 @@ def gguf_folder(path: Path) -> Path:
     model.save_pretrained(tmp)
     tokenizer.clean_up_tokenization_spaces = False  # the GGUF default makes every later load warn
     tokenizer.save_pretrained(tmp)
-    os.replace(tmp, folder)
+    plain_byte_level(tmp)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process converted the same file first: its folder is as good as ours
+        if not (folder / "config.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def plain_byte_level(folder: Path) -> None:
+    """Write a byte-level BPE tokenizer (GPT-2's, SmolLM2's, Llama 3's, Qwen's) as such. transformers builds
+    the tokenizer of a GGUF file's byte-level vocabulary with SentencePiece's byte fallback and decoders
+    besides ByteLevel's. They never act (ByteLevel makes every byte a symbol of the vocabulary, and there are
+    no <0xNN> tokens to fall back to), but llama.cpp's converter reads them as a SentencePiece vocabulary and
+    writes a GGUF file whose tokenizer aborts llama.cpp. Any other tokenizer is left as it is."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    model, pre, decoder = spec.get("model") or {}, spec.get("pre_tokenizer") or {}, spec.get("decoder") or {}
+    byte_level = [d for d in decoder.get("decoders", []) if d.get("type") == "ByteLevel"]
+    pre_steps = pre.get("pretokenizers", [pre])
+    if (model.get("type") != "BPE" or not model.get("byte_fallback") or not byte_level
+            or not any(p.get("type") == "ByteLevel" for p in pre_steps) or "<0x00>" in model.get("vocab", {})):
+        return
+    model["byte_fallback"] = False
+    spec["decoder"] = byte_level[0]
+    path.write_text(json.dumps(spec, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def end_of_turn(tokenizer) -> str | None:
