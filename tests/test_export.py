@@ -81,6 +81,35 @@ def test_push_model_uploads_the_merged_folder_with_its_card(lora_run, monkeypatc
         hub.stop()
 
 
+def test_push_model_adapter_uploads_peft_files_that_load_on_the_base(lora_run, monkeypatch, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selfimprove.export import export_adapter
+    from selfimprove.publish import push_model
+
+    hub = HubStandIn()
+    try:
+        point_at(hub, monkeypatch)
+        push_model(lora_run, "me/adapter", round_=1, adapter=True)
+        files = hub.repos[("model", "me/adapter")].files
+    finally:
+        hub.stop()
+    assert "adapter_config.json" in files and "model.safetensors" not in files  # the adapter, not the model
+    assert "library_name: peft" in files["README.md"].decode() and "LoRA adapter" in files["README.md"].decode()
+    for name, data in files.items():  # what a user downloads from the repository
+        (tmp_path / "download" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "download" / name).write_bytes(data)
+    weights, _ = round_weights(lora_run, 1)
+    base = AutoModelForCausalLM.from_pretrained(weights.model)
+    tokenizer = AutoTokenizer.from_pretrained(weights.model, padding_side="left")
+    model, run_tokenizer = load(weights, device="cpu")
+    downloaded = PeftModel.from_pretrained(base, tmp_path / "download")
+    assert greedy(downloaded, tokenizer, PROMPTS) == greedy(model, run_tokenizer, PROMPTS)
+    with pytest.raises(ValueError, match="round 0, has no LoRA adapter"):
+        export_adapter(lora_run, 0)
+
+
 def test_the_command_writes_a_chosen_round_where_asked_and_refuses_a_folder_that_is_no_run(lora_run, tmp_path):
     from test_errors_cli import cli
 

@@ -503,15 +503,20 @@ def push(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
          public: Annotated[bool, typer.Option(help="Create the repository public (default private)")] = False,
          model: Annotated[bool, typer.Option(help="Upload the model (`export`'s merged weights and card) "
                                                   "instead of the kept examples")] = False,
-         round_: Annotated[Optional[int], typer.Option("--round", help="With --model: this round's weights")] = None):
+         round_: Annotated[Optional[int], typer.Option("--round", help="With --model: this round's weights")] = None,
+         adapter: Annotated[bool, typer.Option(help="With --model: the LoRA adapter alone (PEFT's files), "
+                                                    "not merged into its base")] = False):
     """Upload each round's kept examples as a Parquet dataset (RUN_DIR/dataset) to the Hugging Face Hub, or,
-    with --model, the run's merged weights and model card as a model repository."""
+    with --model, the run's merged weights (or, with --adapter, its LoRA adapter) and model card as a model
+    repository."""
     from selfimprove.publish import push as push_dataset
     from selfimprove.publish import push_model
 
     with _handled():
-        url = push_model(run_dir, repo_id, not public, round_) if model else push_dataset(run_dir, repo_id,
-                                                                                           private=not public)
+        if adapter and not model:
+            raise ValueError("--adapter goes with --model: push RUN REPO --model --adapter")
+        url = (push_model(run_dir, repo_id, not public, round_, adapter=adapter) if model
+               else push_dataset(run_dir, repo_id, private=not public))
     console.print(f"pushed to {url}")
 
 

@@ -10,6 +10,7 @@ Nothing is uploaded; `selfimprove push RUN REPO --model` does that.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -63,22 +64,57 @@ def export_model(run_dir: str | Path, round_: int | None = None, out: str | Path
     return out
 
 
-def model_card(root: Path, weights: Weights, round_: int, gguf: Path | None = None) -> str:
+def export_adapter(run_dir: str | Path, round_: int | None = None, out: str | Path | None = None) -> Path:
+    """Write the LoRA adapter of `run_dir` (final or `round_`) as PEFT saved it, with its model card, to `out`
+    (default RUN/export/rNN-adapter) and return it: megabytes instead of the whole model, for
+    `PeftModel.from_pretrained(base, out)` or vLLM's `--lora-modules`. A base model on the Hub is named
+    in `adapter_config.json` by its id, so `AutoPeftModelForCausalLM.from_pretrained` finds it elsewhere."""
+    root = Path(run_dir).expanduser().resolve()
+    weights, r = round_weights(root, round_)
+    if not weights.adapter:
+        what = "the base model" if r == 0 else "it trained full weights"
+        raise ValueError(f"{root}, round {r}, has no LoRA adapter ({what}): upload the whole model instead "
+                         "(push --model without --adapter)")
+    out = Path(out) if out else root / "export" / f"{layout.round_dir(r).split('/')[1]}-adapter"
+    shutil.copytree(weights.adapter, out, dirs_exist_ok=True)
+    base = _base_name(root, weights)
+    if _is_hub_id(base) and (out / "adapter_config.json").is_file():
+        adapter_config = json.loads((out / "adapter_config.json").read_text())
+        adapter_config["base_model_name_or_path"] = base
+        (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
+    (out / "README.md").write_text(model_card(root, weights, r, adapter_only=True))
+    return out
+
+
+def _base_name(root: Path, weights: Weights) -> str:
+    config = yaml.safe_load((root / layout.CONFIG).read_text()) if (root / layout.CONFIG).is_file() else {}
+    return str((config.get("model") or {}).get("name", weights.model))
+
+
+def _is_hub_id(name: str) -> bool:
+    return not Path(name).expanduser().exists() and name.count("/") == 1
+
+
+def model_card(root: Path, weights: Weights, round_: int, gguf: Path | None = None, adapter_only: bool = False) -> str:
     """A Hugging Face model card: what the model is, how it was made, and how it scored per round."""
     config = yaml.safe_load((root / layout.CONFIG).read_text()) if (root / layout.CONFIG).is_file() else {}
-    base = (config.get("model") or {}).get("name", weights.model)
+    base = _base_name(root, weights)
     rows = [row for row in _metrics(root) if row["round"] <= round_]
     table = "| " + " | ".join(CARD_COLUMNS) + " |\n|" + "---|" * len(CARD_COLUMNS) + "\n"
     table += "".join("| " + " | ".join(_cell(row.get(c)) for c in CARD_COLUMNS) + " |\n" for row in rows)
-    hub_id = not Path(str(base)).expanduser().exists() and str(base).count("/") == 1
-    front = f"---\n{'base_model: ' + str(base) + chr(10) if hub_id else ''}library_name: transformers\n" \
+    library = "peft" if adapter_only else "transformers"
+    front = f"---\n{'base_model: ' + base + chr(10) if _is_hub_id(base) else ''}library_name: {library}\n" \
             "tags:\n- selfimprove\n- self-improvement\n---\n\n"
+    if adapter_only:
+        what = "This is the LoRA adapter: load it on its base with peft (`PeftModel.from_pretrained`)."
+    else:
+        what = "The LoRA adapter is merged into the base weights." if weights.adapter else ""
     return (f"{front}# {root.name}, round {round_}\n\n"
             f"`{base}` after {round_} round(s) of label-free self-improvement with "
             "[selfimprove](https://github.com/selfimprove/selfimprove): the model sampled its own rationales, "
             "voted on their answers, kept what passed the run's gates and trained on that. The built-in methods "
             "read no labels for training; the held-out labels below were read only to score. "
-            f"{'The LoRA adapter is merged into the base weights.' if weights.adapter else ''}\n\n"
+            f"{what}\n\n"
             f"{_gguf_note(gguf)}"
             f"## Scores per round (held-out set of the run)\n\n{table}\n"
             f"## Recipe (the run's config.yaml)\n\n```yaml\n{yaml.safe_dump(config, sort_keys=False)}```\n")

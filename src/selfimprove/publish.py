@@ -47,11 +47,14 @@ def push(run_dir: str | Path, repo_id: str, private: bool = True) -> str:
     return upload(export_dataset(run_dir), repo_id, "dataset", private)
 
 
-def push_model(run_dir: str | Path, repo_id: str, private: bool = True, round_: int | None = None) -> str:
-    """Upload the run's final (or `round_`'s) weights, merged into one checkpoint, with their model card."""
-    from selfimprove.export import export_model
+def push_model(run_dir: str | Path, repo_id: str, private: bool = True, round_: int | None = None,
+               adapter: bool = False) -> str:
+    """Upload the run's final (or `round_`'s) weights, merged into one checkpoint, with their model card;
+    with `adapter`, the LoRA adapter alone (PEFT's files) and its card."""
+    from selfimprove.export import export_adapter, export_model
 
-    return upload(export_model(run_dir, round_), repo_id, "model", private)
+    folder = export_adapter(run_dir, round_) if adapter else export_model(run_dir, round_)
+    return upload(folder, repo_id, "model", private)
 
 
 def upload(folder: Path, repo_id: str, repo_type: str, private: bool) -> str:
