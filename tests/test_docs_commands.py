@@ -58,6 +58,8 @@ NOT_RUN = {
         "needs a CUDA GPU, Qwen2.5-Math-1.5B and MATH's train split from the Hub (offline here)",
     "selfimprove push runs/demo you/demo-selftrain":
         "uploads to the Hugging Face Hub: needs the network and a token",
+    "selfimprove push runs/own-data you/smollm2-equations --model":
+        "uploads to the Hugging Face Hub: needs the network and a token (tests/test_export.py pushes to a stand-in)",
     "python -m selfimprove.embedded.train_code_base":
         "about 15 minutes on one core, and it rewrites the shipped code model (src/selfimprove/embedded/assets)",
     "python -m benchmarks.code_evidence --seeds 0 1 2":
@@ -106,6 +108,7 @@ EXIT_CODES: dict[str, int] = {}  # a command the docs say stops with another exi
 AFTER = {
     "selfimprove run configs/gsm8k_local_tiny.yaml task.source=pool.jsonl task.eval_source=heldout.jsonl "
     "probe.on_fail=warn": "python -c \"from selfimprove.tiny import save_tiny_model; save_tiny_model('runs/tiny-model')\"",
+    "selfimprove export runs/own-data --gguf q8_0": "selfimprove run examples/own_data/config.yaml",
     "selfimprove review import runs/demo review.csv --reviewer ana":
         "selfimprove review export runs/demo --round 2 --out review.csv",
     "selfimprove run src/selfimprove/embedded/demo.yaml run.out_dir=runs/student model.name=runs/teacher "
@@ -325,9 +328,9 @@ def shared(tmp_path_factory):
 def _ran(command: str, shared: dict) -> tuple[Path, subprocess.CompletedProcess]:
     """The folder `command` ran in (after the command it needs), and its result; each runs once."""
     if command not in shared["ran"]:
+        before = _ran(AFTER[command], shared)[0] if command in AFTER else None  # first: it takes a folder too
         folder = shared["tmp"] / f"c{len(shared['ran']):02d}"
-        if command in AFTER:
-            before, _ = _ran(AFTER[command], shared)
+        if before:
             shutil.copytree(before, folder, symlinks=True)
         else:
             _scratch(folder)
