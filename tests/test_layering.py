@@ -82,9 +82,7 @@ FLOORS = {
 ORDER = list(FLOORS)
 STAGE_OF = {"debate": "vote"}  # a stage's plug-in module at the top level belongs to its stage
 # Imports between two stages that remain, each with why (remove an entry when its import goes).
-SIDEWAYS = {
-    ("selfimprove.adapt.grpo", "selfimprove.acquire"): "RL's diagnostics read the round's gold (round_gold)",
-}
+SIDEWAYS: dict[tuple[str, str], str] = {}
 
 
 def folder(module: str) -> str:

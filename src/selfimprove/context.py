@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from selfimprove import layout
 from selfimprove.backends import Backend
-from selfimprove.sections import Config
 from selfimprove.finished import resolve_weights
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Weights
+from selfimprove.sections import Config
 from selfimprove.store import RunStore
 
 
@@ -55,6 +56,13 @@ class RunContext:
     def student_style(self) -> PromptStyle:
         """How the learner is prompted: its own style when a teacher samples for it."""
         return self.learner_style or self.style
+
+    def round_gold(self, round_: int) -> dict[str, str]:
+        """Gold answers of round `round_`'s questions, for diagnostics only: the collected pool's, plus those
+        its acquisition knew (`rounds/rNN/pool_gold.jsonl`, written by a source that makes questions)."""
+        name = layout.round_file(round_, layout.ROUND_GOLD)
+        acquired = {r["id"]: r["gold"] for r in self.store.read_jsonl(name)} if self.store.done(name) else {}
+        return {**self.data.gold, **acquired}
 
     @property
     def teacher_samples(self) -> bool:

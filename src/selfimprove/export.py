@@ -102,8 +102,8 @@ def model_card(root: Path, weights: Weights, round_: int, gguf: Path | None = No
     rows = [row for row in _metrics(root) if row["round"] <= round_]
     table = "| " + " | ".join(CARD_COLUMNS) + " |\n|" + "---|" * len(CARD_COLUMNS) + "\n"
     table += "".join("| " + " | ".join(_cell(row.get(c)) for c in CARD_COLUMNS) + " |\n" for row in rows)
-    library = "peft" if adapter_only else "transformers"
-    front = f"---\n{'base_model: ' + base + chr(10) if _is_hub_id(base) else ''}library_name: {library}\n" \
+    library = "library_name: peft" if adapter_only else "library_name: transformers"  # what loads it
+    front = f"---\n{'base_model: ' + base + chr(10) if _is_hub_id(base) else ''}{library}\n" \
             "tags:\n- selfimprove\n- self-improvement\n---\n\n"
     if adapter_only:
         what = "This is the LoRA adapter: load it on its base with peft (`PeftModel.from_pretrained`)."

@@ -52,7 +52,7 @@ def run_round(ctx: RunContext, r: int, learner: Weights, previous: RoundMetrics)
     ctx.backend.close()  # no model that sampled is alive while training runs
     adapted = adapt_round(ctx, r, AdaptInputs(learner, sampler, items, samples, votes, verdicts))
     scores = evaluate.evaluate_round(ctx, r, adapted.weights, votes, verdicts, previous, items,
-                                    acquire.round_gold(ctx, r))
+                                    ctx.round_gold(r))
     kept = [v for v in verdicts if v["kept"]]
     return RoundMetrics(
         round=r, model=adapted.weights.model, adapter=adapted.weights.adapter, sampler_model=sampler.model,

@@ -131,11 +131,3 @@ def tokens_spent(ctx: RunContext, round_: int) -> int:
             if ctx.store.done(name):
                 total += sum(r.get("tokens") or 0 for r in ctx.store.read_jsonl(name))
     return total
-
-
-def round_gold(ctx: RunContext, round_: int) -> dict[str, str]:
-    """Gold answers of round `round_`'s questions, for diagnostics only: the collected pool's, plus those
-    its acquisition knew (`rounds/rNN/pool_gold.jsonl`)."""
-    name = layout.round_file(round_, layout.ROUND_GOLD)
-    acquired = {r["id"]: r["gold"] for r in ctx.store.read_jsonl(name)} if ctx.store.done(name) else {}
-    return {**ctx.data.gold, **acquired}

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfimprove import layout
-from selfimprove.acquire import round_gold
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.dynamic import DROPPED_FILE, DynamicSampler
 from selfimprove.adapt.guard import GUARD_FILE, START, CollapseGuard, greedy_probe
@@ -101,7 +100,7 @@ def adapt_rl(ctx, round_: int, inputs: AdaptInputs, algorithm: str, options: dic
                 probe_prompts=[ctx.student_style.render(q, ctx.config.evaluate.format) for q, _ in probed],
                 probe_gold=[label for _, label in probed],
                 probe_max_new_tokens=ctx.config.evaluate.max_new_tokens or gen.max_new_tokens)
-    return commit(ctx, round_, job, round_gold(ctx, round_))  # diagnostics only: never a reward
+    return commit(ctx, round_, job, ctx.round_gold(round_))  # diagnostics only: never a reward
 
 
 def commit(ctx, round_: int, job: RLJob, gold: dict[str, str]) -> Adapted:
