@@ -1,6 +1,8 @@
 """`selfimprove validate` finds what a run would meet before its first model call: bad data files (read
-through the run's own reader), engine options checked by value, a missing extra; and the HTTP backend
-retries only what can heal.
+through the run's own reader), engine options checked by value, a missing extra, a launcher config that
+names nothing, a chat template that refuses the formats used, a plug-in option named where it was set
+(the override or the file's line); and the HTTP backend retries only what can heal. These are the
+bad-input cases issue 29 added (test_errors_cli's own table held 90 before it).
 
 Each case runs the real command line in a subprocess (the harness of `test_errors_cli.py`: an echo
 backend, a fake model folder, nothing loaded) and checks its exit code, that the one `error:` line
@@ -41,9 +43,19 @@ def lab(tmp_path_factory):
     (lab / "header_only.csv").write_text("question,answer\n")
     (lab / "unlabeled.jsonl").write_text(json.dumps({"question": "What is 1+1?"}) + "\n")
     (lab / "array.json").write_text("[]")
-    # Hides vllm from the subprocess when it is there: Python imports sitecustomize at start-up.
-    (lab / "without_vllm").mkdir()
-    (lab / "without_vllm/sitecustomize.py").write_text("import sys\nsys.modules['vllm'] = None\n")
+    (lab / "bars.csv").write_text("question|answer\nWhat is 1+1?|#### 2\n")
+    (lab / "list_line.jsonl").write_text(json.dumps(Q) + "\n[1, 2]\n")
+    (lab / "a_folder").mkdir()
+    # Hides vllm (or wandb) from the subprocess when it is there: Python imports sitecustomize at start-up.
+    for module in ("vllm", "wandb"):
+        (lab / f"without_{module}").mkdir()
+        (lab / f"without_{module}/sitecustomize.py").write_text(f"import sys\nsys.modules['{module}'] = None\n")
+    # A model whose chat template takes user turns only (as some do): few-shot prompts' worked examples are
+    # assistant turns it refuses.
+    fake_model(lab / "user_turns_only")
+    (lab / "user_turns_only/tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>", "chat_template": (
+        "{% for m in messages %}{% if m.role != 'user' %}{{ raise_exception('Only user turns are supported') }}"
+        "{% endif %}<|user|>{{ m.content }}{{ eos_token }}{% endfor %}")}))
     return lab
 
 
@@ -243,6 +255,167 @@ def chat_on_without_a_template(lab, d):
     return (["validate", path], [f"{path}:{line_of(path, 'chat')}", "model.chat", "no chat template", "chat: off"])
 
 
+# more data files (exit 3)
+
+@case(3)
+def csv_with_vertical_bars(lab, d):
+    return ["validate", gsm8k(lab, d, lab / "bars.csv")], ["task.source", f"{lab}/bars.csv:1", "vertical bars ('|')"]
+
+
+@case(3)
+def jsonl_line_not_an_object(lab, d):
+    return (["validate", gsm8k(lab, d, lab / "list_line.jsonl")],
+            ["task.source", f"{lab}/list_line.jsonl:2", "a JSON object"])
+
+
+@case(3)
+def eval_file_empty(lab, d):
+    path = gsm8k(lab, d, lab / "good.jsonl", eval_source=str(lab / "empty.jsonl"), eval_limit=10)
+    return ["validate", path], [f"{path}:{line_of(path, 'eval_source')}", "task.eval_source", "empty.jsonl", "no rows"]
+
+
+@case(3)
+def eval_fields_name_a_column_not_there(lab, d):
+    path = gsm8k(lab, d, lab / "good.jsonl", eval_source=str(lab / "good.jsonl"), eval_limit=10,
+                 eval_fields={"question": "problem", "answer": "answer"})
+    return ["validate", path], ["task.eval_source", f"{lab}/good.jsonl:1", "'problem'", "task.eval_fields.question"]
+
+
+@case(3)
+def anchor_file_empty(lab, d):
+    path = config_file(lab, d, task={"name": "gsm8k", "source": str(lab / "good.jsonl"), "eval_limit": 0},
+                       monitor={"anchor_source": str(lab / "empty.jsonl")})
+    return ["validate", path], ["monitor.anchor_source", "empty.jsonl", "no rows"]
+
+
+@case(3)
+def pool_source_is_a_folder(lab, d):
+    return (["validate", gsm8k(lab, d, lab / "a_folder")],
+            ["task.source", f"{lab}/a_folder", "no file for split 'train'"])
+
+
+# more engine options (exit 2)
+
+@case(2)
+def http_timeout_zero(lab, d):
+    return ["validate", http(lab, d, timeout=0)], ["generate.backend_options", "timeout", "greater than 0"]
+
+
+@case(2)
+def http_retries_negative(lab, d):
+    return (["validate", http(lab, d, max_retries=-1)],
+            ["generate.backend_options", "max_retries", "greater than or equal to 0"])
+
+
+@pytest.mark.skipif(NO_RAY, reason="ray is not installed (the cluster extra)")
+@case(2)
+def ray_inside_ray(lab, d):
+    return ["validate", ray(lab, d, inner="ray")], ["generate.backend_options", "inner", "Ray"]
+
+
+@pytest.mark.skipif(NO_RAY, reason="ray is not installed (the cluster extra)")
+@case(2)
+def ray_no_cpus_per_worker(lab, d):
+    return (["validate", ray(lab, d, cpus_per_worker=0)],
+            ["generate.backend_options", "cpus_per_worker", "greater than 0"])
+
+
+@pytest.mark.skipif(NO_RAY, reason="ray is not installed (the cluster extra)")
+@case(2)
+def ray_inner_engine_option_misspelt(lab, d):
+    return (["validate", ray(lab, d, inner="openai_http", inner_options={"dealy": 1})],
+            ["generate.backend_options", "inner_options", "dealy"])
+
+
+@case(2, path="{lab}/without_wandb")
+def tracker_extra_missing(lab, d):
+    return ["validate", config_file(lab, d), "run.report_to=[wandb]"], ["override 'run.report_to=[wandb]'", "wandb",
+                                                                         "pip install"]
+
+
+# the launcher (exit 3)
+
+@case(3)
+def accelerate_config_is_a_folder(lab, d):
+    return (["validate", config_file(lab, d), f"adapt.accelerate_config={lab}/a_folder", "adapt.launch=accelerate"],
+            ["adapt.accelerate_config", "a folder"])
+
+
+@case(3)
+def accelerate_config_name_misspelt(lab, d):
+    return (["validate", config_file(lab, d), "adapt.launch=accelerate", "adapt.accelerate_config=zero9"],
+            ["override 'adapt.accelerate_config=zero9'", "neither one of TRL's", "zero3"])
+
+
+# overrides and plug-in options named where they were set (exit 2)
+
+@case(2)
+def override_not_yaml_is_named(lab, d):
+    return (["validate", config_file(lab, d), "curate.gates=[{name: majority}"],
+            ["override 'curate.gates=[{name: majority}' is not valid YAML", "close its brackets"])
+
+
+@case(2)
+def rl_option_by_override(lab, d):
+    return (["validate", config_file(lab, d), "adapt.method=grpo", "adapt.options={beta: -1}"],
+            ["override 'adapt.options={beta: -1}'", "adapt.options", "beta", "greater than or equal to 0"])
+
+
+@case(2)
+def rl_option_by_dotted_override(lab, d):
+    return (["validate", config_file(lab, d), "adapt.method=grpo", "adapt.options.num_generations=0"],
+            ["override 'adapt.options.num_generations=0'", "num_generations"])
+
+
+@case(2)
+def rl_option_in_the_file_names_its_line(lab, d):
+    path = config_file(lab, d, adapt={"method": "grpo", "options": {"beta": -1.0}})
+    return ["validate", path], [f"{path}:{line_of(path, 'options:')}", "adapt.options", "beta"]
+
+
+@case(2)
+def gate_parameter_word_for_a_number_in_the_file(lab, d):
+    path = config_file(lab, d, curate={"gates": [{"name": "min_share", "threshold": "high"}]})
+    return ["validate", path], [f"{path}:{line_of(path, 'min_share')}", "curate.gates[0]", "threshold", "valid number"]
+
+
+@case(2)
+def program_vote_on_a_prose_task(lab, d):
+    return (["validate", config_file(lab, d), "vote.method=behaviour"],
+            ["override 'vote.method=behaviour'", "answers in prose", "vote.method: majority"])
+
+
+# the chat template against the formats used (exit 2)
+
+@case(2)
+def chat_on_by_override_without_a_template(lab, d):
+    return ["validate", config_file(lab, d), "model.chat=on"], ["override 'model.chat=on'", "no chat template"]
+
+
+@case(2)
+def chat_template_refuses_few_shot_turns(lab, d):
+    path = config_file(lab, d, model={"name": str(lab / "user_turns_only")},
+                       generate={"backend": "transformers", "formats": ["cot_fewshot"]})
+    return (["validate", path], ["model.chat", "user_turns_only", "Only user turns are supported",
+                                 "zero-shot formats", "model.chat=off"])
+
+
+# commands other than validate that refuse before any work
+
+@case(2)
+def ttt_refuses_full_tuning(lab, d):
+    return ["ttt", config_file(lab, d), "adapt.tuning=full"], ["adapt.tuning=lora"]
+
+
+@case(3)
+def eval_with_an_unfinished_run_as_model(lab, d):
+    (d / "old").mkdir()
+    write_config(d / "old/config.yaml", base_config(lab, d / "old"))
+    (d / "old/manifest.json").write_text('{"format_version": 2, "artifacts": {}}')
+    return (["eval", config_file(lab, d), f"model.name={d}/old"],
+            [f"{d}/old is a run directory, not a model", "has not finished", f"model.name={lab}/model"])
+
+
 # ---------------------------------------------------------------- running them
 
 
@@ -253,8 +426,9 @@ def test_validate_finds_it_in_one_clear_line(name, lab, tmp_path):
     assert not (tmp_path / "run").exists(), "a config that failed its checks left a run directory"
 
 
-def test_there_are_at_least_25_cases():
-    assert len(CASES) >= 25
+def test_issue_29_added_at_least_40_cases():
+    """test_errors_cli's own table held 90 cases before issue 29; its bad-input cases live here."""
+    assert len(CASES) >= 40
 
 
 @pytest.mark.parametrize("written", ["on", "off", "'on'", "auto"])

@@ -7,6 +7,7 @@ are dotted `key=value` pairs (`adapt.learning_rate=1e-4`), parsed as YAML scalar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,9 +158,21 @@ def parse_config(data: dict[str, Any], source: str = "config", origins: Origins 
     try:
         _method_options(config)
     except ValueError as err:  # a whole-config check: its message names its keys
-        raise ConfigError(f"{origins.where('') if origins else source}: {err}") from None
+        raise ConfigError(f"{_where_named(origins, str(err)) if origins else source}: {err}") from None
     config._origins = origins
     return config
+
+
+_NAMED_KEY = re.compile(r"\b(?:run|model|task|generate|vote|curate|adapt|evaluate|monitor|probe|acquire|memory)"
+                        r"\.\w+(?:\.\w+)*")
+
+
+def _where_named(origins: Origins, message: str) -> str:
+    """Where a whole-config check's mistake was made: the override that set a key its message names (an RL
+    option given on the command line), else the first such key's line in the file, else the file."""
+    places = [origins.where(key) for key in _NAMED_KEY.findall(message)]
+    return next((p for p in places if p.startswith("override ")), next((p for p in places if p != origins.path),
+                                                                         origins.path))
 
 
 def _method_options(config: Config) -> None:

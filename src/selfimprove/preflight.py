@@ -27,7 +27,8 @@ file it names, or the run directory. In order, cheapest first:
   (`backends.check_options`: a URL's scheme, an API key's variable, worker counts, Ray's inner engine);
 - a task with its own format (code) is not given the prose-only `least_to_most` format or
   `generate.exemplars: self`, which its prompts would never show;
-- the task's few-shot exemplars load;
+- the task's few-shot exemplars load, and a local model's chat template renders a prompt of every format
+  used (`prompts.prompt_style`'s own check, on `preflight_model.TemplateOnly`: the template, not the tokenizer);
 - the first `sources.PREVIEW_ROWS` rows of every local data file (task.source, the held-out source,
   monitor.anchor_source) read through the task's own loader, as the run reads them: a missing column,
   a malformed line, an empty file, a CSV separated by something else than commas, a held-out split
@@ -84,6 +85,7 @@ def check(config: Config) -> None:
     _code_task(config, task)
     _gates(config, task)
     _exemplars(config, task)
+    _chat_formats(config, task)
     _data(config, task)
     _acquire(config, task)
     _vote(config, task)
@@ -255,6 +257,23 @@ def _chat_template(config: Config) -> None:
         raise _fail(config, "model.chat", f"on, but {folder} has no chat template (no chat_template in "
                     "tokenizer_config.json, no chat_template.jinja): set model.chat: off (or auto) to prompt it as "
                     "plain text, or add its template")
+
+
+def _chat_formats(config: Config, task) -> None:
+    """The run's own chat check (`prompts.prompt_style`: a prompt of each format it uses renders), done on a
+    local model folder's template without loading it, for an engine that loads the folder here (an HTTP
+    server renders with its own): a template that refuses few-shot turns is found before any work."""
+    from selfimprove.preflight_model import TemplateOnly
+    from selfimprove.prompts import prompt_style
+
+    folder = Path(config.model.name).expanduser()
+    if config.model.chat == "off" or not (folder / "config.json").is_file() or not _engine_loads_here(config):
+        return
+    try:
+        prompt_style(task, TemplateOnly(folder), Weights(str(folder)), config.model.chat,
+                     config.generate.num_exemplars, (*config.generate.formats, config.evaluate.format))
+    except ValueError as err:
+        raise _fail(config, "model.chat", str(err).removeprefix("model.chat: ")) from None
 
 
 def _engine_loads_here(config: Config) -> bool:
@@ -470,6 +489,12 @@ def _vote_declaration(config: Config):
 
 
 def _vote(config: Config, task) -> None:
+    from selfimprove.names import RUNS_PROGRAMS
+
+    if RUNS_PROGRAMS in _vote_declaration(config).traits and not getattr(task, "is_code", False):
+        raise _fail(config, "vote.method", f"{config.vote.method!r} votes by running each sampled program in the "
+                    f"sandbox, but task {config.task.name!r} answers in prose, not with programs, so every question "
+                    "would abstain; use vote.method: majority (or debate) for it")
     _options(config, "vote.method", "vote.options", config.vote.method, _vote_declaration(config),
              config.vote.options, (None, 0, None, [], []), task)
 

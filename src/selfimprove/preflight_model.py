@@ -217,3 +217,51 @@ def _check_tokenizer(folder: Path) -> None:
                     "Copy merges.txt from where the model came from.")
     if (folder / "tokenizer_config.json").is_file():
         _read_json(folder, folder / "tokenizer_config.json")
+
+
+class TemplateOnly:
+    """A stand-in engine for `prompts.prompt_style`'s check, so `validate` renders a prompt of every format
+    the run uses with a local model's chat template, as the run does, without loading the tokenizer: the
+    template from chat_template.jinja, chat_template.json or tokenizer_config.json, rendered by transformers'
+    own renderer with the special tokens the folder names."""
+
+    def __init__(self, folder: Path):
+        self.template, self.tokens = _chat_template_of(folder)
+
+    def has_chat_template(self, weights) -> bool:
+        return self.template is not None
+
+    def count_tokens(self, prompt, weights) -> int:
+        """The rendered prompt's length in characters (the check needs only that it renders)."""
+        import jinja2
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        try:
+            text = render_jinja_template([prompt], chat_template=self.template, add_generation_prompt=True,
+                                         **self.tokens)[0][0]
+        except jinja2.UndefinedError:  # a value the loaded tokenizer supplies and a folder's files may not
+            return 0
+        return len(text)
+
+
+def _chat_template_of(folder: Path) -> tuple[str | None, dict[str, str]]:
+    """(the chat template, the special tokens by name) of a local model folder, as its tokenizer loads them."""
+    def read(name: str) -> dict:
+        try:
+            data = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    config = read("tokenizer_config.json")
+    tokens = {key: value.get("content") if isinstance(value, dict) else value
+              for source in (read("special_tokens_map.json"), config) for key, value in source.items()
+              if key.endswith("_token") and isinstance(value, (str, dict))}
+    template = config.get("chat_template")
+    if (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text()
+    elif read("chat_template.json").get("chat_template"):
+        template = read("chat_template.json")["chat_template"]
+    if isinstance(template, list):  # named templates: the default one is the chat template
+        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+    return (template if isinstance(template, str) else None), {k: v for k, v in tokens.items() if isinstance(v, str)}
