@@ -18,6 +18,8 @@ What is isolated, by layer (strongest first; `Result.isolation` says which layer
   (a fork bomb gets EAGAIN), file size, open files, no core dumps.
 - wall clock: after `timeout_s` the whole process group (and with it the namespace) is SIGKILLed.
 - output: stdout + stderr are capped at `max_output_bytes`; past it the process is killed.
+- nothing left behind: with the PID namespace, `run` returns only after every process of the sandbox
+  has exited (a pipe all of them inherit reaches its end of file).
 - "guard": a Python audit hook installed before the code runs denies: opening files outside the
   temporary directory and the stdlib for reading, writing anywhere outside the temporary directory,
   listing other directories, exec/spawn/system/subprocess, sockets other than AF_UNIX and all
@@ -83,6 +85,9 @@ def run(code: str, *, timeout_s: float, memory_mb: int, max_output_bytes: int = 
     with open(os.path.join(workdir, "main.py"), "w", encoding="utf-8") as f:
         f.write(code)
     info_read, info_write = os.pipe()
+    # Every process of the sandbox holds the write end (inherited, never written): its end of file says they
+    # have all exited, so none is left behind when `run` returns, however slowly a busy machine reaps them.
+    gone_read, gone_write = os.pipe()
     config = {"dir": workdir, "memory_mb": memory_mb, "cpu_s": max(1, int(timeout_s + 0.999)),
               "info_fd": info_write}
     env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": workdir}
@@ -91,17 +96,20 @@ def run(code: str, *, timeout_s: float, memory_mb: int, max_output_bytes: int = 
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", os.path.abspath(__file__), json.dumps(config)],
             cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, pass_fds=(info_write,))
+            stderr=subprocess.PIPE, start_new_session=True, pass_fds=(info_write, gone_write))
         os.close(info_write)
-        info_write = None  # closed: closing the number again could close another thread's new descriptor
+        os.close(gone_write)
+        info_write = gone_write = None  # closed: closing the number again could close another thread's new one
         with selectors.DefaultSelector() as selector:
             stdout, stderr, stopped = _collect(proc, selector, start + timeout_s, max_output_bytes)
         _kill_group(proc.pid)
         returncode = proc.wait()
         duration = time.monotonic() - start
         isolation = tuple(x for x in _read_all(info_read).decode().split(",") if x)
+        if "pidns" in isolation:  # the kernel kills the namespace's processes with its init: the end comes
+            _wait_for_end_of_file(gone_read)
     finally:
-        for fd in (info_read, info_write):
+        for fd in (info_read, info_write, gone_read, gone_write):
             if fd is None:
                 continue
             try:
@@ -189,6 +197,12 @@ def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_for_end_of_file(fd: int) -> None:
+    """Block until no process holds the pipe's write end any more (what it reads is ignored)."""
+    while os.read(fd, 4096):
         pass
 
 
