@@ -69,7 +69,7 @@ FLOORS = {
     "ground": {"records", "names", "layout", "plugins", "sections", "store", "lock", "tasks", "backends", "cache",
                "models", "prompts", "programs", "sandbox", "context", "finished", "progress", "svg", "novelty",
                "tiny", "replay", "majority", "gates", "preflight_model", "sampling", "memory", "review",
-               "vote_behaviour", "vote_methods", "debate"},
+               "vote_behaviour", "vote_methods", "debate", "policy_update"},
     # the stages, side by side
     "stages": {"collect", "acquire", "own_exemplars", "generate", "vote", "curate", "adapt", "evaluate",
                "monitor", "probe"},

@@ -43,6 +43,7 @@ OWN_MODULES = {
     # acquisition sources
     "pool": {"acquire/__init__.py", "records.py", "sections.py"}, "mix": {"acquire/__init__.py"},
     "written": {"acquire/written.py"}, "variants": {"acquire/variants.py"}, "schedule": {"acquire/schedule.py"},
+    "proposer": {"acquire/proposer.py"},
     # vote methods
     "majority": {"majority.py", "sections.py", "gates/confidence.py", "adapt/rewards.py", "adapt/rl_options.py"},
     "behaviour": {"vote_behaviour.py"}, "debate": {"debate.py"},

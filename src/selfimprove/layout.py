@@ -3,7 +3,8 @@
     config.yaml  environment.json  manifest.json  metrics.jsonl  summary.json
     pool.jsonl (questions, no answers)  pool_gold.jsonl (hidden; diagnostics only)  heldout.jsonl  anchor.jsonl
     rounds/rNN/  inputs.json pool.jsonl own_exemplars.jsonl samples.jsonl votes.jsonl verdicts.jsonl train.jsonl train_log.jsonl
-                 (acquire/) pool_gold.jsonl written.jsonl variants.jsonl difficulty.jsonl
+                 (acquire/) pool_gold.jsonl written.jsonl variants.jsonl difficulty.jsonl proposed.jsonl
+                            proposer_log.jsonl proposer/
                  adapter/ or model/  eval.json eval_samples.jsonl anchor_samples.jsonl metrics.json
                  (RL) rl_samples.jsonl rl_steps.jsonl rl_guard.json; rl_work/ while training runs
     answers.jsonl (`selfimprove ttt`: the adapted model's answers, transductive)
@@ -38,6 +39,8 @@ ROUND_GOLD = "pool_gold.jsonl"  # gold of acquired questions where the task or l
 WRITTEN = "written.jsonl"  # every question the model wrote, kept or dropped and why (acquire/written.py)
 VARIANTS = "variants.jsonl"  # the tree question -> easier variants -> verdicts (acquire/variants.py)
 DIFFICULTY = "difficulty.jsonl"  # measured agreement of the schedule's candidates (acquire/schedule.py)
+PROPOSED = "proposed.jsonl"  # the trained proposer's questions: share, reward, kept or not (acquire/proposer.py)
+PROPOSER_LOG = "proposer_log.jsonl"  # TRL's log of the proposer's update (acquire/proposer.py)
 SAMPLES = "samples.jsonl"
 OWN_EXEMPLARS = "own_exemplars.jsonl"  # the few-shot exemplars chosen from the model's own answers (own_exemplars.py)
 EXEMPLARS = "exemplars.jsonl"  # the exemplars retrieved from memory for each pool question (cot_retrieved)

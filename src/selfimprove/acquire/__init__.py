@@ -8,6 +8,8 @@ The pool may change between rounds, so every round's pool is an artifact of that
                solved and trusted (variants.py; LADDER)
     schedule   a difficulty schedule: the task's difficulty knob per round, or the questions whose
                measured agreement falls in a band (schedule.py; Self-Improving Transformers, open-r1)
+    proposer   questions a proposer writes, trained each round by RL to write those its solver is unsure
+               of (proposer.py; R-Zero)
     mix        several of these in one round: {method: mix, options: {sources: [{method: ..., ...}]}}
 
 A method is a plain function `method(ctx, round, weights, **acquire.options) -> list[Item]`, named in
@@ -75,7 +77,8 @@ METHODS = {"pool": "selfimprove.acquire:POOL",
            "mix": "selfimprove.acquire:MIX",
            "written": "selfimprove.acquire.written:DECLARATION",
            "variants": "selfimprove.acquire.variants:DECLARATION",
-           "schedule": "selfimprove.acquire.schedule:DECLARATION"}
+           "schedule": "selfimprove.acquire.schedule:DECLARATION",
+           "proposer": "selfimprove.acquire.proposer:DECLARATION"}
 
 
 def declaration(name: str, where: str = "acquire.method") -> Plugin:
@@ -128,6 +131,6 @@ def tokens_spent(ctx: RunContext, round_: int) -> int:
     for source in declarations(ctx.config):
         for artifact in source.artifacts if RECORDS_TOKENS in source.traits else ():
             name = layout.round_file(round_, artifact.name)
-            if ctx.store.done(name):
+            if name.endswith(".jsonl") and ctx.store.done(name):  # records, not a folder of weights
                 total += sum(r.get("tokens") or 0 for r in ctx.store.read_jsonl(name))
     return total

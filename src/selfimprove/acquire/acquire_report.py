@@ -1,7 +1,8 @@
 """The acquisition sources' sections of `selfimprove report` (their declarations' `report`).
 
-Reads `rounds/rNN/written.jsonl` (the questions the model wrote, with their verdicts) and
-`rounds/rNN/variants.jsonl` (LADDER's trees); returns HTML fragments keyed by figure id, drawn from
+Reads `rounds/rNN/written.jsonl` (the questions the model wrote, with their verdicts),
+`rounds/rNN/variants.jsonl` (LADDER's trees) and `rounds/rNN/proposed.jsonl` with `proposer_log.jsonl`
+(the trained proposer's questions, rewards and update); returns HTML fragments keyed by figure id, drawn from
 what the rounds recorded. Computes nothing but counts.
 """
 
@@ -66,3 +67,31 @@ def variant_trees(store, rounds, read) -> dict[str, str]:
                      + "".join(node(r) for r in roots[:MAX_ROOTS]))
     body = "".join(parts) or "<p>none: no round acquired easier variants</p>"
     return {"variant-trees": f"<div id='variants'><h3>Easier variants (LADDER): question, variants, verdicts</h3>{body}</div>"}
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def proposer_rounds(store, rounds, read) -> dict[str, str]:
+    """Per round, the trained proposer's questions: their reward and its parts, the solver's share (the
+    difficulty), how many were kept and why the others were not, and the update's loss."""
+    rows = []
+    for n, proposed in _rounds(store, rounds, read, layout.PROPOSED):
+        log_name = layout.round_file(n, layout.PROPOSER_LOG)
+        log = read(log_name) if store.done(log_name) else []
+        counts: dict[str, int] = {}
+        for r in proposed:
+            counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+        cells = [n, len(proposed), _mean(r["reward"] for r in proposed),
+                 _mean(r["parts"]["uncertainty"] for r in proposed), _mean(r["share"] for r in proposed),
+                 _mean(r["share"] for r in proposed if r["verdict"] == "kept"), counts.get("kept", 0),
+                 ", ".join(f"{k}: {v}" for k, v in counts.items()) or None,
+                 _mean(h.get("loss") for h in log), len(log)]
+        rows.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
+    head = ("round", "questions", "mean reward", "mean uncertainty", "mean share (solved)", "mean share (kept)",
+            "kept", "by verdict", "update loss", "update steps")
+    return {"proposer-rounds": "<table class='metrics' id='proposer'><caption>Questions written by the trained "
+                               "proposer: reward and the solver's share per round</caption><tr>"
+                               + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"}

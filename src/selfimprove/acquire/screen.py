@@ -10,8 +10,10 @@ Each candidate gets one verdict, checked in this order:
     near_duplicate  shares at least `near` of its word pairs with a question seen before
     kept            (written.py marks one beyond the `count` wanted "surplus")
 
-Questions are data: nothing here executes them. Near duplicates are measured by word-bigram
-containment, |pairs(a) & pairs(b)| / min(|pairs(a)|, |pairs(b)|), found through an inverted index.
+`clusters` groups a batch of candidates into near-duplicate clusters by the same measure (the
+proposer's repetition penalty). Questions are data: nothing here executes them. Near duplicates are
+measured by word-bigram containment, |pairs(a) & pairs(b)| / min(|pairs(a)|, |pairs(b)|), found
+through an inverted index.
 """
 
 from __future__ import annotations
@@ -118,6 +120,32 @@ class Guard:
         if score >= self.seen.near:
             return "near_duplicate", near_id
         return "kept", None
+
+
+def clusters(texts: list[str], near: float) -> list[int]:
+    """Each text's cluster, named by its first member's index: two texts are in one cluster when one
+    repeats the other (the same key, or at least `near` of the shorter one's word pairs shared), and
+    clusters join through shared members (R-Zero's repetition clusters, with this screen's measure)."""
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    index = NearIndex(near)
+    for i, text in enumerate(texts):
+        p = pairs(text)
+        shared = Counter(j for pair in p for j in index.index.get(pair, ()))
+        same = {j for j, n in shared.items() if n / max(1, min(len(p), index.sizes[j])) >= near}
+        if (exact := index.exact(text)) is not None:
+            same.add(exact)
+        for j in same:
+            a, b = sorted((root(i), root(int(j))))
+            parent[b] = a
+        index.add(str(i), text)
+    return [root(i) for i in range(len(texts))]
 
 
 def guard_for(ctx, near: float, seen: list[tuple[str, str]], seen_near: float | None = None) -> Guard:

@@ -48,6 +48,19 @@ def prompt_for(shown: list[str], chat: bool):
     return "".join(f"Q: {q}\n\n" for q in shown) + "Q:"
 
 
+def writing_prompts(ctx: RunContext, shown_from: list[str], shots: int, keys: list[str]) -> list:
+    """One question-writing prompt per key, each showing a choice of `shots` examples seeded by its key."""
+    return [prompt_for(random.Random(k).sample(shown_from, min(shots, len(shown_from))), ctx.style.chat)
+            for k in keys]
+
+
+def writing_params(ctx: RunContext, per_prompt: int, temperature: float, max_new_tokens: int,
+                   key: str) -> SamplingParams:
+    """How a question is sampled: `per_prompt` a prompt, one line (a completion prompt stops at its end)."""
+    return SamplingParams(n=per_prompt, temperature=temperature, max_new_tokens=max_new_tokens,
+                          seed=zlib.crc32(key.encode()), stop=() if ctx.style.chat else ("\n",))
+
+
 def cleaned(text: str) -> str:
     """The question in a completion: its first non-empty line that is not a lead-in ("Here is an easier
     version:"), without a "Q:", "Problem:" or "1." label."""
@@ -59,10 +72,9 @@ def cleaned(text: str) -> str:
     return line.lstrip("0123456789. ").strip() if line[:1].isdigit() and ". " in line[:4] else line
 
 
-class WrittenOptions(Section):
-    """`acquire.options` of `written`."""
+class WritingOptions(Section):
+    """How the model is asked to write questions: shared by every source whose model writes them."""
 
-    count: int = Field(200, ge=1, le=1_000_000)  # questions kept a round
     # The pool's first N questions as examples, or a list of questions to show: a prompt needs at least one.
     examples: int | list[str] = 10
     shots: int = Field(4, ge=1, le=64)  # examples shown in one prompt (a seeded choice per prompt)
@@ -70,7 +82,6 @@ class WrittenOptions(Section):
     temperature: float = Field(1.0, ge=0, le=5)  # 1.0: varied questions; the screen drops the bad ones
     max_new_tokens: int = Field(160, ge=1, le=8192)  # one question, not a solution
     near_duplicate: float = Field(0.8, ge=0.05, le=1)  # similarity at which a question repeats another
-    max_prompts: int | None = Field(None, ge=1, le=1_000_000)  # None = 4 x count / per_prompt
 
     @field_validator("examples", mode="before")
     @classmethod
@@ -83,6 +94,13 @@ class WrittenOptions(Section):
         if isinstance(v, int) and v < 0:
             raise ValueError(f"{v} must be at least 1")
         return [str(q) for q in v] if isinstance(v, list) else v
+
+
+class WrittenOptions(WritingOptions):
+    """`acquire.options` of `written`."""
+
+    count: int = Field(200, ge=1, le=1_000_000)  # questions kept a round
+    max_prompts: int | None = Field(None, ge=1, le=1_000_000)  # None = 4 x count / per_prompt
 
 
 def written(ctx: RunContext, round_: int, weights: Weights, **options) -> list[Item]:
@@ -98,12 +116,9 @@ def written(ctx: RunContext, round_: int, weights: Weights, **options) -> list[I
     rows, kept, spent = [], [], 0
     while len(kept) < count and spent < budget:
         batch = min(budget - spent, max(1, math.ceil(2 * (count - len(kept)) / per_prompt)))
-        shown = [random.Random(f"{seed}/{round_}/{spent + p}").sample(shown_from, min(shots, len(shown_from)))
-                 for p in range(batch)]
-        params = SamplingParams(n=per_prompt, temperature=temperature, max_new_tokens=max_new_tokens,
-                                seed=zlib.crc32(f"{seed}/{round_}/written/{spent}".encode()),
-                                stop=() if ctx.style.chat else ("\n",))
-        outs = ctx.backend.generate([prompt_for(s, ctx.style.chat) for s in shown], params, weights)
+        prompts = writing_prompts(ctx, shown_from, shots, [f"{seed}/{round_}/{spent + p}" for p in range(batch)])
+        params = writing_params(ctx, per_prompt, temperature, max_new_tokens, f"{seed}/{round_}/written/{spent}")
+        outs = ctx.backend.generate(prompts, params, weights)
         for p, completions in enumerate(outs):
             for c in completions:
                 text = cleaned(c.text)

@@ -1,0 +1,187 @@
+"""The trained proposer (acquire/proposer.py): its reward on hand-computed values, its near-duplicate
+clusters, and two real rounds through the loop on the embedded base model, where the proposer's GRPO
+update changes its adapter, the kept questions lie in the band, every reward is the one its recorded
+share gives, a kill during the update resumes without redoing the questions, and a finished run's rerun
+redoes nothing. `selfimprove validate` refuses a band that is upside down, naming the key.
+
+The demo's base cannot write a question (test_acquire.py), so every question it wrote would be malformed,
+every reward the same, and no update would move the adapter. Here the engine writes the questions from a
+fixed list (`scripted_writer`: generate.backend) and the real engine answers them: the solver, the rewards,
+the update and the run directory are all real; only what the proposer writes is not its own."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from test_acquire import embedded_config
+from test_errors_cli import base_config, cli, fake_model, one_error, write_config
+
+from selfimprove import layout
+from selfimprove.acquire.proposer import PROPOSER, proposer_reward
+from selfimprove.acquire.screen import clusters
+from selfimprove.loop import run
+from selfimprove.store import read_jsonl
+from selfimprove.tasks.arithmetic import TASK, generate_problems
+
+
+@pytest.mark.parametrize("share, screen, repeats, expected", [
+    (0.5, "kept", 0.0, {"reward": 1.0, "uncertainty": 1.0}),  # the solver split in half: the most uncertain
+    (0.75, "kept", 0.0, {"reward": 0.5, "uncertainty": 0.5}),
+    (0.25, "kept", 0.0, {"reward": 0.5, "uncertainty": 0.5}),
+    (1.0, "kept", 0.0, {"reward": 0.0, "uncertainty": 0.0}),  # always the same answer: nothing to learn
+    (0.0, "kept", 0.0, {"reward": 0.0, "uncertainty": 0.0}),  # no answer at all
+    (0.5, "kept", 0.25, {"reward": 0.75, "repetition": -0.25}),  # a quarter of the others repeat it
+    (2 / 3, "duplicate", 1.0, {"reward": 1 - 2 * (2 / 3 - 0.5) - 1.0}),  # a copy of a shown example
+    (None, "leak", 0.0, {"reward": -1.0, "uncertainty": 0.0, "leak": -1.0}),
+    (None, "malformed", 0.0, {"reward": -1.0, "malformed": -1.0}),
+])
+def test_reward_on_hand_computed_values(share, screen, repeats, expected):
+    parts = proposer_reward(share, screen, repeats)
+    assert set(parts) == {"reward", "uncertainty", "repetition", "leak", "malformed"}
+    for k, v in expected.items():
+        assert parts[k] == pytest.approx(v), k
+    assert parts["reward"] == pytest.approx(sum(v for k, v in parts.items() if k != "reward"))
+
+
+def test_reward_weights_scale_their_penalty():
+    assert proposer_reward(0.5, "kept", 0.5, repetition=2.0)["reward"] == pytest.approx(0.0)
+    assert proposer_reward(None, "leak", 0.0, leak=3.0)["reward"] == pytest.approx(-3.0)
+    assert proposer_reward(None, "malformed", 0.0, malformed=0.5)["reward"] == pytest.approx(-0.5)
+
+
+def test_clusters_join_repeats_transitively_and_leave_the_rest_alone():
+    q = [p.question for p in generate_problems(4, seed=61, steps=(3,))]
+    texts = [q[0], q[1], q[0].upper(), q[0].replace("How many", "How  many") + " Quickly?", q[2], q[1]]
+    assert clusters(texts, 0.8) == [0, 1, 0, 0, 4, 1]
+    assert clusters([], 0.8) == []
+
+
+# ---------------------------------------------------------------- the engine that writes from a list
+
+QUESTIONS = ([p.question for p in generate_problems(12, seed=71, steps=(1,))]
+             + [p.question for p in generate_problems(24, seed=72, steps=(3,))]
+             + [p.question for p in generate_problems(12, seed=73, steps=(4,))]
+             + ["Tom has many apples.", "What is the weather?"])  # malformed: not a question of the task
+
+
+class ScriptedWriter:
+    """The real transformers engine, except that a question-writing prompt ("Q: ...\\n\\nQ:") is answered
+    with questions drawn (seeded by the call) from QUESTIONS, plus, once a call, a held-out question."""
+
+    def __init__(self, model, generate, heldout: str):
+        from selfimprove.backends.transformers import TransformersBackend
+
+        self.inner, self.heldout = TransformersBackend(model, generate), heldout
+
+    def generate(self, prompts, params, weights, progress=None):
+        from selfimprove.backends import Completion
+
+        if not (isinstance(prompts[0], str) and prompts[0].endswith("\n\nQ:")):
+            return self.inner.generate(prompts, params, weights, progress)
+        rng = random.Random(params.seed)
+        outs = [[Completion(" " + rng.choice(QUESTIONS), 20, False, 0.0) for _ in range(params.n)] for _ in prompts]
+        outs[0][0] = Completion(" " + self.heldout, 20, False, 0.0)
+        return outs
+
+    def __getattr__(self, name):  # count_tokens, max_context, has_chat_template, close
+        return getattr(self.inner, name)
+
+
+def scripted_writer(model, generate) -> ScriptedWriter:
+    return ScriptedWriter(model, generate, TASK.load("steps=3,max_value=30,n=16,seed=0", split="test")[3].question)
+
+
+BAND = [0.25, 0.75]
+
+
+def proposer_config(out: Path):
+    options = {"prompts": 4, "per_prompt": 4, "groups_per_step": 2, "examples": 4, "band": BAND,
+               "learning_rate": 1e-2}
+    return embedded_config(out, rounds=2, acquire={"method": "proposer", "options": options},
+                           generate__backend="test_acquire_proposer:scripted_writer",
+                           adapt__lora_r=4, adapt__lora_alpha=8)
+
+
+def _adapter(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def _files(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_rounds_train_the_proposer_keep_the_band_and_resume(tmp_path, monkeypatch):
+    import selfimprove.acquire.proposer as proposer_module
+
+    root, cfg = tmp_path / "run", proposer_config(tmp_path / "run")
+    real_update, calls = proposer_module.update, []
+
+    def killed_in_round_2(start, groups, out, work, settings):
+        calls.append(start)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed during the proposer's update")
+        return real_update(start, groups, out, work, settings)
+
+    monkeypatch.setattr(proposer_module, "update", killed_in_round_2)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    proposed_2 = root / layout.round_file(2, layout.PROPOSED)
+    written_at = proposed_2.stat().st_mtime_ns  # the questions and rewards were committed before the update
+    assert not (root / layout.round_file(2, PROPOSER)).exists()
+    monkeypatch.setattr(proposer_module, "update", real_update)
+    run(cfg)
+    assert proposed_2.stat().st_mtime_ns == written_at  # resumed at the update: not written or solved again
+
+    k = cfg.generate.k
+    for r in (1, 2):
+        rows = read_jsonl(root / layout.round_file(r, layout.PROPOSED))
+        assert len(rows) == 16 and {x["prompt"] for x in rows} == {0, 1, 2, 3}
+        for x in rows:  # each reward is the one its recorded share, screen and repeats give
+            parts = proposer_reward(x["share"], x["screen"], x["repeats"])
+            assert x["reward"] == pytest.approx(parts.pop("reward")) and x["parts"] == pytest.approx(parts)
+            if x["share"] is not None:  # the share is the solver's majority over its K paths
+                assert sum(x["votes"].values()) + x["abstain"] == k
+                assert x["share"] == pytest.approx(max(x["votes"].values(), default=0) / k)
+        assert {x["screen"] for x in rows if x["share"] is None} <= {"malformed", "leak"}
+        assert any(x["verdict"] == "leak" for x in rows) and any(x["verdict"] == "malformed" for x in rows)
+        assert len({x["reward"] for x in rows}) > 2  # rewards differ within groups: the update has a gradient
+        kept = [x for x in rows if x["verdict"] == "kept"]
+        assert all(BAND[0] <= x["share"] <= BAND[1] for x in kept)
+        assert all(not BAND[0] <= x["share"] <= BAND[1] for x in rows if x["verdict"] == "out_of_band")
+        assert len({x["cluster"] for x in kept}) == len(kept)  # one question a repetition cluster
+        pool = read_jsonl(root / layout.round_file(r, layout.ROUND_POOL))
+        assert [q["id"] for q in pool] == [x["id"] for x in kept]
+        assert {q["origin"] for q in pool} <= {"proposed"} and all(q["gold"] is None for q in pool)
+        gold = {g["id"]: g["gold"] for g in read_jsonl(root / layout.round_file(r, layout.ROUND_GOLD))}
+        assert gold == {x["id"]: TASK.solve(x["text"]) for x in kept}  # diagnostics only
+        log = read_jsonl(root / layout.round_file(r, layout.PROPOSER_LOG))
+        assert len(log) == 2 and all("loss" in h for h in log)  # 4 groups, 2 a step
+        metrics = json.loads((root / layout.round_file(r, layout.METRICS)).read_text())
+        samples = read_jsonl(root / layout.round_file(r, layout.SAMPLES))
+        assert metrics["generated_tokens"] == sum(s["num_tokens"] for s in samples) + sum(x["tokens"] for x in rows)
+
+    # Round 1's proposer is a new LoRA (its B matrices start at zero) and moved; round 2 continued it and moved.
+    first, second = (_adapter(root / layout.round_file(r, PROPOSER)) for r in (1, 2))
+    assert any(v.abs().sum() > 0 for n, v in first.items() if "lora_B" in n)
+    assert first.keys() == second.keys() and any(not (first[n] == second[n]).all() for n in first)
+    assert calls[0].adapter is None and calls[1].adapter == str((root / layout.round_file(1, PROPOSER)).resolve())
+
+    page = (root / "report.html").read_text()
+    assert "id='proposer'" in page and "mean share (kept)" in page
+
+    before = _files(root / "rounds")
+    run(cfg)  # finished: the rerun redoes nothing
+    assert _files(root / "rounds") == before
+
+
+def test_validate_refuses_a_band_upside_down_naming_the_key(tmp_path):
+    fake_model(tmp_path / "model")
+    config = base_config(tmp_path, tmp_path / "run", acquire={"method": "proposer", "options": {"band": [0.8, 0.2]}})
+    result = cli("validate", write_config(tmp_path / "c.yaml", config))
+    line = one_error(result, 2, "acquire.options", "band", "low <= high")
+    assert "0.8" in line
