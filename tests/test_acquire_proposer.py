@@ -179,9 +179,11 @@ def test_two_rounds_train_the_proposer_keep_the_band_and_resume(tmp_path, monkey
     assert _files(root / "rounds") == before
 
 
-def test_validate_refuses_a_band_upside_down_naming_the_key(tmp_path):
+@pytest.mark.parametrize("options, needles", [
+    ({"band": [0.8, 0.2]}, ["acquire.options", "band", "[0.8, 0.2]", "low <= high"]),
+    ({"prompts": 6, "groups_per_step": 4}, ["acquire.options", "groups_per_step", "does not divide prompts=6"]),
+])
+def test_validate_refuses_a_bad_option_naming_the_key(tmp_path, options, needles):
     fake_model(tmp_path / "model")
-    config = base_config(tmp_path, tmp_path / "run", acquire={"method": "proposer", "options": {"band": [0.8, 0.2]}})
-    result = cli("validate", write_config(tmp_path / "c.yaml", config))
-    line = one_error(result, 2, "acquire.options", "band", "low <= high")
-    assert "0.8" in line
+    config = base_config(tmp_path, tmp_path / "run", acquire={"method": "proposer", "options": options})
+    one_error(cli("validate", write_config(tmp_path / "c.yaml", config)), 2, *needles)

@@ -90,9 +90,9 @@ def update(start: Weights, groups: list[Group], out: Path, work: Path, s: Update
 
     from selfimprove import models
 
-    size = {len(g.completions) for g in groups}
-    if len(size) != 1 or size == {1}:
-        raise ValueError(f"GRPO needs groups of one size, at least 2; got sizes {sorted(size)}")
+    sizes = sorted({len(g.completions) for g in groups})
+    if len(sizes) != 1 or sizes[0] < 2:
+        raise ValueError(f"GRPO needs groups of one size, at least 2; got sizes {sizes}")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in the pinned TRL
     device = models.resolve_device(s.device)
     cuda = device.startswith("cuda")
@@ -102,8 +102,8 @@ def update(start: Weights, groups: list[Group], out: Path, work: Path, s: Update
                                                  target_modules=s.lora_target_modules, task_type="CAUSAL_LM")
     per_step = min(s.groups_per_step, len(groups))
     args = GRPOConfig(
-        output_dir=str(work), per_device_train_batch_size=per_step * size.pop(), gradient_accumulation_steps=1,
-        num_generations=len(groups[0].completions), learning_rate=s.learning_rate, num_train_epochs=1,
+        output_dir=str(work), per_device_train_batch_size=per_step * sizes[0], gradient_accumulation_steps=1,
+        num_generations=sizes[0], learning_rate=s.learning_rate, num_train_epochs=1,
         max_steps=len(groups) // per_step, max_completion_length=s.max_new_tokens, temperature=s.temperature,
         beta=0.0, logging_steps=1, save_strategy="no", report_to=[], seed=s.seed, data_seed=s.seed,
         use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,

@@ -55,6 +55,7 @@ class ProposerOptions(WritingOptions):
 
     prompts: int = Field(16, ge=1, le=100_000)  # question-writing prompts a round: the update's groups
     per_prompt: int = Field(4, ge=2, le=64)  # questions a prompt: a GRPO group (two at least, to compare)
+    temperature: float = Field(1.0, gt=0, le=5)  # above 0: a group's questions must differ to be compared
     # The solver's share a kept question must have: R-Zero's filter keeps questions the solver answers
     # neither always nor never alike (0.25-0.75); those are also the ones the uncertainty reward favours.
     band: tuple[float, float] = (0.25, 0.75)
