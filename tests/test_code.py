@@ -10,6 +10,7 @@ from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
+from test_errors_cli import TOKENIZER
 
 from selfimprove import programs, sandbox
 from selfimprove.adapt.examples import examples_for, trusted_paths
@@ -214,7 +215,7 @@ def test_a_code_task_the_loop_cannot_run_fails_before_work(tmp_path, monkeypatch
     (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
     header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
     (model / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
-    (model / "tokenizer.json").write_text("{}")
+    (model / "tokenizer.json").write_text(json.dumps(TOKENIZER))  # read for an engine that loads here
     config = parse_config({"run": {"out_dir": str(tmp_path / "run")}, "model": {"name": str(model)},
                            "task": {"name": "humaneval"}, "vote": {"method": "behaviour"}})
     preflight.check(config)  # sft trains on the kept programs

@@ -50,8 +50,14 @@ def fake_model(folder: Path) -> Path:
     (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
     header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
     (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
-    (folder / "tokenizer.json").write_text("{}")
+    (folder / "tokenizer.json").write_text(json.dumps(TOKENIZER))
     return folder
+
+
+# The smallest tokenizer.json the tokenizers library reads (preflight reads it for an engine that loads here).
+TOKENIZER = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+             "pre_tokenizer": {"type": "Whitespace"}, "post_processor": None, "decoder": None,
+             "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}
 
 
 def base_config(lab: Path, out: Path, **sections) -> dict:

@@ -56,6 +56,8 @@ def lab(tmp_path_factory):
     (lab / "user_turns_only/tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>", "chat_template": (
         "{% for m in messages %}{% if m.role != 'user' %}{{ raise_exception('Only user turns are supported') }}"
         "{% endif %}<|user|>{{ m.content }}{{ eos_token }}{% endfor %}")}))
+    fake_model(lab / "bad_tokenizer")
+    (lab / "bad_tokenizer/tokenizer.json").write_text("{}")  # JSON, but no tokenizer
     return lab
 
 
@@ -398,6 +400,14 @@ def chat_template_refuses_few_shot_turns(lab, d):
                        generate={"backend": "transformers", "formats": ["cot_fewshot"]})
     return (["validate", path], ["model.chat", "user_turns_only", "Only user turns are supported",
                                  "zero-shot formats", "model.chat=off"])
+
+
+# a model folder an engine loads here (exit 3)
+
+@case(3)
+def tokenizer_json_not_a_tokenizer(lab, d):
+    path = config_file(lab, d, model={"name": str(lab / "bad_tokenizer")}, generate={"backend": "transformers"})
+    return ["validate", path], ["model.name", "bad_tokenizer", "tokenizer.json is valid JSON but not a tokenizer"]
 
 
 # commands other than validate that refuse before any work

@@ -58,7 +58,7 @@ def check_model_folder(path: str, loads_here: bool = True) -> None:
         return
     _check_config(folder)
     _check_weights(folder)
-    _check_tokenizer(folder)
+    _check_tokenizer(folder, loads_here)
 
 
 def _looks_local(path: str) -> bool:
@@ -198,7 +198,7 @@ def _check_gguf(folder: Path, path: Path) -> None:
 # ---------------------------------------------------------------- tokenizer
 
 
-def _check_tokenizer(folder: Path) -> None:
+def _check_tokenizer(folder: Path, loads_here: bool) -> None:
     found = [folder / name for name in TOKENIZER_FILES if (folder / name).is_file()]
     found += sorted(folder.glob("*.tiktoken"))
     if not found:
@@ -217,6 +217,21 @@ def _check_tokenizer(folder: Path) -> None:
                     "Copy merges.txt from where the model came from.")
     if (folder / "tokenizer_config.json").is_file():
         _read_json(folder, folder / "tokenizer_config.json")
+    if loads_here and (folder / "tokenizer.json").is_file():
+        _check_fast_tokenizer(folder, folder / "tokenizer.json")
+
+
+def _check_fast_tokenizer(folder: Path, path: Path) -> None:
+    """tokenizer.json is what transformers builds the fast tokenizer from; a file the tokenizers library
+    cannot read fails inside transformers with a bare KeyError or parse error, after the imports."""
+    from tokenizers import Tokenizer
+
+    try:
+        Tokenizer.from_file(str(path))
+    except Exception as err:  # noqa: BLE001 - the Rust library raises a plain Exception for a bad file
+        raise _fail(folder, f"{path.name} is valid JSON but not a tokenizer the tokenizers library reads ({err})",
+                    "Copy it again from where the model came from, or save it there: "
+                    "AutoTokenizer.from_pretrained(<original>).save_pretrained(folder).") from None
 
 
 class TemplateOnly:
