@@ -75,7 +75,7 @@ FLOORS = {
                "monitor", "probe"},
     # the run: configuration, the loop and what it hands off to, the report it leaves
     "run": {"config", "declarations", "repair", "run_dir", "summary", "loop", "preflight", "ttt", "tracking",
-            "report"},
+            "report", "memory_estimate"},
     # the command line and what only it calls
     "cli": {"cli", "publish", "export", "gguf_export", "embedded", "__main__"},
 }

@@ -248,6 +248,7 @@ def _run_locked(config: Path, overrides: list[str] | None, body, shown: tuple[st
         from selfimprove.backends import require_extra
 
         require_extra(cfg.generate.backend)  # before the run directory (and its lock) is created
+        _memory_warnings(cfg)
     with _handled(cfg.run.out_dir):
         from selfimprove.lock import run_lock
 
@@ -358,12 +359,27 @@ def ttt(config: Annotated[Path, typer.Argument(help="YAML config: its held-out q
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")], overrides: Overrides = None):
     """Check CONFIG as `run` does before any work (keys, values, files, model folders, plug-ins, gates)
-    and print it fully resolved."""
+    and print it fully resolved, with an estimate of the memory it needs at its peak."""
+    from selfimprove import memory_estimate
     from selfimprove.config import dump_config
 
     with _handled():
         cfg = _load(config, overrides)
-    console.print(dump_config(cfg), markup=False, highlight=False)
+        console.print(dump_config(cfg), markup=False, highlight=False)
+        for estimate in memory_estimate.estimates(cfg):
+            console.print(memory_estimate.describe(estimate), markup=False, highlight=False, soft_wrap=True)
+        _memory_warnings(cfg)
+
+
+def _memory_warnings(cfg) -> None:
+    """A recipe meant for a GPU that would run on the CPU, or one whose estimate exceeds the device: said
+    on stderr before any work (`memory_estimate.warning`)."""
+    from selfimprove import memory_estimate
+
+    for estimate in memory_estimate.estimates(cfg):
+        message = memory_estimate.warning(cfg, estimate)
+        if message is not None:
+            _say(message)
 
 
 @app.command()

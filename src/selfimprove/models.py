@@ -139,7 +139,8 @@ def gguf_architecture(path: Path) -> str:
         raise ModelLoadError(f"{path}: cannot read its GGUF header ({err}); download or copy it again") from None
 
 
-def _converted(path: Path) -> Path:
+def converted_folder(path: Path) -> Path:
+    """Where the .gguf file `path` converts to (a folder with config.json once it has)."""
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     return CACHE / "gguf" / f"{path.stem}-{key}"
@@ -151,7 +152,7 @@ def check_gguf(path: Path) -> None:
     already converted file needs neither."""
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
-    if (_converted(path) / "config.json").exists():
+    if (converted_folder(path) / "config.json").exists():
         return
     if importlib.util.find_spec("gguf") is None:
         raise ModelLoadError(f"reading {path.name} needs the gguf package: pip install gguf==0.19.0")
@@ -168,7 +169,7 @@ def check_gguf(path: Path) -> None:
 def gguf_folder(path: Path) -> Path:
     """The plain folder a .gguf file converts to (made once; a changed file converts again)."""
     check_gguf(path)
-    folder = _converted(path)
+    folder = converted_folder(path)
     if (folder / "config.json").exists():
         return folder
     import torch

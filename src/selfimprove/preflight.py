@@ -34,7 +34,10 @@ file it names, or the run directory. In order, cheapest first:
   a malformed line, an empty file, a CSV separated by something else than commas, a held-out split
   without answers;
 - a .gguf model (a file, or a packaged model's) not yet converted: the gguf package is installed and
-  transformers reads its architecture (`models.check_gguf`, which imports transformers).
+  transformers reads its architecture (`models.check_gguf`, which imports transformers);
+- the weights of every model loaded here fit the memory of the device they go on (`memory_estimate`: its
+  config.json read and the model built on the meta device; a model whose size is unknown, such as a Hub id
+  not in the cache, is not checked).
 
 Numeric bounds and names are the config's own (pydantic) validation, done when it is loaded.
 Heavy plug-in modules (the transformers backend, the SFT trainer) are imported last, so a
@@ -92,6 +95,7 @@ def check(config: Config) -> None:
     _adapt(config)
     _backend(config)
     _gguf_readable(config)
+    _weights_fit(config)
 
 
 def _fail(config: Config, key: str, message: str, kind: str = "config") -> PreflightError:
@@ -302,6 +306,17 @@ def _gguf_readable(config: Config) -> None:
                 models.check_gguf(Path(spec).expanduser())
             except models.ModelLoadError as err:
                 raise _fail(config, key, str(err), "files") from None
+
+
+def _weights_fit(config: Config) -> None:
+    """The weights alone fit the device (a GPU's memory, the CPU's RAM): otherwise loading them fails after
+    the imports, or swaps for hours. Last, as it imports transformers to build the model on the meta device."""
+    from selfimprove import memory_estimate
+
+    for estimate in memory_estimate.estimates(config):
+        reason = memory_estimate.too_big(estimate)
+        if reason is not None:
+            raise _fail(config, estimate.key, reason)
 
 
 def _method(config: Config) -> Method:
