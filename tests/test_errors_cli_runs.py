@@ -36,6 +36,15 @@ def lab(tmp_path_factory) -> Path:
         "from selfimprove.tasks.sources import DataError\n\n\n"
         "def backend(model, generate):\n"
         "    raise DataError('engine.jsonl:3: the engine refuses its data')\n")
+    # Starts, but refuses its first generate call (as weights that do not load there would).
+    (lab / "refusing_late.py").write_text(
+        "from cli_plugins import EchoBackend\n"
+        "from selfimprove.tasks.sources import DataError\n\n\n"
+        "class Late(EchoBackend):\n"
+        "    def generate(self, *args, **kwargs):\n"
+        "        raise DataError('weights.bin: the engine cannot load them')\n\n\n"
+        "def backend(model, generate):\n"
+        "    return Late()\n")
     return lab
 
 
@@ -80,6 +89,14 @@ def test_an_engine_refused_at_start_leaves_no_folder_and_the_corrected_config_ru
     done = cli("run", corrected, cwd=tmp_path, path=str(lab))
     assert done.returncode == 0, done.stdout + done.stderr
     assert cli("verify", tmp_path / "run").returncode == 0
+
+
+def test_an_engine_failing_its_first_call_leaves_no_folder_and_the_corrected_config_runs(lab, tmp_path):
+    config = config_file(lab, tmp_path, generate={"backend": "refusing_late:backend"})
+    one_error(cli("run", config, cwd=tmp_path, path=str(lab)), FILES, "weights.bin: the engine cannot load them")
+    assert not (tmp_path / "run").exists(), "a run whose first model call failed left its folder"
+    done = cli("run", config_file(lab, tmp_path), cwd=tmp_path, path=str(lab))
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_a_failed_start_removes_only_what_it_wrote_into_an_existing_folder(lab, tmp_path):

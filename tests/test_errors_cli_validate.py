@@ -56,6 +56,18 @@ def lab(tmp_path_factory):
     (lab / "user_turns_only/tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>", "chat_template": (
         "{% for m in messages %}{% if m.role != 'user' %}{{ raise_exception('Only user turns are supported') }}"
         "{% endif %}<|user|>{{ m.content }}{{ eos_token }}{% endfor %}")}))
+    # Inner engines for the Ray backend: one whose worker process dies (as an out-of-memory one would), one
+    # that refuses its data (an error of selfimprove's own, raised inside the actor).
+    (lab / "ray_engines.py").write_text(
+        "import os\n\nfrom cli_plugins import EchoBackend\nfrom selfimprove.tasks.sources import DataError\n\n\n"
+        "class Dying(EchoBackend):\n"
+        "    def __init__(self, model, generate):\n"
+        "        super().__init__()\n\n"
+        "    def generate(self, *args, **kwargs):\n"
+        "        os._exit(1)\n\n\n"
+        "class Refusing(Dying):\n"
+        "    def generate(self, *args, **kwargs):\n"
+        "        raise DataError('engine.jsonl:3: the engine refuses its data')\n")
     fake_model(lab / "bad_tokenizer")
     (lab / "bad_tokenizer/tokenizer.json").write_text("{}")  # JSON, but no tokenizer
     return lab
@@ -408,6 +420,22 @@ def chat_template_refuses_few_shot_turns(lab, d):
 def tokenizer_json_not_a_tokenizer(lab, d):
     path = config_file(lab, d, model={"name": str(lab / "bad_tokenizer")}, generate={"backend": "transformers"})
     return ["validate", path], ["model.name", "bad_tokenizer", "tokenizer.json is valid JSON but not a tokenizer"]
+
+
+# a Ray cluster's workers (a local one is started): what fails inside an actor is one line
+
+@pytest.mark.skipif(NO_RAY, reason="ray is not installed (the cluster extra)")
+@case(5)
+def ray_workers_keep_dying(lab, d):
+    return (["run", ray(lab, d, workers=1, inner="ray_engines:Dying", max_restarts=0)],
+            ["generate.backend 'ray'", "worker process died", "max_restarts", "rerun the same command"])
+
+
+@pytest.mark.skipif(NO_RAY, reason="ray is not installed (the cluster extra)")
+@case(3)
+def ray_inner_engine_error_is_its_own_line(lab, d):
+    return (["run", ray(lab, d, workers=1, inner="ray_engines:Refusing", max_restarts=0)],
+            ["error: engine.jsonl:3: the engine refuses its data"])
 
 
 # commands other than validate that refuse before any work

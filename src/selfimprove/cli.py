@@ -11,7 +11,7 @@ the override, the data file and line, the model folder) and the fix, and a disti
     3    data or model files: a data, replay, review or exemplar file, or a model folder, missing or unreadable
     4    run directory: in use by another process, damaged, holding another config's run, not a run directory
     5    environment: disk full or a file size limit, permission denied, read-only disk, out of memory,
-         launched training processes that failed (their last lines are shown)
+         launched training processes that failed (their last lines are shown), Ray workers that kept dying
     6    the competence probe stopped the run before round 1 (probe.py: the model cannot teach itself here)
     70   an unexpected error (a bug): its traceback, and where the run stands
     130  interrupted (SIGINT, Ctrl-C);  143  terminated (SIGTERM): rerun the same command to resume
@@ -102,6 +102,7 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
     from selfimprove.adapt.launch import LaunchConfigError, LaunchError
     from selfimprove.backends import MissingExtraError
     from selfimprove.backends.openai_http import HTTPBackendError
+    from selfimprove.backends.ray_backend import RayWorkersLostError
     from selfimprove.config import ConfigError
     from selfimprove.finished import UnfinishedRunError
     from selfimprove.gguf_export import GGUFExportError
@@ -130,6 +131,8 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
             # The launched training processes failed; the message carries their last lines (out of memory, a
             # lost process group, a GPU error): what to fix is on the machine, not in selfimprove.
             (LaunchError, ENVIRONMENT),
+            # Ray's workers kept dying (most often out of memory): the machine, as for launched training.
+            (RayWorkersLostError, ENVIRONMENT),
             # llama.cpp's converter could not be fetched (offline, no LLAMA_CPP_DIR) or failed on the model.
             (GGUFExportError, ENVIRONMENT))
 

@@ -76,7 +76,9 @@ def base_round(ctx: RunContext) -> RoundMetrics:
 def run(config: Config, allow_config_change: bool = False, console: Console | None = None) -> dict:
     """Run (or resume) every round of `config`; returns the summary also written to summary.json."""
     console = console or Console()
+    before = names_before(config.run.out_dir)
     ctx = open_context(config, allow_config_change, console)
+    opened, made_nothing = set(ctx.store.manifest["artifacts"]), False
     try:
         history = [_produce_metrics(ctx, 0, lambda: base_round(ctx), [])]
         probe.check(ctx, ctx.base_sampler, history[0])
@@ -88,9 +90,20 @@ def run(config: Config, allow_config_change: bool = False, console: Console | No
             if metrics.decision == "stop":
                 console.print(f"[yellow]stopping after round {r}: {metrics.decision_reason}[/]")
                 break
+    except Exception:  # the first model call failed (weights that do not load, an engine that refuses)?
+        made_nothing = before is not None and not _made_since(ctx.store, opened)
+        raise
     finally:
         ctx.backend.close()
+        if made_nothing:  # a new run that did no work owns nothing, as in open_context
+            disown(config.run.out_dir, before)
     return finish(ctx, history)
+
+
+def _made_since(store: RunStore, opened: set[str]) -> set[str]:
+    """What the run committed since it opened, but the rounds' records of what they started from."""
+    return {name for name in store.manifest["artifacts"]
+            if name not in opened and name.rsplit("/", 1)[-1] != layout.INPUTS}
 
 
 def _produce_metrics(ctx: RunContext, r: int, measure, history: list[RoundMetrics]) -> RoundMetrics:

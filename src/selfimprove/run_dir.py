@@ -5,7 +5,8 @@
 the rounds it finished are kept in `config_changes.jsonl`. Where the directory is (run.out_dir) is not
 part of the comparison: a moved or copied run resumes.
 
-A run that stops before any work (bad data found while collecting, say) does not own its directory:
+A run that stops before any work (bad data found while collecting, an engine whose first call fails, say)
+does not own its directory:
 `disown` removes what it wrote into a directory that held no run, so the corrected rerun is not
 refused as "a different config" and reuses nothing the first one collected.
 """
@@ -73,15 +74,20 @@ def names_before(out_dir: str | Path) -> set[str] | None:
 
 def disown(out_dir: str | Path, before: set[str]) -> None:
     """Remove what this run wrote into a directory that held no run (`before`: what was there), but the
-    lock, which its holder removes with the folder when nothing else is left (`lock.run_lock`)."""
+    lock, which its holder removes with the folder when nothing else is left (`lock.run_lock`). Best effort:
+    it runs while another error is on its way out (a full disk, a folder made read-only), which stays the one
+    reported; what cannot be removed stays, and the same command resumes from it."""
     root = Path(out_dir)
     for path in root.iterdir() if root.is_dir() else ():
         if path.name in before or path.name == LOCK_NAME:
             continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            pass
 
 
 def _as_config_dict(text: str, path: Path) -> dict:

@@ -7,7 +7,9 @@ seed, that a single-process run makes, so with a deterministic inner engine the 
 same byte for byte. A worker that dies is restarted by Ray and its chunk is asked again
 (`max_restarts`); a driver that dies resumes from the saved chunks: only lost chunks are redone.
 `close()` (before training) ends the actors, so no GPU memory stays with them; the next round starts
-new ones.
+new ones. An error the inner engine raises on purpose reaches the command line as itself (one line, its
+exit code), not as Ray's remote traceback; workers that keep dying past `max_restarts` are one
+`RayWorkersLostError` line (exit 5: the machine, most often its memory).
 
 Options (`generate.backend_options`; their types and bounds are written in `RayBackend`'s signature; the
 inner engine and its options are checked by that engine's own signature before any actor starts, by the
@@ -38,6 +40,10 @@ from pydantic import Field
 
 from selfimprove.backends.base import Completion, Prompt, SamplingParams
 from selfimprove.records import Weights
+
+
+class RayWorkersLostError(RuntimeError):
+    """A worker process died (the OOM killer, a crash) more often than `max_restarts` allows."""
 
 
 class _Engine:
@@ -95,7 +101,7 @@ class RayBackend:
         # make_backend (backends.create_backend_from, handed in by it) builds the inner engine in each actor:
         # this module needs no import of the registry that names it.
         self._args = (inner, model, generate, dict(inner_options or {}), make_backend)
-        self.workers = workers
+        self.workers, self.max_restarts = workers, max_restarts
         self.actors: list = []
         self.idle: queue.Queue = queue.Queue()
         self.parallel_calls = workers  # generate calls the stage may run at once (one per actor)
@@ -117,6 +123,16 @@ class RayBackend:
         actor = self.idle.get()
         try:
             return ray.get(getattr(actor, method).remote(*args))
+        except ray.exceptions.RayTaskError as err:  # the engine raised inside its actor
+            raise _as_raised_here(err) from None
+        except ray.exceptions.RayActorError as err:  # its process died, and Ray gave up restarting it
+            reason = " ".join(str(err).split()).split(". ")[0]
+            raise RayWorkersLostError(
+                f"generate.backend 'ray': a worker process died while generating and {self.max_restarts} restart(s) "
+                f"did not finish its chunk ({reason}). Most often it ran out of memory (the kernel's OOM killer: "
+                "see dmesg): give each worker more room (fewer generate.backend_options.workers, a smaller "
+                "generate.batch_size or model) or raise max_restarts, then rerun the same command to resume: "
+                "the chunks already saved are kept") from None
         finally:
             if actor in self.actors:  # not one that close() ended meanwhile
                 self.idle.put(actor)
@@ -150,3 +166,13 @@ class RayBackend:
             for a in self.actors:
                 ray.kill(a)
             self.actors, self.idle = [], queue.Queue()
+
+
+def _as_raised_here(err: BaseException) -> BaseException:
+    """The inner engine's own error for one it raised on purpose (a selfimprove error, or out of memory or disk),
+    so the command line reports it as itself; Ray's error, with the remote traceback, for anything else."""
+    cause = getattr(err, "cause", None)
+    if cause is not None and (type(cause).__module__.split(".")[0] == "selfimprove"
+                              or isinstance(cause, (MemoryError, OSError))):
+        return cause
+    return err
