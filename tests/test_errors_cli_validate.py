@@ -442,7 +442,12 @@ def ray_inner_engine_error_is_its_own_line(lab, d):
 
 @case(2)
 def ttt_refuses_full_tuning(lab, d):
-    return ["ttt", config_file(lab, d), "adapt.tuning=full"], ["adapt.tuning=lora"]
+    return ["ttt", config_file(lab, d), "adapt.tuning=full"], ["override 'adapt.tuning=full'", "adapt.tuning=lora"]
+
+
+@case(2)
+def ttt_with_no_held_out_questions(lab, d):
+    return ["ttt", config_file(lab, d), "task.eval_limit=0"], ["override 'task.eval_limit=0'", "held-out questions"]
 
 
 @case(3)

@@ -37,9 +37,11 @@ from selfimprove.tasks import get_task
 def ttt_config(config: Config) -> Config:
     """`config` turned into its test-time run: the held-out questions as the pool, one round, LoRA."""
     if config.adapt.tuning != "lora":
-        raise ValueError("selfimprove ttt adapts a LoRA and leaves the base weights untouched: set adapt.tuning=lora")
+        raise ValueError(f"{config.where('adapt.tuning')}: adapt.tuning: selfimprove ttt adapts a LoRA and leaves the "
+                         "base weights untouched: set adapt.tuning=lora")
     if config.task.eval_limit == 0:
-        raise ValueError("selfimprove ttt answers the config's held-out questions, and task.eval_limit is 0")
+        raise ValueError(f"{config.where('task.eval_limit')}: task.eval_limit: selfimprove ttt answers the config's "
+                         "held-out questions, and task.eval_limit is 0: set it to how many to answer")
     data = config.model_dump()
     task = data["task"]
     task.update(source=task["eval_source"] if task["eval_source"] is not None else task["source"],
