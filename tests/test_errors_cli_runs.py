@@ -13,6 +13,7 @@ import ast
 import builtins
 import errno
 import importlib
+import os
 import shutil
 from pathlib import Path
 
@@ -312,3 +313,11 @@ def test_the_launcher_config_error_names_the_key_and_the_fix():
         accelerate_config_file("nowhere.yaml")
     assert cli_module.classify(LaunchConfigError("x"))[0] == CONFIG
 
+
+
+@pytest.mark.parametrize("code, fix", [(errno.ENOMEM, "lower generate.batch_size"), (errno.EMFILE, "ulimit -n"),
+                                       (errno.EACCES, "fix the permissions")])
+def test_an_environment_error_says_the_fix_that_fits_it(code, fix):
+    err = OSError(code, os.strerror(code), "x.jsonl")
+    exit_code, message = cli_module.classify(err)
+    assert exit_code == ENVIRONMENT and fix in message and "x.jsonl" in message

@@ -157,6 +157,10 @@ def classify(err: BaseException) -> tuple[int, str] | None:
         where = f" ({err.filename})" if err.filename else ""
         fix = ("free some space (or raise the limit), then rerun the same command to resume: what was written "
                "is kept" if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else
+               "lower generate.batch_size or adapt.batch_size, or free memory, then rerun the same command to resume"
+               if err.errno == errno.ENOMEM else
+               "raise the limit (`ulimit -n`), then rerun the same command to resume"
+               if err.errno in (errno.EMFILE, errno.ENFILE) else
                "fix the permissions or the mount, then rerun the same command to resume")
         return ENVIRONMENT, f"{ENVIRONMENT_ERRNOS[err.errno]}{where}: {err.strerror}; {fix}"
     if isinstance(err, FileNotFoundError):  # a file named in the config, deleted during the run
