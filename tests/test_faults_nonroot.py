@@ -3,10 +3,12 @@ and out of memory. Each gives its exit code and one `error:` line naming the pla
 is gone the same command finishes the run with everything the interrupted run had done kept: the final
 artifacts equal those of a run that never met the fault.
 
-The runs drop privileges to `nobody` (setuid in the child, capabilities gone with root); the full disk is a
-real size-limited tmpfs mounted for the test; the memory limit is the child's address-space limit (RLIMIT_AS),
-and what exhausts it is a real allocation by an engine (a plug-in backend that asks torch for a buffer as an
-engine's KV cache would). Mounting and dropping privileges need root, so the file skips elsewhere.
+Run as root (CI's container), the runs drop privileges to `nobody` (setuid in the child, capabilities gone
+with root); run as a plain user, they run as that user, who is one already. The full disk is a real
+size-limited tmpfs mounted for the test (root only: that one test skips for a plain user, whose full disk
+is test_errors_cli's file size limit); the memory limit is the child's address-space limit (RLIMIT_AS), and
+what exhausts it is a real allocation by an engine (a plug-in backend that asks torch for a buffer as an
+engine's KV cache would).
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import pytest
 from test_errors_cli import base_config, cli, fake_model, write_config
 from test_resume_kill import final_artifacts
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None,
-                                reason="needs root to mount a small file system and to drop to a plain user")
+ROOT = os.geteuid() == 0  # root drops to `nobody`; a plain user is one already
 NOBODY = pwd.getpwnam("nobody")
 
 
 def as_nobody():
-    """preexec_fn: the child runs as `nobody`, with no supplementary groups."""
+    """preexec_fn: the child runs as `nobody`, with no supplementary groups (as root; else as this user)."""
+    if not ROOT:
+        return
     os.setgroups([])
     os.setgid(NOBODY.pw_gid)
     os.setuid(NOBODY.pw_uid)
@@ -60,6 +63,9 @@ def python_for_nobody():
     """Let `nobody` reach this Python: an interpreter under /root (pyenv's) sits behind a 0700 folder. Every
     folder on the way gets search permission (not listing) for the module's duration, then its mode back."""
     changed = []
+    if not ROOT:  # this user runs the children, and runs this Python already
+        yield
+        return
     for folder in [*Path(os.path.realpath(sys.executable)).parents, *Path(sys.executable).parents]:
         mode = folder.stat().st_mode
         if not mode & stat.S_IXOTH:
@@ -86,13 +92,17 @@ def home(lab) -> Path:
     """A home folder `nobody` can write."""
     home = lab / "home"
     home.mkdir()
-    os.chown(home, NOBODY.pw_uid, NOBODY.pw_gid)
+    if ROOT:
+        os.chown(home, NOBODY.pw_uid, NOBODY.pw_gid)
     return home
 
 
 @pytest.fixture
 def small_disk(lab):
     """A 1 MB tmpfs owned by `nobody`: mounted for the test, unmounted after it."""
+    if not ROOT or shutil.which("mount") is None:
+        pytest.skip("mounting a small file system needs root and mount (a plain user's full disk is "
+                    "test_errors_cli's file size limit)")
     mount = lab / "disk"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,uid={NOBODY.pw_uid},gid={NOBODY.pw_gid},mode=0755",
@@ -123,15 +133,18 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_when_there_is_room(lab, hom
 
 
 def test_a_folder_the_user_cannot_write_is_one_line_and_nothing_is_left_behind(lab, home):
-    locked = lab / "shared-runs"  # root's, 0755: `nobody` may read it, not create in it
-    locked.mkdir(mode=0o755)
+    locked = lab / "shared-runs"  # root's, 0755 (a plain user's own, 0555): the user may read it, not create in it
+    locked.mkdir(mode=0o755 if ROOT else 0o555)
     root = locked / "run"
     config = write_config(lab / "c.yaml", base_config(lab, root))
     result = run_as_nobody("run", config, home=home)
     assert result.returncode == 5, result.stdout + result.stderr
     one_error_line(result, "permission denied", str(locked))
     assert not root.exists()
-    os.chown(locked, NOBODY.pw_uid, NOBODY.pw_gid)  # the admin gives the user the folder
+    if ROOT:  # the admin gives the user the folder
+        os.chown(locked, NOBODY.pw_uid, NOBODY.pw_gid)
+    else:  # the user makes it writable
+        os.chmod(locked, 0o755)
     assert run_as_nobody("run", config, home=home).returncode == 0
     assert final_artifacts(root) == reference(lab, home)
 
