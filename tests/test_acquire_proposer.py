@@ -187,3 +187,44 @@ def test_validate_refuses_a_bad_option_naming_the_key(tmp_path, options, needles
     fake_model(tmp_path / "model")
     config = base_config(tmp_path, tmp_path / "run", acquire={"method": "proposer", "options": options})
     one_error(cli("validate", write_config(tmp_path / "c.yaml", config)), 2, *needles)
+
+
+# ---------------------------------------------------------------- a model that can write (slow)
+
+
+@pytest.fixture(scope="module")
+def writer_base() -> Path:
+    """The demo base's sibling that also learned to write questions (`BaseRecipe(question_loss=True,
+    question_lists=1600)`, the writer of benchmarks/acquisition_evidence.py), built once into the user cache:
+    about 20 minutes on 2 busy cores."""
+    import os
+    import shutil
+
+    from selfimprove.embedded.train_base import BaseRecipe, build
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "selfimprove" / "embedded-writer"
+    if not (cache / "config.json").exists():
+        shutil.rmtree(cache.with_name("embedded-writer.partial"), ignore_errors=True)
+        build(cache.with_name("embedded-writer.partial"), BaseRecipe(question_loss=True, question_lists=1600))
+        shutil.move(cache.with_name("embedded-writer.partial"), cache)
+    return cache
+
+
+@pytest.mark.slow
+def test_a_model_that_writes_is_rewarded_for_its_own_questions_and_its_proposer_moves(writer_base, tmp_path):
+    """No script: the proposer writes, the solver answers, both the same real model; what it writes is
+    screened and rewarded (not all alike), and its adapter moves each round."""
+    root = tmp_path / "run"
+    options = {"prompts": 8, "per_prompt": 4, "groups_per_step": 4, "examples": 8, "learning_rate": 1e-3}
+    run(embedded_config(root, rounds=2, acquire={"method": "proposer", "options": options},
+                        model__name=str(writer_base), adapt__lora_r=4, adapt__lora_alpha=8))
+    for r in (1, 2):
+        rows = read_jsonl(root / layout.round_file(r, layout.PROPOSED))
+        assert len(rows) == 32 and any(x["screen"] == "kept" for x in rows)  # it writes questions the task reads
+        assert len({x["reward"] for x in rows}) > 1
+        for x in rows:
+            parts = proposer_reward(x["share"], x["screen"], x["repeats"])
+            assert x["reward"] == pytest.approx(parts["reward"])
+        assert all(BAND[0] <= x["share"] <= BAND[1] for x in rows if x["verdict"] == "kept")
+    first, second = (_adapter(root / layout.round_file(r, PROPOSER)) for r in (1, 2))
+    assert any(not (first[n] == second[n]).all() for n in first)
