@@ -379,6 +379,12 @@ def override_not_yaml_is_named(lab, d):
 
 
 @case(2)
+def override_into_one_item_of_a_list(lab, d):
+    return (["validate", config_file(lab, d), "curate.gates[0].threshold=0.5"],
+            ["override 'curate.gates[0].threshold=0.5'", "sets a list whole", "curate.gates='[...]'"])
+
+
+@case(2)
 def rl_option_by_override(lab, d):
     return (["validate", config_file(lab, d), "adapt.method=grpo", "adapt.options={beta: -1}"],
             ["override 'adapt.options={beta: -1}'", "adapt.options", "beta", "greater than or equal to 0"])

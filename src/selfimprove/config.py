@@ -124,6 +124,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. run.rounds=2)")
         key, raw = item.split("=", 1)
+        if "[" in key:  # a list is set whole: its items have no keys of their own to set
+            section = key.split("[", 1)[0]
+            raise ConfigError(f"override {item!r}: an override sets a list whole, not one of its items; give "
+                              f"all of it as YAML ({section}='[...]'), or edit the item in the config file")
         value = yaml.safe_load(raw) if raw else None
         node = data
         parts = key.split(".")
