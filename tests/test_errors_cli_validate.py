@@ -24,6 +24,7 @@ from test_errors_cli import (base_config, case_registry, cli, fake_model, line_o
 
 from selfimprove.backends.openai_http import HTTPBackendError, OpenAIHTTPBackend
 from selfimprove.config import ModelConfig
+from selfimprove.tasks.sources import PREVIEW_ROWS
 
 Q = {"question": "Ann has 2 apples and gets 3 more. How many?", "answer": "#### 5"}
 
@@ -43,6 +44,8 @@ def lab(tmp_path_factory):
     (lab / "header_only.csv").write_text("question,answer\n")
     (lab / "unlabeled.jsonl").write_text(json.dumps({"question": "What is 1+1?"}) + "\n")
     (lab / "array.json").write_text("[]")
+    good = [json.dumps({**Q, "id": i}) for i in range(PREVIEW_ROWS + 1)]  # validate reads the first PREVIEW_ROWS
+    (lab / "bad_past_preview.jsonl").write_text("\n".join([*good, '{"question": "half']) + "\n")
     (lab / "bars.csv").write_text("question|answer\nWhat is 1+1?|#### 2\n")
     (lab / "list_line.jsonl").write_text(json.dumps(Q) + "\n[1, 2]\n")
     (lab / "a_folder").mkdir()
@@ -315,6 +318,12 @@ def anchor_file_empty(lab, d):
 def pool_source_is_a_folder(lab, d):
     return (["validate", gsm8k(lab, d, lab / "a_folder")],
             ["task.source", f"{lab}/a_folder", "no file for split 'train'"])
+
+
+@case(3)
+def bad_line_past_what_validate_reads_stops_the_run_at_collect(lab, d):  # and it leaves no folder (the runner)
+    return (["run", gsm8k(lab, d, lab / "bad_past_preview.jsonl")],
+            [f"{lab}/bad_past_preview.jsonl:{PREVIEW_ROWS + 2}", "not valid JSON"])
 
 
 # more engine options (exit 2)
