@@ -493,6 +493,17 @@ def test_validate_finds_it_in_one_clear_line(name, lab, tmp_path):
     assert not (tmp_path / "run").exists(), "a config that failed its checks left a run directory"
 
 
+@pytest.mark.parametrize("name", ["jsonl_line_malformed", "http_url_without_scheme", "accelerate_config_file_missing",
+                                  "chat_template_refuses_few_shot_turns", "program_vote_on_a_prose_task",
+                                  "rl_option_by_override", "tokenizer_json_not_a_tokenizer"])
+def test_run_refuses_as_validate_does(name, lab, tmp_path):
+    """`run` checks what `validate` checks, first: the same line, the same exit code, no folder."""
+    argv, needles, code, checked = run_case(CASES, name, lab, tmp_path)
+    ran = cli("run", *argv[1:], cwd=tmp_path, path=str(lab))
+    assert one_error(ran, code, *needles) == one_error(checked, code, *needles)
+    assert not (tmp_path / "run").exists()
+
+
 def test_issue_29_added_at_least_40_cases():
     """test_errors_cli's own table held 90 cases before issue 29; its bad-input cases live here."""
     assert len(CASES) >= 40
