@@ -164,6 +164,9 @@ def test_two_rounds_train_the_proposer_keep_the_band_and_resume(tmp_path, monkey
         metrics = json.loads((root / layout.round_file(r, layout.METRICS)).read_text())
         samples = read_jsonl(root / layout.round_file(r, layout.SAMPLES))
         assert metrics["generated_tokens"] == sum(s["num_tokens"] for s in samples) + sum(x["tokens"] for x in rows)
+        trained = read_jsonl(root / layout.round_file(r, layout.TRAIN_LOG))[-1]["num_tokens"]
+        assert sum(h["trained_tokens"] for h in log) == log[-1]["num_tokens"] > 0  # the update's, counted too
+        assert metrics["trained_tokens"] == trained + log[-1]["num_tokens"]
 
     # Round 1's proposer is a new LoRA (its B matrices start at zero) and moved; round 2 continued it and moved.
     first, second = (_adapter(root / layout.round_file(r, PROPOSER)) for r in (1, 2))
@@ -177,6 +180,14 @@ def test_two_rounds_train_the_proposer_keep_the_band_and_resume(tmp_path, monkey
     before = _files(root / "rounds")
     run(cfg)  # finished: the rerun redoes nothing
     assert _files(root / "rounds") == before
+
+    rows_2 = read_jsonl(proposed_2)
+    log_2 = root / layout.round_file(2, layout.PROPOSER_LOG)
+    log_2.write_text(log_2.read_text()[:20])  # damaged: round 2 is redone from its acquisition, the stage declared
+    run(cfg)
+    retired = {p.name.split(".")[0] for p in (root / "damaged" / layout.round_dir(2)).iterdir()}
+    assert {"proposer_log", "proposed", PROPOSER, "pool", "samples"} <= retired
+    assert read_jsonl(proposed_2) == rows_2 and (root / layout.round_file(2, PROPOSER)).exists()
 
 
 @pytest.mark.parametrize("options, needles", [

@@ -72,6 +72,8 @@ def lab(tmp_path_factory):
         "    def generate(self, *args, **kwargs):\n"
         "        raise DataError('engine.jsonl:3: the engine refuses its data')\n")
     fake_model(lab / "bad_tokenizer")
+    fake_model(lab / "unknown_type")
+    (lab / "unknown_type/config.json").write_text(json.dumps({"model_type": "llama9"}))
     (lab / "bad_tokenizer/tokenizer.json").write_text("{}")  # JSON, but no tokenizer
     return lab
 
@@ -444,6 +446,12 @@ def chat_template_refuses_few_shot_turns(lab, d):
 def tokenizer_json_not_a_tokenizer(lab, d):
     path = config_file(lab, d, model={"name": str(lab / "bad_tokenizer")}, generate={"backend": "transformers"})
     return ["validate", path], ["model.name", "bad_tokenizer", "tokenizer.json is valid JSON but not a tokenizer"]
+
+
+@case(3)
+def model_type_transformers_does_not_know(lab, d):
+    path = config_file(lab, d, model={"name": str(lab / "unknown_type")}, generate={"backend": "transformers"})
+    return ["validate", path], ["model.name", "unknown_type", "model_type 'llama9'", "upgrade transformers"]
 
 
 # a Ray cluster's workers (a local one is started): what fails inside an actor is one line

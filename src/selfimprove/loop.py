@@ -60,8 +60,8 @@ def run_round(ctx: RunContext, r: int, learner: Weights, previous: RoundMetrics)
         kept_questions=len({v["question_id"] for v in kept}), train_examples=adapted.examples,
         train_loss_first=adapted.log[0]["loss"] if adapted.log else None,
         train_loss_last=adapted.log[-1]["loss"] if adapted.log else None,
-        **scores, **monitor.label_free_signals(samples, votes), **monitor.compute_spent(samples, adapted.log,
-                                                                       acquire.tokens_spent(ctx, r)),
+        **scores, **monitor.label_free_signals(samples, votes), **monitor.compute_spent(
+            samples, adapted.log, acquire.tokens_spent(ctx, r), acquire.tokens_spent(ctx, r, "trained_tokens")),
         seconds=round(time.time() - started, 2))
 
 

@@ -71,15 +71,16 @@ def label_free_signals(samples: list[Sample], votes: list[Vote]) -> dict:
     }
 
 
-def compute_spent(samples: list[Sample], train_log: list[dict], acquired: int = 0) -> dict:
+def compute_spent(samples: list[Sample], train_log: list[dict], acquired: int = 0, acquired_trained: int = 0) -> dict:
     """Tokens a round spent: completions generated on the pool (and, `acquired`, while acquiring it: questions
-    the model wrote, paths that judged them) plus tokens the trainer processed.
+    the model wrote, paths that judged them) plus tokens the trainer processed (and, `acquired_trained`, an
+    acquisition source's own training: the proposer's update).
 
     TRL logs `num_tokens` cumulatively (prompt + completion, without padding); held-out and anchor
     evaluation are monitoring, not improvement, and are not counted.
     """
     generated = sum(s.num_tokens for s in samples) + acquired
-    trained = int(train_log[-1].get("num_tokens", 0)) if train_log else 0
+    trained = (int(train_log[-1].get("num_tokens", 0)) if train_log else 0) + acquired_trained
     return {"generated_tokens": generated, "trained_tokens": trained, "compute_tokens": generated + trained}
 
 

@@ -56,7 +56,7 @@ def check_model_folder(path: str, loads_here: bool = True) -> None:
                         "config.json", f"Name the one to load in model.name, e.g. {folder / ggufs[0].name}.")
         _check_gguf(folder, ggufs[0])
         return
-    _check_config(folder)
+    _check_config(folder, loads_here)
     _check_weights(folder)
     _check_tokenizer(folder, loads_here)
 
@@ -82,7 +82,7 @@ def _fail(folder: Path, problem: str, fix: str) -> ModelFolderError:
     return ModelFolderError(f"model folder {folder}: {problem}. {fix}")
 
 
-def _check_config(folder: Path) -> None:
+def _check_config(folder: Path, loads_here: bool = False) -> None:
     config = folder / "config.json"
     if not config.is_file():
         if (folder / "adapter_config.json").is_file():
@@ -93,6 +93,14 @@ def _check_config(folder: Path) -> None:
     if not isinstance(data, dict) or "model_type" not in data:
         raise _fail(folder, "config.json has no 'model_type'; it is not a transformers model config",
                     f"Copy the config.json that came with the model. {SAVE_HINT}.")
+    if loads_here and "auto_map" not in data:  # a model with its own code (auto_map) names its own type
+        import transformers
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+        if data["model_type"] not in CONFIG_MAPPING_NAMES:
+            raise _fail(folder, f"config.json's model_type {data['model_type']!r} is not one transformers "
+                        f"{transformers.__version__} knows (it fails when loading, after the run has started)",
+                        "Check the spelling in config.json, or upgrade transformers if the model is newer than it.")
 
 
 def _read_json(folder: Path, path: Path):

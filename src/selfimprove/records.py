@@ -174,7 +174,7 @@ class RoundMetrics:
     skeleton_share: float | None = None  # share of the most common number-free rationale skeleton
     # Compute (monitor.compute_spent).
     generated_tokens: int | None = None  # sampled on the pool, and while acquiring it (acquire.tokens_spent)
-    trained_tokens: int | None = None
+    trained_tokens: int | None = None  # through the round's trainer, and an acquisition source's own (the proposer's)
     compute_tokens: int | None = None  # generated + trained: the denominator of the return
     # Held-out scores of the round's weights (evaluate).
     accuracy: float | None = None  # greedy

@@ -124,13 +124,14 @@ def acquire_round(ctx: RunContext, round_: int, weights: Weights) -> list[Item]:
     return [from_row(Item, r) for r in rows]
 
 
-def tokens_spent(ctx: RunContext, round_: int) -> int:
+def tokens_spent(ctx: RunContext, round_: int, column: str = "tokens") -> int:
     """Tokens the model generated while acquiring round `round_`'s questions (writing them, judging variants,
-    measuring pass rates): the `tokens` recorded by the records of the sources declared `RECORDS_TOKENS`."""
+    measuring pass rates): the `tokens` recorded by the records of the sources declared `RECORDS_TOKENS`;
+    with column="trained_tokens", the tokens a source's own training processed (the proposer's update)."""
     total = 0
     for source in declarations(ctx.config):
         for artifact in source.artifacts if RECORDS_TOKENS in source.traits else ():
             name = layout.round_file(round_, artifact.name)
             if name.endswith(".jsonl") and ctx.store.done(name):  # records, not a folder of weights
-                total += sum(r.get("tokens") or 0 for r in ctx.store.read_jsonl(name))
+                total += sum(r.get(column) or 0 for r in ctx.store.read_jsonl(name))
     return total

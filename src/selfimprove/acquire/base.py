@@ -8,7 +8,8 @@ from __future__ import annotations
 from selfimprove.layout import Artifact
 
 # Trait: its records' rows carry the `tokens` the model generated to acquire them (writing questions,
-# judging variants, measuring pass rates), which `acquire.tokens_spent` counts as the round's compute.
+# judging variants, measuring pass rates), which `acquire.tokens_spent` counts as the round's compute; rows
+# may also carry `trained_tokens`, those a source's own training processed (the proposer's update).
 RECORDS_TOKENS = "records_tokens"
 
 

@@ -145,6 +145,13 @@ def score(ctx: RunContext, round_: int, solver: Weights, rows: list[dict], o: Pr
     return rows
 
 
+def with_trained_tokens(log: list[dict]) -> list[dict]:
+    """TRL's log rows, each with `trained_tokens`: the tokens its step trained on (TRL counts them cumulatively,
+    `num_tokens`), which the round counts as compute (`acquire.tokens_spent`)."""
+    seen = [0] + [int(h.get("num_tokens", 0)) for h in log]
+    return [{**h, "trained_tokens": seen[i + 1] - seen[i]} for i, h in enumerate(log)]
+
+
 def train_proposer(ctx: RunContext, round_: int, rows: list[dict], o: ProposerOptions) -> list[dict]:
     """The proposer's GRPO update on this round's questions (a prompt's questions are a group); its adapter
     is `rounds/rNN/proposer/`, its log `proposer_log.jsonl`. Returns the log."""
@@ -166,7 +173,7 @@ def train_proposer(ctx: RunContext, round_: int, rows: list[dict], o: ProposerOp
 
     folder = store.produce_dir(layout.round_file(round_, PROPOSER), build)
     log = store.produce_jsonl(layout.round_file(round_, layout.PROPOSER_LOG),
-                              lambda: json.loads((folder / "train_log.json").read_text()))
+                              lambda: with_trained_tokens(json.loads((folder / "train_log.json").read_text())))
     shutil.rmtree(work, ignore_errors=True)
     return log
 
