@@ -175,7 +175,7 @@ def test_two_rounds_train_the_proposer_keep_the_band_and_resume(tmp_path, monkey
     assert calls[0].adapter is None and calls[1].adapter == str((root / layout.round_file(1, PROPOSER)).resolve())
 
     page = (root / "report.html").read_text()
-    assert "id='proposer'" in page and "mean share (kept)" in page
+    assert "id='proposer'" in page and "mean share (kept)" in page and "id='plot-proposer-over-rounds'" in page
 
     before = _files(root / "rounds")
     run(cfg)  # finished: the rerun redoes nothing

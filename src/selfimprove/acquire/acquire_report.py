@@ -2,8 +2,8 @@
 
 Reads `rounds/rNN/written.jsonl` (the questions the model wrote, with their verdicts),
 `rounds/rNN/variants.jsonl` (LADDER's trees) and `rounds/rNN/proposed.jsonl` with `proposer_log.jsonl`
-(the trained proposer's questions, rewards and update); returns HTML fragments keyed by figure id, drawn from
-what the rounds recorded. Computes nothing but counts.
+(the trained proposer's questions, rewards and update); returns HTML fragments and SVG plots keyed by
+figure id, drawn from what the rounds recorded. Computes nothing but counts and means.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _mean(values) -> float | None:
 def proposer_rounds(store, rounds, read) -> dict[str, str]:
     """Per round, the trained proposer's questions: their reward and its parts, the solver's share (the
     difficulty), how many were kept and why the others were not, and the update's loss."""
-    rows = []
+    rows, series = [], []
     for n, proposed in _rounds(store, rounds, read, layout.PROPOSED):
         log_name = layout.round_file(n, layout.PROPOSER_LOG)
         log = read(log_name) if store.done(log_name) else []
@@ -90,8 +90,27 @@ def proposer_rounds(store, rounds, read) -> dict[str, str]:
                  ", ".join(f"{k}: {v}" for k, v in counts.items()) or None,
                  _mean(h.get("loss") for h in log), len(log)]
         rows.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
+        series.append((n, *cells[2:5], counts.get("kept", 0) / max(1, len(proposed))))
     head = ("round", "questions", "mean reward", "mean uncertainty", "mean share (solved)", "mean share (kept)",
             "kept", "by verdict", "update loss", "update steps")
     return {"proposer-rounds": "<table class='metrics' id='proposer'><caption>Questions written by the trained "
                                "proposer: reward and the solver's share per round</caption><tr>"
-                               + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"}
+                               + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>",
+            **({"proposer-over-rounds": _proposer_plot(series)} if series else {})}
+
+
+def _proposer_plot(series: list[tuple]) -> str:
+    """Mean reward, uncertainty and the solver's share (the difficulty), and the share kept, by round."""
+    import matplotlib.pyplot as plt
+
+    from selfimprove.svg import svg
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for i, label in enumerate(("mean reward", "mean uncertainty", "mean share (solved)", "share kept"), start=1):
+        points = [(row[0], row[i]) for row in series if row[i] is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=label)
+    ax.set(title="Trained proposer by round", xlabel="round", ylabel="value")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return svg(fig)
