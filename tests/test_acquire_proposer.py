@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from selfimprove import layout
 from selfimprove.acquire.proposer import PROPOSER, proposer_reward
 from selfimprove.acquire.screen import clusters
 from selfimprove.loop import run
-from selfimprove.store import read_jsonl
+from selfimprove.store import RunStore, read_jsonl
 from selfimprove.tasks.arithmetic import TASK, generate_problems
 
 
@@ -188,6 +189,23 @@ def test_two_rounds_train_the_proposer_keep_the_band_and_resume(tmp_path, monkey
     retired = {p.name.split(".")[0] for p in (root / "damaged" / layout.round_dir(2)).iterdir()}
     assert {"proposer_log", "proposed", PROPOSER, "pool", "samples"} <= retired
     assert read_jsonl(proposed_2) == rows_2 and (root / layout.round_file(2, PROPOSER)).exists()
+
+    # Round 1's proposer redone differently (as it may be on a GPU): round 2, which its proposer started from,
+    # is redone whole, though round 1's metrics are the same.
+    store, name = RunStore(root), layout.round_file(1, PROPOSER)
+    moved = {k: v + 0.01 if "lora_B" in k else v for k, v in _adapter(root / name).items()}
+    written_at, second = proposed_2.stat().st_mtime_ns, _adapter(root / layout.round_file(2, PROPOSER))
+
+    def redone(tmp):
+        from safetensors.torch import save_file
+
+        shutil.copytree(root / name, tmp, dirs_exist_ok=True)
+        save_file(moved, tmp / "adapter_model.safetensors")
+
+    store.commit_dir(name, redone)
+    run(cfg)
+    assert proposed_2.stat().st_mtime_ns != written_at  # written again, by the proposer round 1 left
+    assert any(not (second[n] == v).all() for n, v in _adapter(root / layout.round_file(2, PROPOSER)).items())
 
 
 @pytest.mark.parametrize("options, needles", [

@@ -5,7 +5,7 @@ verify` checks them, and retires (to damaged/) the first missing or damaged one 
 (`layout.stage_rank`; a plug-in's own files at the stage its declaration names, `declarations.round_artifacts`),
 so the round is redone from that stage. Each round records a digest of what it
 started from (`round_inputs`, `rounds/rNN/inputs.json`: the collected data, earlier rounds' metrics,
-weights and training sets); when that changed because an earlier round was redone differently, the
+weights, training sets and the weights a plug-in keeps, such as the trained proposer's); when that changed because an earlier round was redone differently, the
 whole round is redone. `read_metrics` reads a finished round back, with the weights it names found
 where the run directory is now (a moved or copied run resumes).
 """
@@ -68,8 +68,14 @@ def round_inputs(ctx: RunContext, r: int, history: list[RoundMetrics]) -> dict:
                 weights[q] = fingerprint.__wrapped__(str(store.path(layout.round_file(q, name))))
         if layout.round_file(q, layout.TRAIN) in artifacts:
             train[q] = artifacts[layout.round_file(q, layout.TRAIN)].get("sha256")
+    # Weights a plug-in keeps across rounds (the trained proposer's adapter, which the next round's starts
+    # from): a folder artifact of an earlier round besides the learner's. Absent when there are none, so
+    # the digest of a run without any is what it always was.
+    kept = {n: fingerprint.__wrapped__(str(store.path(n))) for n, entry in artifacts.items()
+            if entry.get("kind") == "dir" and (q := layout.round_of(n)) is not None and q < r
+            and n.rsplit("/", 1)[-1] not in (layout.ADAPTER, layout.MODEL)}
     return {"data": digest(data), "earlier_rounds": digest(rounds), "weights": digest(weights),
-            "train": digest(train)}
+            "train": digest(train), **({"plug_in_weights": digest(kept)} if kept else {})}
 
 
 def prepare_round(ctx: RunContext, r: int, inputs: dict) -> None:
