@@ -32,10 +32,10 @@ import json
 import shutil
 from collections import Counter
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from selfimprove import layout
-from selfimprove.acquire.base import RECORDS_TOKENS, record
+from selfimprove.acquire.base import RECORDS_TOKENS, Band, record
 from selfimprove.acquire.judge import agreement, judge
 from selfimprove.acquire.screen import clusters, guard_for
 from selfimprove.acquire.written import WritingOptions, cleaned, example_questions, writing_params, writing_prompts
@@ -58,7 +58,7 @@ class ProposerOptions(WritingOptions):
     temperature: float = Field(1.0, gt=0, le=5)  # above 0: a group's questions must differ to be compared
     # The solver's share a kept question must have: R-Zero's filter keeps questions the solver answers
     # neither always nor never alike (0.25-0.75); those are also the ones the uncertainty reward favours.
-    band: tuple[float, float] = (0.25, 0.75)
+    band: Band = (0.25, 0.75)
     repetition: float = Field(1.0, ge=0, le=10)  # penalty weight for repeating the round's other questions
     leak: float = Field(1.0, ge=0, le=10)  # penalty for a question that leaks a held-out one
     malformed: float = Field(1.0, ge=0, le=10)  # penalty for text that is not a question of the task
@@ -66,13 +66,6 @@ class ProposerOptions(WritingOptions):
     # rank and modules of adapt's settings).
     learning_rate: float = Field(2e-5, gt=0, le=1)
     groups_per_step: int = Field(4, ge=1, le=100_000)  # groups in one optimizer step; must divide `prompts`
-
-    @field_validator("band")
-    @classmethod
-    def _band(cls, v):
-        if not all(0 <= b <= 1 for b in v) or v[0] > v[1]:
-            raise ValueError(f"{list(v)!r}; give [low, high] with 0 <= low <= high <= 1, e.g. [0.25, 0.75]")
-        return v
 
 
 def proposer_reward(share: float | None, screen: str, repeats: float, repetition: float = 1.0,

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from selfimprove import layout
-from selfimprove.acquire.base import RECORDS_TOKENS, record
+from selfimprove.acquire.base import RECORDS_TOKENS, Band, record
 from selfimprove.acquire.judge import agreement, judge
 from selfimprove.acquire.screen import key
 from selfimprove.context import RunContext
@@ -38,16 +38,9 @@ class ScheduleOptions(Section):
     stages: dict | None = None  # by: knob: {first round: the task's source (a knob string)}
     # by: pass_rate: the agreement a question's vote must have to be sampled; 0.2-0.8 leaves out what the
     # model always or never gets (open-r1's pass-rate filter)
-    band: tuple[float, float] = (0.2, 0.8)
+    band: Band = (0.2, 0.8)
     candidates: int = Field(256, ge=1, le=10_000_000)  # by: pass_rate: pool questions measured a round
     count: int | None = Field(None, ge=1, le=10_000_000)  # by: pass_rate: at most this many taken; None = all
-
-    @field_validator("band")
-    @classmethod
-    def _band(cls, v):
-        if not all(0 <= b <= 1 for b in v) or v[0] > v[1]:
-            raise ValueError(f"{list(v)!r}; give [low, high] with 0 <= low <= high <= 1, e.g. [0.2, 0.8]")
-        return v
 
 
 def stage_of(stages: dict, round_: int) -> str:
