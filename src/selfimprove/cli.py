@@ -282,7 +282,7 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
     with _handled():
         cfg = _read_config(config, overrides)
         weights = _eval_weights(cfg, adapter)  # before preflight: it would only say the run is unfinished
-        preflight.check(cfg)
+        preflight.check(cfg, samples=False)
         from selfimprove.backends import require_extra
 
         require_extra(cfg.generate.backend)

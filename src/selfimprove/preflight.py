@@ -73,8 +73,9 @@ class _NoEngine:
         raise RuntimeError("preflight builds gates without an engine; nothing may generate here")
 
 
-def check(config: Config) -> None:
-    """Raise PreflightError for the first thing about `config` that would fail a run; return when none."""
+def check(config: Config, samples: bool = True) -> None:
+    """Raise PreflightError for the first thing about `config` that would fail a run; return when none.
+    `samples=False` for a command that only scores (`eval`): it prompts in evaluate.format alone."""
     _run_dir(config)
     _trackers(config)
     _files(config)
@@ -88,7 +89,7 @@ def check(config: Config) -> None:
     _code_task(config, task)
     _gates(config, task)
     _exemplars(config, task)
-    _chat_formats(config, task)
+    _chat_formats(config, task, samples)
     _data(config, task)
     _acquire(config, task)
     _vote(config, task)
@@ -263,7 +264,7 @@ def _chat_template(config: Config) -> None:
                     "plain text, or add its template")
 
 
-def _chat_formats(config: Config, task) -> None:
+def _chat_formats(config: Config, task, samples: bool = True) -> None:
     """The run's own chat check (`prompts.prompt_style`: a prompt of each format it uses renders), done on a
     local model folder's template without loading it, for an engine that loads the folder here (an HTTP
     server renders with its own): a template that refuses few-shot turns is found before any work."""
@@ -275,7 +276,8 @@ def _chat_formats(config: Config, task) -> None:
         return
     try:
         prompt_style(task, TemplateOnly(folder), Weights(str(folder)), config.model.chat,
-                     config.generate.num_exemplars, (*config.generate.formats, config.evaluate.format))
+                     config.generate.num_exemplars,
+                     (*(config.generate.formats if samples else ()), config.evaluate.format))
     except ValueError as err:
         raise _fail(config, "model.chat", str(err).removeprefix("model.chat: ")) from None
 
