@@ -114,10 +114,15 @@ def real_model_gain() -> list[str]:
         t_base = stats.mcnemar(ttt["selftrain"], d["ttt"]["selftrain"]["outcomes"]["base"])
         t_control = stats.mcnemar(ttt["selftrain"], ttt["control"])
         t_oracle = stats.mcnemar(ttt["selftrain"], ttt["oracle"])
+        t_random = stats.mcnemar(ttt["selftrain"], ttt["random"]) if "random" in ttt else None
         out += [f"Label-free {pct(acc(ttt['selftrain']))}, {pts(t_base['difference'])} points over the base "
                 f"{interval(*t_base['ci95'])}, p = {p_value(t_base['p_exact_mcnemar'])}",
                 f"control (every own path, same steps) {pct(acc(ttt['control']))}: {pts(t_control['difference'])} "
                 f"{interval(*t_control['ci95'])}, p = {p_value(t_control['p_exact_mcnemar'])}",
+                *([f"the random-reward control (each question's label one of its own sampled answers, drawn "
+                   f"at random; same steps) {pct(acc(ttt['random']))}: label-free {pts(t_random['difference'])} "
+                   f"{interval(*t_random['ci95'])}, p = {p_value(t_random['p_exact_mcnemar'])}"]
+                  if t_random else []),
                 f"the oracle (gold rationales) {pct(acc(ttt['oracle']))}: label-free "
                 f"{-100 * t_oracle['difference']:.0f} points below it, p = {p_value(t_oracle['p_exact_mcnemar'])}"]
     return out
