@@ -1,20 +1,22 @@
 """RL against SFT again on the embedded domain, with DAPO's knobs and the certainty rewards (issue 27).
 
-    python -m benchmarks.rl_knobs [--seeds 0 1 2] [--lrs 3e-5 1e-4 3e-4] [--work DIR] [--out FILE]
-    python -m benchmarks.rl_knobs --plumbing    # tiny settings, one seed: the script end to end in minutes
+    python -m benchmarks.rl_knobs [--seeds 0 1 2] [--lrs 3e-5 1e-4 3e-4] [--jobs 2] [--work DIR] [--out FILE]
+    python -m benchmarks.rl_knobs --plumbing --jobs 2   # tiny settings, two seeds: the script end to end in minutes
 
 Arms (the loop with the demo recipe, same pool, dev and untouched sets, rounds and seeds):
   sft              LMSI-style SFT rounds on the verified majority's paths (the demo)
   grpo_verified    GRPO, reward `verified_majority` (as rl_evidence.py's arm of that name)
   grpo_dapo        the same with DAPO's dynamic sampling and clip-higher (epsilon_high 0.28)
   grpo_entropy     the best certainty reward on dev (token_entropy: RENT, semantic_entropy: EMPO,
-                   self_certainty: INTUITOR), with grpo_dapo's settings
+                   self_certainty: INTUITOR), with grpo_dapo's settings and learning rate
   grpo_gold        the gold-reward oracle (rl_evidence.grpo_gold), grpo_dapo's settings and learning rate
   grpo_random      the random-reward control, grpo_dapo's settings and learning rate
 
 Selection on dev: the loop scores every round on its held-out set (the dev set, `accuracy`). At the
-first seed every learning rate in --lrs (and, for grpo_entropy, every certainty reward) runs, and the
-candidate with the best final dev accuracy runs the other seeds; gold and random take grpo_dapo's. The
+first seed every learning rate in --lrs (for grpo_entropy, every certainty reward at grpo_dapo's rate)
+runs, and the candidate with the best final dev accuracy runs the other seeds; gold and random take
+grpo_dapo's. With --jobs 2 the first seed's candidates run two at once, then the other seeds side by
+side (each run in its own single-thread process). The
 arms are compared on the untouched set (rl_evidence.untouched: another generator seed, the run's
 questions removed), which nothing chose on: SFT against each arm, paired per question.
 
@@ -43,6 +45,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 from benchmarks.evidence import claims, provenance  # noqa: E402
+from benchmarks.evidence.jobs import run_jobs  # noqa: E402
 from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
 from benchmarks.evidence.stats import spread  # noqa: E402
 from benchmarks.rl_evidence import final, token_lengths, untouched  # noqa: E402
@@ -50,8 +53,10 @@ from benchmarks.rl_evidence import final, token_lengths, untouched  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 ARMS = ("sft", "grpo_verified", "grpo_dapo", "grpo_entropy", "grpo_gold", "grpo_random")
 CERTAINTY = ("token_entropy", "semantic_entropy", "self_certainty")
-INHERIT_LR = {"grpo_gold": "grpo_dapo", "grpo_random": "grpo_dapo"}  # controls run at the tested arm's settings
-PLUMBING = dict(seeds=[0], lrs=[1e-4], rounds=1, pool=24, heldout=16, untouched=16, sft_steps=2,
+# Controls run at the tested arm's learning rate; the certainty rewards are compared at it too (a reward x rate
+# grid of 9 runs would double the selection's cost for a choice the dev set cannot resolve at 200 questions).
+INHERIT_LR = {"grpo_gold": "grpo_dapo", "grpo_random": "grpo_dapo", "grpo_entropy": "grpo_dapo"}
+PLUMBING = dict(seeds=[0, 1], lrs=[1e-4], rounds=1, pool=24, heldout=16, untouched=16, sft_steps=2,
                 num_generations=4, batch_size=16, k=4)
 
 
@@ -86,6 +91,7 @@ def run_arm(name: str, arm: str, seed: int, args, steps: int, lr: float, reward:
     from selfimprove.embedded import demo
     from selfimprove.loop import run
 
+    quiet_worker()  # a spawned worker's torch: one thread, no bars
     out = args.work / f"{name}-s{seed}"
     started = time.time()
     config = [o.replace("{seed}", str(seed)) for o in overrides(arm, args, steps, lr, reward)]
@@ -122,12 +128,19 @@ def candidates(arm: str, args, chosen: dict) -> list[tuple[float, str | None]]:
     """(learning rate, reward) pairs to run at the first seed; one pair once chosen."""
     if arm in chosen:
         return [chosen[arm]]
-    if arm in INHERIT_LR:
-        return [(chosen[INHERIT_LR[arm]][0], None)]
-    return [(lr, reward) for lr in args.lrs for reward in (CERTAINTY if arm == "grpo_entropy" else (None,))]
+    lrs = [chosen[INHERIT_LR[arm]][0]] if arm in INHERIT_LR else args.lrs
+    return [(lr, reward) for lr in lrs for reward in (CERTAINTY if arm == "grpo_entropy" else (None,))]
 
 
-def run_seed(seed: int, args, results: dict, chosen: dict) -> None:
+def run_all(todo: list[tuple], workers: int) -> list[dict]:
+    """run_arm for each args tuple: in this process when workers is 1, else `workers` spawned at once."""
+    if workers <= 1:
+        return [run_arm(*t) for t in todo]
+    return run_jobs(run_arm, todo, workers, report=lambda r: print(f"  {r['arm']} lr={r['lr']:g} "
+                                                                    f"reward={r['reward']} done", flush=True))
+
+
+def run_seed(seed: int, args, results: dict, chosen: dict, workers: int = 1) -> dict:
     sft = run_arm("sft", "sft", seed, args, args.sft_steps, 0.0)
     results["arms"].setdefault("sft", {})[str(seed)] = sft
     p, c = token_lengths(args.work / f"sft-s{seed}")
@@ -142,8 +155,8 @@ def run_seed(seed: int, args, results: dict, chosen: dict) -> None:
         dynamic = reward_and_method(arm, None)[2]
         per_step = args.batch_size * (p + length + length / (kept if dynamic else 1))
         arm_steps = steps if arm == "grpo_verified" else max(1, round(budget / per_step))
-        runs = [run_arm(f"{arm}-lr{lr:g}{'-' + reward if reward else ''}", arm, seed, args, arm_steps, lr, reward)
-                for lr, reward in candidates(arm, args, chosen)]
+        runs = run_all([(f"{arm}-lr{lr:g}{'-' + reward if reward else ''}", arm, seed, args, arm_steps, lr, reward)
+                        for lr, reward in candidates(arm, args, chosen)], workers)
         best = max(runs, key=dev_gain)
         chosen.setdefault(arm, (best["lr"], best["reward"]))
         results["arms"].setdefault(arm, {})[str(seed)] = best
@@ -154,6 +167,13 @@ def run_seed(seed: int, args, results: dict, chosen: dict) -> None:
             zero, length = best["zero_variance_groups"], best["mean_tokens"] or c
         results.setdefault("steps", {}).setdefault(str(seed), {"prompt_tokens": p, "sft_completion_tokens": c})[
             arm] = {"steps": arm_steps, "zero_variance_share_used": zero, "sample_tokens_used": length}
+    return results
+
+
+def other_seed(seed: int, args, chosen: dict) -> dict:
+    """A seed after the first, in a worker process: its arms one after another at the chosen settings."""
+    quiet_worker()
+    return run_seed(seed, args, {"arms": {}}, dict(chosen))
 
 
 def summarize(results: dict) -> dict:
@@ -190,6 +210,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=3.0, help="dynamic sampling's sampling_budget")
     parser.add_argument("--rl-temperature", type=float, help="the trained samples' temperature (default: generate's)")
     parser.add_argument("--beta", type=float, default=0.04)
+    parser.add_argument("--jobs", type=int, default=1, help="processes at once (one torch thread each)")
     parser.add_argument("--plumbing", action="store_true", help="tiny settings: " + str(PLUMBING))
     parser.add_argument("--work", type=Path, default=Path("runs/rl-knobs"))
     parser.add_argument("--out", type=Path)
@@ -203,11 +224,26 @@ def main() -> None:
     record = provenance.start(args)
     quiet_worker()
     results, chosen = {"seeds": args.seeds, "config": {k: str(v) for k, v in vars(args).items()}, "arms": {}}, {}
-    for seed in args.seeds:
-        print(f"seed {seed}", flush=True)
-        run_seed(seed, args, results, chosen)
+    first, rest = args.seeds[0], args.seeds[1:]
+    print(f"seed {first}: every candidate, {args.jobs} at once", flush=True)
+    run_seed(first, args, results, chosen, args.jobs)
+    results["summary"] = summarize(results)
+    provenance.write_result(results, args.out, None, dict(record))
+
+    def merge(part: dict) -> None:
+        for arm, per_seed in part["arms"].items():
+            results["arms"].setdefault(arm, {}).update(per_seed)
+        results.setdefault("steps", {}).update(part.get("steps", {}))
         results["summary"] = summarize(results)
         provenance.write_result(results, args.out, None, dict(record))
+        print(f"seed {next(iter(part['arms']['sft']))} done", flush=True)
+
+    print(f"seeds {rest}: the chosen settings, {args.jobs} at once", flush=True)
+    if args.jobs <= 1:
+        for seed in rest:
+            merge(run_seed(seed, args, {"arms": {}}, dict(chosen)))
+    else:
+        run_jobs(other_seed, [(seed, args, chosen) for seed in rest], args.jobs, report=merge)
     provenance.write_result(results, args.out, None, record)
 
 
