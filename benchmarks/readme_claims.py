@@ -203,30 +203,25 @@ def rl_evidence() -> list[str]:
 
 
 def code_evidence() -> list[str]:
+    from benchmarks.code_evidence import paired_claims
+
     d = load("code_evidence")
     out = []
     for arm in ("selftrain", "control", "oracle"):
-        runs = d["arms"][arm]
+        runs, summary = d["arms"][arm], d["summary"][arm]
         moves = ", ".join(f"{100 * h[0]['pass_at_1_greedy']:.0f}->{100 * h[-1]['pass_at_1_greedy']:.0f}"
                           for h in runs.values())
-        g = d["summary"][arm]["gain_greedy_pass_at_1"]
-        out.append(f"{moves} | " + (f"**{100 * g['median']:+.0f}**" if arm == "selftrain" else f"{100 * g['median']:+.0f}")
-                   + f" [{100 * g['min']:+.0f}, {100 * g['max']:+.0f}] | "
-                   + median_of(d["summary"][arm]["gain_sampled_pass_at_1"]["values"]) + " |")
+        tests = ", ".join(f"{100 * h[0]['test']['pass_at_1_greedy']:.1f}->{100 * h[-1]['test']['pass_at_1_greedy']:.1f}"
+                          for h in runs.values())
+        g, t = summary["gain_greedy_pass_at_1"], summary["test_gain_greedy_pass_at_1"]
+        out.append(f"| {arm} | {moves} | {pts(g['median'])} [{pts(g['min'])}, {pts(g['max'])}] | {tests} | "
+                   f"{pts(t['median'])} [{pts(t['min'])}, {pts(t['max'])}] | "
+                   + median_of(summary["gain_sampled_pass_at_1"]["values"]) + " |")
     out.append(f"reach {100 * d['summary']['selftrain_share_of_oracle_gain']:.0f}% of the oracle's median greedy gain")
-    for c in code_claims(d):
+    for record in paired_claims(d["arms"]):  # recomputed from the stored per-problem outcomes
+        c = claims.Claim(**{k: v for k, v in record.items() if k != "holds"})
         out.append(f"{c.compared}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
     return out
-
-
-def code_claims(d: dict) -> list:
-    """This run stored no per-problem outcomes: unpaired over the pooled seeds, 100 problems a seed."""
-    arms = d["arms"]
-    final = {a: {s: h[-1]["pass_at_1_greedy"] for s, h in arms[a].items()} for a in arms}
-    base = {s: h[0]["pass_at_1_greedy"] for s, h in arms["selftrain"].items()}
-    n = 100
-    return [claims.unpaired("selftrain vs control", final["selftrain"], final["control"], n),
-            claims.unpaired("selftrain vs its base", final["selftrain"], base, n)]
 
 
 def acquisition_evidence() -> list[str]:
