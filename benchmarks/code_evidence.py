@@ -121,7 +121,7 @@ def label_free_rows(backend, weights, pool, config, round_: int, seed: int) -> t
     from selfimprove.records import Item
     from selfimprove.tasks import get_task
     from selfimprove.tasks.code import code_prompt
-    from selfimprove.vote_behaviour import vote_by_behaviour
+    from selfimprove.voting.behaviour import vote_by_behaviour
 
     items = [Item(p.id, p.question) for p in pool]
     g = config.generate

@@ -22,7 +22,7 @@ from selfimprove.tasks.code import (Example, docstring_examples, entry_point, ex
                                     written_tests)
 from selfimprove.vote import declaration
 from selfimprove import plugins
-from selfimprove.vote_behaviour import vote_by_behaviour
+from selfimprove.voting.behaviour import vote_by_behaviour
 
 QUESTION = '''def f(xs):
     """Keep the numbers greater than 2, then reverse the list.
@@ -269,7 +269,7 @@ def test_list_functions_are_seeded_and_their_reference_programs_pass_examples_an
 
 def test_asked_tests_join_the_calls_and_never_vote():
     from selfimprove.backends import Completion
-    from selfimprove.vote_behaviour import behaviour_vote
+    from selfimprove.voting.behaviour import behaviour_vote
 
     class WritesTests:
         """The model asked for tests: continues "assert f(" with two right asserts."""

@@ -65,7 +65,7 @@ def test_cli_ls_lists_plugins():
     assert out.exit_code == 0
     for name in ("gsm8k", "transformers", "majority", "min_share"):
         assert name in out.output
-    assert "vote (vote.method)" in out.output and "selfimprove.vote_behaviour:behaviour_vote" in out.output
+    assert "vote (vote.method)" in out.output and "selfimprove.voting.behaviour:behaviour_vote" in out.output
 
 
 def test_shipped_configs_validate():

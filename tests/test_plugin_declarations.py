@@ -43,15 +43,15 @@ OWN_MODULES = {
     # acquisition sources
     "pool": {"acquire/__init__.py", "records.py", "sections.py"}, "mix": {"acquire/__init__.py"},
     "written": {"acquire/written.py"}, "variants": {"acquire/variants.py"}, "schedule": {"acquire/schedule.py"},
-    "proposer": {"acquire/proposer.py"},
+    "proposer": {"acquire/proposer.py"}, "code_proposals": {"acquire/code_proposals.py"},
     # vote methods
-    "majority": {"majority.py", "sections.py", "gates/confidence.py", "adapt/rewards.py", "adapt/rl_options.py"},
-    "behaviour": {"vote_behaviour.py"}, "debate": {"debate.py"},
+    "majority": {"voting/majority.py", "sections.py", "gates/confidence.py", "adapt/rewards.py", "adapt/rl_options.py"},
+    "behaviour": {"voting/behaviour.py"}, "debate": {"voting/debate.py"},
     # backends
     "transformers": {"backends/transformers.py", "sections.py", "cli.py", "run_dir.py", "backends/ray_backend.py"},
     "openai_http": {"backends/openai_http.py"}, "vllm": {"backends/vllm.py"}, "ray": {"backends/ray_backend.py"},
 }
-REGISTRIES = {"adapt/__init__.py", "acquire/__init__.py", "vote.py", "vote_methods.py", "backends/__init__.py", "gates/__init__.py"}
+REGISTRIES = {"adapt/__init__.py", "acquire/__init__.py", "vote.py", "voting/methods.py", "backends/__init__.py", "gates/__init__.py"}
 
 
 def _builtins() -> set[str]:

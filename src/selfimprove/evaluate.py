@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from selfimprove import layout, memory
 from selfimprove.backends import SamplingParams
-from selfimprove.majority import eligible_voters, vote_all
+from selfimprove.voting.majority import eligible_voters, vote_all
 from selfimprove.sections import Config
 from selfimprove.context import RunContext
 from selfimprove.gates import GateContext, build_gates

@@ -21,7 +21,7 @@ from dataclasses import replace
 from selfimprove import layout, prompts
 from selfimprove.context import RunContext
 from selfimprove.sampling import fresh_paths
-from selfimprove.majority import verified_voters, vote_all
+from selfimprove.voting.majority import verified_voters, vote_all
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Exemplar, Item, Sample, Vote, Weights

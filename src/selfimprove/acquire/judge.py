@@ -10,7 +10,7 @@ from __future__ import annotations
 from selfimprove.context import RunContext
 from selfimprove.sampling import fresh_paths
 from selfimprove.records import Item, Vote, Weights
-from selfimprove.vote_methods import reach_votes
+from selfimprove.voting.methods import reach_votes
 
 
 def judge(ctx: RunContext, round_: int, weights: Weights, items: list[Item],

@@ -47,7 +47,7 @@ def passes_examples(context: GateContext, allow_no_examples: bool = False, timeo
 
 def same_behaviour(context: GateContext, extra_inputs: int = 8, written_tests_cap: int = 10,
                    timeout_s: float = 5.0, memory_mb: int = 512, workers: int | None = None):
-    from selfimprove.vote_behaviour import probe_for
+    from selfimprove.tasks.code import probe_for
 
     limits = programs.Limits(timeout_s, memory_mb, workers)
 

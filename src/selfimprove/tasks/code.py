@@ -14,7 +14,7 @@ the label-free tests the gates run. Everything here reads text only; running pro
   arguments (seeded): what programs are clustered on besides the examples.
 - `is_equivalent` compares programs by their syntax tree (formatting and comments aside): two texts
   that differ can still behave the same, which only execution tells; the vote method `behaviour`
-  (`selfimprove.vote_behaviour`) clusters programs by what they do.
+  (`selfimprove.voting.behaviour`) clusters programs by what they do.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import doctest
 import random
 import re
 import zlib
+from dataclasses import dataclass
 
 from selfimprove.programs import Example, HiddenTest, Limits, run_hidden_tests
 from selfimprove.records import Exemplar, Item
@@ -326,3 +327,31 @@ class CodeTask:
         for (n, _), passed in zip(runnable, ok):
             out[n] = passed
         return out
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The calls one question's programs are run on: the docstring examples first, then the rest."""
+
+    examples: tuple[Example, ...]
+    written: tuple[Example, ...]
+    generated: tuple[str, ...]
+
+    @property
+    def calls(self) -> tuple[str, ...]:
+        return tuple(e.call for e in self.examples + self.written) + self.generated
+
+
+def probe_for(question: str, texts: list[str], extra_inputs: int, seed: int, written_tests_cap: int) -> Probe:
+    """The calls for `question`; `texts` are its sampled completions (their own written tests)."""
+    name = entry_point(question)
+    examples = tuple(docstring_examples(question))
+    known = {e.call for e in examples}
+    written: list[Example] = []
+    for text in texts:
+        for t in written_tests(text, name) if name else []:
+            if t.call not in known and len(written) < written_tests_cap:
+                known.add(t.call)
+                written.append(t)
+    generated = tuple(c for c in generated_calls(question, extra_inputs, seed) if c not in known)
+    return Probe(examples, tuple(written), generated)

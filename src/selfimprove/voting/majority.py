@@ -114,4 +114,4 @@ def majority_vote(ctx: RunContext, round_: int, weights: Weights, samples: list[
                     ctx.task.is_equivalent)
 
 
-DECLARATION = Plugin("selfimprove.majority:majority_vote", NoOptions, traits=frozenset({ANSWER_STRINGS}))
+DECLARATION = Plugin("selfimprove.voting.majority:majority_vote", NoOptions, traits=frozenset({ANSWER_STRINGS}))

@@ -3,8 +3,8 @@
 A method is a plain function `method(ctx, round, weights, samples, items, **vote.options) -> list[Vote]`,
 one of `METHODS` or a user's "package.module:function" (or "package.module:DECLARATION"). Each built-in
 declares itself beside its code (`plugins.Plugin`: options model, check, traits, records with their stage):
-`majority` (self-consistency, majority.py), `behaviour` (code: clusters of program behaviour,
-vote_behaviour.py) and `debate` (debate.py). This is shared ground: the vote stage (vote.py) writes the
+`majority` (self-consistency, voting/majority.py), `behaviour` (code: clusters of program behaviour,
+voting/behaviour.py) and `debate` (voting/debate.py). This is shared ground: the vote stage (vote.py) writes the
 round's votes with it, and acquisition's judge votes on fresh paths with the same method.
 """
 
@@ -16,9 +16,9 @@ from selfimprove.plugins import Plugin
 from selfimprove.records import Item, Sample, Vote, Weights
 
 # One line a method: its declaration ("module:attr"), imported only when a config names it.
-METHODS = {"majority": "selfimprove.majority:DECLARATION",
-           "behaviour": "selfimprove.vote_behaviour:DECLARATION",
-           "debate": "selfimprove.debate:DECLARATION"}
+METHODS = {"majority": "selfimprove.voting.majority:DECLARATION",
+           "behaviour": "selfimprove.voting.behaviour:DECLARATION",
+           "debate": "selfimprove.voting.debate:DECLARATION"}
 
 
 def declaration(name: str, where: str = "vote.method") -> Plugin:

@@ -1,7 +1,7 @@
 """Debate as a way to reach a question's answer (Du et al. 2023): `vote.method: debate`.
 
-(It builds on the shared majority and gates of majority.py, not on the vote stage: like the other vote
-methods it is shared ground, registered in vote_methods.METHODS.)
+(It builds on the shared majority and gates of voting/majority.py, not on the vote stage: like the other vote
+methods it is shared ground, registered in methods.METHODS.)
 
 `agents` agents answer each question; for `turns` more turns each agent reads the other agents'
 latest solutions (rationale and answer) and answers again, keeping or revising its answer. The
@@ -26,7 +26,7 @@ from pydantic import Field
 
 from selfimprove import layout, prompts
 from selfimprove.context import RunContext
-from selfimprove.majority import eligible_voters, require_gates, vote_all
+from selfimprove.voting.majority import eligible_voters, require_gates, vote_all
 from selfimprove.names import ANSWER_STRINGS
 from selfimprove.plugins import Plugin
 from selfimprove.records import Item, Sample, Vote, Weights
@@ -116,5 +116,5 @@ def _row(qid, turn, agent, fmt, seed, text, answer, num_tokens, truncated, logpr
 
 
 # Every turn is recorded while the round votes: a damaged debate.jsonl redoes the vote.
-DECLARATION = Plugin("selfimprove.debate:debate", DebateOptions, check, traits=frozenset({ANSWER_STRINGS}),
+DECLARATION = Plugin("selfimprove.voting.debate:debate", DebateOptions, check, traits=frozenset({ANSWER_STRINGS}),
                      artifacts=(layout.Artifact(layout.DEBATE, "vote"),))

@@ -20,7 +20,6 @@ Used as `vote.method: behaviour` with `vote.options: {extra_inputs: 8, timeout_s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
@@ -30,39 +29,10 @@ from selfimprove.names import RUNS_PROGRAMS
 from selfimprove.plugins import Plugin
 from selfimprove.sections import Section
 from selfimprove.records import Item, Sample, Vote
-from selfimprove.tasks.code import (Example, docstring_examples, entry_point, generated_calls, tests_prompt,
-                                    written_tests)
+from selfimprove.tasks.code import Probe, entry_point, probe_for, tests_prompt
 
 SCORES = ("size", "dual")
 TESTS_FORMAT = "tests"  # Sample.prompt_format of a completion asked for tests (`ask_tests`)
-
-
-@dataclass(frozen=True)
-class Probe:
-    """The calls one question's programs are run on: the docstring examples first, then the rest."""
-
-    examples: tuple[Example, ...]
-    written: tuple[Example, ...]
-    generated: tuple[str, ...]
-
-    @property
-    def calls(self) -> tuple[str, ...]:
-        return tuple(e.call for e in self.examples + self.written) + self.generated
-
-
-def probe_for(question: str, texts: list[str], extra_inputs: int, seed: int, written_tests_cap: int) -> Probe:
-    """The calls for `question`; `texts` are its sampled completions (their own written tests)."""
-    name = entry_point(question)
-    examples = tuple(docstring_examples(question))
-    known = {e.call for e in examples}
-    written: list[Example] = []
-    for text in texts:
-        for t in written_tests(text, name) if name else []:
-            if t.call not in known and len(written) < written_tests_cap:
-                known.add(t.call)
-                written.append(t)
-    generated = tuple(c for c in generated_calls(question, extra_inputs, seed) if c not in known)
-    return Probe(examples, tuple(written), generated)
 
 
 def cluster_vote(question_id: str, round_: int, answers: list[str | None], behaviours: list[programs.Behaviour | None],
@@ -166,4 +136,4 @@ def behaviour_vote(ctx, round_: int, weights, samples: list[Sample], items: list
                              o.require_examples, o.score, programs.Limits(o.timeout_s, o.memory_mb, o.workers))
 
 
-DECLARATION = Plugin("selfimprove.vote_behaviour:behaviour_vote", BehaviourOptions, traits=frozenset({RUNS_PROGRAMS}))
+DECLARATION = Plugin("selfimprove.voting.behaviour:behaviour_vote", BehaviourOptions, traits=frozenset({RUNS_PROGRAMS}))
