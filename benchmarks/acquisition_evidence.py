@@ -160,7 +160,7 @@ def accuracy_by_steps(out: Path, seed: int, rounds: list[int]) -> dict:
     """Greedy accuracy of each round's weights on 200 held-out problems of 3, 4 and 5 steps."""
     from selfimprove.backends import create_backend
     from selfimprove.embedded import demo
-    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.stages.evaluate import evaluate_weights
     from selfimprove.prompts import PromptStyle
     from selfimprove.records import Weights
     from selfimprove.tasks import get_task

@@ -115,7 +115,7 @@ def score(backend, weights, problems, config, round_: int) -> dict:
 
 def label_free_rows(backend, weights, pool, config, round_: int, seed: int) -> tuple[list[dict], dict]:
     """The round's kept programs as training rows, and the diagnostics of its votes (hidden tests)."""
-    from selfimprove.curate import curate
+    from selfimprove.stages.curate import curate
     from selfimprove.gates import GateContext, build_gates
     from selfimprove.programs import Limits
     from selfimprove.records import Item

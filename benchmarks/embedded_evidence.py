@@ -89,7 +89,7 @@ def supervised(out: Path, seed: int, arm: str, quick: bool = False, overrides: l
     from selfimprove.adapt.sft import train
     from selfimprove.backends import create_backend
     from selfimprove.embedded import demo
-    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.stages.evaluate import evaluate_weights
     from selfimprove.records import TrustedPath, Weights, to_row
     from selfimprove.tasks import get_task
     from selfimprove.tasks.arithmetic import load_problems, reasoning
@@ -145,7 +145,7 @@ def calibration(run_dir: Path) -> dict:
     """
     from selfimprove import layout
     from selfimprove.tasks import get_task
-    from selfimprove.vote import majority
+    from selfimprove.stages.vote import majority
 
     task = get_task("arithmetic")
     gold = {r["id"]: r["gold"] for r in map(json.loads, (run_dir / layout.POOL_GOLD).read_text().splitlines())}

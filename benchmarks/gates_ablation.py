@@ -38,7 +38,7 @@ from selfimprove import layout  # noqa: E402
 from selfimprove.gates import Candidate, GateContext, build_gate  # noqa: E402
 from selfimprove.records import Sample, Vote, from_row  # noqa: E402
 from selfimprove.tasks import get_task  # noqa: E402
-from selfimprove.vote import vote_all  # noqa: E402
+from selfimprove.stages.vote import vote_all  # noqa: E402
 
 MAJORITY = {"name": "majority"}
 COMBINATIONS: dict[str, list[dict]] = {

@@ -86,7 +86,7 @@ def arm_config(arm: str, model: Path, runs: Path, rounds: int, pool: int, seed: 
 def fresh_accuracy(backend, config, weights, seed: int) -> tuple[float, str]:
     """Greedy accuracy and per-question outcomes of `weights` on a fresh 3-step test set that no
     stop/reset decision saw."""
-    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.stages.evaluate import evaluate_weights
     from selfimprove.tasks import get_task
 
     from benchmarks.evidence import outcomes

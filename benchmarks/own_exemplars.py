@@ -41,7 +41,7 @@ BASE = ROOT / "src" / "selfimprove" / "embedded" / "assets" / "base"
 def score(ctx, config, style) -> tuple[dict, dict[str, bool]]:
     """Greedy held-out accuracy of the base weights prompted in `style` (config.evaluate.format), and
     whether each question was answered right."""
-    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.stages.evaluate import evaluate_weights
     from selfimprove.tasks.base import graded
 
     started = time.time()
@@ -64,7 +64,8 @@ def paired(a: dict[str, bool], b: dict[str, bool]) -> dict:
 def smollm2(args) -> dict:
     from rich.console import Console
 
-    from selfimprove import layout, own_exemplars
+    from selfimprove import layout
+    from selfimprove.stages import own_exemplars
     from selfimprove.config import load_config
     from selfimprove.loop import open_context
 

@@ -109,10 +109,10 @@ def untouched(out: Path, history: list[dict], seed: int, args) -> list[tuple[flo
     ever scored."""
     from rich.console import Console
 
-    from selfimprove import collect
+    from selfimprove.stages import collect
     from selfimprove.backends import create_backend
     from selfimprove.config import load_config
-    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.stages.evaluate import evaluate_weights
     from selfimprove.records import Weights
     from selfimprove.tasks import get_task
 

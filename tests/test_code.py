@@ -14,13 +14,13 @@ from test_errors_cli import TOKENIZER
 
 from selfimprove import programs, sandbox
 from selfimprove.adapt.examples import examples_for, trusted_paths
-from selfimprove.curate import curate
+from selfimprove.stages.curate import curate
 from selfimprove.gates import GateContext, build_gates
 from selfimprove.records import Item, Sample, to_row
 from selfimprove.tasks import get_task, humaneval
 from selfimprove.tasks.code import (Example, docstring_examples, entry_point, extract_program, generated_calls,
                                     written_tests)
-from selfimprove.vote import declaration
+from selfimprove.stages.vote import declaration
 from selfimprove import plugins
 from selfimprove.voting.behaviour import vote_by_behaviour
 
@@ -167,7 +167,7 @@ def test_humaneval_scoring_runs_hidden_tests_in_the_sandbox():
 
 
 def test_hidden_tests_never_reach_items_samples_votes_gates_or_training(monkeypatch):
-    from selfimprove.collect import load_pool
+    from selfimprove.stages.collect import load_pool
     from selfimprove.config import TaskConfig
 
     task = get_task("humaneval")

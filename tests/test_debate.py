@@ -14,7 +14,7 @@ from selfimprove.store import read_jsonl
 def test_a_debating_agent_sees_the_other_agents_first_answers_and_every_turn_is_recorded(answering_model,
                                                                                         gsm8k_dir, tmp_path):
     from selfimprove.tasks import get_task
-    from selfimprove.vote import majority
+    from selfimprove.stages.vote import majority
 
     cfg = make_config(answering_model, tmp_path / "run", gsm8k_dir, gsm8k_dir, rounds=1)
     cfg.vote.method, cfg.vote.options = "debate", {"agents": 3, "turns": 2}

@@ -63,7 +63,8 @@ def test_no_import_cycles():
     assert cycle is None, " -> ".join(cycle)
 
 
-# Folder -> floor. A folder is a subpackage or a top-level module; a new one must be given its floor here.
+# Folder -> floor. A folder is a subpackage or a top-level module (a module of stages/ is one too); a new one must
+# be given its floor here.
 FLOORS = {
     # shared ground: records, the run directory, plug-in machinery, tasks, engines, what several stages share
     "ground": {"records", "names", "layout", "plugins", "sections", "store", "lock", "tasks", "backends", "cache",
@@ -71,8 +72,8 @@ FLOORS = {
                "tiny", "replay", "voting", "gates", "preflight_model", "sampling", "memory", "review",
                "policy_update"},
     # the stages, side by side
-    "stages": {"collect", "acquire", "own_exemplars", "generate", "vote", "curate", "adapt", "evaluate",
-               "monitor", "probe"},
+    "stages": {"stages", "stages.collect", "acquire", "stages.own_exemplars", "stages.generate", "stages.vote",
+               "stages.curate", "adapt", "stages.evaluate", "stages.monitor", "stages.probe"},
     # the run: configuration, the loop and what it hands off to, the report it leaves
     "run": {"config", "declarations", "repair", "run_dir", "summary", "loop", "preflight", "ttt", "tracking",
             "report", "memory_estimate"},
@@ -85,7 +86,10 @@ SIDEWAYS: dict[tuple[str, str], str] = {}
 
 
 def folder(module: str) -> str:
+    """A module's room: its subpackage, or itself at the top level; each module of stages/ is a stage of its own."""
     parts = module.split(".")
+    if parts[1:2] == ["stages"] and len(parts) > 2:
+        return ".".join(parts[1:3])
     return parts[1] if len(parts) > 1 else module
 
 

@@ -104,7 +104,7 @@ def test_empty_pool_is_a_clear_error(tiny_model, gsm8k_dir, tmp_path):
 
 
 def test_question_longer_than_context_is_a_clear_error(tiny_model, gsm8k_dir, tmp_path):
-    from selfimprove.generate import PromptTooLongError
+    from selfimprove.stages.generate import PromptTooLongError
 
     pool = tmp_path / "long.jsonl"
     pool.write_text(json.dumps({"question": "apples " * 2000, "answer": "1"}) + "\n")
@@ -116,7 +116,7 @@ def test_question_longer_than_context_is_a_clear_error(tiny_model, gsm8k_dir, tm
 
 def test_competence_probe_stops_a_model_that_cannot_answer(tiny_model, gsm8k_dir, tmp_path):
     """A random model writes no readable answer: the probe stops the run before round 1, saying why."""
-    from selfimprove.probe import IncompetentError
+    from selfimprove.stages.probe import IncompetentError
 
     cfg = make_config(tiny_model, tmp_path / "run", gsm8k_dir, gsm8k_dir, rounds=1, probe__on_fail="stop",
                       probe__questions=3)

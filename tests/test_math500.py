@@ -15,7 +15,7 @@ from selfimprove.adapt.rewards import RewardContext, build_scorer, label_rows
 from selfimprove.config import load_config
 from selfimprove.records import Item, Sample
 from selfimprove.tasks import get_task, local_source
-from selfimprove.vote import majority, vote_all
+from selfimprove.stages.vote import majority, vote_all
 
 TASK = get_task("math500")
 

@@ -11,7 +11,7 @@ from selfimprove import layout
 from selfimprove.config import MonitorConfig
 from selfimprove.loop import run
 from selfimprove.memory import Proven, nearest, stagnation
-from selfimprove.monitor import decide
+from selfimprove.stages.monitor import decide
 from selfimprove.preflight import PreflightError, check
 from selfimprove.records import RoundMetrics
 from selfimprove.store import read_jsonl

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from selfimprove import monitor
+from selfimprove.stages import monitor
 from selfimprove.adapt.examples import examples_for
 from selfimprove.adapt.sft import train
 from selfimprove.records import TrustedPath, Weights
@@ -179,7 +179,7 @@ def test_loop_anchor_forgetting_return_and_final_weights_after_reset(answering_m
 
 def test_probe_says_whether_paths_are_unreadable_or_fail_the_checks():
     from selfimprove.config import ProbeConfig
-    from selfimprove.probe import verdict
+    from selfimprove.stages.probe import verdict
 
     base = {"questions": 16, "consensus": 0.5, "truncation_rate": 0.0, "heldout_pass_at_k": 0.5}
     [unreadable] = verdict(base | {"answer_rate": 0.1, "readable_rate": 0.1}, ProbeConfig())

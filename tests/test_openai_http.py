@@ -169,7 +169,7 @@ def sample_round(out_dir, url, gsm8k_dir):
     by the kill test)."""
     from rich.console import Console
 
-    from selfimprove.generate import generate_round
+    from selfimprove.stages.generate import generate_round
     from selfimprove.loop import open_context
     from test_loop import make_config
 

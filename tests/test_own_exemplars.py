@@ -17,12 +17,12 @@ from test_loop import make_config
 from selfimprove import layout, prompts
 from selfimprove.config import ConfigError, parse_config
 from selfimprove.loop import open_context, run
-from selfimprove.own_exemplars import choose, round_style
+from selfimprove.stages.own_exemplars import choose, round_style
 from selfimprove.preflight import PreflightError, check
 from selfimprove.records import Sample
 from selfimprove.store import read_jsonl
 from selfimprove.tasks import get_task
-from selfimprove.vote import vote_all
+from selfimprove.stages.vote import vote_all
 
 
 def _paths(qid: str, texts: list[str]) -> list[Sample]:

@@ -51,12 +51,13 @@ OWN_MODULES = {
     "transformers": {"backends/transformers.py", "sections.py", "cli.py", "run_dir.py", "backends/ray_backend.py"},
     "openai_http": {"backends/openai_http.py"}, "vllm": {"backends/vllm.py"}, "ray": {"backends/ray_backend.py"},
 }
-REGISTRIES = {"adapt/__init__.py", "acquire/__init__.py", "vote.py", "voting/methods.py", "backends/__init__.py", "gates/__init__.py"}
+REGISTRIES = {"adapt/__init__.py", "acquire/__init__.py", "stages/vote.py", "voting/methods.py", "backends/__init__.py", "gates/__init__.py"}
 
 
 def _builtins() -> set[str]:
-    from selfimprove import acquire, backends, vote
+    from selfimprove import acquire, backends
 
+    from selfimprove.stages import vote
     return set(METHODS) | set(acquire.METHODS) | set(vote.METHODS) | set(backends.BACKENDS)
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from selfimprove import layout
 from selfimprove.backends.transformers import TransformersBackend
-from selfimprove.generate import generate_round
+from selfimprove.stages.generate import generate_round
 from selfimprove.loop import open_context
 from selfimprove.records import Weights
 from test_loop import make_config

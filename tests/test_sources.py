@@ -286,7 +286,7 @@ def test_one_column_csv_is_not_taken_for_another_delimiter(tmp_path):
 
 def test_an_unlabeled_pool_and_a_labelled_held_out_file_with_their_own_columns(tmp_path):
     """task.fields maps the pool, task.eval_fields the held-out set; a held-out error names eval_fields."""
-    from selfimprove.collect import load_heldout, load_pool
+    from selfimprove.stages.collect import load_heldout, load_pool
     from selfimprove.sections import TaskConfig
 
     (tmp_path / "pool.jsonl").write_text("".join(json.dumps({"problem": f"What is {i} + 1?"}) + "\n" for i in range(4)))

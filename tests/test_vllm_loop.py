@@ -59,7 +59,7 @@ def sample_round(out_dir, gsm8k_dir):
     """Round 1's generate stage as the loop runs it (run in a subprocess by the kill test)."""
     from rich.console import Console
 
-    from selfimprove.generate import generate_round
+    from selfimprove.stages.generate import generate_round
     from selfimprove.loop import open_context
     from selfimprove.records import Weights
 

@@ -4,7 +4,7 @@ import pytest
 
 from selfimprove.records import Sample
 from selfimprove.tasks import get_task
-from selfimprove.vote import majority, vote_all
+from selfimprove.stages.vote import majority, vote_all
 
 
 @pytest.mark.parametrize("answers, tie_break, expected, share, abstain", [
@@ -59,7 +59,7 @@ def test_paths_failing_a_pre_vote_gate_abstain():
     from dataclasses import replace
 
     from selfimprove.gates import build_gates
-    from selfimprove.vote import eligible_voters
+    from selfimprove.stages.vote import eligible_voters
     from selfimprove.gates import GateContext
 
     texts = ["2 + 3 = 6. The answer is 6.", "2 + 3 = 6. The answer is 6.", "2 + 3 = 6. The answer is 6.",
@@ -100,7 +100,7 @@ class TiedBackend:
 def test_heldout_majority_honours_the_tie_break(tie_break, expected):
     """vote.tie_break applies to held-out maj@k as to the pool's vote (it was always "first")."""
     from selfimprove.config import parse_config
-    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.stages.evaluate import evaluate_weights
     from selfimprove.records import Item, Weights
     from selfimprove.tasks import get_task
 
@@ -114,7 +114,7 @@ def test_heldout_majority_honours_the_tie_break(tie_break, expected):
 def test_greedy_only_evaluation_decodes_once():
     """evaluate.k=1 at temperature 0 is the greedy pass itself: one generate call, its samples once."""
     from selfimprove.config import parse_config
-    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.stages.evaluate import evaluate_weights
     from selfimprove.records import Item, Weights
     from selfimprove.tasks import get_task
 

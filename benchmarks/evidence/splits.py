@@ -82,7 +82,7 @@ def score_run(run_dir: Path, n: int, seen: list[str]) -> dict:
     from selfimprove import layout
     from selfimprove.backends import create_backend
     from selfimprove.config import load_config
-    from selfimprove.evaluate import evaluate_weights
+    from selfimprove.stages.evaluate import evaluate_weights
     from selfimprove.finished import _here
     from selfimprove.records import Weights
     from selfimprove.tasks import get_task

@@ -12,7 +12,7 @@ the override, the data file and line, the model folder) and the fix, and a disti
     4    run directory: in use by another process, damaged, holding another config's run, not a run directory
     5    environment: disk full or a file size limit, permission denied, read-only disk, out of memory,
          launched training processes that failed (their last lines are shown), Ray workers that kept dying
-    6    the competence probe stopped the run before round 1 (probe.py: the model cannot teach itself here)
+    6    the competence probe stopped the run before round 1 (stages/probe.py: the model cannot teach itself here)
     70   an unexpected error (a bug): its traceback, and where the run stands
     130  interrupted (SIGINT, Ctrl-C);  143  terminated (SIGTERM): rerun the same command to resume
 
@@ -109,7 +109,7 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
     from selfimprove.lock import RunLockedError
     from selfimprove.models import ModelLoadError
     from selfimprove.preflight_model import ModelFolderError
-    from selfimprove.probe import IncompetentError
+    from selfimprove.stages.probe import IncompetentError
     from selfimprove.report import ReportError
     from selfimprove.review import ReviewError
     from selfimprove.run_dir import ConfigChangedError
@@ -273,7 +273,8 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
                                                            "(default RUN_OUT_DIR/eval)")] = None):
     """Score a model (optionally with an adapter) on the config's held-out split: greedy, maj@k, pass@k.
     Writes metrics.json and eval_samples.jsonl (every completion and its extracted answer) to --out."""
-    from selfimprove import collect, evaluate, preflight
+    from selfimprove import preflight
+    from selfimprove.stages import collect, evaluate
     from selfimprove.backends import create_backend
     from selfimprove.records import to_row
     from selfimprove.store import RunStore
@@ -392,7 +393,8 @@ def _memory_warnings(cfg) -> None:
 @app.command()
 def ls():
     """List the tasks, backends, gates, acquisition, vote and adaptation methods that configs can name."""
-    from selfimprove import acquire, backends, gates, vote
+    from selfimprove import acquire, backends, gates
+    from selfimprove.stages import vote
     from selfimprove.adapt import TARGETS as ADAPT
     from selfimprove.tasks import TASKS
 

@@ -9,7 +9,8 @@ here: preflight names it, with its key.
 
 from __future__ import annotations
 
-from selfimprove import acquire, adapt, vote
+from selfimprove import acquire, adapt
+from selfimprove.stages import vote
 from selfimprove.layout import Artifact
 
 

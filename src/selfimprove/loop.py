@@ -18,15 +18,16 @@ import time
 
 from rich.console import Console
 
-from selfimprove import acquire, collect, evaluate, layout, monitor, own_exemplars, probe, tracking
+from selfimprove import acquire, layout, tracking
+from selfimprove.stages import collect, evaluate, monitor, own_exemplars, probe
 from selfimprove.adapt import AdaptInputs, adapt_round
 from selfimprove.backends import create_backend, require_extra
 from selfimprove.backends.cached import CachedBackend
 from selfimprove.cache import cache_dir_for
 from selfimprove.config import Config
 from selfimprove.context import RunContext
-from selfimprove.curate import curate_round
-from selfimprove.generate import generate_round
+from selfimprove.stages.curate import curate_round
+from selfimprove.stages.generate import generate_round
 from selfimprove.prompts import prompt_style
 from selfimprove.records import RoundMetrics, Weights, to_row
 from selfimprove.repair import prepare_round, read_metrics, round_inputs
@@ -34,7 +35,7 @@ from selfimprove.run_dir import disown, names_before, open_run
 from selfimprove.store import RunStore
 from selfimprove.summary import finish, round_table
 from selfimprove.tasks import get_task
-from selfimprove.vote import vote_round
+from selfimprove.stages.vote import vote_round
 
 
 def run_round(ctx: RunContext, r: int, learner: Weights, previous: RoundMetrics) -> RoundMetrics:

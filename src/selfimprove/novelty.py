@@ -3,7 +3,7 @@ n-grams that no other path of the question uses (1.0: nothing in common with the
 phrase of it appears in another path). Recorded on every sample (`Sample.novelty`); the `novel`
 gate (gates/diversity.py) prefers novel paths among those that agree with the vote.
 
-A leaf module: generate.py and the gates import it.
+A leaf module: stages/generate.py and the gates import it.
 """
 
 from __future__ import annotations

@@ -396,7 +396,7 @@ def _code_task(config: Config, task) -> None:
     if why:
         raise _fail(config, "task.name", f"{config.task.name!r} runs model-written programs, but {why}; "
                     "run code tasks on Linux")
-    from selfimprove import vote
+    from selfimprove.stages import vote
     from selfimprove.names import ANSWER_STRINGS, RUNS_PROGRAMS
 
     if ANSWER_STRINGS in _vote_declaration(config).traits:
@@ -497,7 +497,7 @@ def _acquire(config: Config, task) -> None:
 
 
 def _vote_declaration(config: Config):
-    from selfimprove import vote
+    from selfimprove.stages import vote
 
     try:
         return vote.declaration(config.vote.method)

@@ -10,7 +10,7 @@
     least_to_most    "Q: ...\nA: Let's break this problem into simpler sub-questions and answer them in
                      order." (least-to-most prompting: sub-questions first, then each answered in turn)
 
-A zero-shot format's cue (`CUES`) is part of the prompt; generate.py puts it in front of the sampled
+A zero-shot format's cue (`CUES`) is part of the prompt; stages/generate.py puts it in front of the sampled
 text too, so a path reads whole, and `rationale_of` strips it again: a rationale never trains on it.
 
 A training target is always "<rationale> The answer is X." (CoT) or "The answer is X." (direct),

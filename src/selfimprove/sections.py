@@ -137,7 +137,7 @@ class GenerateConfig(Section):
     batch_size: int = Field(16, ge=1)  # prompts per generate call; each brings k sequences
     formats: list[str] = Field(["cot_fewshot"], min_length=1)  # prompt styles to sample with
     num_exemplars: int | None = Field(None, ge=0)  # few-shot exemplars used (None = all the task has)
-    # Whose worked examples the few-shot formats show while sampling (own_exemplars.py): "task" = the task's
+    # Whose worked examples the few-shot formats show while sampling (stages/own_exemplars.py): "task" = the task's
     # hand-written ones; "self" = chosen each round from the model's own confident zero-shot answers
     # (LMSI section 5.2), num_exemplars of them (None: 4). Held-out evaluation keeps the task's.
     exemplars: Literal["task", "self"] = "task"
@@ -171,7 +171,7 @@ class GenerateConfig(Section):
 
 
 class VoteConfig(Section):
-    # How a question's answer is reached (vote.py): "majority" = self-consistency over extracted answers.
+    # How a question's answer is reached (stages/vote.py): "majority" = self-consistency over extracted answers.
     # A method is a name in vote.METHODS or "package.module:function"; `options` are its keyword arguments.
     method: str = "majority"
     options: dict[str, Any] = {}
@@ -284,7 +284,7 @@ class EvaluateConfig(Section):
 
 
 class ProbeConfig(Section):
-    # Before round 1, is the model competent enough for its own votes to teach it? (probe.py)
+    # Before round 1, is the model competent enough for its own votes to teach it? (stages/probe.py)
     enabled: bool = True
     questions: int = Field(32, ge=1)  # pool questions sampled K times, as round 1 will
     # pass@K on the labelled held-out set (round 0): under 5%, the right answer is almost never sampled.

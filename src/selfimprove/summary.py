@@ -10,7 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from selfimprove import layout, monitor, tracking
+from selfimprove import layout, tracking
+from selfimprove.stages import monitor
 from selfimprove.context import RunContext
 from selfimprove.records import RoundMetrics, to_row
 from selfimprove.store import RunStore, StoreError

@@ -26,7 +26,7 @@ from rich.console import Console
 from selfimprove import layout
 from selfimprove.backends import SamplingParams, create_backend
 from selfimprove.config import Config, parse_config
-from selfimprove.evaluate import accuracy
+from selfimprove.stages.evaluate import accuracy
 from selfimprove.sampling import sample_paths
 from selfimprove.prompts import prompt_style
 from selfimprove.records import Item, Weights

@@ -4,7 +4,7 @@
 (`rl_options.RLOptions`: rewards and weights, trained samples per question, share threshold, KL
 coefficient, the collapse guard). A round's flow:
 
-1. the loop has sampled the round's voters (`generate.k` paths a question) and voted (`vote.py`,
+1. the loop has sampled the round's voters (`generate.k` paths a question) and voted (`stages/vote.py`,
    with `vote.require` the verified vote); `rewards.label_rows` turns the votes into the training
    questions, each with its label in a column (so every process scores against the same vote);
 2. `train` runs TRL's trainer from the round's starting weights (LoRA or full, `adapt.tuning`):

@@ -2,7 +2,7 @@
 `reward(prompts, completions, **columns) -> list[float | None]` (None = does not apply).
 
 A reward that depends on a sample's whole group (its question's majority) never computes the group
-itself: the vote is taken before training, over the round's voters (`vote.py`), and written into
+itself: the vote is taken before training, over the round's voters (`stages/vote.py`), and written into
 the training set as columns (`label_rows`: `label`, `vote_counts`). TRL computes rewards in each
 process before gathering them (trl#3896), so a majority taken inside a reward would see only
 that process's share of a question's samples; a column is the same in every process.

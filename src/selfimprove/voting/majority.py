@@ -6,7 +6,7 @@ Abstentions (None) are counted but never vote. Answers the task judges equivalen
 have the highest mean log-probability), or "abstain" (no majority: answer None).
 
 With `vote.require`, only paths that pass those gates vote (the others abstain): `eligible_voters`.
-The vote stage (vote.py), debate, evaluation, the probe and own exemplars all count votes here; this
+The vote stage (stages/vote.py), debate, evaluation, the probe and own exemplars all count votes here; this
 module reads and writes nothing. `DECLARATION` is the `majority` vote method's.
 """
 

@@ -4,7 +4,7 @@ A method is a plain function `method(ctx, round, weights, samples, items, **vote
 one of `METHODS` or a user's "package.module:function" (or "package.module:DECLARATION"). Each built-in
 declares itself beside its code (`plugins.Plugin`: options model, check, traits, records with their stage):
 `majority` (self-consistency, voting/majority.py), `behaviour` (code: clusters of program behaviour,
-voting/behaviour.py) and `debate` (voting/debate.py). This is shared ground: the vote stage (vote.py) writes the
+voting/behaviour.py) and `debate` (voting/debate.py). This is shared ground: the vote stage (stages/vote.py) writes the
 round's votes with it, and acquisition's judge votes on fresh paths with the same method.
 """
 
