@@ -61,7 +61,7 @@ TEST = {"questions": 200}  # the test split's size (--test; 0: none), read by `h
 
 def history(out: Path) -> list[dict]:
     """A run's per-round metrics, each with its per-question held-out outcomes (for paired tests)."""
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.tasks import get_task
 
     import yaml
@@ -205,8 +205,8 @@ CHECKED = ['vote.require=[{name: arithmetic, require_equations: true}, {name: gr
 
 def branch(source: Path, out: Path, after_round: int) -> None:
     """A copy of run `source` as it was after `after_round`: later rounds' artifacts are retired."""
-    from selfimprove import layout
-    from selfimprove.store import RunStore
+    from selfimprove.rundir import layout
+    from selfimprove.rundir.store import RunStore
 
     if out.exists():
         return

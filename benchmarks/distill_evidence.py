@@ -74,7 +74,7 @@ def distill(out: Path, seed: int, teacher: Path, student: Path) -> list[dict]:
     and the student learning; per-round metrics and per-question outcomes of the student."""
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.embedded import demo
     from selfimprove.loop import run
     from selfimprove.tasks import get_task

@@ -67,7 +67,7 @@ def selftrain(out: Path, seed: int, overrides: list[str], rounds: int | None = N
     """The demo recipe through the loop; per-round metrics and per-question outcomes, round 0 = base."""
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.embedded import demo
     from selfimprove.loop import run
     from selfimprove.tasks import get_task
@@ -143,7 +143,7 @@ def calibration(run_dir: Path) -> dict:
     `plain`: every path votes (LMSI); `verified`: only paths that pass `vote.require` vote (the share is
     among them; questions where none passed abstain and are counted apart).
     """
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.tasks import get_task
     from selfimprove.stages.vote import majority
 
@@ -169,7 +169,7 @@ def base_votes(run_dir: Path) -> dict:
     The gap between greedy and the verified vote is what the rounds can close (an abstention counts wrong).
     Read from round 0's scores: `evaluate_weights` measured all three on the same samples.
     """
-    from selfimprove import layout
+    from selfimprove.rundir import layout
 
     base = json.loads((run_dir / layout.round_file(0, layout.METRICS)).read_text())
     return {"greedy": base["accuracy"], "plain_majority": base["majority_accuracy"],

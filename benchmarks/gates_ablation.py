@@ -34,7 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 from benchmarks.evidence import provenance  # noqa: E402
-from selfimprove import layout  # noqa: E402
+from selfimprove.rundir import layout  # noqa: E402
 from selfimprove.gates import Candidate, GateContext, build_gate  # noqa: E402
 from selfimprove.records import Sample, Vote, from_row  # noqa: E402
 from selfimprove.tasks import get_task  # noqa: E402

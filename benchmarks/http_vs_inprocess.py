@@ -33,7 +33,7 @@ from selfimprove import prompts  # noqa: E402
 from selfimprove.backends import SamplingParams, create_backend  # noqa: E402
 from selfimprove.config import GenerateConfig, ModelConfig  # noqa: E402
 from selfimprove.records import Weights  # noqa: E402
-from selfimprove.store import RunStore  # noqa: E402
+from selfimprove.rundir.store import RunStore  # noqa: E402
 from selfimprove.tasks import get_task  # noqa: E402
 from servers import LlamaServer, smollm2_gguf  # noqa: E402
 

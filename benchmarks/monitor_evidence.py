@@ -103,7 +103,7 @@ def fresh_accuracy(backend, config, weights, seed: int) -> tuple[float, str]:
 def run_arm(arm: str, args) -> dict:
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.backends import create_backend
     from selfimprove.loop import run
     from selfimprove.records import RoundMetrics, from_row

@@ -64,7 +64,7 @@ def paired(a: dict[str, bool], b: dict[str, bool]) -> dict:
 def smollm2(args) -> dict:
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.stages import own_exemplars
     from selfimprove.config import load_config
     from selfimprove.loop import open_context

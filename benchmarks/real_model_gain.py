@@ -140,7 +140,7 @@ def run_arm(arm: str, seed: int, args, first_pass: bool = False) -> dict:
     equal steps is complete first); a later call continues the same run directory to `args.rounds`."""
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.config import load_config
     from selfimprove.loop import run
     from selfimprove.tasks import get_task
@@ -167,7 +167,8 @@ def run_ttt(arm: str, args) -> dict:
     outcomes (adapted and base greedy answers against the hidden answers)."""
     from rich.console import Console
 
-    from selfimprove import layout, ttt
+    from selfimprove import ttt
+    from selfimprove.rundir import layout
     from selfimprove.config import load_config
     from selfimprove.tasks import get_task
 

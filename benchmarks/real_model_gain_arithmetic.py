@@ -79,7 +79,7 @@ def overrides_for(arm: str, seed: int, args) -> list[str]:
 def run_arm(arm: str, seed: int, args) -> tuple[list[dict], dict | None]:
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.config import load_config
     from selfimprove.loop import run
 
@@ -128,7 +128,7 @@ def thread_timing(repeats: int = 1) -> list[dict]:
 def paired(args, seed: int, arm: str, other: str) -> dict:
     """Held-out questions the arm's final weights answer right and `other`'s wrong, and the reverse
     (the same questions, so the difference is read question by question, not from two noisy shares)."""
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.tasks import get_task
 
     task = get_task("arithmetic")

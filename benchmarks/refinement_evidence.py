@@ -63,9 +63,9 @@ def arms(k: int, agents: int, eval_limit: int, work: Path) -> dict[str, list[str
 
 def measure(root: Path) -> dict:
     """Pool-level numbers of round 1 (against the hidden gold) and round 0's held-out accuracy."""
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.config import load_config
-    from selfimprove.store import read_jsonl
+    from selfimprove.rundir.store import read_jsonl
     from selfimprove.tasks import get_task
 
     task = get_task(load_config(root / layout.CONFIG).task.name)

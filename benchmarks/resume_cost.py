@@ -30,7 +30,7 @@ import yaml
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 from benchmarks.evidence import provenance  # noqa: E402
-from selfimprove import layout  # noqa: E402
+from selfimprove.rundir import layout  # noqa: E402
 
 
 def chunk(r: int, c: int) -> str:

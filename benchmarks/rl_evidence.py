@@ -142,7 +142,7 @@ def untouched(out: Path, history: list[dict], seed: int, args) -> list[tuple[flo
 def run_arm(arm: str, seed: int, args, grpo_steps: int) -> dict:
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.embedded import demo
     from selfimprove.loop import run
 
@@ -183,7 +183,7 @@ def ttt_name(arm: str, args) -> str:
 def run_ttt(arm: str, seed: int, args, grpo_steps: int) -> dict:
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.embedded import demo
     from selfimprove.ttt import run
 
@@ -209,7 +209,7 @@ def token_lengths(run_dir: Path) -> tuple[float, float]:
     """Mean prompt and completion tokens of the SFT arm's round-1 training rows (the demo tokenizer)."""
     from transformers import AutoTokenizer
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.embedded.demo import base_model
 
     tok = AutoTokenizer.from_pretrained(base_model())

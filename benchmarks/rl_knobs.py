@@ -87,7 +87,7 @@ def run_arm(name: str, arm: str, seed: int, args, steps: int, lr: float, reward:
     """One run of the loop; its history (dev and untouched accuracy per round) and its RL step records."""
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.embedded import demo
     from selfimprove.loop import run
 

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.adapt import Adapted
 from selfimprove.backends import Completion
 from selfimprove.records import Weights

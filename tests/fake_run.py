@@ -1,6 +1,6 @@
 """A small run directory written through RunStore with made-up rows: for report and review tests (no model)."""
 
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 
 QUESTIONS = {f"q{i}": f"Question {i}: what is {i} + {i}?" for i in range(5)}
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.acquire.screen import Guard, key
 from selfimprove.config import parse_config
 from selfimprove.embedded.demo import base_model
 from selfimprove.loop import open_context, run
 from selfimprove.records import Vote, from_row
-from selfimprove.store import read_jsonl
+from selfimprove.rundir.store import read_jsonl
 from selfimprove.tasks.arithmetic import TASK, generate_problems, read_question
 
 

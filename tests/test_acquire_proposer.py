@@ -20,11 +20,11 @@ import pytest
 from test_acquire import embedded_config
 from test_errors_cli import base_config, cli, fake_model, one_error, write_config
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.acquire.proposer import PROPOSER, proposer_reward
 from selfimprove.acquire.screen import clusters
 from selfimprove.loop import run
-from selfimprove.store import RunStore, read_jsonl
+from selfimprove.rundir.store import RunStore, read_jsonl
 from selfimprove.tasks.arithmetic import TASK, generate_problems
 
 

@@ -98,7 +98,7 @@ def test_accumulate_adds_each_earlier_round_once(tmp_path):
     from selfimprove.context import Collected, RunContext
     from selfimprove.prompts import PromptStyle
     from selfimprove.records import Item, Sample
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
     from selfimprove.tasks import get_task
 
     items = [Item(f"q{i}", f"What is {i} + {i}?") for i in range(4)]

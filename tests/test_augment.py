@@ -3,13 +3,14 @@ its novelty against its question's other paths, and the `novel` gate keeps the m
 
 from test_loop import make_config
 
-from selfimprove import layout, prompts
+from selfimprove import prompts
+from selfimprove.rundir import layout
 from selfimprove.gates import GateContext, build_gates, run_gates
 from selfimprove.gates.base import Candidate
 from selfimprove.loop import run
 from selfimprove.novelty import novelty
 from selfimprove.records import Sample, Vote
-from selfimprove.store import read_jsonl
+from selfimprove.rundir.store import read_jsonl
 from selfimprove.tasks import get_task
 
 

@@ -234,7 +234,7 @@ def test_a_call_can_set_its_own_batch_size(backend):
 
 
 def test_a_batch_size_keys_the_cache_only_when_set():
-    from selfimprove.cache import _key_params
+    from selfimprove.rundir.cache import _key_params
 
     assert "batch_size" not in _key_params(SamplingParams())  # keys written before the field existed still hold
     assert _key_params(SamplingParams(batch_size=128))["batch_size"] == 128

@@ -5,10 +5,10 @@ import pytest
 from recording import PROMPTS
 from test_loop import make_config
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.loop import run
 from selfimprove.preflight import PreflightError, check
-from selfimprove.store import read_jsonl
+from selfimprove.rundir.store import read_jsonl
 
 
 def test_a_debating_agent_sees_the_other_agents_first_answers_and_every_turn_is_recorded(answering_model,

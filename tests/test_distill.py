@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from test_loop import make_config
 
-from selfimprove import layout
-from selfimprove.cache import fingerprint
-from selfimprove.finished import UnfinishedRunError, final_weights
+from selfimprove.rundir import layout
+from selfimprove.rundir.cache import fingerprint
+from selfimprove.rundir.finished import UnfinishedRunError, final_weights
 from selfimprove.loop import run
 from selfimprove.preflight import PreflightError, check
-from selfimprove.store import read_jsonl
+from selfimprove.rundir.store import read_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from selfimprove.backends import BACKENDS, EXTRAS, MissingExtraError, require_extra
 from selfimprove.cli import app
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 
 RECIPE = str(Path(__file__).parents[1] / "configs" / "gsm8k_local_tiny.yaml")
 

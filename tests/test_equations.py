@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from selfimprove.backends.base import SamplingParams
-from selfimprove.cache import call_key
+from selfimprove.rundir.cache import call_key
 from selfimprove.gates import Candidate, GateContext, build_gate
 from selfimprove.records import Sample, Weights
 from selfimprove.tasks import get_task
@@ -118,7 +118,7 @@ def test_the_recipe_runs_on_other_models_with_only_model_name_changed(family, ti
     """The shipped recipe, only model.name changed (and the sizes shrunk to seconds), runs a real round."""
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.config import load_config
     from selfimprove.loop import run
 

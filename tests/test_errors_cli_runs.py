@@ -242,7 +242,7 @@ def raised_names() -> set[str]:
 def raised_in_the_package(err: BaseException) -> BaseException:
     """`err` with a traceback whose last frame is in the package's own code (as `cli._ours` looks for)."""
     try:
-        exec(compile("raise err", str(PACKAGE / "store.py"), "exec"), {"err": err})
+        exec(compile("raise err", str(PACKAGE / "rundir/store.py"), "exec"), {"err": err})
     except BaseException as raised:  # noqa: BLE001 - handed back to be classified
         return raised
     raise AssertionError("not raised")
@@ -286,7 +286,7 @@ def expected_errors():
     from selfimprove.adapt.launch import LaunchConfigError, LaunchError
     from selfimprove.backends import MissingExtraError
     from selfimprove.backends.openai_http import HTTPBackendError
-    from selfimprove.finished import UnfinishedRunError
+    from selfimprove.rundir.finished import UnfinishedRunError
     from selfimprove.tasks.humaneval import HumanEvalDataError
 
     return [(LaunchConfigError("adapt.accelerate_config 'zero9' is neither one of TRL's nor a file"), CONFIG),

@@ -11,7 +11,7 @@ from test_loop import make_config
 from selfimprove.export import export_model, round_weights
 from selfimprove.loop import run
 from selfimprove.models import load
-from selfimprove.store import StoreError
+from selfimprove.rundir.store import StoreError
 
 PROMPTS = ["Q: Tom has 3 apples and buys 2 more. How many now?\nA: Let's think step by step.",
            "Q: What is 7 + 5?\nA: Let's think step by step."]

@@ -67,8 +67,8 @@ def test_no_import_cycles():
 # be given its floor here.
 FLOORS = {
     # shared ground: records, the run directory, plug-in machinery, tasks, engines, what several stages share
-    "ground": {"records", "names", "layout", "plugins", "sections", "store", "lock", "tasks", "backends", "cache",
-               "models", "prompts", "programs", "sandbox", "context", "finished", "progress", "svg", "novelty",
+    "ground": {"records", "names", "rundir", "plugins", "sections", "tasks", "backends",
+               "models", "prompts", "programs", "sandbox", "context", "progress", "svg", "novelty",
                "tiny", "replay", "voting", "gates", "preflight_model", "sampling", "memory", "review",
                "policy_update"},
     # the stages, side by side

@@ -9,10 +9,11 @@ import pytest
 from test_errors_cli import env, fake_model
 from test_loop import make_config
 
-from selfimprove import layout, prompts
+from selfimprove import prompts
+from selfimprove.rundir import layout
 from selfimprove.loop import run
 from selfimprove.records import Exemplar
-from selfimprove.store import read_jsonl
+from selfimprove.rundir.store import read_jsonl
 
 SHOT = Exemplar("Ann has 2 apples and gets 3 more. How many?", "2 + 3 = 5.", "5")
 PATH = " What is 2 + 3? 2 + 3 = 5. The answer is 5."  # what the model below says to every question

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 import selfimprove
-from selfimprove.lock import RunLockedError, run_lock
+from selfimprove.rundir.lock import RunLockedError, run_lock
 
 HOLDER = """
 import sys, time
-from selfimprove.lock import run_lock
+from selfimprove.rundir.lock import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)

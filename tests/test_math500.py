@@ -181,8 +181,8 @@ SMALL = ["model.name=smollm2-135m-instruct", "model.chat=auto", "model.dtype=flo
 def test_ttrl_recipe_runs_grpo_and_ttt_on_cpu_with_a_small_model(tmp_path):
     """The recipe as shipped, with SmolLM2 and small limits: the probe says it cannot do MATH-500 (and runs on,
     warned), one round votes, GRPO trains against the vote, the adapted model answers; every record is written."""
-    from selfimprove import layout
-    from selfimprove.store import RunStore
+    from selfimprove.rundir import layout
+    from selfimprove.rundir.store import RunStore
     from selfimprove.ttt import run
 
     summary = run(load_config(RECIPE, [*SMALL, f"run.out_dir={tmp_path}"]))

@@ -7,14 +7,14 @@ import pytest
 from recording import PROMPTS
 from test_loop import make_config
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.config import MonitorConfig
 from selfimprove.loop import run
 from selfimprove.memory import Proven, nearest, stagnation
 from selfimprove.stages.monitor import decide
 from selfimprove.preflight import PreflightError, check
 from selfimprove.records import RoundMetrics
-from selfimprove.store import read_jsonl
+from selfimprove.rundir.store import read_jsonl
 
 
 def test_the_nearest_proven_triple_is_retrieved_first_and_a_question_never_retrieves_itself():

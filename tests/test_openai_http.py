@@ -155,7 +155,7 @@ def test_seeds_and_retry_after():
 
 def test_the_request_cache_is_json(tmp_path):
     from selfimprove.backends.base import Completion
-    from selfimprove.cache import RequestCache
+    from selfimprove.rundir.cache import RequestCache
 
     cache = RequestCache(tmp_path)
     cache.put("ab12", [Completion("x", 1, False, -0.5)])

@@ -14,13 +14,14 @@ from rich.console import Console
 from test_errors_cli import fake_model
 from test_loop import make_config
 
-from selfimprove import layout, prompts
+from selfimprove import prompts
+from selfimprove.rundir import layout
 from selfimprove.config import ConfigError, parse_config
 from selfimprove.loop import open_context, run
 from selfimprove.stages.own_exemplars import choose, round_style
 from selfimprove.preflight import PreflightError, check
 from selfimprove.records import Sample
-from selfimprove.store import read_jsonl
+from selfimprove.rundir.store import read_jsonl
 from selfimprove.tasks import get_task
 from selfimprove.stages.vote import vote_all
 

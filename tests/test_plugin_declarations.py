@@ -20,14 +20,15 @@ import pytest
 from pydantic import Field
 from test_errors_cli import base_config, fake_model
 
-from selfimprove import layout, plugins
+from selfimprove import plugins
+from selfimprove.rundir import layout
 from selfimprove.acquire.base import RECORDS_TOKENS, record
 from selfimprove.adapt import METHODS, Adapted, Method
 from selfimprove.config import ConfigError, parse_config
 from selfimprove.loop import run
 from selfimprove.plugins import Plugin
 from selfimprove.sections import Section, read_options
-from selfimprove.store import RunStore, read_jsonl
+from selfimprove.rundir.store import RunStore, read_jsonl
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "selfimprove"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.backends.transformers import TransformersBackend
 from selfimprove.stages.generate import generate_round
 from selfimprove.loop import open_context

@@ -21,7 +21,7 @@ import yaml
 
 import selfimprove
 
-from selfimprove.cache import canonical_adapter_config
+from selfimprove.rundir.cache import canonical_adapter_config
 from selfimprove.config import parse_config
 from selfimprove.loop import run
 

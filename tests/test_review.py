@@ -10,7 +10,7 @@ from hub_server import HubStandIn, point_at
 from selfimprove.publish import export_dataset, push
 from selfimprove.records import Sample, from_row
 from selfimprove.review import ReviewError, apply_marks, export, import_marks
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 
 
 def test_export_import_round_trip_records_every_change(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.adapt.grpo import RLJob, read_rows, step_rows, train
 from selfimprove.adapt.guard import CollapseGuard, signals
 from selfimprove.adapt.rewards import RewardContext, build_scorer, label_rows
@@ -77,7 +77,7 @@ def test_pool_gold_never_reaches_rl_training(tmp_path, monkeypatch):
     from selfimprove.adapt import AdaptInputs, grpo
     from selfimprove.context import Collected, RunContext
     from selfimprove.prompts import PromptStyle
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
 
     seen = []
 
@@ -403,7 +403,7 @@ RL = ["adapt.method=grpo", "adapt.batch_size=16", "adapt.max_steps=4", "adapt.le
 def test_grpo_round_through_the_loop_writes_its_records(tmp_path):
     from selfimprove.loop import run
     from selfimprove.report import write_report
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
 
     summary = run(_demo(tmp_path, RL))
     r1 = tmp_path / "rounds" / "r01"
@@ -442,7 +442,7 @@ def test_grpo_round_launched_in_two_processes_scores_every_group_against_its_vot
     samples come from both, each question's samples are scored against the vote the loop recorded, and the
     round commits like one trained in the loop's process."""
     from selfimprove.loop import run
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
 
     overrides = [o for o in RL if not o.startswith("adapt.max_steps")]
     run(_demo(tmp_path, [*overrides, "adapt.max_steps=2", "adapt.launch=accelerate", "adapt.num_processes=2"]))

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from test_loop import make_config
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.adapt import Adapted
 from selfimprove.loop import run
 from selfimprove.records import Weights
-from selfimprove.store import read_jsonl
+from selfimprove.rundir.store import read_jsonl
 
 CALLS = []  # (plug-in, round, details), appended by the plug-ins below
 ENGINES = []  # the backends `recording_backend` created

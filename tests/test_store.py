@@ -8,7 +8,7 @@ from selfimprove.backends import SamplingParams
 from selfimprove.backends.base import Completion
 from selfimprove.backends.cached import CachedBackend
 from selfimprove.records import Weights
-from selfimprove.store import RunStore, StoreError
+from selfimprove.rundir.store import RunStore, StoreError
 
 
 def test_manifest_lists_rows_and_checksums(tmp_path):

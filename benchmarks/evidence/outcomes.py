@@ -32,7 +32,7 @@ def from_samples(task, samples, items) -> str:
 
 def from_run(run_dir: Path, task) -> dict[str, str]:
     """Every scored round of a loop run directory: {round: outcomes} from its eval samples and held-out gold."""
-    from selfimprove import layout
+    from selfimprove.rundir import layout
 
     run_dir = Path(run_dir)
     held = [json.loads(line) for line in (run_dir / layout.HELDOUT).read_text().splitlines()]

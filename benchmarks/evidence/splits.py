@@ -44,7 +44,7 @@ def shared_seen(task, source: str, split: str, eval_source: str, eval_split: str
 def seen_questions(run_dir: Path, extra: list[Path] = ()) -> list[str]:
     """Every question a run sampled, trained on or was scored on (and those of `extra` JSONL files, e.g.
     its labelled replay set)."""
-    from selfimprove import layout
+    from selfimprove.rundir import layout
 
     run_dir = Path(run_dir)
     files = [run_dir / layout.POOL, run_dir / layout.HELDOUT, run_dir / "anchor.jsonl",
@@ -79,11 +79,11 @@ def score_run(run_dir: Path, n: int, seen: list[str]) -> dict:
     directory, so a rerun scores only what is new."""
     from rich.console import Console
 
-    from selfimprove import layout
+    from selfimprove.rundir import layout
     from selfimprove.backends import create_backend
     from selfimprove.config import load_config
     from selfimprove.stages.evaluate import evaluate_weights
-    from selfimprove.finished import _here
+    from selfimprove.rundir.finished import _here
     from selfimprove.records import Weights
     from selfimprove.tasks import get_task
 

@@ -104,9 +104,9 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
     from selfimprove.backends.openai_http import HTTPBackendError
     from selfimprove.backends.ray_backend import RayWorkersLostError
     from selfimprove.config import ConfigError
-    from selfimprove.finished import UnfinishedRunError
+    from selfimprove.rundir.finished import UnfinishedRunError
     from selfimprove.gguf_export import GGUFExportError
-    from selfimprove.lock import RunLockedError
+    from selfimprove.rundir.lock import RunLockedError
     from selfimprove.models import ModelLoadError
     from selfimprove.preflight_model import ModelFolderError
     from selfimprove.stages.probe import IncompetentError
@@ -114,7 +114,7 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
     from selfimprove.review import ReviewError
     from selfimprove.run_dir import ConfigChangedError
     from selfimprove.sampling import PromptTooLongError
-    from selfimprove.store import StoreError
+    from selfimprove.rundir.store import StoreError
     from selfimprove.tasks.humaneval import HumanEvalDataError
     from selfimprove.tasks.sources import DataError
     from selfimprove.tracking import MissingTrackerError
@@ -257,7 +257,7 @@ def _run_locked(config: Path, overrides: list[str] | None, body, shown: tuple[st
         require_extra(cfg.generate.backend)  # before the run directory (and its lock) is created
         _memory_warnings(cfg)
     with _handled(cfg.run.out_dir):
-        from selfimprove.lock import run_lock
+        from selfimprove.rundir.lock import run_lock
 
         with run_lock(cfg.run.out_dir):
             _quiet_libraries()
@@ -277,7 +277,7 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
     from selfimprove.stages import collect, evaluate
     from selfimprove.backends import create_backend
     from selfimprove.records import to_row
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
     from selfimprove.tasks import get_task
 
     with _handled():
@@ -311,7 +311,7 @@ def _eval_weights(cfg, adapter: str | None):
     """The weights `eval` scores: model.name (with --adapter on top), or the final weights of the finished
     run that model.name names, as `run` reads it. Any other run directory is not a model: the error says
     where its weights are."""
-    from selfimprove.finished import UnfinishedRunError, final_weights, is_run_dir
+    from selfimprove.rundir.finished import UnfinishedRunError, final_weights, is_run_dir
     from selfimprove.preflight import PreflightError
     from selfimprove.records import Weights
 
@@ -424,7 +424,7 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/d
          quick: Annotated[bool, typer.Option(help="One small round (about a minute), for a first look and CI")] = False):
     """The embedded demo: a tiny model, trained here, improves itself on arithmetic word problems without labels."""
     from selfimprove.embedded.demo import main
-    from selfimprove.lock import run_lock
+    from selfimprove.rundir.lock import run_lock
 
     with _handled(out), run_lock(out):
         main(out, seed, quick)
@@ -455,7 +455,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (run.ou
 def verify(run_dir: Annotated[Path, typer.Argument(help="A run directory (run.out_dir)")]):
     """Check every artifact of a run against its manifest (checksum, rows, half-written lines). Writes nothing;
     `run` redoes whatever this names."""
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
 
     with _handled():
         problems = RunStore(run_dir, create=False).verify()
@@ -476,7 +476,7 @@ def review_export(run_dir: Annotated[Path, typer.Argument(help="A run directory"
                   dropped: Annotated[bool, typer.Option(help="Also export the paths the gates dropped")] = False):
     """Write a round's paths for review; fill `decision` (accept/reject) and `note`, then `review import`."""
     from selfimprove.review import export
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
 
     out = out or run_dir / "review" / f"r{round_:02d}.jsonl"
     with _handled():
@@ -491,7 +491,7 @@ def review_import(run_dir: Annotated[Path, typer.Argument(help="A run directory"
                   reviewer: Annotated[str, typer.Option(help="Who reviewed (recorded in review/log.jsonl)")] = ""):
     """Record accept/reject marks; later rounds' training data honours them. Invalid rows are named, valid ones kept."""
     from selfimprove.review import import_marks
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
 
     with _handled():
         RunStore(run_dir, create=False)

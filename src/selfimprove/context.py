@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.backends import Backend
-from selfimprove.finished import resolve_weights
+from selfimprove.rundir.finished import resolve_weights
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Weights
 from selfimprove.sections import Config
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 
 
 @dataclass(frozen=True)

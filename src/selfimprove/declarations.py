@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from selfimprove import acquire, adapt
 from selfimprove.stages import vote
-from selfimprove.layout import Artifact
+from selfimprove.rundir.layout import Artifact
 
 
 def _found(declare, name) -> list:

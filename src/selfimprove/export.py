@@ -15,10 +15,11 @@ from pathlib import Path
 
 import yaml
 
-from selfimprove import layout, models
-from selfimprove.finished import _here, final_weights, is_run_dir
+from selfimprove import models
+from selfimprove.rundir import layout
+from selfimprove.rundir.finished import _here, final_weights, is_run_dir
 from selfimprove.records import Weights
-from selfimprove.store import StoreError, read_jsonl
+from selfimprove.rundir.store import StoreError, read_jsonl
 
 CARD_COLUMNS = ("round", "accuracy", "majority_accuracy", "kept", "pseudo_label_accuracy")
 

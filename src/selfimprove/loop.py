@@ -18,12 +18,13 @@ import time
 
 from rich.console import Console
 
-from selfimprove import acquire, layout, tracking
+from selfimprove import acquire, tracking
+from selfimprove.rundir import layout
 from selfimprove.stages import collect, evaluate, monitor, own_exemplars, probe
 from selfimprove.adapt import AdaptInputs, adapt_round
 from selfimprove.backends import create_backend, require_extra
 from selfimprove.backends.cached import CachedBackend
-from selfimprove.cache import cache_dir_for
+from selfimprove.rundir.cache import cache_dir_for
 from selfimprove.config import Config
 from selfimprove.context import RunContext
 from selfimprove.stages.curate import curate_round
@@ -32,7 +33,7 @@ from selfimprove.prompts import prompt_style
 from selfimprove.records import RoundMetrics, Weights, to_row
 from selfimprove.repair import prepare_round, read_metrics, round_inputs
 from selfimprove.run_dir import disown, names_before, open_run
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 from selfimprove.summary import finish, round_table
 from selfimprove.tasks import get_task
 from selfimprove.stages.vote import vote_round

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.names import RETRIEVED
 from selfimprove.prompts import PromptStyle, rationale_of
 from selfimprove.records import Exemplar, Item, RoundMetrics
@@ -63,7 +63,7 @@ def other_run(path: Path, min_share: float) -> list[Proven]:
     """Every trusted path of the earlier run in `path` (its own task's answer statement is cut off)."""
     import yaml
 
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
     from selfimprove.tasks import get_task
 
     store = RunStore(path, create=False)

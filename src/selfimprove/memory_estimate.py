@@ -268,7 +268,8 @@ def architecture(name: str) -> Architecture | str:
 
 def _config_file(name: str) -> Path | str:
     """The config.json that describes `name`, or why there is none to read without downloading or converting."""
-    from selfimprove import finished, models
+    from selfimprove import models
+    from selfimprove.rundir import finished
 
     if finished.is_run_dir(name):
         try:

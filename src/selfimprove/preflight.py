@@ -217,7 +217,7 @@ def _data(config: Config, task) -> None:
 def _model_folders(config: Config) -> None:
     """A packaged model's package is installed, a .gguf file is one, a local folder holds a model."""
     from selfimprove import models
-    from selfimprove.finished import UnfinishedRunError, final_weights, is_run_dir
+    from selfimprove.rundir.finished import UnfinishedRunError, final_weights, is_run_dir
     from selfimprove.preflight_model import LFS_POINTER, ModelFolderError, check_model_folder
 
     for key, name in (("model.name", config.model.name), ("adapt.learner", config.adapt.learner)):
@@ -336,7 +336,7 @@ def _learner(config: Config) -> None:
 
 
 def _memory(config: Config) -> None:
-    from selfimprove.finished import is_run_dir
+    from selfimprove.rundir.finished import is_run_dir
     from selfimprove.names import RETRIEVED
 
     for i, source in enumerate(config.memory.sources):

@@ -56,8 +56,10 @@ def check_model_folder(path: str, loads_here: bool = True) -> None:
                         "config.json", f"Name the one to load in model.name, e.g. {folder / ggufs[0].name}.")
         _check_gguf(folder, ggufs[0])
         return
-    _check_config(folder, loads_here)
-    _check_weights(folder)
+    config = _check_config(folder, loads_here)
+    shapes = _check_weights(folder)
+    if loads_here and config is not None:
+        _check_builds(folder, config, shapes)
     _check_tokenizer(folder, loads_here)
 
 
@@ -82,7 +84,9 @@ def _fail(folder: Path, problem: str, fix: str) -> ModelFolderError:
     return ModelFolderError(f"model folder {folder}: {problem}. {fix}")
 
 
-def _check_config(folder: Path, loads_here: bool = False) -> None:
+def _check_config(folder: Path, loads_here: bool = False) -> dict | None:
+    """config.json as read, or None when it is one whose values are not transformers' to check here (a
+    model with its own code, a quantized checkpoint whose tensors are packed in other shapes)."""
     config = folder / "config.json"
     if not config.is_file():
         if (folder / "adapter_config.json").is_file():
@@ -101,6 +105,7 @@ def _check_config(folder: Path, loads_here: bool = False) -> None:
             raise _fail(folder, f"config.json's model_type {data['model_type']!r} is not one transformers "
                         f"{transformers.__version__} knows (it fails when loading, after the run has started)",
                         "Check the spelling in config.json, or upgrade transformers if the model is newer than it.")
+    return None if "auto_map" in data or "quantization_config" in data else data
 
 
 def _read_json(folder: Path, path: Path):
@@ -124,12 +129,14 @@ def _not_lfs_pointer(folder: Path, path: Path) -> None:
 # ---------------------------------------------------------------- weights
 
 
-def _check_weights(folder: Path) -> None:
+def _check_weights(folder: Path) -> dict[str, tuple[str, list[int]]]:
+    """Raise when the weights are missing or damaged; return the safetensors tensors' (file, shape) by name
+    (none for other formats)."""
     # In the order transformers looks for them: the first one present is the one it loads.
     if (folder / "model.safetensors").is_file():
-        _check_safetensors(folder, folder / "model.safetensors")
+        return _check_safetensors(folder, folder / "model.safetensors")
     elif (folder / "model.safetensors.index.json").is_file():
-        _check_shards(folder, folder / "model.safetensors.index.json")
+        return _check_shards(folder, folder / "model.safetensors.index.json")
     elif (folder / "pytorch_model.bin").is_file():
         _check_torch_bin(folder, folder / "pytorch_model.bin")
     elif (folder / "pytorch_model.bin.index.json").is_file():
@@ -142,9 +149,10 @@ def _check_weights(folder: Path) -> None:
         raise _fail(folder, f"no weights file (looked for model.safetensors, model.safetensors.index.json with its "
                     f"shards, pytorch_model.bin or a .gguf file; the folder holds: {present})",
                     f"Copy the weights in too. {SAVE_HINT}.")
+    return {}
 
 
-def _check_shards(folder: Path, index: Path) -> None:
+def _check_shards(folder: Path, index: Path) -> dict[str, tuple[str, list[int]]]:
     data = _read_json(folder, index)
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
@@ -156,16 +164,20 @@ def _check_shards(folder: Path, index: Path) -> None:
         raise _fail(folder, f"{len(missing)} of the {len(shards)} weight shards named in {index.name} "
                     f"{'is' if len(missing) == 1 else 'are'} missing: {', '.join(missing)}",
                     "The download or copy stopped part-way; fetch the missing shards.")
+    shapes = {}
     for name in shards:
         if name.endswith(".safetensors"):
-            _check_safetensors(folder, folder / name)
+            shapes.update(_check_safetensors(folder, folder / name))
         else:
             _check_torch_bin(folder, folder / name)
+    return shapes
 
 
-def _check_safetensors(folder: Path, path: Path) -> None:
+def _check_safetensors(folder: Path, path: Path) -> dict[str, tuple[str, list[int]]]:
     """A safetensors file is an 8-byte header length, a JSON header giving every tensor's byte range,
-    then the data: the file must be at least as long as the last range ends. No tensor is read."""
+    then the data: the file must be at least as long as the last range ends, and the safetensors library
+    must accept the header (a dtype it knows, a shape that fits its byte range). No tensor is read.
+    Returns each tensor's (file name, shape) by name."""
     _not_lfs_pointer(folder, path)
     size = path.stat().st_size
     redo = "Download or copy it again (a download or copy was cut short, or the disk filled up)."
@@ -182,6 +194,45 @@ def _check_safetensors(folder: Path, path: Path) -> None:
     if 8 + header_len + data_end > size:
         raise _fail(folder, f"{path.name} is cut short: {size:,} bytes, but its header says its tensors end "
                     f"at byte {8 + header_len + data_end:,}", redo)
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np"):  # parses and checks the header; maps, reads no tensor
+            pass
+    except SafetensorError as err:
+        raise _fail(folder, f"{path.name} is damaged: {str(err).splitlines()[0]}", redo) from None
+    return {k: (path.name, list(t.get("shape", []))) for k, t in header.items() if k != "__metadata__"}
+
+
+def _check_builds(folder: Path, data: dict, shapes: dict[str, tuple[str, list[int]]]) -> None:
+    """config.json's values make a model transformers builds (on the meta device: nothing is allocated, no
+    weight read), and every weight it names has the shape that model expects: a bad value (an unknown
+    hidden_act, a hidden_size that is not a number or not a multiple of the heads) or sizes that disagree
+    with the weights fail when loading, after the run has started."""
+    import torch
+    from huggingface_hub.errors import StrictDataclassError
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from selfimprove.models import _field_holding
+
+    fix = "Fix that field (or copy the config.json that came with the model)."
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+    except KeyError as err:  # transformers names only the value it did not find (an activation, a rope type)
+        field = _field_holding(folder / "config.json", err.args[0] if err.args else None)
+        where = f"{field}: {err.args[0]!r}" if field else f"a value ({err})"
+        raise _fail(folder, f"config.json's {where} is not one transformers knows", fix) from None
+    except (ValueError, TypeError, StrictDataclassError) as err:
+        detail = " ".join(line.strip() for line in str(err).splitlines()[:2])
+        raise _fail(folder, f"config.json holds a value transformers rejects ({detail})", fix) from None
+    expected = {name: list(p.shape) for name, p in model.state_dict().items()}
+    for name, (file, shape) in shapes.items():
+        if name in expected and expected[name] != shape:
+            raise _fail(folder, f"{file} holds {name} of shape {shape}, but config.json describes a model whose "
+                        f"{name} is {expected[name]} (vocab_size, hidden_size, intermediate_size or the head "
+                        "counts disagree with the weights)", "Copy the config.json that came with these weights.")
 
 
 def _check_torch_bin(folder: Path, path: Path) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.names import is_replay
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 
 
 def export_dataset(run_dir: str | Path) -> Path:

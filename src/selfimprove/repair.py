@@ -16,12 +16,12 @@ import hashlib
 import json
 import re
 
-from selfimprove import layout
-from selfimprove.cache import fingerprint
+from selfimprove.rundir import layout
+from selfimprove.rundir.cache import fingerprint
 from selfimprove.context import RunContext
 from selfimprove.declarations import round_artifacts
 from selfimprove.records import RoundMetrics, from_row, to_row
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 
 
 def read_metrics(ctx: RunContext, r: int) -> RoundMetrics:

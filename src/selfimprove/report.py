@@ -22,9 +22,10 @@ from typing import Callable
 
 import yaml
 
-from selfimprove import layout, plugins
+from selfimprove import plugins
+from selfimprove.rundir import layout
 from selfimprove.records import POOL_ORIGIN, RoundMetrics, from_row
-from selfimprove.store import Problem, RunStore, StoreError
+from selfimprove.rundir.store import Problem, RunStore, StoreError
 from selfimprove.svg import svg
 
 BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)  # vote-share bins of the calibration curve

@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfimprove import layout
-from selfimprove.store import RunStore
+from selfimprove.rundir import layout
+from selfimprove.rundir.store import RunStore
 
 DECISIONS = ("accept", "reject")
 COLUMNS = ("id", "decision", "note", "round", "question_id", "question", "rationale", "answer", "vote_answer",

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.config import Config, ConfigError, dump_config, parse_config
-from selfimprove.lock import LOCK_NAME
-from selfimprove.store import RunStore, StoreError
+from selfimprove.rundir.lock import LOCK_NAME
+from selfimprove.rundir.store import RunStore, StoreError
 
 PACKAGES = ("selfimprove", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "math-verify")
 

@@ -10,11 +10,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from selfimprove import layout, tracking
+from selfimprove import tracking
+from selfimprove.rundir import layout
 from selfimprove.stages import monitor
 from selfimprove.context import RunContext
 from selfimprove.records import RoundMetrics, to_row
-from selfimprove.store import RunStore, StoreError
+from selfimprove.rundir.store import RunStore, StoreError
 
 
 def finish(ctx: RunContext, history: list[RoundMetrics]) -> dict:

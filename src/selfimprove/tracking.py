@@ -38,7 +38,7 @@ import shutil
 import time
 from pathlib import Path
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.records import RoundMetrics, to_row
 
 RECORD = "tracking.json"

@@ -23,14 +23,14 @@ import time
 
 from rich.console import Console
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.backends import SamplingParams, create_backend
 from selfimprove.config import Config, parse_config
 from selfimprove.stages.evaluate import accuracy
 from selfimprove.sampling import sample_paths
 from selfimprove.prompts import prompt_style
 from selfimprove.records import Item, Weights
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 from selfimprove.tasks import get_task
 
 

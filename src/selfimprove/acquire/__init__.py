@@ -27,7 +27,8 @@ from dataclasses import replace
 
 from pydantic import Field
 
-from selfimprove import layout, plugins
+from selfimprove import plugins
+from selfimprove.rundir import layout
 from selfimprove.acquire.base import RECORDS_TOKENS
 from selfimprove.context import RunContext
 from selfimprove.plugins import Plugin

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 
 MAX_ROOTS = 300  # untrusted questions drawn per round: keeps the page small for big pools
 

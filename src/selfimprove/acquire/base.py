@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from selfimprove.layout import Artifact
+from selfimprove.rundir.layout import Artifact
 
 # Trait: its records' rows carry the `tokens` the model generated to acquire them (writing questions,
 # judging variants, measuring pass rates), which `acquire.tokens_spent` counts as the round's compute; rows

@@ -34,7 +34,7 @@ from collections import Counter
 
 from pydantic import Field
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.acquire.base import RECORDS_TOKENS, Band, record
 from selfimprove.acquire.judge import agreement, judge
 from selfimprove.acquire.screen import clusters, guard_for

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.acquire.base import RECORDS_TOKENS, Band, record
 from selfimprove.acquire.judge import agreement, judge
 from selfimprove.acquire.screen import key

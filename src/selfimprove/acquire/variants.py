@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.acquire.base import RECORDS_TOKENS, record
 from selfimprove.acquire.judge import judge, trusted
 from selfimprove.acquire.screen import guard_for

@@ -21,7 +21,7 @@ import zlib
 
 from pydantic import Field, field_validator
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.acquire.base import RECORDS_TOKENS, record
 from selfimprove.acquire.screen import count_verdicts, guard_for
 from selfimprove.backends import SamplingParams

@@ -18,7 +18,8 @@ artifacts under `rounds/rNN/` through the store and returns the learner's new we
 
 from __future__ import annotations
 
-from selfimprove import layout, plugins
+from selfimprove import plugins
+from selfimprove.rundir import layout
 from selfimprove.adapt.base import Adapted, AdaptInputs, Method, method_options, start_weights
 from selfimprove.adapt.rl_options import RL_DROPPED, RL_TRAINER, RLOptions, check_rl
 

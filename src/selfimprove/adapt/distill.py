@@ -1,7 +1,7 @@
 """Distillation (LMSI's 540B -> 62B): a teacher samples and votes, a different student learns.
 
 `adapt.method: distill` with `model.name` = the teacher (a model, or a finished run directory whose
-final weights teach: see finished.py) and `adapt.learner` = the student, a smaller model of any
+final weights teach: see rundir/finished.py) and `adapt.learner` = the student, a smaller model of any
 family. The round's paths are the teacher's, voted and gated exactly as in self-improvement; the
 student is fine-tuned on the trusted ones with the SFT trainer. The pairs are rendered in the
 student's own prompt style (its chat template or plain completion, `RunContext.student_style`), not
@@ -11,7 +11,7 @@ style. The teacher's weights are only read. Writes `rounds/rNN/distill.json`: wh
 
 from __future__ import annotations
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.sft import sft
 from selfimprove.context import RunContext

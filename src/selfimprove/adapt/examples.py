@@ -15,7 +15,8 @@ from __future__ import annotations
 import random
 import zlib
 
-from selfimprove import layout, names, prompts, review
+from selfimprove import names, prompts, review
+from selfimprove.rundir import layout
 from selfimprove.context import RunContext
 from selfimprove.records import Example, Exemplar, Item, Sample, TrustedPath, to_row
 from selfimprove.replay import read_replay

@@ -29,7 +29,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.dynamic import DROPPED_FILE, DynamicSampler
 from selfimprove.adapt.guard import GUARD_FILE, START, CollapseGuard, greedy_probe

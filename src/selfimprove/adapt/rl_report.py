@@ -4,7 +4,7 @@ plot of its steps, from `rl_steps.jsonl` and `rl_guard.json`. Draws only what th
 
 from __future__ import annotations
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.svg import svg
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from transformers import PrinterCallback, TrainerCallback
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.adapt import ema
 from selfimprove.adapt.base import Adapted, AdaptInputs, start_weights
 from selfimprove.adapt.examples import training_set

@@ -1,4 +1,4 @@
-"""The run's engine behind the rationale cache (cache.py): `generate` looks in the cache first.
+"""The run's engine behind the rationale cache (rundir/cache.py): `generate` looks in the cache first.
 
 Reads and writes `<cache_dir>/<key[:2]>/<key>.json`, one file per `generate` call, keyed by `cache.call_key`.
 """
@@ -10,9 +10,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from selfimprove.backends.base import parallel_calls
-from selfimprove.cache import call_key
+from selfimprove.rundir.cache import call_key
 from selfimprove.records import Completion, Prompt, SamplingParams, Weights
-from selfimprove.store import _atomic_write_bytes
+from selfimprove.rundir.store import _atomic_write_bytes
 
 
 class CachedBackend:

@@ -46,7 +46,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from selfimprove.backends.base import Completion, Prompt, SamplingParams, request_seed
-from selfimprove.cache import RequestCache, request_key
+from selfimprove.rundir.cache import RequestCache, request_key
 from selfimprove.records import Weights
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}

@@ -84,7 +84,7 @@ def results_table(summary: dict) -> Table:
 def main(out: Path = Path("runs/demo"), seed: int = 0, quick: bool = False) -> dict:
     """Run the demo into `out`; returns the summary also written to `out/summary.json`."""
     from selfimprove.loop import run
-    from selfimprove.store import RunStore
+    from selfimprove.rundir.store import RunStore
 
     import datasets
     import transformers

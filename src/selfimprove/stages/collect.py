@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.sections import Config, TaskConfig
 from selfimprove.context import Collected
 from selfimprove.records import Item, from_row, to_row
-from selfimprove.store import RunStore
+from selfimprove.rundir.store import RunStore
 
 
 def load_pool(task, cfg: TaskConfig) -> tuple[list[Item], dict[str, str]]:

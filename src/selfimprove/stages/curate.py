@@ -7,7 +7,7 @@ path of the same question, and its question has not reached `max_paths_per_quest
 
 from __future__ import annotations
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.context import RunContext
 from selfimprove.gates import Candidate, GateContext, build_gates, run_gates
 from selfimprove.records import Item, Sample, Vote, Weights

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from selfimprove import layout, memory
+from selfimprove import memory
+from selfimprove.rundir import layout
 from selfimprove.backends import SamplingParams
 from selfimprove.voting.majority import eligible_voters, vote_all
 from selfimprove.sections import Config

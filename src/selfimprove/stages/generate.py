@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from selfimprove import layout, memory
+from selfimprove import memory
+from selfimprove.rundir import layout
 from selfimprove.backends.base import parallel_calls
 from selfimprove.context import RunContext
 from selfimprove.progress import progress_bar

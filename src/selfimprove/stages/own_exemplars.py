@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from selfimprove import layout, prompts
+from selfimprove import prompts
+from selfimprove.rundir import layout
 from selfimprove.context import RunContext
 from selfimprove.sampling import fresh_paths
 from selfimprove.voting.majority import verified_voters, vote_all

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.context import RunContext
 from selfimprove.sampling import sample_paths, sampling_params
 from selfimprove.voting.majority import eligible_voters, require_gates, vote_all

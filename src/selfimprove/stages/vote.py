@@ -8,7 +8,7 @@ so another stage that votes again, such as acquisition's judge, imports them, no
 
 from __future__ import annotations
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.context import RunContext
 from selfimprove.voting.majority import (eligible_voters, majority, majority_vote,  # noqa: F401 - re-exported
                                   merge_equivalent, require_gates, verified_voters, vote_all)

@@ -24,7 +24,8 @@ from dataclasses import replace
 
 from pydantic import Field
 
-from selfimprove import layout, prompts
+from selfimprove import prompts
+from selfimprove.rundir import layout
 from selfimprove.context import RunContext
 from selfimprove.voting.majority import eligible_voters, require_gates, vote_all
 from selfimprove.names import ANSWER_STRINGS

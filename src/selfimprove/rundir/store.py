@@ -1,6 +1,6 @@
 """The run directory: every artifact written atomically and listed in a manifest, so reruns resume.
 
-The layout (which artifact lives where) is `layout.py`'s. A stage produces its artifact through
+The layout (which artifact lives where) is `rundir/layout.py`'s. A stage produces its artifact through
 `produce_jsonl` / `produce_json` / `produce_dir` (skip it when complete, build and commit it when
 not) or `produce_chunked` (the same, resuming from the chunks already saved).
 

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from selfimprove import layout
+from selfimprove.rundir import layout
 from selfimprove.records import Weights
 
 _ROUND_ARTIFACT = re.compile(r"(?:^|/)(rounds/r\d+/[^/]+)$")

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from selfimprove.records import Completion, Prompt, SamplingParams, Weights
-from selfimprove.store import _atomic_write_bytes
+from selfimprove.rundir.store import _atomic_write_bytes
 
 
 @lru_cache(maxsize=64)
