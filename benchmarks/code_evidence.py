@@ -82,7 +82,7 @@ def sample_programs(backend, weights, items, n: int, temperature: float, max_new
 
 def hidden_pass(problems, samples) -> dict[tuple[str, int], bool]:
     """(question id, sample index) -> passes the hidden test (scoring only)."""
-    from selfimprove.programs import Limits, run_hidden_tests
+    from selfimprove.execution.programs import Limits, run_hidden_tests
     from selfimprove.tasks.list_functions import hidden_test
 
     by_id = {p.id: p for p in problems}
@@ -94,7 +94,7 @@ def hidden_pass(problems, samples) -> dict[tuple[str, int], bool]:
 
 def score(backend, weights, problems, config, round_: int) -> dict:
     """Held-out greedy pass@1 and sampled pass@1 / pass@k, hidden tests in the sandbox."""
-    from selfimprove.programs import pass_at_k
+    from selfimprove.execution.programs import pass_at_k
     from selfimprove.records import Item
 
     items = [Item(p.id, p.question) for p in problems]
@@ -117,7 +117,7 @@ def label_free_rows(backend, weights, pool, config, round_: int, seed: int) -> t
     """The round's kept programs as training rows, and the diagnostics of its votes (hidden tests)."""
     from selfimprove.stages.curate import curate
     from selfimprove.gates import GateContext, build_gates
-    from selfimprove.programs import Limits
+    from selfimprove.execution.programs import Limits
     from selfimprove.records import Item
     from selfimprove.tasks import get_task
     from selfimprove.tasks.code import code_prompt

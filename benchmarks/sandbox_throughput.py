@@ -28,7 +28,7 @@ HOG = "def f(xs):\n    blocks = []\n    while True:\n        blocks.append(bytea
 
 
 def workload(n: int) -> list[str]:
-    from selfimprove.programs import harness
+    from selfimprove.execution.programs import harness
     from selfimprove.tasks.code import docstring_examples, generated_calls
     from selfimprove.tasks.list_functions import generate_problems
 
@@ -41,7 +41,7 @@ def workload(n: int) -> list[str]:
 
 
 def main() -> None:
-    from selfimprove import sandbox
+    from selfimprove.execution import sandbox
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=96)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from test_errors_cli import TOKENIZER
 
-from selfimprove import programs, sandbox
+from selfimprove.execution import programs, sandbox
 from selfimprove.adapt.examples import examples_for, trusted_paths
 from selfimprove.stages.curate import curate
 from selfimprove.gates import GateContext, build_gates

@@ -207,9 +207,9 @@ BUILTINS_EXPECTED = {"ValueError": CONFIG, "FileNotFoundError": FILES, "OSError"
 # Built-in types raised on purpose that are bugs when they reach the command line, and why.
 BUILTINS_BUGS = {
     "RuntimeError": "a broken invariant (a gate's verdict count, a policy model not set, preflight generating)",
-    "PermissionError": "raised inside the sandboxed child (sandbox.py), reported as the program's error",
+    "PermissionError": "raised inside the sandboxed child (execution/sandbox.py), reported as the program's error",
     "TimeoutError": "math-verify's CPU limit, caught where it is set (tasks/competition_math.py)",
-    "SystemExit": "a program's own exit inside the sandbox (programs.py)",
+    "SystemExit": "a program's own exit inside the sandbox (execution/programs.py)",
 }
 
 

@@ -68,7 +68,7 @@ def test_no_import_cycles():
 FLOORS = {
     # shared ground: records, the run directory, plug-in machinery, tasks, engines, what several stages share
     "ground": {"records", "names", "rundir", "plugins", "sections", "tasks", "backends",
-               "models", "prompts", "programs", "sandbox", "context", "progress", "svg", "novelty",
+               "models", "prompts", "execution", "context", "progress", "svg", "novelty",
                "tiny", "replay", "voting", "gates", "preflight_model", "sampling", "memory", "review",
                "policy_update"},
     # the stages, side by side

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from selfimprove import sandbox
+from selfimprove.execution import sandbox
 
 FORK_BOMB = """
 import os
@@ -81,7 +81,7 @@ def _sandbox_processes_alive(workdirs: list[str]) -> list[int]:
                 cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"sandbox.py" in cmdline and any(w.encode() in cmdline for w in workdirs):
+            if b"execution/sandbox.py" in cmdline and any(w.encode() in cmdline for w in workdirs):
                 alive.append(int(name))
     return alive
 

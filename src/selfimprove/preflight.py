@@ -390,7 +390,7 @@ def _code_task(config: Config, task) -> None:
     distillation train on the programs themselves."""
     if not getattr(task, "is_code", False):
         return
-    from selfimprove import sandbox
+    from selfimprove.execution import sandbox
 
     why = sandbox.unavailable()
     if why:

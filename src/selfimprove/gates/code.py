@@ -10,7 +10,7 @@ behaves like the vote's winning program. Both run programs only in the sandbox (
 
 from __future__ import annotations
 
-from selfimprove import programs
+from selfimprove.execution import programs
 from selfimprove.gates.base import NEEDS_VOTE, Candidate, GateContext, Verdict
 from selfimprove.plugins import Plugin
 from selfimprove.tasks.code import docstring_examples

@@ -209,7 +209,7 @@ def code_tests(context: GateContext, timeout_s: float = 5.0, memory_mb: int = 51
     The task must be a `TestedTask`: `tests(question_id) -> str | None` (Python that raises on
     failure, e.g. asserts). Identical code for one question runs once.
     """
-    from selfimprove import sandbox
+    from selfimprove.execution import sandbox
     from selfimprove.tasks.base import tests_of
 
     tested = tests_of(context.task)

@@ -4,7 +4,7 @@ A question is a Python stub: imports, maybe helpers, and the function to write (
 *entry point*) with a signature and a docstring whose examples (`>>> f([1, 2])` then `[2, 1]`, or
 `f([1, 2]) == [2, 1]` / `➞` / `->` / `=>`) are part of the question, not a hidden label: they are
 the label-free tests the gates run. Everything here reads text only; running programs is
-`selfimprove.programs` (always inside the sandbox).
+`selfimprove.execution.programs` (always inside the sandbox).
 
 - `extract_program(text)`: the program in a completion, from its last fenced block that defines a
   function or from bare code starting at the first `def`/`import`; prose after it is cut. Only
@@ -26,7 +26,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from selfimprove.programs import Example, HiddenTest, Limits, run_hidden_tests
+from selfimprove.execution.programs import Example, HiddenTest, Limits, run_hidden_tests
 from selfimprove.records import Exemplar, Item
 
 FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)

@@ -17,7 +17,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from selfimprove.programs import HiddenTest, Limits, pass_at_k, run_hidden_tests
+from selfimprove.execution.programs import HiddenTest, Limits, pass_at_k, run_hidden_tests
 from selfimprove.records import Item
 from selfimprove.tasks.code import CodeTask
 

@@ -24,7 +24,7 @@ import random
 import re
 from dataclasses import dataclass, replace
 
-from selfimprove.programs import HiddenTest
+from selfimprove.execution.programs import HiddenTest
 from selfimprove.records import Item
 from selfimprove.tasks.code import CodeTask
 from selfimprove.tasks.data import parse_knobs

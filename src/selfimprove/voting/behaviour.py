@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from selfimprove import programs
+from selfimprove.execution import programs
 from selfimprove.names import RUNS_PROGRAMS
 from selfimprove.plugins import Plugin
 from selfimprove.sections import Section

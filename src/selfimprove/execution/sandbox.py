@@ -41,7 +41,7 @@ What it does NOT isolate (be careful with truly hostile code):
 - Timing side channels, /proc of the own namespace, and the kernel's attack surface are not
   addressed; there is no seccomp filter.
 
-This file is also the child's entry point: the host runs `python -I -S sandbox.py <config>`, so
+This file is also the child's entry point: the host runs `python -I -S execution/sandbox.py <config>`, so
 it imports only small stdlib modules at the top (notably not `subprocess`, whose
 `_posixsubprocess` would hand the code a way to exec).
 """
@@ -232,7 +232,7 @@ def _classify(stopped: str, returncode: int, stderr: str, timeout_s: float, cap:
 
 
 # ---------------------------------------------------------------------------------------------
-# The child side. Runs in `python -I -S sandbox.py CONFIG`, single-threaded, before any user code.
+# The child side. Runs in `python -I -S execution/sandbox.py CONFIG`, single-threaded, before any user code.
 # Process tree: launcher (host namespaces) -> init (pid 1 of a new PID namespace) -> worker.
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000

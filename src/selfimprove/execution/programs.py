@@ -20,7 +20,7 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from selfimprove import sandbox
+from selfimprove.execution import sandbox
 
 
 @dataclass(frozen=True)
