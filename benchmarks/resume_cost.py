@@ -2,13 +2,14 @@
 
 Runs a small real loop (a tiny model fine-tuned to answer, two rounds on GSM8K) once uninterrupted,
 then once per kill point (generation, voting, training, evaluation): SIGKILL, then the same command
-again. For each point it records T (seconds from launch to the kill), R (the resumed run's seconds)
-and U (the uninterrupted run's seconds); redone = T + R - U is the time the kill cost, and
-redone / T its share of the work done before the kill. Each resume also pays one process start
-(imports, model load), measured as S and reported apart: redone - S, signed and never floored, is the
-work redone beyond one start-up (negative values are timing noise; on a busy machine it is several seconds,
-so a redone step shorter than that cannot be seen). Writes JSON (default benchmarks/results/resume_cost.json)
-with its provenance. Not run by CI; about five minutes on two CPU cores:
+again. For each point it records T (the killed run's seconds), R (the resumed run's seconds) and U (the
+uninterrupted run's seconds); redone = T + R - U is what the kill cost, and redone / T its share of the
+work done before the kill. Each resume also pays one process start (imports, model load), measured as S
+and reported apart: redone - S, signed and never floored, is the work redone beyond one start-up.
+Seconds are CPU seconds of the run's process (user + system, from its rusage): wall time on a shared
+machine moved by tens of seconds between identical runs (a 2026-12-02 rerun beside other jobs measured
+negative costs), CPU time by about a second. Wall times are recorded too. Writes JSON (default
+benchmarks/results/resume_cost.json) with its provenance. Not run by CI; about five minutes on two CPU cores:
 
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python -m benchmarks.resume_cost     # make evidence-resume-cost
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -54,20 +56,27 @@ def manifest(root: Path) -> dict:
         return {}
 
 
-def timed_run(config: Path, root: Path, kill_when=None) -> tuple[float, bool]:
+def cpu_seconds() -> float:
+    """User + system seconds of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_run(config: Path, root: Path, kill_when=None) -> tuple[float, float, bool]:
+    """(CPU seconds, wall seconds, killed) of one `selfimprove run`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    start = time.time()
+    start, cpu = time.time(), cpu_seconds()
     proc = subprocess.Popen([sys.executable, "-m", "selfimprove.cli", "run", str(config)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while kill_when and proc.poll() is None:
         if kill_when(root, manifest(root)):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            return time.time() - start, True
+            return cpu_seconds() - cpu, time.time() - start, True
         time.sleep(0.01)
     if proc.wait() != 0:
         raise RuntimeError(f"selfimprove run {config} failed")
-    return time.time() - start, False
+    return cpu_seconds() - cpu, time.time() - start, False
 
 
 def build_model(work: Path, gsm8k: str) -> str:
@@ -114,18 +123,21 @@ def main() -> None:
         return path, root
 
     path, root = setup("uninterrupted")
-    uninterrupted, _ = timed_run(path, root)
-    startup, _ = timed_run(path, root)  # a rerun of a finished run: process start, model load, checks only
-    results = {"uninterrupted_s": round(uninterrupted, 2), "startup_s": round(startup, 2), "points": {}}
+    uninterrupted, uninterrupted_wall, _ = timed_run(path, root)
+    startup, startup_wall, _ = timed_run(path, root)  # a rerun of a finished run: start, model load, checks only
+    results = {"seconds": "CPU (user + system) of the run process", "uninterrupted_s": round(uninterrupted, 2),
+               "startup_s": round(startup, 2), "uninterrupted_wall_s": round(uninterrupted_wall, 2),
+               "startup_wall_s": round(startup_wall, 2), "points": {}}
     for point, when in POINTS.items():
         path, root = setup(point.replace(" ", "-"))
-        killed_at, killed = timed_run(path, root, when)
-        resumed, _ = timed_run(path, root)
+        killed_at, killed_wall, killed = timed_run(path, root, when)
+        resumed, resumed_wall, _ = timed_run(path, root)
         redone = killed_at + resumed - uninterrupted
         results["points"][point] = {
             "killed": killed, "killed_at_s": round(killed_at, 2), "resume_s": round(resumed, 2),
             "redone_s": round(redone, 2), "redone_share": round(redone / killed_at, 3),
-            "redone_beyond_startup_s": round(redone - startup, 2)}  # signed: no floor hides a cost
+            "redone_beyond_startup_s": round(redone - startup, 2),  # signed: no floor hides a cost
+            "killed_at_wall_s": round(killed_wall, 2), "resume_wall_s": round(resumed_wall, 2)}
         print(point, results["points"][point], flush=True)
     results["provenance"] = provenance.finish(record)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
