@@ -16,6 +16,7 @@ Arms (each a real run of the loop; same pool, test set, LoRA, steps, learning ra
   majority   LMSI without any verifier: the plain majority (share >= 0.5) and its paths
   control    the same steps on the model's own unfiltered paths (every path, no vote, no gate)
   oracle     the same steps on the gold rationales of the same pool (what labels would teach)
+  grpo       (on request: --arms grpo) GRPO with the checked vote's reward, the same steps and sequences
 Round 1's samples are shared through one rationale cache (the arms differ only in what they keep), and
 greedy calls do not depend on the seed, so the base model's test score is computed once.
 
@@ -58,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 RECIPE = ROOT / "configs" / "smollm2_equations.yaml"
 ARMS = ("selftrain", "control", "majority", "oracle")
+# Run on request (`--arms grpo`), merged in like a seed: label-free RL against SFT on this recipe (issue 27).
+EXTRA_ARMS = ("grpo",)
 ARM_OVERRIDES = {
     "selftrain": [],
     "majority": ["vote.require=[]", "curate.gates=[{name: majority}, {name: min_share, threshold: 0.5}, "
@@ -65,6 +68,11 @@ ARM_OVERRIDES = {
     "control": ["vote.require=[]", "curate.gates=[]"],
     "oracle": ["adapt.method=real_model_gain:gold_rationales"],
     "random": ["vote.require=[]", "curate.gates=[]", "adapt.method=real_model_gain:random_label_paths"],
+    # GRPO (TRL) with TTRL's reward on the checked vote: 1 for a sample that agrees with its question's
+    # substitution-checked vote and passes the recipe's gates, 0 otherwise; questions without a checked vote
+    # are not trained. The same steps, sequences a step (8: one question's 8 samples) and learning rate as
+    # the SFT arms, on the same zero-shot prompts SFT trains on.
+    "grpo": ["adapt.method=grpo", "adapt.options={rewards: {verified_majority: 1.0}, num_generations: 8}"],
 }
 TTT_ARMS = ("selftrain", "control", "random", "oracle")
 KEEP = ("round", "accuracy", "pseudo_label_accuracy", "kept_pseudo_label_accuracy", "kept", "kept_questions",
@@ -197,7 +205,7 @@ def summarize(results: dict) -> dict:
             per_seed = {s: by_seed[s]["history"][r]["accuracy"] for s in sorted(by_seed) if len(by_seed[s]["history"]) > r}
             if per_seed:
                 out["per_round"][arm][str(r)] = {"median": statistics.median(per_seed.values()), "per_seed": per_seed}
-    for other in ("control", "majority", "oracle", "base"):
+    for other in ("control", "majority", "oracle", *EXTRA_ARMS, "base"):
         if "selftrain" not in arms or (other != "base" and other not in arms):
             continue
         for r in range(1, rounds + 1):
@@ -245,7 +253,8 @@ def claim_records(results: dict) -> list[dict]:
 
     label_free, out = at("selftrain", 1), []
     for other, theirs in (("control", at("control", 1)), ("majority", at("majority", 1)),
-                          ("oracle", at("oracle", 1)), ("base", at("selftrain", 0))):
+                          ("oracle", at("oracle", 1)), *((a, at(a, 1)) for a in EXTRA_ARMS),
+                          ("base", at("selftrain", 0))):
         if any(s in theirs for s in label_free):
             out.append(claims.paired(f"label-free vs {other}, round 1", label_free, theirs).record())
     if at("selftrain", 2):
@@ -336,10 +345,11 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=48)
     parser.add_argument("--test", type=int, default=500)
     parser.add_argument("--steps", type=int, default=16, help="training steps per round (every arm)")
-    parser.add_argument("--one-round", nargs="*", default=["control", "majority", "oracle"], choices=ARMS,
+    parser.add_argument("--one-round", nargs="*", default=["control", "majority", "oracle", *EXTRA_ARMS],
+                        choices=ARMS + EXTRA_ARMS,
                         help="arms run for one round only (the comparison at equal steps is round 1; it saves CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + EXTRA_ARMS)
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench" / "real_model_gain"))
     parser.add_argument("--out", default=str(RESULTS / "real_model_gain.json"))
     parser.add_argument("--merge", nargs="+", metavar="PART", help="merge per-seed result files into --out")
