@@ -265,6 +265,64 @@ def _offline_hint() -> str:
     return " (HF_HUB_OFFLINE=1 is set: only cached models load)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
 
 
+def field_holding(path: Path, value) -> str | None:
+    """The key (dotted, one level down too) whose value in the JSON file `path` is `value`, or None: a
+    KeyError from transformers carries the unknown value alone (an activation's or a rope type's name)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key, held in data.items():
+        if held == value:
+            return key
+        if isinstance(held, dict):
+            inner = next((k for k, v in held.items() if v == value), None)
+            if inner is not None:
+                return f"{key}.{inner}"
+    return None
+
+
+def _load_failure(err: Exception, what: str, name: str) -> Exception:
+    """The ModelLoadError for what `from_pretrained` raised about the files of `name` (model.name or
+    adapt.learner), or `err` itself when it is not about the files (a bug is reported as one). About the
+    files: a missing or unreadable one (OSError); config.json's values (transformers' ValueError and
+    KeyError, e.g. an unknown hidden_act or rope type, and huggingface_hub's strict-dataclass validation,
+    e.g. a hidden_size that is not a number); damaged weights (safetensors' own error); sizes in
+    config.json that disagree with the weights' (transformers' RuntimeError naming ignore_mismatched_sizes);
+    and a tokenizer file the tokenizers library cannot read (a plain Exception from its Rust code)."""
+    from huggingface_hub.errors import StrictDataclassError
+    from safetensors import SafetensorError
+
+    kind = type(err).__name__
+    first = (str(err).strip().splitlines() or [""])[0]
+    local = Path(name).expanduser().is_dir()
+    again = "download or copy it again" if local else "download it again (`hf download " + name + "`)"
+    if isinstance(err, OSError):
+        return ModelLoadError(f"could not load {what}{_offline_hint()}: {first}")
+    if isinstance(err, StrictDataclassError):  # config.json's values, one per line under a heading
+        first = " ".join(line.strip() for line in str(err).splitlines()[:2])
+    if isinstance(err, (ValueError, KeyError, StrictDataclassError)):
+        file = "config.json" if isinstance(err, StrictDataclassError) or "tokenizer" not in what else \
+            "tokenizer_config.json"
+        field = field_holding(Path(name).expanduser() / file, err.args[0]) if isinstance(err, KeyError) else None
+        value = f" ({field}: {err.args[0]!r} is not one it knows)" if field else ""
+        return ModelLoadError(f"could not load {what}: its {file} holds a value transformers rejects{value}: "
+                              f"{kind}: {first}. Fix that field in {Path(name) / file} (or copy the {file} that "
+                              f"came with the model), or {again}")
+    if isinstance(err, SafetensorError):
+        return ModelLoadError(f"could not load {what}: a weights file is damaged ({first}); {again}")
+    if isinstance(err, RuntimeError) and "ignore_mismatched_sizes" in first:
+        return ModelLoadError(f"could not load {what}: the sizes its config.json gives (vocab_size, hidden_size, "
+                              "the head counts) disagree with the shapes of its weights; copy the config.json "
+                              f"that came with these weights, or {again}")
+    if type(err) is Exception:  # the tokenizers library's Rust code raises a plain Exception for a bad file
+        return ModelLoadError(f"could not load {what}: tokenizers cannot read its tokenizer.json ({first}); "
+                              f"copy the tokenizer files again, or {again}")
+    return err
+
+
 def load_tokenizer(weights: Weights, trust_remote_code: bool = False, padding_side: str = "left"):
     """The tokenizer of `weights` (its own, or `weights.tokenizer`), padding on `padding_side`
     (left for generation, right for training), with a pad token."""
@@ -274,9 +332,8 @@ def load_tokenizer(weights: Weights, trust_remote_code: bool = False, padding_si
     _check_local(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(f"could not load the tokenizer of {name!r}{_offline_hint()}: "
-                             f"{str(err).splitlines()[0]}") from None
+    except Exception as err:  # noqa: BLE001 - sorted by `_load_failure`: a bug is raised again as it is
+        raise _load_failure(err, f"the tokenizer of {name!r}", name) from None
     tokenizer.padding_side = padding_side
     return reconcile_end_token(tokenizer)
 
@@ -289,12 +346,11 @@ def load_model(weights: Weights, dtype: str = "auto", device: str = "auto", trus
     name = resolve(weights.model)
     _check_local(name)
     device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=resolve_dtype(dtype, device),
-                                                     trust_remote_code=trust_remote_code)
-    except OSError as err:
-        raise ModelLoadError(f"could not load model {weights.model!r}{_offline_hint()}: "
-                             f"{str(err).splitlines()[0]}") from None
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    except Exception as err:  # noqa: BLE001 - sorted by `_load_failure`: a bug is raised again as it is
+        raise _load_failure(err, f"model {weights.model!r}", name) from None
     model = model.to(device)
     if weights.adapter:
         model = attach_adapter(model, weights.adapter, trainable_adapter)

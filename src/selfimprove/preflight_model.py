@@ -7,6 +7,10 @@ the weights (model.safetensors, a sharded index and every shard it names, pytorc
 is cut short, and a Git LFS pointer is a clone made without `git lfs`; the tokenizer files
 (tokenizer.json, a SentencePiece/tiktoken model, or BPE/WordPiece vocabularies). Transformers
 reports a missing tokenizer as "install sentencepiece or tiktoken", which sends people the wrong way.
+For a model loaded in this process, also: the model config.json describes builds (on the meta device, no
+memory), and the safetensors weights have the shapes it expects, so a bad value (an unknown hidden_act,
+a hidden_size that is not a number) or sizes that disagree with the weights are named here, not found by
+transformers minutes into a run.
 
 A Hugging Face model id (not a local path) is not checked here: the Hub loader reports its own
 problems. Reads the folder; writes nothing.
@@ -213,7 +217,7 @@ def _check_builds(folder: Path, data: dict, shapes: dict[str, tuple[str, list[in
     from huggingface_hub.errors import StrictDataclassError
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from selfimprove.models import _field_holding
+    from selfimprove.models import field_holding
 
     fix = "Fix that field (or copy the config.json that came with the model)."
     try:
@@ -221,7 +225,7 @@ def _check_builds(folder: Path, data: dict, shapes: dict[str, tuple[str, list[in
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
     except KeyError as err:  # transformers names only the value it did not find (an activation, a rope type)
-        field = _field_holding(folder / "config.json", err.args[0] if err.args else None)
+        field = field_holding(folder / "config.json", err.args[0] if err.args else None)
         where = f"{field}: {err.args[0]!r}" if field else f"a value ({err})"
         raise _fail(folder, f"config.json's {where} is not one transformers knows", fix) from None
     except (ValueError, TypeError, StrictDataclassError) as err:
