@@ -8,7 +8,7 @@ from selfimprove.rundir import layout
 from selfimprove.gates import GateContext, build_gates, run_gates
 from selfimprove.gates.base import Candidate
 from selfimprove.loop import run
-from selfimprove.novelty import novelty
+from selfimprove.sampling.novelty import novelty
 from selfimprove.records import Sample, Vote
 from selfimprove.rundir.store import read_jsonl
 from selfimprove.tasks import get_task

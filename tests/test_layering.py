@@ -68,8 +68,8 @@ def test_no_import_cycles():
 FLOORS = {
     # shared ground: records, the run directory, plug-in machinery, tasks, engines, what several stages share
     "ground": {"records", "names", "rundir", "plugins", "sections", "tasks", "backends",
-               "models", "prompts", "execution", "context", "progress", "svg", "novelty",
-               "tiny", "replay", "voting", "gates", "preflight_model", "sampling", "memory", "review",
+               "models", "prompts", "sampling", "execution", "context", "progress", "svg",
+               "tiny", "voting", "gates", "preflight_model", "review",
                "policy_update"},
     # the stages, side by side
     "stages": {"stages", "stages.collect", "acquire", "stages.own_exemplars", "stages.generate", "stages.vote",

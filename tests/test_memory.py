@@ -10,7 +10,7 @@ from test_loop import make_config
 from selfimprove.rundir import layout
 from selfimprove.config import MonitorConfig
 from selfimprove.loop import run
-from selfimprove.memory import Proven, nearest, stagnation
+from selfimprove.sampling.memory import Proven, nearest, stagnation
 from selfimprove.stages.monitor import decide
 from selfimprove.preflight import PreflightError, check
 from selfimprove.records import RoundMetrics

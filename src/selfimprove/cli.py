@@ -65,6 +65,8 @@ def _quiet_libraries() -> None:
         sys.modules["transformers"].utils.logging.set_verbosity_error()
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. run.rounds=2 generate.k=16")]
+OverMemory = Annotated[bool, typer.Option(help="Run even when the memory estimate exceeds the memory available "
+                                               "on the device (the estimate is an estimate)")]
 
 
 class Terminated(BaseException):
@@ -113,7 +115,7 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
     from selfimprove.report import ReportError
     from selfimprove.review import ReviewError
     from selfimprove.run_dir import ConfigChangedError
-    from selfimprove.sampling import PromptTooLongError
+    from selfimprove.sampling.paths import PromptTooLongError
     from selfimprove.rundir.store import StoreError
     from selfimprove.tasks.humaneval import HumanEvalDataError
     from selfimprove.tasks.sources import DataError
@@ -201,12 +203,13 @@ def _handled(run_dir: str | Path | None = None):
         signal.signal(signal.SIGTERM, previous)
 
 
-def _load(config: Path, overrides: list[str] | None):
-    """The config, loaded strictly and preflighted: every mistake found before any work."""
+def _load(config: Path, overrides: list[str] | None, over_memory: bool = False, pool: bool = True):
+    """The config, loaded strictly and preflighted: every mistake found before any work (`preflight.check`'s
+    `pool` and `over_memory`)."""
     from selfimprove import preflight
 
     cfg = _read_config(config, overrides)
-    preflight.check(cfg)
+    preflight.check(cfg, pool=pool, over_memory=over_memory)
     return cfg
 
 
@@ -237,21 +240,23 @@ def _override_values(overrides: list[str]) -> None:
 
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="YAML config (see configs/)")], overrides: Overrides = None,
-        allow_config_change: Annotated[bool, typer.Option(help="Resume a run directory whose saved config differs")] = False):
+        allow_config_change: Annotated[bool, typer.Option(help="Resume a run directory whose saved config differs")] = False,
+        allow_over_memory: OverMemory = False):
     """Run the self-improvement rounds of CONFIG. Rerunning the same command resumes where it stopped."""
     def body(cfg):
         from selfimprove.loop import run as run_loop  # heavy: after the config is checked
 
         return run_loop(cfg, allow_config_change=allow_config_change, console=console)
 
-    _run_locked(config, overrides, body, ("base_accuracy", "final_accuracy"))
+    _run_locked(config, overrides, body, ("base_accuracy", "final_accuracy"), allow_over_memory)
 
 
-def _run_locked(config: Path, overrides: list[str] | None, body, shown: tuple[str, ...]) -> None:
+def _run_locked(config: Path, overrides: list[str] | None, body, shown: tuple[str, ...], over_memory: bool,
+                pool: bool = True) -> None:
     """`run` and `ttt`: load and check CONFIG, then `body(cfg)` holding the run directory's lock; print
     the summary's `shown` keys."""
     with _handled():
-        cfg = _load(config, overrides)
+        cfg = _load(config, overrides, over_memory, pool)
         from selfimprove.backends import require_extra
 
         require_extra(cfg.generate.backend)  # before the run directory (and its lock) is created
@@ -283,7 +288,8 @@ def eval_(config: Annotated[Path, typer.Argument(help="YAML config: model, task 
     with _handled():
         cfg = _read_config(config, overrides)
         weights = _eval_weights(cfg, adapter)  # before preflight: it would only say the run is unfinished
-        preflight.check(cfg, samples=False)
+        # Neither the pool nor training: the run's estimated peak (training's, mostly) is not eval's.
+        preflight.check(cfg, samples=False, pool=False, over_memory=True)
         from selfimprove.backends import require_extra
 
         require_extra(cfg.generate.backend)
@@ -353,7 +359,8 @@ def _weights_in(run: Path) -> str:
 @app.command()
 def ttt(config: Annotated[Path, typer.Argument(help="YAML config: its held-out questions are the ones answered")],
         overrides: Overrides = None,
-        keep_adapter: Annotated[bool, typer.Option(help="Keep the LoRA adapter in the run directory")] = False):
+        keep_adapter: Annotated[bool, typer.Option(help="Keep the LoRA adapter in the run directory")] = False,
+        allow_over_memory: OverMemory = False):
     """Test-time training (transductive): adapt a LoRA on the held-out questions without their labels, then
     answer them with it. Writes answers.jsonl and summary.json to run.out_dir; the base weights are untouched."""
     def body(cfg):
@@ -361,18 +368,21 @@ def ttt(config: Annotated[Path, typer.Argument(help="YAML config: its held-out q
 
         return run_ttt(cfg, console=console, keep_adapter=keep_adapter)
 
-    _run_locked(config, overrides, body, ("mode", "questions", "base_accuracy", "adapted_accuracy"))
+    # ttt answers (and adapts on) the held-out questions alone: it reads no pool.
+    _run_locked(config, overrides, body, ("mode", "questions", "base_accuracy", "adapted_accuracy"),
+                allow_over_memory, pool=False)
 
 
 @app.command()
-def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")], overrides: Overrides = None):
+def validate(config: Annotated[Path, typer.Argument(help="YAML config to check")], overrides: Overrides = None,
+             allow_over_memory: OverMemory = False):
     """Check CONFIG as `run` does before any work (keys, values, files, model folders, plug-ins, gates)
     and print it fully resolved, with an estimate of the memory it needs at its peak."""
     from selfimprove import memory_estimate
     from selfimprove.config import dump_config
 
     with _handled():
-        cfg = _load(config, overrides)
+        cfg = _load(config, overrides, allow_over_memory)
         console.print(dump_config(cfg), markup=False, highlight=False)
         for estimate in memory_estimate.estimates(cfg):
             console.print(memory_estimate.describe(estimate), markup=False, highlight=False, soft_wrap=True)

@@ -368,6 +368,59 @@ def device_memory(device: str) -> int | None:
     return None
 
 
+def available_memory(device: str) -> int | None:
+    """Bytes a run could take on `device` now: a GPU's free memory, or for the CPU the RAM the kernel could
+    give (MemAvailable: free plus reclaimable cache) within this process's cgroup limit; None when unknown."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        return torch.cuda.mem_get_info(int(device[5:]) if ":" in device else 0)[0]
+    if device != "cpu":
+        return None
+    found = []
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        found.append(int(re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.M).group(1)) * 1024)
+    except (OSError, AttributeError):  # not Linux: the RAM, as device_memory reads it
+        total = device_memory("cpu")
+        found += [total] if total else []
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):  # cgroup v1, or none
+        pass
+    return min(found, default=None)
+
+
+def over(config, e: Estimate) -> str | None:
+    """Why the recipe should not start: its estimated peak exceeds the memory available on its device now
+    (it would be killed for memory mid-round, or swap for hours), with the keys that lower it; None when it
+    fits, is not loaded here, or either size is unknown. The estimate leaves out the allocator's slack and
+    the framework's own, so a peak above what is available is past it already."""
+    if e.architecture is None or not e.loads_here:
+        return None
+    available = available_memory(e.device)
+    if available is None or e.peak * GIB <= available:
+        return None
+    where = "RAM" if e.device == "cpu" else "free GPU memory"
+    lower = {"training": "adapt.batch_size (raising adapt.grad_accum keeps the examples a step) or adapt.max_length",
+             "generation": "generate.batch_size, generate.k, generate.max_new_tokens or evaluate.batch_size"}
+    first, second = ("training", "generation") if e.training >= e.generation else ("generation", "training")
+    fixes = [f"lower {lower[first]}" + (f", then {lower[second]}" if min(e.training, e.generation) > 0 else "")]
+    if e.dtype == "float32":
+        fixes.append("set model.dtype: bfloat16 (half the weights)")
+    if e.training > 0 and config.adapt.tuning == "full":
+        fixes.append("use adapt.tuning: lora (it trains an adapter, not every weight)")
+    return (f"{e.model}: the recipe needs about {gib(e.peak)} GiB at peak (weights {gib(e.weights)} + "
+            f"{first} {gib(max(e.training, e.generation))}; {count(e.architecture.parameters)} parameters in "
+            f"{e.dtype}), more than the {gib(available / GIB)} GiB of {where} available on {e.device} now: "
+            f"{'; '.join(fixes)}; or use a smaller model or a machine with more memory. To run anyway (the "
+            "estimate is an estimate), pass --allow-over-memory")
+
+
 def gib(value: float) -> str:
     return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 

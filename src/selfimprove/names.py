@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # The four LMSI prompt formats (see prompts.py), the default training formats.
 LMSI_FORMATS = ("cot_fewshot", "cot_zeroshot", "direct_fewshot", "direct_zeroshot")
-# Sampling formats beyond LMSI's: few-shot with exemplars retrieved from memory per question (memory.py),
+# Sampling formats beyond LMSI's: few-shot with exemplars retrieved from memory per question (sampling/memory.py),
 # rationale augmentation: asked for another approach than the obvious one, assumptions stated, and
 # least-to-most prompting (Zhou et al. 2023): the problem broken into simpler sub-questions, answered in order.
 RETRIEVED = "cot_retrieved"

@@ -35,9 +35,11 @@ file it names, or the run directory. In order, cheapest first:
   without answers;
 - a .gguf model (a file, or a packaged model's) not yet converted: the gguf package is installed and
   transformers reads its architecture (`models.check_gguf`, which imports transformers);
-- the weights of every model loaded here fit the memory of the device they go on (`memory_estimate`: its
-  config.json read and the model built on the meta device; a model whose size is unknown, such as a Hub id
-  not in the cache, is not checked).
+- the weights of every model loaded here fit the memory of the device they go on, and the recipe's estimated
+  peak fits the memory available there now (RAM for the CPU, a GPU's free memory), unless
+  `--allow-over-memory` (`memory_estimate`: its config.json read and the model built on the meta device;
+  a model whose size is unknown, such as a Hub id not in the cache, is not checked);
+- offline ($HF_HUB_OFFLINE), every Hugging Face dataset the command reads is in the local cache.
 
 Numeric bounds and names are the config's own (pydantic) validation, done when it is loaded.
 Heavy plug-in modules (the transformers backend, the SFT trainer) are imported last, so a
@@ -73,9 +75,11 @@ class _NoEngine:
         raise RuntimeError("preflight builds gates without an engine; nothing may generate here")
 
 
-def check(config: Config, samples: bool = True) -> None:
+def check(config: Config, samples: bool = True, pool: bool = True, over_memory: bool = False) -> None:
     """Raise PreflightError for the first thing about `config` that would fail a run; return when none.
-    `samples=False` for a command that only scores (`eval`): it prompts in evaluate.format alone."""
+    `samples=False` for a command that only scores (`eval`): it prompts in evaluate.format alone.
+    `pool=False` for one that reads the held-out questions alone (`eval`, `ttt`). `over_memory=True`: a
+    recipe whose estimated peak exceeds the memory available is let run (`--allow-over-memory`)."""
     _run_dir(config)
     _trackers(config)
     _files(config)
@@ -91,12 +95,13 @@ def check(config: Config, samples: bool = True) -> None:
     _exemplars(config, task)
     _chat_formats(config, task, samples)
     _data(config, task)
+    _hub_sources(config, task, pool)
     _acquire(config, task)
     _vote(config, task)
     _adapt(config)
     _backend(config)
     _gguf_readable(config)
-    _weights_fit(config)
+    _weights_fit(config, over_memory)
 
 
 def _fail(config: Config, key: str, message: str, kind: str = "config") -> PreflightError:
@@ -137,7 +142,7 @@ def _files(config: Config) -> None:
     if config.adapt.replay is not None:
         path = Path(config.adapt.replay).expanduser()
         _readable(config, "adapt.replay", path, data=False)
-        from selfimprove.replay import read_replay
+        from selfimprove.sampling.replay import read_replay
 
         try:
             read_replay(str(path))
@@ -212,6 +217,31 @@ def _data(config: Config, task) -> None:
                         f"{unlabeled[0]}); name the answer column ({mapping}.answer: <column>), give labelled "
                         "questions as task.eval_source, or set task.eval_limit=0 to run without held-out "
                         "evaluation", "files")
+
+
+def _hub_sources(config: Config, task, pool: bool) -> None:
+    """A Hugging Face dataset the run reads (task.source, the held-out source, monitor.anchor_source; unset:
+    the task's own), offline ($HF_HUB_OFFLINE), is in the local cache: else `datasets` fails at collect."""
+    from selfimprove.tasks.sources import DatasetTask, hub_dataset, not_cached_offline, offline
+
+    if not offline() or not isinstance(task, DatasetTask):  # only a dataset task reads the Hub
+        return
+    t, m = config.task, config.monitor
+    reads = [("task.source", t.source), ("monitor.anchor_source", m.anchor_source)] if pool else []
+    if t.eval_limit != 0:
+        reads.append(("task.eval_source", t.eval_source) if t.eval_source is not None else ("task.source", t.source))
+    for key, source in reads:
+        if source is None and key == "monitor.anchor_source":
+            continue
+        found = hub_dataset(task.dataset, source)
+        why = found and not_cached_offline(*found)
+        if why:
+            name, subset = found
+            unset = "" if source is not None else f" (unset: task {config.task.name!r} reads it)"
+            download = f"datasets.load_dataset({name!r}" + (f", {subset!r})" if subset else ")")
+            raise _fail(config, key, f"dataset {name!r}{unset} is {why} and HF_HUB_OFFLINE is set; download it "
+                        f"once with network (unset HF_HUB_OFFLINE and run `python -c \"import datasets; {download}\"`), "
+                        "or point it at a local file or folder (.jsonl, .json, .csv, .parquet)", "files")
 
 
 def _model_folders(config: Config) -> None:
@@ -310,13 +340,15 @@ def _gguf_readable(config: Config) -> None:
                 raise _fail(config, key, str(err), "files") from None
 
 
-def _weights_fit(config: Config) -> None:
+def _weights_fit(config: Config, over_memory: bool = False) -> None:
     """The weights alone fit the device (a GPU's memory, the CPU's RAM): otherwise loading them fails after
-    the imports, or swaps for hours. Last, as it imports transformers to build the model on the meta device."""
+    the imports, or swaps for hours. Unless `over_memory`, the estimated peak fits the memory available
+    now: otherwise the run is killed for memory mid-round. Last, as it imports transformers to build the
+    model on the meta device."""
     from selfimprove import memory_estimate
 
     for estimate in memory_estimate.estimates(config):
-        reason = memory_estimate.too_big(estimate)
+        reason = memory_estimate.too_big(estimate) or (None if over_memory else memory_estimate.over(config, estimate))
         if reason is not None:
             raise _fail(config, estimate.key, reason)
 
@@ -346,7 +378,7 @@ def _memory(config: Config) -> None:
                         "manifest.json): name an earlier run.out_dir or a JSONL file", "files")
         if not path.is_dir():
             _readable(config, key, path, data=False)
-            from selfimprove.replay import read_replay
+            from selfimprove.sampling.replay import read_replay
 
             try:
                 read_replay(str(path))

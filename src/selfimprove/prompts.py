@@ -4,7 +4,7 @@
     direct_fewshot   exemplars with answers only
     cot_zeroshot     "Q: ...\nA: Let's think step by step."
     direct_zeroshot  "Q: ...\nA:"
-    cot_retrieved    as cot_fewshot, with exemplars retrieved from memory for each question (memory.py)
+    cot_retrieved    as cot_fewshot, with exemplars retrieved from memory for each question (sampling/memory.py)
     cot_alternative  "Q: ...\nA: Let's solve it another way and state our assumptions." (rationale
                      augmentation: a path unlike the usual one; its novelty is recorded per sample)
     least_to_most    "Q: ...\nA: Let's break this problem into simpler sub-questions and answer them in
@@ -129,7 +129,7 @@ class PromptStyle:
     exemplars: list
     chat: bool
     answer_prefix: str = "The answer is"
-    # question -> its exemplars retrieved from memory, for the `cot_retrieved` format (memory.py);
+    # question -> its exemplars retrieved from memory, for the `cot_retrieved` format (sampling/memory.py);
     # a question without any is shown the fixed exemplars, as cot_fewshot.
     retrieved: dict[str, list[Exemplar]] = field(default_factory=dict)
     # (question, chat) -> the prompt, for a task with its own format; every `fmt` then asks the same way.

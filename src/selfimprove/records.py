@@ -99,7 +99,7 @@ class Sample:
     num_tokens: int
     truncated: bool  # stopped by max_new_tokens, not by EOS
     logprob: float  # summed log-probability of the generated tokens under the sampling model
-    novelty: float | None = None  # share of its word bigrams no other path of its question uses (novelty.py)
+    novelty: float | None = None  # share of its word bigrams no other path of its question uses (sampling/novelty.py)
 
 
 @dataclass

@@ -324,7 +324,7 @@ class MonitorConfig(Section):
 
 
 class MemoryConfig(Section):
-    # Long-term memory (memory.py): proven (question, rationale, answer) triples, retrieved as few-shot
+    # Long-term memory (sampling/memory.py): proven (question, rationale, answer) triples, retrieved as few-shot
     # exemplars for similar questions by the `cot_retrieved` format (generate.formats, evaluate.format).
     # The memory is this run's earlier rounds' trusted paths plus these sources: earlier run directories,
     # or JSONL files of question/rationale/answer rows.

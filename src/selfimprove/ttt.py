@@ -27,7 +27,7 @@ from selfimprove.rundir import layout
 from selfimprove.backends import SamplingParams, create_backend
 from selfimprove.config import Config, parse_config
 from selfimprove.stages.evaluate import accuracy
-from selfimprove.sampling import sample_paths
+from selfimprove.sampling.paths import sample_paths
 from selfimprove.prompts import prompt_style
 from selfimprove.records import Item, Weights
 from selfimprove.rundir.store import RunStore

@@ -8,7 +8,7 @@ as the round, with a seed of its own so these paths are not the round's.
 from __future__ import annotations
 
 from selfimprove.context import RunContext
-from selfimprove.sampling import fresh_paths
+from selfimprove.sampling.paths import fresh_paths
 from selfimprove.records import Item, Vote, Weights
 from selfimprove.voting.methods import reach_votes
 

@@ -19,7 +19,7 @@ from selfimprove import names, prompts, review
 from selfimprove.rundir import layout
 from selfimprove.context import RunContext
 from selfimprove.records import Example, Exemplar, Item, Sample, TrustedPath, to_row
-from selfimprove.replay import read_replay
+from selfimprove.sampling.replay import read_replay
 from selfimprove.tasks.base import own_format_of
 
 

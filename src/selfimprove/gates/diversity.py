@@ -1,7 +1,7 @@
 """Rationale augmentation's gate: prefer novel paths among those that reach the vote's answer.
 
 `novel` keeps a path when it agrees with its question's vote (the task's equivalence), its novelty
-against the other paths of its question (`Sample.novelty`, novelty.py) is at least `min_novelty`,
+against the other paths of its question (`Sample.novelty`, sampling/novelty.py) is at least `min_novelty`,
 and it is among the `top` most novel such paths of its question (None: no limit). Complementary
 rationales for one answer teach more than the same rationale several times (the seeds' rationale
 augmentation); the vote keeps them correct.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from selfimprove.gates.base import NEEDS_VOTE, Candidate, GateContext, Verdict
 from selfimprove.plugins import Plugin
-from selfimprove.novelty import novelty
+from selfimprove.sampling.novelty import novelty
 
 
 def novel(context: GateContext, min_novelty: float = 0.0, top: int | None = None):

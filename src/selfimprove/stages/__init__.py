@@ -7,5 +7,5 @@ Each reads what it needs from the `RunContext` and writes its own artifact in th
 the next starts. The two stages with many methods are packages of their own beside this one: `acquire/`
 (where a round's questions come from) and `adapt/` (how the weights change: SFT, GRPO, RLOO, distillation).
 No stage imports another (`tests/test_layering.py`); what several share is ground (`voting/`, `gates/`,
-`sampling.py`, `context.py`, ...).
+`sampling/paths.py`, `context.py`, ...).
 """

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from selfimprove import memory
+from selfimprove.sampling import memory
 from selfimprove.rundir import layout
 from selfimprove.backends import SamplingParams
 from selfimprove.voting.majority import eligible_voters, vote_all
 from selfimprove.sections import Config
 from selfimprove.context import RunContext
 from selfimprove.gates import GateContext, build_gates
-from selfimprove.sampling import sample_paths
+from selfimprove.sampling.paths import sample_paths
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle, prompt_style
 from selfimprove.records import Item, RoundMetrics, Sample, Vote, Weights, to_row

@@ -3,21 +3,21 @@
 Reads the round's questions; writes `rounds/rNN/samples.jsonl` (one `Sample` per path). Chunks of
 `generate.checkpoint_every` questions are saved as they finish, so a kill loses at most one chunk
 (one per worker when the backend runs several chunks at once: `parallel_calls`, the Ray backend).
-How a path is sampled is `sampling.py`, shared with every stage that samples (re-exported here).
+How a path is sampled is `sampling/paths.py`, shared with every stage that samples (re-exported here).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from selfimprove import memory
+from selfimprove.sampling import memory
 from selfimprove.rundir import layout
 from selfimprove.backends.base import parallel_calls
 from selfimprove.context import RunContext
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Sample, Weights, from_row, to_row
-from selfimprove.sampling import (PromptTooLongError, check_lengths, chunk_seed, fresh_paths,  # noqa: F401
+from selfimprove.sampling.paths import (PromptTooLongError, check_lengths, chunk_seed, fresh_paths,  # noqa: F401
                                   sample_paths, sampling_params, with_novelty)
 
 

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from selfimprove.sections import MonitorConfig
-from selfimprove.memory import stagnation
+from selfimprove.sampling.memory import stagnation
 from selfimprove.names import GUARDED_SIGNALS
 from selfimprove.records import RoundMetrics, Sample, Vote
 

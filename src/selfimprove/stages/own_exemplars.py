@@ -21,7 +21,7 @@ from dataclasses import replace
 from selfimprove import prompts
 from selfimprove.rundir import layout
 from selfimprove.context import RunContext
-from selfimprove.sampling import fresh_paths
+from selfimprove.sampling.paths import fresh_paths
 from selfimprove.voting.majority import verified_voters, vote_all
 from selfimprove.progress import progress_bar
 from selfimprove.prompts import PromptStyle

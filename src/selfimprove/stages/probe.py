@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from selfimprove.rundir import layout
 from selfimprove.context import RunContext
-from selfimprove.sampling import sample_paths, sampling_params
+from selfimprove.sampling.paths import sample_paths, sampling_params
 from selfimprove.voting.majority import eligible_voters, require_gates, vote_all
 from selfimprove.records import RoundMetrics, Weights
 

@@ -21,6 +21,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -219,6 +220,41 @@ def _read_directory(directory: Path, split: str, fallback: dict[str, str],
 def looks_like_path(source: str) -> bool:
     return (source.startswith((".", "/", "~")) or "\\" in source or source.lower().endswith(SUFFIXES)
             or source.count("/") > 1)
+
+
+def hub_dataset(dataset: Dataset, source: str | Path | None) -> tuple[str, str | None] | None:
+    """(dataset id, config) that `read_rows` loads `source` (None: the task's own) from with
+    `datasets.load_dataset`, or None when it reads a local file or directory."""
+    source = source or dataset.default_source
+    if isinstance(source, Path) or Path(source).expanduser().exists() or looks_like_path(source):
+        return None
+    name, _, given_config = source.partition(":")
+    return name, given_config or (dataset.default_config if source == dataset.default_source else None)
+
+
+def offline() -> bool:
+    """Whether Hugging Face's offline mode is set ($HF_HUB_OFFLINE, or $HF_DATASETS_OFFLINE for datasets),
+    read as huggingface_hub reads it, without importing datasets."""
+    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def not_cached_offline(name: str, config: str | None) -> str | None:
+    """Why the Hub dataset `name` cannot load here, or None. Offline, `datasets.load_dataset` reads only
+    what its own cache holds (a copy prepared by an earlier online load; the Hub's file cache alone does
+    not do): `datasets.load_dataset_builder` looks there the same way, reading no rows. Online it
+    downloads, so nothing is checked (a check would download the dataset before any work)."""
+    if not offline():
+        return None
+    import datasets  # heavy; only for a Hub id, offline
+
+    try:
+        datasets.load_dataset_builder(name, config)
+    except ConnectionError:  # offline and no cached copy: datasets says it "couldn't reach" the Hub
+        return "not in the local Hugging Face cache"
+    except (OSError, ValueError) as err:  # a cached copy without this config, a bad id
+        return f"not loadable from the local Hugging Face cache ({type(err).__name__}: {str(err).splitlines()[0]})"
+    return None
 
 
 def _read_hub(source: str, split: str, config: str | None) -> list[Row]:

@@ -77,7 +77,7 @@ def debate(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample]
 def debate_turns(ctx: RunContext, round_: int, weights: Weights, samples: list[Sample], items: list[Item],
                  agents: int, turns: int) -> list[dict]:
     """Every agent's answer at every turn, turn 0 (the round's samples) first."""
-    from selfimprove.sampling import sampling_params
+    from selfimprove.sampling.paths import sampling_params
 
     question = {i.id: i.question for i in items}
     latest: dict[str, list[dict]] = {}

@@ -13,7 +13,7 @@ from dataclasses import replace
 from selfimprove import prompts
 from selfimprove.backends import Backend, Prompt, SamplingParams
 from selfimprove.context import RunContext
-from selfimprove.novelty import novelty
+from selfimprove.sampling.novelty import novelty
 from selfimprove.prompts import PromptStyle
 from selfimprove.records import Item, Sample, Weights
 

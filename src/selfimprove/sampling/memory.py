@@ -73,7 +73,7 @@ def other_run(path: Path, min_share: float) -> list[Proven]:
 
 def file_triples(path: Path) -> list[Proven]:
     """A JSONL of labelled question/rationale/answer rows (e.g. the embedded seed set)."""
-    from selfimprove.replay import read_replay
+    from selfimprove.sampling.replay import read_replay
 
     return [Proven(f"{path.name}/{n}", p.question, p.rationale, p.answer)
             for n, p in enumerate(read_replay(str(path)), 1)]
