@@ -10,6 +10,9 @@ The pool may change between rounds, so every round's pool is an artifact of that
                measured agreement falls in a band (schedule.py; Self-Improving Transformers, open-r1)
     proposer   questions a proposer writes, trained each round by RL to write those its solver is unsure
                of (proposer.py; R-Zero)
+    code_proposals  for a code task: programs the model proposes, run in the sandbox; those that run, twice
+               alike, become questions whose examples and hidden test are their executed outputs
+               (code_proposals.py; Absolute Zero's induction tasks)
     mix        several of these in one round: {method: mix, options: {sources: [{method: ..., ...}]}}
 
 A method is a plain function `method(ctx, round, weights, **acquire.options) -> list[Item]`, named in
@@ -79,7 +82,8 @@ METHODS = {"pool": "selfimprove.acquire:POOL",
            "written": "selfimprove.acquire.written:DECLARATION",
            "variants": "selfimprove.acquire.variants:DECLARATION",
            "schedule": "selfimprove.acquire.schedule:DECLARATION",
-           "proposer": "selfimprove.acquire.proposer:DECLARATION"}
+           "proposer": "selfimprove.acquire.proposer:DECLARATION",
+           "code_proposals": "selfimprove.acquire.code_proposals:DECLARATION"}
 
 
 def declaration(name: str, where: str = "acquire.method") -> Plugin:

@@ -2,8 +2,9 @@
 
 Reads `rounds/rNN/written.jsonl` (the questions the model wrote, with their verdicts),
 `rounds/rNN/variants.jsonl` (LADDER's trees) and `rounds/rNN/proposed.jsonl` with `proposer_log.jsonl`
-(the trained proposer's questions, rewards and update); returns HTML fragments and SVG plots keyed by
-figure id, drawn from what the rounds recorded. Computes nothing but counts and means.
+(the trained proposer's questions, rewards and update), and any source's verdicts (`verdict_table`);
+returns HTML fragments and SVG plots keyed by figure id, drawn from what the rounds recorded. Computes
+nothing but counts and means.
 """
 
 from __future__ import annotations
@@ -26,16 +27,21 @@ def _rounds(store, rounds, read, name: str) -> list[tuple[int, list[dict]]]:
             if n > 0 and store.done(layout.round_file(n, name))]
 
 
-def written_verdicts(store, rounds, read) -> dict[str, str]:
-    """Per round, the verdicts on the questions the model wrote (kept, duplicate, leak, ...)."""
+def verdict_table(store, rounds, read, name: str, figure: str, caption: str) -> dict[str, str]:
+    """Per round, the verdicts recorded in the round file `name` (one row a candidate, with its `verdict`)."""
     rows = []
-    for n, written in _rounds(store, rounds, read, layout.WRITTEN):
+    for n, written in _rounds(store, rounds, read, name):
         counts: dict[str, int] = {}
         for w in written:
             counts[w["verdict"]] = counts.get(w["verdict"], 0) + 1
         rows.append(f"<tr><td>{n}</td><td>{_fmt(', '.join(f'{k}: {v}' for k, v in counts.items()) or None)}</td></tr>")
-    return {"written-questions": "<table class='metrics' id='written'><caption>Questions written by the model</caption>"
-                       "<tr><th>round</th><th>by verdict</th></tr>" + "".join(rows) + "</table>"}
+    return {f"{figure}-questions": f"<table class='metrics' id='{figure}'><caption>{html.escape(caption)}</caption>"
+                                   "<tr><th>round</th><th>by verdict</th></tr>" + "".join(rows) + "</table>"}
+
+
+def written_verdicts(store, rounds, read) -> dict[str, str]:
+    """Per round, the verdicts on the questions the model wrote (kept, duplicate, leak, ...)."""
+    return verdict_table(store, rounds, read, layout.WRITTEN, "written", "Questions written by the model")
 
 
 def variant_trees(store, rounds, read) -> dict[str, str]:

@@ -107,6 +107,10 @@ class Guard:
         """(verdict, the question it concerns) for one candidate; the caller adds a kept one to `seen`."""
         if not well_formed(task, text):
             return "malformed", None
+        return self.overlap(text)
+
+    def overlap(self, text: str) -> tuple[str, str | None]:
+        """`verdict` for a candidate known to be well formed (a question built from a program that ran)."""
         k = key(text)
         inside = next((i for pk, i in self.protected_keys.items() if pk and pk in k), None)
         if inside is not None:

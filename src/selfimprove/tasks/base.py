@@ -128,6 +128,18 @@ def variant_writer_of(task) -> "VariantTask | None":
     return task if callable(getattr(task, "easier_variants", None)) else None
 
 
+class DescribedTask(Task, Protocol):
+    """A code task that says a program of its own language in its questions' words (the list functions'
+    steps), so a question built from a program the model proposed reads like the task's own."""
+
+    def describe(self, program: str) -> str | None:
+        """The sentence a question for `program` opens with; None when the task's words cannot say it."""
+
+
+def describer_of(task) -> "DescribedTask | None":
+    return task if callable(getattr(task, "describe", None)) else None
+
+
 def difficulty_knobs(task) -> tuple[str, ...]:
     """The knobs of a task's generated source that set difficulty ("steps", "max_value"); () for a
     task whose questions come from files and datasets only."""

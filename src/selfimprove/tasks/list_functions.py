@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from dataclasses import dataclass, replace
 
 from selfimprove.execution.programs import HiddenTest
@@ -88,6 +89,13 @@ def _random_list(rng: random.Random) -> list[int]:
     return [rng.randint(0, 9) for _ in range(rng.randint(3, 6))]
 
 
+def _words(plan: list[tuple[str, int | None]], rng: random.Random) -> str:
+    """The docstring's sentence for `plan`, in words chosen by `rng`."""
+    phrases = [rng.choice((STEPS.get(kind) or ENDINGS[kind])[0]).format(k=k) for kind, k in plan]
+    joiner = rng.choice(JOINERS)
+    return rng.choice(OPENING) + joiner.join(phrases) + "."
+
+
 def generate_problem(rng: random.Random, steps: int, id: str) -> Problem:
     """A problem with `steps` steps whose examples show something (not every output empty)."""
     while True:
@@ -101,12 +109,7 @@ def generate_problem(rng: random.Random, steps: int, id: str) -> Problem:
         shown = outputs[:len(inputs) - HIDDEN_CALLS]
         if any(o not in ([], 0) for o in shown) and len({repr(o) for o in outputs}) > 2:
             break
-    phrases = []
-    for kind, k in plan:
-        words = (STEPS.get(kind) or ENDINGS[kind])[0]
-        phrases.append(rng.choice(words).format(k=k))
-    joiner = rng.choice(JOINERS)
-    text = rng.choice(OPENING) + joiner.join(phrases) + "."
+    text = _words(plan, rng)
     examples = "".join(f"    >>> f({xs!r})\n    {out!r}\n" for xs, out in zip(inputs, shown))
     question = f'def f(xs):\n    """{text}\n{examples}    """\n'
     lines = [(STEPS.get(kind) or ENDINGS[kind])[1].format(k=k) for kind, k in plan]
@@ -120,6 +123,30 @@ def generate_problem(rng: random.Random, steps: int, id: str) -> Problem:
 def generate_problems(n: int, seed: int = 0, steps: tuple[int, ...] = (3,), prefix: str = "listfn") -> list[Problem]:
     rng = random.Random(seed)
     return [generate_problem(rng, rng.choice(steps), f"{prefix}-{seed}-{i}") for i in range(n)]
+
+
+# Each step's code line as a pattern ({k} a number): how `describe` reads a program back into steps.
+LINES = [(kind, re.compile(re.escape(line).replace(re.escape("{k}"), r"(\d+)") + "$"))
+         for kind, (_, line) in {**STEPS, **ENDINGS}.items()]
+
+
+def describe(program: str) -> str | None:
+    """The docstring's sentence for a program written in the reference programs' lines (`def f(xs):`, one
+    step a line, then `return xs` or an ending), in words chosen by the program's text; None for any other
+    program. A proposed program the model wrote is asked in these words (acquisition), so the question says
+    what the program does, read from its code, never from what the model says of it."""
+    lines = [line.strip() for line in program.strip().splitlines()]
+    if not lines or lines[0] != "def f(xs):" or any(not line for line in lines):
+        return None
+    returns_list = lines[-1] == "return xs"
+    body = lines[1:-1] if returns_list else lines[1:]
+    plan = []
+    for n, line in enumerate(body):
+        kind, match = next(((kind, m) for kind, pattern in LINES if (m := pattern.match(line))), (None, None))
+        if kind is None or (kind in ENDINGS) != (not returns_list and n == len(body) - 1):
+            return None  # not a step; an ending before the end; or the end neither returns xs nor ends
+        plan.append((kind, int(match.group(1)) if match.groups() else None))
+    return _words(plan, random.Random(zlib.crc32(program.encode()))) if plan else None
 
 
 def hidden_test(problem: Problem) -> HiddenTest:
@@ -167,6 +194,9 @@ class ListFunctionsTask(CodeTask):
              fields=None) -> list[Item]:
         return [Item(id=p.id, question=p.question, gold=hidden_test(p).as_gold())
                 for p in load_problems(source, split, limit)]
+
+    def describe(self, program: str) -> str | None:
+        return describe(program)
 
 
 TASK = ListFunctionsTask()
