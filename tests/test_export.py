@@ -8,7 +8,7 @@ import torch
 from hub_server import HubStandIn, point_at
 from test_loop import make_config
 
-from selfimprove.export import export_model, round_weights
+from selfimprove.outputs.export import export_model, round_weights
 from selfimprove.loop import run
 from selfimprove.models import load
 from selfimprove.rundir.store import StoreError
@@ -62,7 +62,7 @@ def test_round_zero_is_the_base_model_and_a_missing_round_names_the_ones_there(l
 
 
 def test_push_model_uploads_the_merged_folder_with_its_card(lora_run, monkeypatch):
-    from selfimprove.publish import push_model
+    from selfimprove.outputs.publish import push_model
 
     hub = HubStandIn()  # the real huggingface_hub client, talking HTTP to a stand-in of the Hub on loopback
     try:
@@ -85,8 +85,8 @@ def test_push_model_adapter_uploads_peft_files_that_load_on_the_base(lora_run, m
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from selfimprove.export import export_adapter
-    from selfimprove.publish import push_model
+    from selfimprove.outputs.export import export_adapter
+    from selfimprove.outputs.publish import push_model
 
     hub = HubStandIn()
     try:

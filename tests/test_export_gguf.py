@@ -13,7 +13,8 @@ import sys
 import pytest
 import yaml
 
-from selfimprove import gguf_export, models
+from selfimprove import models
+from selfimprove.outputs import gguf_export
 from test_vllm_cpu import lora
 
 pytestmark = [pytest.mark.real,

@@ -74,11 +74,10 @@ FLOORS = {
     # the stages, side by side
     "stages": {"stages", "stages.collect", "acquire", "stages.own_exemplars", "stages.generate", "stages.vote",
                "stages.curate", "adapt", "stages.evaluate", "stages.monitor", "stages.probe"},
-    # the run: configuration, the loop and what it hands off to, the report it leaves
-    "run": {"config", "declarations", "repair", "run_dir", "summary", "loop", "preflight", "ttt", "tracking",
-            "report", "memory_estimate"},
+    # the run: configuration, the loop and what it hands off to, what it leaves for people (outputs/)
+    "run": {"config", "declarations", "outputs", "run", "loop", "preflight", "ttt", "memory_estimate"},
     # the command line and what only it calls
-    "cli": {"cli", "publish", "export", "gguf_export", "embedded", "__main__"},
+    "cli": {"cli", "embedded", "__main__"},
 }
 ORDER = list(FLOORS)
 # Imports between two stages that remain, each with why (remove an entry when its import goes).

@@ -7,7 +7,7 @@ import pytest
 
 from selfimprove.config import parse_config
 from selfimprove.loop import run
-from selfimprove.run_dir import ConfigChangedError
+from selfimprove.run.identity import ConfigChangedError
 from selfimprove.rundir.store import read_jsonl
 
 LEAK = "987654321"  # every pool question's gold answer in the leak test; the model never writes it

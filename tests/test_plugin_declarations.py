@@ -36,7 +36,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "selfimprove"
 # registries, and sections.py for the config's defaults ("sft", "pool", "majority", "transformers"). Some
 # names are also another thing's own name, allowed where that thing lives: "majority" is a gate
 # (gates/confidence.py) and an RL reward (adapt/rewards.py, adapt/rl_options.py); "transformers" is the
-# library (cli.py quiets it, run_dir.py records its version) and the Ray backend's default inner engine.
+# library (cli.py quiets it, run/identity.py records its version) and the Ray backend's default inner engine.
 OWN_MODULES = {
     # adaptation methods
     "sft": {"adapt/sft.py", "sections.py"}, "grpo": {"adapt/grpo.py", "adapt/rl_options.py"},
@@ -49,7 +49,7 @@ OWN_MODULES = {
     "majority": {"voting/majority.py", "sections.py", "gates/confidence.py", "adapt/rewards.py", "adapt/rl_options.py"},
     "behaviour": {"voting/behaviour.py"}, "debate": {"voting/debate.py"},
     # backends
-    "transformers": {"backends/transformers.py", "sections.py", "cli.py", "run_dir.py", "backends/ray_backend.py"},
+    "transformers": {"backends/transformers.py", "sections.py", "cli.py", "run/identity.py", "backends/ray_backend.py"},
     "openai_http": {"backends/openai_http.py"}, "vllm": {"backends/vllm.py"}, "ray": {"backends/ray_backend.py"},
 }
 REGISTRIES = {"adapt/__init__.py", "acquire/__init__.py", "stages/vote.py", "voting/methods.py", "backends/__init__.py", "gates/__init__.py"}
@@ -176,7 +176,7 @@ def test_plug_in_trait_is_asked_by_preflight(model, tmp_path):
 
 def test_plug_in_runs_repairs_and_reports(model, tmp_path):
     from selfimprove import preflight
-    from selfimprove.report import write_report
+    from selfimprove.outputs.report import write_report
 
     root = tmp_path / "run"
     config = _config(model, root, {"scale": 2.0, "min_share": 0.0})
@@ -251,7 +251,7 @@ def test_source_options_are_checked_before_any_work(model, tmp_path, options, ta
 
 def test_source_runs_counts_its_tokens_repairs_at_its_stage_and_reports(model, tmp_path):
     from selfimprove import preflight
-    from selfimprove.report import write_report
+    from selfimprove.outputs.report import write_report
 
     root = tmp_path / "run"
     config = _source_config(model, root, {"step": 3})

@@ -15,7 +15,7 @@ from test_resume_kill import _normal, final_artifacts
 
 from selfimprove.config import parse_config
 from selfimprove.loop import run
-from selfimprove.run_dir import ConfigChangedError
+from selfimprove.run.identity import ConfigChangedError
 from selfimprove.rundir.store import RunStore
 
 

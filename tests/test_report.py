@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from fake_run import make_run
 
-from selfimprove.report import ReportError, calibration, load_run, write_report
+from selfimprove.outputs.report import ReportError, calibration, load_run, write_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

@@ -7,7 +7,7 @@ import pytest
 from fake_run import make_run
 from hub_server import HubStandIn, point_at
 
-from selfimprove.publish import export_dataset, push
+from selfimprove.outputs.publish import export_dataset, push
 from selfimprove.records import Sample, from_row
 from selfimprove.review import ReviewError, apply_marks, export, import_marks
 from selfimprove.rundir.store import RunStore

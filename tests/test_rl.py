@@ -402,7 +402,7 @@ RL = ["adapt.method=grpo", "adapt.batch_size=16", "adapt.max_steps=4", "adapt.le
 
 def test_grpo_round_through_the_loop_writes_its_records(tmp_path):
     from selfimprove.loop import run
-    from selfimprove.report import write_report
+    from selfimprove.outputs.report import write_report
     from selfimprove.rundir.store import RunStore
 
     summary = run(_demo(tmp_path, RL))

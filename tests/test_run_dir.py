@@ -1,6 +1,6 @@
 """The run directory's ownership: a run that stops before any work removes what it wrote, and only that."""
 
-from selfimprove.run_dir import disown, names_before
+from selfimprove.run.identity import disown, names_before
 
 
 def test_a_run_that_did_no_work_removes_only_what_it_wrote(tmp_path):

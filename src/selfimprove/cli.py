@@ -107,19 +107,19 @@ def _expected() -> tuple[tuple[type[BaseException], int], ...]:
     from selfimprove.backends.ray_backend import RayWorkersLostError
     from selfimprove.config import ConfigError
     from selfimprove.rundir.finished import UnfinishedRunError
-    from selfimprove.gguf_export import GGUFExportError
+    from selfimprove.outputs.gguf_export import GGUFExportError
     from selfimprove.rundir.lock import RunLockedError
     from selfimprove.models import ModelLoadError
     from selfimprove.preflight_model import ModelFolderError
     from selfimprove.stages.probe import IncompetentError
-    from selfimprove.report import ReportError
+    from selfimprove.outputs.report import ReportError
     from selfimprove.review import ReviewError
-    from selfimprove.run_dir import ConfigChangedError
+    from selfimprove.run.identity import ConfigChangedError
     from selfimprove.sampling.paths import PromptTooLongError
     from selfimprove.rundir.store import StoreError
     from selfimprove.tasks.humaneval import HumanEvalDataError
     from selfimprove.tasks.sources import DataError
-    from selfimprove.tracking import MissingTrackerError
+    from selfimprove.outputs.tracking import MissingTrackerError
 
     return ((ConfigError, CONFIG), (MissingExtraError, CONFIG), (MissingTrackerError, CONFIG),
             (LaunchConfigError, CONFIG),
@@ -445,7 +445,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (run.ou
            out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default RUN_DIR/report.html)")] = None):
     """Write a self-contained HTML report of a run: plots per round and a browser of questions and rationales.
     A damaged or missing artifact is named on stderr, and the exit code is then 1: the page shows the rest."""
-    from selfimprove.report import load_run, write_html
+    from selfimprove.outputs.report import load_run, write_html
 
     with _handled():
         data = load_run(run_dir)
@@ -525,7 +525,7 @@ def export(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
                                                        "llama.cpp: f16, bf16, f32 or q8_0")] = None):
     """Write a run's weights as one checkpoint (a LoRA adapter merged into its base) with a model card:
     what `from_pretrained` and vLLM read; with --gguf, also a GGUF file made by llama.cpp's converter."""
-    from selfimprove.export import export_model
+    from selfimprove.outputs.export import export_model
 
     with _handled():
         written = export_model(run_dir, round_, out, gguf=gguf)
@@ -544,8 +544,8 @@ def push(run_dir: Annotated[Path, typer.Argument(help="A run directory")],
     """Upload each round's kept examples as a Parquet dataset (RUN_DIR/dataset) to the Hugging Face Hub, or,
     with --model, the run's merged weights (or, with --adapter, its LoRA adapter) and model card as a model
     repository."""
-    from selfimprove.publish import push as push_dataset
-    from selfimprove.publish import push_model
+    from selfimprove.outputs.publish import push as push_dataset
+    from selfimprove.outputs.publish import push_model
 
     with _handled():
         if adapter and not model:

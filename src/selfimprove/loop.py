@@ -7,9 +7,9 @@ the run. The engine (`generate.backend`) is created once per run and told which 
 
 A rerun also repairs: before a round runs (or is read back as finished), its artifacts are checked
 as `selfimprove verify` checks them, and the round is redone from the first stage whose artifact is
-missing or damaged, or whole when what it started from changed (`repair.py`). The run directory's
-identity (which config it holds) is `run_dir.py`; the end of a run (metrics.jsonl, summary.json, the
-report) is `summary.py`.
+missing or damaged, or whole when what it started from changed (`run/repair.py`). The run directory's
+identity (which config it holds) is `run/identity.py`; the end of a run (metrics.jsonl, summary.json, the
+report) is `run/summary.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import time
 
 from rich.console import Console
 
-from selfimprove import acquire, tracking
+from selfimprove import acquire
+from selfimprove.outputs import tracking
 from selfimprove.rundir import layout
 from selfimprove.stages import collect, evaluate, monitor, own_exemplars, probe
 from selfimprove.adapt import AdaptInputs, adapt_round
@@ -31,10 +32,10 @@ from selfimprove.stages.curate import curate_round
 from selfimprove.stages.generate import generate_round
 from selfimprove.prompts import prompt_style
 from selfimprove.records import RoundMetrics, Weights, to_row
-from selfimprove.repair import prepare_round, read_metrics, round_inputs
-from selfimprove.run_dir import disown, names_before, open_run
+from selfimprove.run.repair import prepare_round, read_metrics, round_inputs
+from selfimprove.run.identity import disown, names_before, open_run
 from selfimprove.rundir.store import RunStore
-from selfimprove.summary import finish, round_table
+from selfimprove.run.summary import finish, round_table
 from selfimprove.tasks import get_task
 from selfimprove.stages.vote import vote_round
 

@@ -301,6 +301,10 @@ def _load_failure(err: Exception, what: str, name: str) -> Exception:
     again = "download or copy it again" if local else "download it again (`hf download " + name + "`)"
     if isinstance(err, OSError):
         return ModelLoadError(f"could not load {what}{_offline_hint()}: {first}")
+    if isinstance(err, ValueError) and "trust_remote_code" in str(err):
+        return ModelLoadError(f"could not load {what}: it brings its own code (auto_map in its config.json), which "
+                              "runs only with model.trust_remote_code: true; set it if you trust that code "
+                              "(trust_remote_code=True)")
     if isinstance(err, StrictDataclassError):  # config.json's values, one per line under a heading
         first = " ".join(line.strip() for line in str(err).splitlines()[:2])
     if isinstance(err, (ValueError, KeyError, StrictDataclassError)):

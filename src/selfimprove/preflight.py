@@ -116,7 +116,7 @@ def _run_dir(config: Config) -> None:
 
 
 def _trackers(config: Config) -> None:
-    from selfimprove.tracking import MissingTrackerError, require_extras
+    from selfimprove.outputs.tracking import MissingTrackerError, require_extras
 
     try:
         require_extras(config.run.report_to)

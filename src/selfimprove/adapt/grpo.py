@@ -252,7 +252,7 @@ def trainer_args(job: RLJob, output_dir: Path, cuda: bool, bf16: bool) -> dict:
         epsilon_high=opts.epsilon_high, num_iterations=opts.num_iterations,
         mask_truncated_completions=opts.mask_truncated_completions, **grpo_only, bf16=bf16,
         gradient_checkpointing=False, logging_steps=1, save_strategy="steps", save_steps=opts.probe_every,
-        save_total_limit=1, report_to=[], seed=job.seed,  # run.report_to logs train_log.jsonl (tracking.py)
+        save_total_limit=1, report_to=[], seed=job.seed,  # run.report_to logs train_log.jsonl (outputs/tracking.py)
         data_seed=job.seed, use_cpu=not cuda,
         dataloader_num_workers=0, disable_tqdm=True, lr_scheduler_type="constant", warmup_steps=0,
         use_vllm=opts.use_vllm, vllm_mode="colocate")

@@ -81,7 +81,7 @@ def train(examples: list[dict], start: Weights, cfg: AdaptConfig, out_dir: Path,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, max_length=cfg.max_length,
         bf16=cuda and torch.cuda.is_bf16_supported(), gradient_checkpointing=False, logging_steps=1,
-        save_strategy="no", report_to=[], seed=seed,  # run.report_to logs train_log.jsonl: tracking.py says why
+        save_strategy="no", report_to=[], seed=seed,  # run.report_to logs train_log.jsonl: outputs/tracking.py says why
         data_seed=seed, completion_only_loss=True,
         lr_scheduler_type="constant_with_warmup" if cfg.tuning == "lora" else "cosine", warmup_steps=0,
         use_cpu=not cuda, dataloader_num_workers=0, disable_tqdm=True,

@@ -1,4 +1,4 @@
-"""The end of a run: `metrics.jsonl`, `summary.json`, the trackers of `run.report_to` (tracking.py) and the
+"""The end of a run: `metrics.jsonl`, `summary.json`, the trackers of `run.report_to` (outputs/tracking.py) and the
 report; and the per-round table printed as rounds finish.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from selfimprove import tracking
+from selfimprove.outputs import tracking
 from selfimprove.rundir import layout
 from selfimprove.stages import monitor
 from selfimprove.context import RunContext
@@ -49,7 +49,7 @@ def round_table(history: list[RoundMetrics]) -> Table:
 
 
 def _write_report(store: RunStore, console: Console) -> None:
-    from selfimprove.report import ReportError, write_report
+    from selfimprove.outputs.report import ReportError, write_report
 
     try:
         console.print(f"report: {write_report(store.root)}")

@@ -51,7 +51,7 @@ def push_model(run_dir: str | Path, repo_id: str, private: bool = True, round_: 
                adapter: bool = False) -> str:
     """Upload the run's final (or `round_`'s) weights, merged into one checkpoint, with their model card;
     with `adapter`, the LoRA adapter alone (PEFT's files) and its card."""
-    from selfimprove.export import export_adapter, export_model
+    from selfimprove.outputs.export import export_adapter, export_model
 
     folder = export_adapter(run_dir, round_) if adapter else export_model(run_dir, round_)
     return upload(folder, repo_id, "model", private)

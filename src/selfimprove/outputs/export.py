@@ -46,7 +46,7 @@ def export_model(run_dir: str | Path, round_: int | None = None, out: str | Path
     """Write the merged weights, tokenizer and model card of `run_dir` (final or `round_`) to `out`
     (default RUN/export/rNN) and return it; with `gguf` (an outtype of `gguf_export.OUTTYPES`), also the
     same weights as `out/model-<gguf>.gguf` for llama.cpp. Loads on the CPU: merging needs no accelerator."""
-    from selfimprove import gguf_export
+    from selfimprove.outputs import gguf_export
 
     converter = gguf_export.converter(gguf) if gguf else None  # found or fetched before any model loads
     root = Path(run_dir).expanduser().resolve()
@@ -124,7 +124,7 @@ def model_card(root: Path, weights: Weights, round_: int, gguf: Path | None = No
 def _gguf_note(gguf: Path | None) -> str:
     if gguf is None:
         return ""
-    from selfimprove.gguf_export import LLAMA_CPP_PYTHON
+    from selfimprove.outputs.gguf_export import LLAMA_CPP_PYTHON
 
     return (f"`{gguf.name}` holds the same weights for llama.cpp (`llama-cli -m {gguf.name}`), converted by "
             f"llama.cpp's `convert_hf_to_gguf.py` (as vendored in llama-cpp-python {LLAMA_CPP_PYTHON}).\n\n")

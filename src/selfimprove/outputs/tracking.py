@@ -152,7 +152,7 @@ def _mlflow(root: Path, state: dict, new: list[RoundMetrics], train) -> dict:
         experiment = client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
         run = client.create_run(experiment_id, run_name=root.resolve().name,
-                                tags={"selfimprove.run_dir": str(root.resolve())})
+                                tags={"selfimprove.run.identity": str(root.resolve())})
         state = {"uri": uri, "run_id": run.info.run_id, "rounds": []}
     now = int(time.time() * 1000)
     metrics = []
