@@ -9,35 +9,37 @@ A rerun also repairs: before a round runs (or is read back as finished), its art
 as `selfimprove verify` checks them, and the round is redone from the first stage whose artifact is
 missing or damaged, or whole when what it started from changed (`run/repair.py`). The run directory's
 identity (which config it holds) is `run/identity.py`; the end of a run (metrics.jsonl, summary.json, the
-report) is `run/summary.py`.
+report) is `run/summary.py`. Test-time training (`ttt.py`) is this same loop on a transformed config,
+with a closing stage after its round (`run(..., closing=)`).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from rich.console import Console
 
 from selfimprove import acquire
-from selfimprove.outputs import tracking
-from selfimprove.rundir import layout
-from selfimprove.stages import collect, evaluate, monitor, own_exemplars, probe
 from selfimprove.adapt import AdaptInputs, adapt_round
 from selfimprove.backends import create_backend, require_extra
 from selfimprove.backends.cached import CachedBackend
-from selfimprove.rundir.cache import cache_dir_for
 from selfimprove.config import Config
 from selfimprove.context import RunContext
-from selfimprove.stages.curate import curate_round
-from selfimprove.stages.generate import generate_round
+from selfimprove.outputs import tracking
 from selfimprove.prompts import prompt_style
 from selfimprove.records import RoundMetrics, Weights, to_row
-from selfimprove.run.repair import prepare_round, read_metrics, round_inputs
 from selfimprove.run.identity import disown, names_before, open_run
-from selfimprove.rundir.store import RunStore
+from selfimprove.run.repair import prepare_round, read_metrics, round_inputs
 from selfimprove.run.summary import finish, round_table
-from selfimprove.tasks import get_task
+from selfimprove.rundir import layout
+from selfimprove.rundir.cache import cache_dir_for
+from selfimprove.rundir.store import RunStore
+from selfimprove.stages import collect, evaluate, monitor, own_exemplars, probe
+from selfimprove.stages.curate import curate_round
+from selfimprove.stages.generate import generate_round
 from selfimprove.stages.vote import vote_round
+from selfimprove.tasks import get_task
 
 
 def run_round(ctx: RunContext, r: int, learner: Weights, previous: RoundMetrics) -> RoundMetrics:
@@ -76,8 +78,11 @@ def base_round(ctx: RunContext) -> RoundMetrics:
     return RoundMetrics(round=0, model=weights.model, adapter=None, **scores, seconds=round(time.time() - started, 2))
 
 
-def run(config: Config, allow_config_change: bool = False, console: Console | None = None) -> dict:
-    """Run (or resume) every round of `config`; returns the summary also written to summary.json."""
+def run(config: Config, allow_config_change: bool = False, console: Console | None = None,
+        closing: Callable[[Config, dict, Console], dict] | None = None) -> dict:
+    """Run (or resume) every round of `config`; returns the summary also written to summary.json. `closing`,
+    when given, is a last stage after the rounds that returns the run's summary (test-time training's
+    answers: `ttt.Answers`)."""
     console = console or Console()
     before = names_before(config.run.out_dir)
     ctx = open_context(config, allow_config_change, console)
@@ -100,7 +105,8 @@ def run(config: Config, allow_config_change: bool = False, console: Console | No
         ctx.backend.close()
         if made_nothing:  # a new run that did no work owns nothing, as in open_context
             disown(config.run.out_dir, before)
-    return finish(ctx, history)
+    summary = finish(ctx, history)
+    return summary if closing is None else closing(config, summary, console)
 
 
 def _made_since(store: RunStore, opened: set[str]) -> set[str]:
