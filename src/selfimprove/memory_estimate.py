@@ -395,15 +395,22 @@ def available_memory(device: str) -> int | None:
     return min(found, default=None)
 
 
+def _short_of(e: Estimate, needed: float, memory) -> int | None:
+    """`memory(e.device)`, the bytes there, when `needed` GiB of `e`'s model exceed them; None when they fit,
+    the model is not loaded here, or either size is unknown."""
+    if e.architecture is None or not e.loads_here:
+        return None
+    have = memory(e.device)
+    return have if have is not None and needed * GIB > have else None
+
+
 def over(config, e: Estimate) -> str | None:
     """Why the recipe should not start: its estimated peak exceeds the memory available on its device now
     (it would be killed for memory mid-round, or swap for hours), with the keys that lower it; None when it
     fits, is not loaded here, or either size is unknown. The estimate leaves out the allocator's slack and
     the framework's own, so a peak above what is available is past it already."""
-    if e.architecture is None or not e.loads_here:
-        return None
-    available = available_memory(e.device)
-    if available is None or e.peak * GIB <= available:
+    available = _short_of(e, e.peak, available_memory)
+    if available is None:
         return None
     where = "RAM" if e.device == "cpu" else "free GPU memory"
     lower = {"training": "adapt.batch_size (raising adapt.grad_accum keeps the examples a step) or adapt.max_length",
@@ -476,10 +483,8 @@ def warning(config, e: Estimate) -> str | None:
 def too_big(e: Estimate) -> str | None:
     """Why `e`'s weights alone cannot be loaded on its device, or None: they fit, or are not loaded here, or
     either size is unknown."""
-    if e.architecture is None or not e.loads_here:
-        return None
-    memory = device_memory(e.device)
-    if memory is None or e.weights * GIB <= memory:
+    memory = _short_of(e, e.weights, device_memory)
+    if memory is None:
         return None
     where = "RAM" if e.device == "cpu" else "memory"
     return (f"{e.model}: its weights alone take about {gib(e.weights)} GiB ({count(e.architecture.parameters)} "
