@@ -98,3 +98,12 @@ def test_only_hub_ids_are_checked(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     assert not_cached_offline(ABSENT, None) is None  # online the loader downloads: nothing to check
+
+
+def test_a_source_that_is_no_dataset_id_is_named(lab, tmp_path):
+    path = config(lab, tmp_path, source="steps=2,n=8,seed=0")  # an arithmetic spec given to a dataset task
+    result = cli("validate", path)
+    assert result.returncode == 3, result.stderr
+    line = result.stderr.strip()
+    assert ": task.source: 'steps=2,n=8,seed=0' is neither a file or folder here nor a Hugging Face dataset id" in line
+    assert "\n" not in line and "Traceback" not in result.stderr

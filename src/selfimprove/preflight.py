@@ -95,11 +95,11 @@ def check(config: Config, samples: bool = True, pool: bool = True, over_memory: 
     _exemplars(config, task)
     _chat_formats(config, task, samples)
     _data(config, task)
-    _hub_sources(config, task, pool)
     _acquire(config, task)
     _vote(config, task)
     _adapt(config)
     _backend(config)
+    _hub_sources(config, task, pool)
     _gguf_readable(config)
     _weights_fit(config, over_memory)
 
@@ -221,10 +221,13 @@ def _data(config: Config, task) -> None:
 
 def _hub_sources(config: Config, task, pool: bool) -> None:
     """A Hugging Face dataset the run reads (task.source, the held-out source, monitor.anchor_source; unset:
-    the task's own), offline ($HF_HUB_OFFLINE), is in the local cache: else `datasets` fails at collect."""
-    from selfimprove.tasks.sources import DatasetTask, hub_dataset, not_cached_offline, offline
+    the task's own) is named by a valid id and, offline ($HF_HUB_OFFLINE), is in the local cache: else
+    `datasets` fails at collect. Late: offline, it imports datasets."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    if not offline() or not isinstance(task, DatasetTask):  # only a dataset task reads the Hub
+    from selfimprove.tasks.sources import SUFFIXES, DatasetTask, hub_dataset, not_cached_offline
+
+    if not isinstance(task, DatasetTask):  # only a dataset task reads the Hub
         return
     t, m = config.task, config.monitor
     reads = [("task.source", t.source), ("monitor.anchor_source", m.anchor_source)] if pool else []
@@ -234,7 +237,15 @@ def _hub_sources(config: Config, task, pool: bool) -> None:
         if source is None and key == "monitor.anchor_source":
             continue
         found = hub_dataset(task.dataset, source)
-        why = found and not_cached_offline(*found)
+        if found is None:
+            continue
+        try:
+            validate_repo_id(found[0])
+        except HFValidationError:
+            raise _fail(config, key, f"{source!r} is neither a file or folder here nor a Hugging Face dataset id "
+                        f"(owner/name, or owner/name:config); give a data file ({', '.join(SUFFIXES)}), a folder "
+                        "of split files or a dataset id", "files") from None
+        why = not_cached_offline(*found)
         if why:
             name, subset = found
             unset = "" if source is not None else f" (unset: task {config.task.name!r} reads it)"
