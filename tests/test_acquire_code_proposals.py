@@ -3,8 +3,8 @@
 A hostile or broken proposal (an endless loop, a huge allocation, os.system, a socket, a raise, a random
 result, a constant, the identity, prose) is cut with its reason recorded; a kept one becomes a list_functions
 question whose docstring examples and hidden test are what the sandbox computed; a run with the source goes
-through `selfimprove run` with the embedded code model writing (nothing scripted), resumes after a kill,
-redoes nothing once finished, and redoes its acquisition when its record is damaged. `describe` reads a
+through `selfimprove run` with the embedded code model writing (nothing scripted), resumes after a kill and
+redoes nothing once finished; a damaged record redoes the round from its acquisition (slow). `describe` reads a
 reference program back into the task's words and no other program."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import yaml
 from rich.console import Console
 from test_errors_cli import base_config, cli, fake_model, one_error, write_config
 
-from selfimprove.acquire.code_proposals import PROPOSALS, code_proposals
+from selfimprove.acquire.code_proposals import PROPOSALS, code_proposals, inputs_for, prompt_for
 from selfimprove.config import load_config
 from selfimprove.execution.programs import HiddenTest
 from selfimprove.loop import open_context
 from selfimprove.records import Completion
 from selfimprove.rundir import layout
 from selfimprove.rundir.store import read_jsonl
-from selfimprove.tasks.code import docstring_examples
+from selfimprove.tasks.code import docstring_examples, generated_calls
 from selfimprove.tasks.list_functions import (ENDINGS, JOINERS, OPENING, STEPS, TASK, describe, generate_problems,
                                               load_problems)
 
@@ -58,6 +58,19 @@ def test_describe_reads_the_reference_programs_and_nothing_else():
                   "def f(xs):\n    return xs\n",  # no step at all
                   "def g(xs):\n    xs = xs[::-1]\n    return xs\n"]:  # not the entry point
         assert describe(other) is None, other
+
+
+def test_a_programs_inputs_are_its_own_literal_calls_then_the_shown_questions_changed_then_its_examples():
+    [shown] = [i.question for i in TASK.load("steps=2,n=1,seed=3")]
+    examples = [e.call for e in docstring_examples(shown)]
+    text = "```python\ndef f(xs):\n    return xs[::-1]\n\nf([7, 7, 1])\nprint(f(list(range(9))))\nf([2])\n```"
+    calls = inputs_for(text, "f", shown, 11, seed=0)
+    assert calls[:2] == ["f([7, 7, 1])", "f([2])"]  # its own, in order; a call that is not a literal is dropped
+    assert calls[2:] == generated_calls(shown, 22, seed=0)[:9]  # then the shown question's inputs, changed
+    assert not set(examples) & set(calls)  # its examples only fill in when the changed ones run short
+    [message] = prompt_for([shown, shown], chat=True, calls=3)  # a chat model is asked for a new function
+    assert "`def f(xs):`" in message["content"] and message["content"].count(shown.strip()) == 2
+    assert prompt_for([shown], chat=False, calls=3).startswith(shown)  # a completion model: the stub it knows
 
 
 # ---------------------------------------------------------------- scripted proposals, the real sandbox
@@ -142,25 +155,30 @@ def _files(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_a_run_whose_model_proposes_its_programs_resumes_and_repairs(tmp_path, monkeypatch):
-    import selfimprove.acquire.code_proposals as source
-    from selfimprove import loop
-
+def _code_demo(tmp_path: Path) -> tuple[Path, Path]:
+    """The code demo, small, acquiring by code_proposals: its run directory and config file."""
     root, data = tmp_path / "run", yaml.safe_load(CONFIG.read_text())
-    for dotted in [f"run.out_dir={root}", *TINY]:  # the code demo, small
+    for dotted in [f"run.out_dir={root}", *TINY]:
         key, value = dotted.split("=", 1)
         section, field = key.split(".")
         data[section][field] = yaml.safe_load(value)
-    data["acquire"] = {"method": "code_proposals", "options": {"prompts": 3, "per_prompt": 2, "examples": 6}}
-    path = write_config(tmp_path / "run.yaml", data)
-    config = load_config(path, [])
+    data["acquire"] = {"method": "code_proposals",  # a busy machine is slow to start a sandbox: time to spare
+                       "options": {"prompts": 3, "per_prompt": 2, "examples": 6, "timeout_s": 10.0}}
+    return root, write_config(tmp_path / "run.yaml", data)
+
+
+def test_a_run_whose_model_proposes_its_programs_resumes_after_a_kill(tmp_path, monkeypatch):
+    import selfimprove.acquire.code_proposals as source
+    from selfimprove import loop
+
+    root, path = _code_demo(tmp_path)
 
     def killed(rows):  # the kill comes once the proposals are recorded, before the round's pool is
         raise KeyboardInterrupt("killed after the proposals were written")
 
     monkeypatch.setattr(source, "count_verdicts", killed)
     with pytest.raises(KeyboardInterrupt):
-        loop.run(config)
+        loop.run(load_config(path, []))
     record = root / layout.round_file(1, PROPOSALS)
     written_at = record.stat().st_mtime_ns
     assert not (root / layout.round_file(1, layout.ROUND_POOL)).exists()
@@ -177,8 +195,8 @@ def test_a_run_whose_model_proposes_its_programs_resumes_and_repairs(tmp_path, m
     gold = {g["id"]: HiddenTest.from_gold(g["id"], g["gold"]).test
             for g in read_jsonl(root / layout.round_file(1, layout.ROUND_GOLD))}
     assert gold == {r["id"]: r["test"] for r in kept}  # the hidden tests: gold, kept apart from the pool
-    seen = "".join(p.read_text() for p in (root / "rounds" / "r01").glob("*.jsonl") if p.name != layout.ROUND_GOLD
-                   and p.name != PROPOSALS)
+    seen = "".join(p.read_text() for p in (root / "rounds" / "r01").glob("*.jsonl")
+                   if p.name not in (layout.ROUND_GOLD, PROPOSALS))
     assert "def check(candidate)" not in seen  # no hidden test reached the samples, votes or training data
     samples = read_jsonl(root / layout.round_file(1, layout.SAMPLES))
     assert {s["question_id"] for s in samples} == {r["id"] for r in kept}  # the round sampled the proposals
@@ -191,11 +209,19 @@ def test_a_run_whose_model_proposes_its_programs_resumes_and_repairs(tmp_path, m
     assert again.returncode == 0, again.stdout + again.stderr
     assert _files(root / "rounds") == before
 
-    record.write_text(record.read_text()[:40])  # damaged: the round is redone from its acquisition
-    repaired = cli("run", path)
-    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+
+@pytest.mark.slow
+def test_a_damaged_proposal_record_redoes_the_round_from_its_acquisition(tmp_path):
+    from selfimprove import loop
+
+    root, path = _code_demo(tmp_path)
+    loop.run(load_config(path, []))
+    record = root / layout.round_file(1, PROPOSALS)
+    rows = read_jsonl(record)
+    record.write_text(record.read_text()[:40])  # damaged
+    loop.run(load_config(path, []))
     retired = {p.name.split(".")[0] for p in (root / "damaged" / layout.round_dir(1)).iterdir()}
-    assert {"code_proposals", "pool", "samples"} <= retired
+    assert {"code_proposals", "pool", "samples", "votes"} <= retired
     assert [r["raw"] for r in read_jsonl(record)] == [r["raw"] for r in rows]  # the same seeded proposals
 
 

@@ -10,8 +10,8 @@ For a code task (list_functions, humaneval), each round:
    (`code_prompt`): what it writes at temperature, right or wrong for that question, is a proposal. A
    chat model is asked for a new function of the same kind and a few calls of it;
 2. a program's inputs are the calls it wrote itself (literal arguments only), then calls made by changing
-   the shown question's example inputs (`tasks.code.generated_calls`), then those examples, up to
-   `shown_calls + hidden_calls` of them; the held-out questions' docstring calls are added, to catch a leak;
+   the shown question's example inputs (`tasks.code.generated_calls`; those examples themselves only when
+   these run short), `shown_calls + hidden_calls` in all; the held-out questions' docstring calls are added, to catch a leak;
 3. each program runs twice on its inputs in the sandbox (`programs.behaviours_many`: a separate process,
    time and memory limits, no network, a temporary directory) and is rejected, the reason recorded, when
        malformed         no program, or none defining the entry point (`f`)
@@ -114,7 +114,7 @@ def _literal(text: str) -> tuple[bool, object]:
 
 def inputs_for(text: str, name: str, shown: str, n: int, seed: int) -> list[str]:
     """Up to `n` calls of `name`: the completion's own (literal arguments), then the shown question's
-    example inputs changed (seeded by the question), then those examples."""
+    example inputs changed (seeded by the question), then, when those run short, the examples themselves."""
     own = [e.call for e in written_tests(text, name) if _arguments(e.call) is not None]
     examples = [e.call for e in docstring_examples(shown)]
     return list(dict.fromkeys(own + generated_calls(shown, 2 * n, seed) + examples))[:n]
