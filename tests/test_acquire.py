@@ -267,20 +267,23 @@ def test_variants_the_model_writes_are_screened_like_any_question_it_writes(tmp_
     assert {q["origin"] for q in _rows(tmp_path / "run", 2, layout.ROUND_POOL)} == {"pool"}
 
 
+class Writes:
+    """An engine that writes the given texts in turn, `params.n` a prompt: a model's choices, scripted."""
+
+    def __init__(self, texts):
+        self.texts = iter(texts)
+
+    def generate(self, prompts, params, weights, progress=None):
+        from selfimprove.backends.base import Completion
+        return [[Completion(next(self.texts), 9, False, 0.0) for _ in range(params.n)] for _ in prompts]
+
+    def close(self):
+        pass
+
+
 def test_written_questions_beyond_the_count_are_recorded_as_surplus(tmp_path):
     """The guard's bookkeeping: what joins the round is exactly the `count` first acceptable questions."""
     from selfimprove.acquire.written import written
-
-    class Writes:  # an engine that writes the given questions in turn: the fault here is a model's choices
-        def __init__(self, texts):
-            self.texts = iter(texts)
-
-        def generate(self, prompts, params, weights, progress=None):
-            from selfimprove.backends.base import Completion
-            return [[Completion(next(self.texts), 9, False, 0.0) for _ in range(params.n)] for _ in prompts]
-
-        def close(self):
-            pass
 
     fresh = [p.question for p in generate_problems(12, seed=41, steps=(2,))]
     cfg = embedded_config(tmp_path / "run")

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 from rich.console import Console
+from test_acquire import Writes
 from test_errors_cli import base_config, cli, fake_model, one_error, write_config
 
 from selfimprove.acquire.code_proposals import PROPOSALS, code_proposals, inputs_for, prompt_for
 from selfimprove.config import load_config
 from selfimprove.execution.programs import HiddenTest
 from selfimprove.loop import open_context
-from selfimprove.records import Completion
 from selfimprove.rundir import layout
 from selfimprove.rundir.store import read_jsonl
 from selfimprove.tasks.code import docstring_examples, generated_calls
@@ -92,19 +92,6 @@ PROPOSED = {  # what the writer writes -> the verdict it must get
 }
 
 
-class Proposes:
-    """An engine that writes the given texts in turn, `params.n` a prompt: the model's choices, scripted."""
-
-    def __init__(self, texts):
-        self.texts = iter(texts)
-
-    def generate(self, prompts, params, weights, progress=None):
-        return [[Completion(next(self.texts), 11, False, 0.0) for _ in range(params.n)] for _ in prompts]
-
-    def close(self):
-        pass
-
-
 def _local(program: str, call: str):
     """What a trusted program (one of this file's) returns, computed here, outside the sandbox."""
     space: dict = {}
@@ -118,7 +105,7 @@ def test_hostile_and_broken_proposals_are_cut_and_kept_ones_ask_their_executed_o
     texts = [t.replace("{mark}", str(mark)) for t in PROPOSED] + [heldout]
     config = load_config(CONFIG, [f"run.out_dir={tmp_path / 'run'}", *TINY])
     ctx = open_context(config, False, Console(quiet=True))
-    ctx.backend = Proposes(texts)
+    ctx.backend = Writes(texts)
     items = code_proposals(ctx, 1, ctx.base_sampler, prompts=len(texts), per_prompt=1, examples=6, timeout_s=8.0)
 
     rows = read_jsonl(tmp_path / "run" / layout.round_file(1, PROPOSALS))  # every proposal recorded, with why
