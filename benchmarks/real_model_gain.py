@@ -71,8 +71,13 @@ ARM_OVERRIDES = {
     # GRPO (TRL) with TTRL's reward on the checked vote: 1 for a sample that agrees with its question's
     # substitution-checked vote and passes the recipe's gates, 0 otherwise; questions without a checked vote
     # are not trained. The same steps, sequences a step (8: one question's 8 samples) and learning rate as
-    # the SFT arms, on the same zero-shot prompts SFT trains on.
-    "grpo": ["adapt.method=grpo", "adapt.options={rewards: {verified_majority: 1.0}, num_generations: 8}"],
+    # the SFT arms, on the same zero-shot prompts SFT trains on. The collapse guard may not stop or choose:
+    # its default probe reads the held-out set, which here is the test set (`probe: votes` reads only the
+    # round's own votes, and tolerance 1 with no bands never stops), so every arm trains all its steps.
+    # Cost measured on this 2-core machine: about 100 CPU seconds a step (TRL samples 8 completions of up
+    # to 64 tokens with transformers' generate, then one backward pass), so 16 steps are ~27 CPU minutes.
+    "grpo": ["adapt.method=grpo", "adapt.options={rewards: {verified_majority: 1.0}, num_generations: 8, "
+             "probe: votes, probe_every: 16, tolerance: 1.0, bands: {}}"],
 }
 TTT_ARMS = ("selftrain", "control", "random", "oracle")
 KEEP = ("round", "accuracy", "pseudo_label_accuracy", "kept_pseudo_label_accuracy", "kept", "kept_questions",
