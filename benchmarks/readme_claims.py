@@ -202,6 +202,44 @@ def rl_evidence() -> list[str]:
     return out
 
 
+RL_KNOBS_ARMS = {"sft": "SFT rounds (the demo)", "grpo_verified": "GRPO, verified majority",
+                 "grpo_dapo": "GRPO, verified majority + dynamic sampling + clip-higher",
+                 "grpo_entropy": "GRPO, best certainty reward (dev)", "grpo_gold": "GRPO, gold labels (oracle)",
+                 "grpo_random": "GRPO, random reward (control)"}
+
+
+def rl_knobs(d: dict | None = None) -> list[str]:
+    """The table row of each arm (untouched and dev gains, tokens, zero-variance share, token entropy, the
+    chosen rate and reward) and SFT against each arm, paired per question on the untouched set."""
+    from benchmarks.rl_evidence import final
+
+    d = load("rl_knobs") if d is None else d
+    arms, out = d["arms"], []
+    for arm, label in RL_KNOBS_ARMS.items():
+        if arm not in arms:
+            continue
+        runs = [arms[arm][s] for s in sorted(arms[arm])]
+        test = [final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"] for r in runs]
+        dev = [final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs]
+        tokens = statistics.median(sum(h["compute_tokens"] or 0 for h in r["history"][1:]) for r in runs) / 1e6
+        zero = [r["zero_variance_groups"] for r in runs if r["zero_variance_groups"] is not None]
+        entropy = [r["token_entropy"] for r in runs if r["token_entropy"] is not None]
+        setting = "" if arm == "sft" else f"{runs[0]['lr']:g}" + (f", {runs[0]['reward']}" if runs[0]["reward"] else "")
+        out.append(f"| {label} | {pts(statistics.median(test))} {per_seed(test)} | {pts(statistics.median(dev))} | "
+                   f"{tokens:.2f} | " + (f"{100 * statistics.median(zero):.0f}%" if zero else "-") + " | "
+                   + (f"{statistics.median(entropy):.3f}" if entropy else "-") + f" | {setting or '-'} |")
+    outcomes = {a: {s: final(r)["untouched_outcomes"] for s, r in arms[a].items()} for a in arms}
+    pairs = [("sft", a) for a in RL_KNOBS_ARMS if a != "sft"] + [("grpo_dapo", "grpo_verified"),
+                                                                  ("grpo_gold", "grpo_dapo"), ("grpo_dapo", "grpo_random")]
+    for mine, other in ((a, b) for a, b in pairs if a in arms and b in arms):
+        c = claims.paired(f"{mine} vs {other}", outcomes[mine], outcomes[other])
+        out.append(f"{mine} vs {other}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
+    for arm, candidates in d.get("selection", {}).items():
+        out.append(f"{arm}: " + ", ".join(f"{c['lr']:g}{' ' + c['reward'] if c['reward'] else ''} "
+                                          f"{pts(c['dev_gain'])}" for c in candidates))
+    return out
+
+
 def code_evidence() -> list[str]:
     from benchmarks.code_evidence import paired_claims
 
@@ -343,7 +381,7 @@ CHECKS = {
     "embedded_evidence": embedded_evidence, "rl_evidence": rl_evidence, "code_evidence": code_evidence,
     "acquisition_evidence": acquisition_evidence, "distill_evidence": distill_evidence,
     "distill_evidence_w48": lambda: distill_evidence("distill_evidence_w48"), "monitor_evidence": monitor_evidence,
-    "resume_cost": resume_cost, "lm_eval_agreement": lm_eval_agreement, "lm_eval_math_agreement": lm_eval_math_agreement,
+    "rl_knobs": rl_knobs, "resume_cost": resume_cost, "lm_eval_agreement": lm_eval_agreement, "lm_eval_math_agreement": lm_eval_math_agreement,
     "gates_ablation": gates_ablation, "generation": generation, "http_vs_inprocess": http_vs_inprocess,
     "sandbox_throughput": sandbox_throughput, "round_memory": round_memory, "refinement_evidence": refinement_evidence,
 }
