@@ -27,8 +27,10 @@ def _rounds(store, rounds, read, name: str) -> list[tuple[int, list[dict]]]:
             if n > 0 and store.done(layout.round_file(n, name))]
 
 
-def verdict_table(store, rounds, read, name: str, figure: str, caption: str) -> dict[str, str]:
-    """Per round, the verdicts recorded in the round file `name` (one row a candidate, with its `verdict`)."""
+def verdict_table(store, rounds, read, name: str, caption: str) -> dict[str, str]:
+    """Per round, the verdicts recorded in the round file `name` (one row a candidate, with its `verdict`),
+    as a table whose id is the file's name ("written.jsonl": 'written')."""
+    figure = name.removesuffix(".jsonl").replace("_", "-")
     rows = []
     for n, written in _rounds(store, rounds, read, name):
         counts: dict[str, int] = {}
@@ -41,7 +43,7 @@ def verdict_table(store, rounds, read, name: str, figure: str, caption: str) -> 
 
 def written_verdicts(store, rounds, read) -> dict[str, str]:
     """Per round, the verdicts on the questions the model wrote (kept, duplicate, leak, ...)."""
-    return verdict_table(store, rounds, read, layout.WRITTEN, "written", "Questions written by the model")
+    return verdict_table(store, rounds, read, layout.WRITTEN, "Questions written by the model")
 
 
 def variant_trees(store, rounds, read) -> dict[str, str]:

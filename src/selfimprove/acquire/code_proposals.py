@@ -269,7 +269,7 @@ def check(config, options: CodeProposalOptions, task) -> None:
 
 def report(store, rounds, read) -> dict[str, str]:
     """Per round, the proposed programs by verdict (kept, error, timeout, nondeterministic, trivial, ...)."""
-    return verdict_table(store, rounds, read, PROPOSALS, "code-proposals", "Programs proposed by the model, by verdict")
+    return verdict_table(store, rounds, read, PROPOSALS, "Programs proposed by the model, by verdict")
 
 
 DECLARATION = Plugin("selfimprove.acquire.code_proposals:code_proposals", CodeProposalOptions, check,
