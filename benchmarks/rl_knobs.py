@@ -171,8 +171,8 @@ def run_seed(seed: int, args, results: dict, chosen: dict, workers: int = 1) -> 
 
 
 def other_seed(seed: int, args, chosen: dict) -> dict:
-    """A seed after the first, in a worker process: its arms one after another at the chosen settings."""
-    quiet_worker()
+    """A seed after the first, in a worker process: its arms one after another at the chosen settings
+    (run_arm quiets the worker's torch)."""
     return run_seed(seed, args, {"arms": {}}, dict(chosen))
 
 
