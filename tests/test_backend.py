@@ -238,3 +238,19 @@ def test_a_batch_size_keys_the_cache_only_when_set():
 
     assert "batch_size" not in _key_params(SamplingParams())  # keys written before the field existed still hold
     assert _key_params(SamplingParams(batch_size=128))["batch_size"] == 128
+
+
+def test_draw_samples_the_given_distribution_and_never_a_zero_probability_token():
+    """The decode loop's sampler (inverse CDF) against the probabilities it is given."""
+    from selfimprove.backends.shared_prefix import draw
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.1, 0.2, 0.7, 0.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0]])
+    draws = draw(probs.repeat(50_000, 1)).view(50_000, 4)
+    for row in range(4):
+        share = torch.bincount(draws[:, row], minlength=4).float() / 50_000
+        assert share.tolist() == pytest.approx(probs[row].tolist(), abs=0.01)  # 4.5 standard errors at p = 0.5
+        assert (share[probs[row] == 0] == 0).all()
+    # Rows summing to a little less than 1 in float32 (a softmax over a large vocabulary) stay in range.
+    wide = torch.softmax(torch.randn(64, 49_152) * 4, -1)
+    assert int(draw(wide).max()) < 49_152

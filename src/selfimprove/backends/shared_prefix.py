@@ -166,6 +166,21 @@ def prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
     return [[(k, v, None), level] for (k, v), level in zip(shared, own)], out.logits[:, -1]
 
 
+def draw(probs: torch.Tensor) -> torch.Tensor:
+    """One token per row of `probs` [rows, vocab], by inverse CDF: a running sum and one uniform number a row.
+
+    The same distribution as `torch.multinomial(probs, 1)`, which on the CPU draws far more random
+    numbers than it needs: for 512 rows it took 7.8 ms at a 654-token vocabulary and 672 ms at SmolLM2's
+    49,152, against 0.2 and 58 ms here (2 threads), a quarter of the tiny demo's sampling time.
+    `right=True` never lands on a zero-probability token; u stays below the total, so no row runs off the end.
+    """
+    cdf = probs.cumsum(-1)
+    total = cdf[:, -1:]
+    u = torch.minimum(torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device) * total,
+                      torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, u, right=True).squeeze(1)
+
+
 @torch.inference_mode()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int, temperature: float,
            top_p: float, max_new_tokens: int, eos_token_id: int, pad_token_id: int,
@@ -196,7 +211,7 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int,
                 scores = logits.float() / temperature
                 if top_p_warper is not None:
                     scores = top_p_warper(None, scores)
-                token = torch.multinomial(torch.softmax(scores, -1), 1).squeeze(1)
+                token = draw(torch.softmax(scores, -1))
             else:
                 token = logits.argmax(-1)
             token = token.masked_fill(done, pad_token_id)
