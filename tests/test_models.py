@@ -80,8 +80,16 @@ def test_thread_setting_from_config_or_environment(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_thread_default_is_half_the_cpus_and_stable():
-    """Without any setting, a fresh process gets half its CPUs (at least 1), however often it asks."""
+def test_thread_rule_counts_idle_cpus():
+    """Whole idle CPUs, one counted from three quarters free, at least 1, at most the physical cores."""
+    assert models.threads_for_idle([97.0, 95.0], physical_cores=2) == 2  # an idle 2-core machine
+    assert models.threads_for_idle([3.0, 96.0], physical_cores=2) == 1  # another job holds one core
+    assert models.threads_for_idle([50.0, 50.0], physical_cores=2) == 1  # both half taken
+    assert models.threads_for_idle([0.0, 0.0], physical_cores=2) == 1  # never fewer than one
+    assert models.threads_for_idle([99.0] * 8, physical_cores=4) == 4  # hyperthreads are not cores
+
+
+def _default_in_child(*prefix: str) -> list[str]:
     import os
     import subprocess
     import sys
@@ -89,10 +97,32 @@ def test_thread_default_is_half_the_cpus_and_stable():
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SELFIMPROVE_THREADS")}
     code = ("import os; from selfimprove.models import set_threads; "
             "print(len(os.sched_getaffinity(0)), set_threads(None), set_threads(None))")
-    cpus, first, second = map(int, subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                                                  text=True, check=True).stdout.split())
-    assert first == second == max(1, cpus // 2)
-    # Pinned to one CPU (taskset), the default follows the affinity, not the machine.
-    pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, check=True).stdout.split()
-    assert pinned == ["1", "1", "1"]
+    return subprocess.run([*prefix, sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_thread_default_follows_affinity_and_is_stable():
+    """Without any setting, a fresh process gets between 1 and its CPUs, the same however often it asks;
+    pinned to one CPU (taskset), the default follows the affinity, not the machine."""
+    cpus, first, second = map(int, _default_in_child())
+    assert 1 <= first == second <= cpus
+    assert _default_in_child("taskset", "-c", "0") == ["1", "1", "1"]
+
+
+def test_thread_default_leaves_a_busy_cpu_to_its_job():
+    """With another process spinning on CPU 0, a process allowed CPUs 0 and 1 takes one thread, not two:
+    two threads would wait on each other (benchmarks/results/thread_default.json)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    if not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1")
+    busy = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert _default_in_child("taskset", "-c", "0,1") == ["2", "1", "1"]
+    finally:
+        busy.kill()
+        busy.wait()

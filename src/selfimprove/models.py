@@ -16,6 +16,7 @@ with `<|im_end|>` stops there, whatever the file says its end-of-sequence token 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -38,13 +39,30 @@ class ModelLoadError(RuntimeError):
 
 
 def default_threads() -> int:
-    """Half the CPUs this process may use, at least one. Torch takes them all by default, and on a
-    machine whose cores are shared (another run, a tokenizer, the data loader) OpenMP threads then
-    spin-wait on each other: on 2 busy cores SmolLM2-135M sampled 14x slower with 2 threads than with 1,
-    while on the same 2 cores idle, 2 threads were only 1.16x faster (benchmarks/results/
-    real_model_gain_arithmetic.json). Half risks little and still scales on big machines."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, available // 2)
+    """The CPUs this process may use that are idle right now (a quarter-second sample), at least one, at
+    most the physical cores. Torch takes every core by default, and on cores that other jobs keep busy
+    its OpenMP threads spin-wait on each other: measured side by side (benchmarks/results/
+    thread_default.json, `python benchmarks/thread_default.py`), the quick demo on 2 idle cores ran
+    faster with 2 threads than with 1, and slower with 2 than with 1 while one other CPU-bound process
+    ran. Decided once per process, so a run keeps its thread count."""
+    return _default_threads()
+
+
+@functools.cache
+def _default_threads() -> int:
+    import psutil
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    busy = psutil.cpu_percent(interval=0.25, percpu=True)
+    idle = [100.0 - busy[c] for c in cpus if c < len(busy)]
+    return threads_for_idle(idle, psutil.cpu_count(logical=False) or len(cpus))
+
+
+def threads_for_idle(idle_percent: list[float], physical_cores: int) -> int:
+    """Threads for CPUs that are `idle_percent` idle each: the idle capacity in whole CPUs, a CPU counted
+    from three quarters free (a core half taken by another job still makes threads wait), at least 1, at
+    most `physical_cores` (hyperthreads share a core's arithmetic units)."""
+    return max(1, min(physical_cores, len(idle_percent), int(sum(idle_percent) / 100 + 0.25)))
 
 
 def set_threads(threads: int | None) -> int:

@@ -45,8 +45,9 @@ class RunConfig(Section):
     seed: int = Field(0, ge=0)  # numpy and torch seeds are unsigned
     rounds: int = Field(3, ge=1)  # LMSI fine-tunes once; STaR/ReST-EM gain over 2-5 rounds
     # CPU threads for torch (sampling and training). None = $SELFIMPROVE_THREADS, else $OMP_NUM_THREADS, else
-    # half the CPUs (at least 1): all of them (torch's default) thrash when cores are shared. SmolLM2-135M
-    # on 2 cores: 2 threads 1.16x faster than 1 when idle, 14x slower when busy (benchmarks/real_model_gain_arithmetic.py).
+    # the CPUs idle when the run starts (at least 1; models.default_threads): all of them (torch's default)
+    # thrash when other jobs hold cores. The quick demo on 2 cores: 2 threads 1.16x faster than 1 when idle,
+    # 1.43x slower beside one busy process (benchmarks/thread_default.py).
     threads: int | None = Field(None, ge=1)
     # Set by `selfimprove ttt`: the run adapts on the very questions it answers and is scored on.
     transductive: bool = False
