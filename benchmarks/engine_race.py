@@ -10,11 +10,13 @@ Reported per engine: generated tokens (the end-of-turn token not counted), secon
 share of the FLOP limit: tokens/s x 2N FLOP per token (N = the model's parameters) over the matmul
 GFLOP/s measured here at that thread count (a 1024x1024 fp32 matmul, the best of several runs). Engine
 start-up (loading weights, vLLM's engine process) is not timed; each engine is warmed up on two questions.
-Prints a table, writes JSON (default benchmarks/results/engine_race.json).
+The two plain-transformers baselines take one question at a time, so their rate does not depend on how
+many questions they get: `--baseline-questions` runs them on the first N of the questions (recorded per
+row) to keep the race under an hour. Prints a table, writes JSON (default benchmarks/results/engine_race.json).
 
 The numbers mean something only on a quiet machine: on a busy one, threads wait for cores.
 
-    python benchmarks/engine_race.py                                  # 64 questions, K=8, 1 and 2 threads
+    python benchmarks/engine_race.py --baseline-questions 16         # 64 questions, K=8, 1 and 2 threads
     python benchmarks/engine_race.py --questions 4 --k 2 --max-new-tokens 16 --threads 1 --out /tmp/race.json
 """
 
@@ -126,6 +128,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    ap.add_argument("--baseline-questions", type=int, default=None,
+                    help="questions for hf-k and hf-loop (the first N); default: all of --questions")
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "THREADS"), help=argparse.SUPPRESS)  # a child run
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "engine_race.json"))
     args = ap.parse_args()
@@ -140,33 +144,39 @@ def main() -> None:
 
     from selfimprove import models
 
+    started = time.time()
     n_params = sum(t.numel() for t in models.load_model(models.Weights(MODEL), "float32", "cpu").parameters())
     rows = []
     for threads in args.threads:
         gflops = matmul_gflops(threads)
         for engine in args.engines:
             env = os.environ | {"OMP_NUM_THREADS": str(threads), "SELFIMPROVE_THREADS": str(threads)}
+            n = args.baseline_questions if engine.startswith("hf-") and args.baseline_questions else args.questions
             done = subprocess.run([sys.executable, __file__, "--one", engine, str(threads), "--questions",
-                                   str(args.questions), "--k", str(args.k), "--max-new-tokens",
+                                   str(n), "--k", str(args.k), "--max-new-tokens",
                                    str(args.max_new_tokens)], env=env, capture_output=True, text=True)
             line = next((x for x in done.stdout.splitlines() if x.startswith("ROW ")), None)
             if line is None:
                 raise SystemExit(f"{engine} at {threads} threads failed:\n{done.stderr[-3000:]}")
-            row = json.loads(line[4:])
+            row = json.loads(line[4:]) | {"questions": n}
+            print(f"{engine} at {threads} thread(s): {row['tokens_per_s']:.1f} tokens/s", flush=True)
             row["matmul_gflops"] = round(gflops, 1)
             row["flop_share"] = round(row["tokens_per_s"] * 2 * n_params / (gflops * 1e9), 3)
             rows.append(row)
     table = Table(title=f"{len(questions(args.questions))} GSM8K chat prompts x K={args.k}, {args.max_new_tokens} "
                         f"new tokens max, SmolLM2-135M fp32 ({n_params / 1e6:.1f}M parameters)")
-    for col in ("engine", "threads", "tokens", "seconds", "tokens/s", "matmul GFLOP/s", "share of FLOP limit"):
+    for col in ("engine", "threads", "questions", "tokens", "seconds", "tokens/s", "matmul GFLOP/s",
+                "share of FLOP limit"):
         table.add_column(col, justify="left" if col == "engine" else "right")
     for r in rows:
-        table.add_row(r["engine"], str(r["threads"]), str(r["tokens"]), f"{r['seconds']:.1f}",
+        table.add_row(r["engine"], str(r["threads"]), str(r["questions"]), str(r["tokens"]), f"{r['seconds']:.1f}",
                       f"{r['tokens_per_s']:.1f}", f"{r['matmul_gflops']:.1f}", f"{r['flop_share']:.0%}")
     Console().print(table)
-    result = {"questions": args.questions, "k": args.k, "max_new_tokens": args.max_new_tokens, "temperature": 0.8,
+    result = {"questions": args.questions, "baseline_questions": args.baseline_questions or args.questions,
+              "command": "python benchmarks/engine_race.py " + " ".join(sys.argv[1:]), "k": args.k, "max_new_tokens": args.max_new_tokens, "temperature": 0.8,
               "model": MODEL, "parameters": n_params, "platform": platform.platform(),
-              "load_average": os.getloadavg(), "rows": rows}
+              "load_average": os.getloadavg(), "rows": rows,
+              "wall_seconds": round(time.time() - started, 1)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
