@@ -375,6 +375,21 @@ def refinement_evidence() -> list[str]:
             f"{a[arm]['generated_tokens']:,} |" for arm in ("plain", "augmented", "debate")]
 
 
+def demo_time() -> list[str]:
+    d = load("demo_time")
+    rows = [f"| {r['seed']} | {pct(r['base'])} | {pct(r['final'])} | {r['gain_points']:+.1f} | {r['wall_seconds']:.0f} s |"
+            for r in d["rows"]]
+    median = statistics.median(r["gain_points"] for r in d["rows"])
+    return rows + [f"at most {d['max_wall_seconds']:.0f} s", f"Median gain **{median:+.1f} points**"]
+
+
+def thread_default() -> list[str]:
+    by_load = {s["load"]: {int(t): v for t, v in s["seconds_by_threads"].items()} for s in load("thread_default")["summary"]}
+    idle, busy = by_load[0], by_load[1]
+    return [f"{idle[1] / idle[2]:.2f}x faster with 2 threads than with 1 on an idle machine",
+            f"{busy[2] / busy[1]:.2f}x slower with 2 beside one other busy process"]
+
+
 CHECKS = {
     "real_model_gain": real_model_gain, "real_model_gain_arithmetic": real_model_gain_arithmetic,
     "real_model_competence_equations": real_model_competence_equations, "own_exemplars": own_exemplars,
@@ -384,6 +399,7 @@ CHECKS = {
     "rl_knobs": rl_knobs, "resume_cost": resume_cost, "lm_eval_agreement": lm_eval_agreement, "lm_eval_math_agreement": lm_eval_math_agreement,
     "gates_ablation": gates_ablation, "generation": generation, "http_vs_inprocess": http_vs_inprocess,
     "sandbox_throughput": sandbox_throughput, "round_memory": round_memory, "refinement_evidence": refinement_evidence,
+    "demo_time": demo_time, "thread_default": thread_default,
 }
 
 
