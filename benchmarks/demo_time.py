@@ -49,7 +49,8 @@ def main() -> None:
             rows.append({"seed": seed, "wall_seconds": round(seconds, 1), "threads": threads,
                          "load_average_before": round(load, 2), "base": summary["base_accuracy"],
                          "final": summary["final_accuracy"], "gain_points": round(100 * summary["gain"], 1),
-                         "round_seconds": [r["seconds"] for r in summary["rounds"]]})
+                         "round_seconds": [r["seconds"] for r in summary["rounds"]],
+                         "round_accuracy": [r["accuracy"] for r in summary["rounds"]]})
             print(json.dumps(rows[-1]), flush=True)
     table = Table(title="selfimprove demo at its default settings")
     for col in ("seed", "wall s", "threads", "load before", "base", "final", "gain (points)"):
