@@ -78,7 +78,8 @@ def test_a_round_in_least_to_most(decomposing_model, gsm8k_dir, tmp_path):
     for t in train:  # asked with the cue, trained on what followed it
         assert t["prompt"].endswith(f"\nA: {prompts.LEAST_TO_MOST_CUE}")
         sampled = text[t["question_id"], t["sample_index"]]
-        assert t["completion"] == " " + sampled.removeprefix(prompts.LEAST_TO_MOST_CUE + " ")
+        # the rationale that followed the cue, closed with the task's answer sentence (as training_pair writes it)
+        assert t["completion"] == f" {prompts.rationale_of(sampled)} The answer is {t['answer']}."
         assert prompts.LEAST_TO_MOST_CUE not in t["completion"]
     assert read_jsonl(root / layout.round_file(1, layout.EVAL_SAMPLES))[0]["prompt_format"] == "least_to_most"
 
