@@ -38,6 +38,7 @@ class ModelLoadError(RuntimeError):
     pass
 
 
+@functools.cache
 def default_threads() -> int:
     """The CPUs this process may use that are idle right now (a quarter-second sample), at least one, at
     most the physical cores. Torch takes every core by default, and on cores that other jobs keep busy
@@ -45,11 +46,6 @@ def default_threads() -> int:
     thread_default.json, `python benchmarks/thread_default.py`), the quick demo on 2 idle cores ran
     faster with 2 threads than with 1, and slower with 2 than with 1 while one other CPU-bound process
     ran. Decided once per process, so a run keeps its thread count."""
-    return _default_threads()
-
-
-@functools.cache
-def _default_threads() -> int:
     import psutil
 
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
