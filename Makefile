@@ -138,6 +138,11 @@ evidence-acquisition: $(STAMP)  # about 2 hours: 3 seeds side by side, then merg
 	$(BIN)/python -m benchmarks.acquisition_evidence --work $(EV)/acquisition-evidence --merge \
 		$(EV)/acquisition-evidence/a0.json $(EV)/acquisition-evidence/a1.json $(EV)/acquisition-evidence/a2.json
 
+# Issue 30: the trained proposer against the untrained writer, the real pool and the 10 shown questions,
+# 3 seeds, 2 jobs at once (about 1 hour).
+evidence-proposer: $(STAMP)
+	$(BIN)/python -m benchmarks.proposer_evidence --seeds 0 1 2 --jobs 2 --work $(EV)/proposer-evidence
+
 # on, off, and checked_vote (the same checked vote with no monitor: what the monitors add); about 18
 # minutes an arm, two at once (on_no_stop, the reset guard alone, is `--arm on_no_stop`).
 evidence-monitor: $(STAMP)
