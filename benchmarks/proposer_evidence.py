@@ -17,10 +17,11 @@ arms differ only in where a round's questions come from:
             band [0.25, 0.75] are the round's questions. One arm per `--proposer-lrs` rate.
   shown10   the same rounds on the 10 example questions alone (the seed set, no question written)
 
-Compute: each round's generated tokens (writing, solving for the reward, and sampling the pool:
-`generated_tokens` in the history) are recorded per arm; 192 x 8 proposed questions were chosen so that the
-proposer's generated tokens are near the untrained writer's. The proposer's update also trains on
-`trained_tokens`, which the other arms do not spend; both are reported.
+Compute: each round's generated tokens (writing, solving for the reward, and sampling the pool) and
+trained tokens (the round's SFT, and the proposer's update) are recorded per arm (`generated_tokens`,
+`trained_tokens`, `compute_tokens` in the history); 192 x 8 proposed questions a round were chosen so that
+the proposer's generated tokens a round are near the untrained writer's. A run the loop stopped early
+(nothing passed the gates) spent less; `rounds_run` says how many rounds each arm ran.
 
 Dev and test: each run's held-out set (200 questions, seed stream of the demo) is its dev set; every round's
 weights are also scored greedy on 200 questions of another seed stream with every question any arm of that
@@ -132,6 +133,24 @@ def tokens(history: list[dict], key: str) -> int:
     return sum(h.get(key) or 0 for h in history[1:])
 
 
+def by_round(jobs: list[dict]) -> dict[str, list[dict]]:
+    """Per proposer arm, per round, its questions summed over seeds: verdicts, operations of the solved ones,
+    and the mean reward and solver's share (means over seeds) -- the difficulty distribution by round."""
+    out: dict[str, list[dict]] = {}
+    for arm in sorted({j["arm"] for j in jobs if j["arm"].startswith(PROPOSER)}, key=order):
+        rows = [r for j in jobs if j["arm"] == arm for r in j["proposed"]]
+        for n in sorted({r["round"] for r in rows}):
+            at = [r for r in rows if r["round"] == n]
+            total = lambda key: dict(sum((Counter(r[key]) for r in at), Counter()))  # noqa: E731
+            shares = [r["mean_share_solved"] for r in at if r["mean_share_solved"] is not None]
+            out.setdefault(arm, []).append({
+                "round": n, "seeds": len(at), "questions": sum(r["questions"] for r in at),
+                "verdicts": total("verdicts"), "operations_solved": total("operations_solved"),
+                "mean_reward": statistics.fmean(r["mean_reward"] for r in at),
+                "mean_share_solved": statistics.fmean(shares) if shares else None})
+    return out
+
+
 def summarize(jobs: list[dict]) -> dict:
     """Per arm over seeds: dev and test gains, tokens; the proposer's rate chosen on dev; the paired
     test-set claims of the chosen rate, pooled over seeds."""
@@ -145,8 +164,10 @@ def summarize(jobs: list[dict]) -> dict:
             "dev_gain": spread([h[-1]["accuracy"] - h[0]["accuracy"] for h in hs]),
             "test_gain": spread([h[-1]["test_accuracy"] - h[0]["test_accuracy"] for h in hs]),
             "test_final": spread([h[-1]["test_accuracy"] for h in hs]),
+            "rounds_run": spread([len(h) - 1 for h in hs]),
             "generated_tokens": spread([tokens(h, "generated_tokens") for h in hs]),
-            "proposer_trained_tokens": spread([tokens(h, "trained_tokens") for h in hs]),
+            "trained_tokens": spread([tokens(h, "trained_tokens") for h in hs]),  # the SFT's and the proposer's
+            "compute_tokens": spread([tokens(h, "compute_tokens") for h in hs]),
             "pseudo_label_accuracy": spread([statistics.fmean(x["pseudo_label_accuracy"] for x in h[1:]
                                                               if x.get("pseudo_label_accuracy") is not None)
                                              for h in hs if any(x.get("pseudo_label_accuracy") is not None
@@ -159,6 +180,7 @@ def summarize(jobs: list[dict]) -> dict:
             if (out["chosen_on_dev"], s) in by:
                 by[("proposer", s)] = by[(out["chosen_on_dev"], s)]
         arms = [*arms, "proposer"]
+    out["proposed_by_round"] = by_round(jobs)
     test_gain = {a: statistics.median(out["arms"][a]["test_gain"]["values"]) for a in arms}
     out["share_of_real_test_gain"] = {a: test_gain[a] / test_gain["real"] for a in arms
                                       if a != "real" and "real" in test_gain and test_gain["real"] > 0}

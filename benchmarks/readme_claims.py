@@ -278,6 +278,27 @@ def acquisition_evidence() -> list[str]:
             f"acceptable ones used"]
 
 
+def proposer_evidence() -> list[str]:
+    """Each arm's row (dev and test gains by seed, generated and all tokens), the rate chosen on dev, and the paired
+    test-set claims recomputed from the stored per-question outcomes."""
+    from benchmarks.proposer_evidence import summarize
+
+    d = load("proposer_evidence")
+    s = summarize(d["jobs"])
+    out = [f"chosen on dev: `{s['chosen_on_dev']}`"]
+    for arm, a in s["arms"].items():
+        if arm != "proposer":
+            out.append(f"| {arm} | {median_of(a['dev_gain']['values'])} | {median_of(a['test_gain']['values'])} | "
+                       f"{statistics.median(a['generated_tokens']['values']) / 1e6:.2f}M | "
+                       f"{statistics.median(a['compute_tokens']['values']) / 1e6:.2f}M |")
+    out += [f"{arm}: {100 * share:.0f}% of *real*'s median test gain" for arm, share in
+            s["share_of_real_test_gain"].items() if arm in ("written", "proposer")]
+    for record in s["claims"]:
+        c = claims.Claim(**{k: v for k, v in record.items() if k != "holds"})
+        out.append(f"{c.compared}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
+    return out
+
+
 def distill_evidence(name: str = "distill_evidence") -> list[str]:
     from benchmarks.distill_evidence import student_claims
 
@@ -410,7 +431,8 @@ CHECKS = {
     "real_model_gain": real_model_gain, "real_model_gain_arithmetic": real_model_gain_arithmetic,
     "real_model_competence_equations": real_model_competence_equations, "own_exemplars": own_exemplars,
     "embedded_evidence": embedded_evidence, "rl_evidence": rl_evidence, "code_evidence": code_evidence,
-    "acquisition_evidence": acquisition_evidence, "distill_evidence": distill_evidence,
+    "acquisition_evidence": acquisition_evidence, "proposer_evidence": proposer_evidence,
+    "distill_evidence": distill_evidence,
     "distill_evidence_w48": lambda: distill_evidence("distill_evidence_w48"), "monitor_evidence": monitor_evidence,
     "rl_knobs": rl_knobs, "resume_cost": resume_cost, "lm_eval_agreement": lm_eval_agreement, "lm_eval_math_agreement": lm_eval_math_agreement,
     "gates_ablation": gates_ablation, "generation": generation, "http_vs_inprocess": http_vs_inprocess,
