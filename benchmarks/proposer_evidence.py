@@ -1,7 +1,7 @@
 """Evidence for the trained proposer (issue 30): does a writer trained by RL on its solver's uncertainty
 write questions that teach, where the untrained writer's did not?
 
-    python -m benchmarks.proposer_evidence [--seeds 0 1 2] [--arms real written shown10] [--proposer-lrs 1e-4 3e-4 1e-3] [--jobs 2]
+    python -m benchmarks.proposer_evidence [--seeds 0 1 2] [--arms real written shown10] [--proposer-lrs 2e-5 1e-4 3e-4 1e-3] [--jobs 2]
 
 Every arm is acquisition_evidence's `written` setting: the demo recipe (`demo.yaml`, 4 rounds) from the
 demo base's sibling that also learned to write questions (`writer_base`), through `selfimprove.loop`; the
@@ -244,7 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    parser.add_argument("--proposer-lrs", nargs="*", default=["1e-4", "3e-4", "1e-3"],
+    parser.add_argument("--proposer-lrs", nargs="*", default=["2e-5", "1e-4", "3e-4", "1e-3"],
                         help="the trained proposer's GRPO learning rates, one arm each (chosen among on dev)")
     parser.add_argument("--jobs", type=int, default=2, help="processes at once (one torch thread each)")
     parser.add_argument("--work", type=Path, default=Path("runs/bench/proposer-evidence"))

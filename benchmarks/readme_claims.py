@@ -293,6 +293,15 @@ def proposer_evidence() -> list[str]:
                        f"{statistics.median(a['compute_tokens']['values']) / 1e6:.2f}M |")
     out += [f"{arm}: {100 * share:.0f}% of *real*'s median test gain" for arm, share in
             s["share_of_real_test_gain"].items() if arm in ("written", "proposer")]
+    for r in s["proposed_by_round"][s["chosen_on_dev"]]:  # the difficulty by round, summed over seeds
+        ops = r["operations_solved"]
+        out.append(f"| {r['round']} | {r['questions']:,} | {r['verdicts'].get('malformed', 0):,} | "
+                   f"{r['verdicts'].get('kept', 0):,} | {ops.get('1', 0):,} | {ops.get('2', 0):,} | "
+                   f"{sum(v for k, v in ops.items() if k != 'None' and int(k) >= 3):,} | {r['mean_reward']:+.3f} | "
+                   f"{r['mean_share_solved']:.2f} |")
+    fast = s["proposed_by_round"].get("proposer-lr1e-3", [])
+    out.append("malformed at 1e-3: " + ", ".join(f"{r['verdicts'].get('malformed', 0):,} of {r['questions']:,}"
+                                                for r in fast))
     for record in s["claims"]:
         c = claims.Claim(**{k: v for k, v in record.items() if k != "holds"})
         out.append(f"{c.compared}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
