@@ -326,13 +326,25 @@ def distill_evidence(name: str = "distill_evidence") -> list[str]:
 
 
 def monitor_evidence() -> list[str]:
+    """Each arm's row, and the paired fresh-test claims recomputed from the stored outcomes: what the monitors
+    add to the checked vote, what the checked vote adds to the plain one, and the chosen round against the last."""
     d = load("monitor_evidence")["arms"]
-    on, off = d["on"], d["off"]
-    return [f"{pct(on['base_accuracy'])} -> {pct(on['best_accuracy'])} (r{on['best_round']})",
-            f"round {on['final_round']}: {pct(on['final_accuracy'])}", f"**{pct(on['fresh_test_accuracy_final'])}**",
-            f"(base {pct(on['fresh_test_accuracy_base'])})", f"round {off['final_round']}: {pct(off['final_accuracy'])}",
-            f"| {val(off['final_below_best'])} points |", f"| {pct(off['fresh_test_accuracy_final'])} |",
-            f"last round (round {on['rounds_run']}) scored {pct(on['fresh_test_accuracy_last_round'])}"]
+    out = []
+    for arm in ("on", "checked_vote", "off"):
+        a = d[arm]
+        anchor = {h["round"]: h["anchor_accuracy"] for h in a["history"]}[a["final_round"]]
+        out.append(f"| {pct(a['base_accuracy'])} -> {pct(a['best_accuracy'])} (r{a['best_round']}) | round "
+                   f"{a['final_round']}: {pct(a['final_accuracy'])} | {val(a['final_below_best'])} points | "
+                   f"{100 * anchor:.0f}% | {pct(a['fresh_test_accuracy_final'])} |")
+    final = lambda arm: {"0": d[arm]["fresh_test_outcomes"][str(d[arm]["final_round"])]}  # noqa: E731
+    last = lambda arm: {"0": d[arm]["fresh_test_outcomes"][str(d[arm]["rounds_run"])]}  # noqa: E731
+    for c in (claims.paired("on vs checked_vote", final("on"), final("checked_vote")),
+              claims.paired("checked_vote vs off", final("checked_vote"), final("off")),
+              claims.paired("on, chosen round vs its last round", final("on"), last("on"))):
+        out.append(f"{c.compared}: {claim_phrase(c)}")
+    out.append(f"(base {pct(d['on']['fresh_test_accuracy_base'])})")
+    out.append(f"last round (round {d['on']['rounds_run']} scored {pct(d['on']['fresh_test_accuracy_last_round'])})")
+    return out
 
 
 def resume_cost() -> list[str]:
