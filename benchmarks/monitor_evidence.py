@@ -18,6 +18,7 @@ are also scored on a fresh test set (another seed stream) that no decision ever 
     python benchmarks/monitor_evidence.py                # both arms, then JSON and plot
     python benchmarks/monitor_evidence.py --arm off      # one arm (e.g. two processes in parallel)
     python benchmarks/monitor_evidence.py --plot-only    # re-render the plot from the JSON
+    python -m benchmarks.monitor_evidence --seed 1 --out s1.json ...; --merge s0.json s1.json s2.json  # seeds
     python benchmarks/monitor_evidence.py --model M --rounds 2 --pool 24 --runs /tmp/ev --out /tmp/ev/ev.json
 
 Writes runs/monitor_evidence/<arm>/ (normal run folders; rerunning resumes them), benchmarks/results/monitor_evidence.json
@@ -145,7 +146,7 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for arm, res in results["arms"].items():
+    for arm, res in results.get("arms", {}).items():
         hist = res["history"]
         rounds = [h["round"] for h in hist]
         wide = 5 if arm == "on" else 1.5  # `on` shares its first rounds with `on_no_stop`: keep it visible beneath
@@ -180,8 +181,15 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=POOL)
     parser.add_argument("--runs", type=Path, default=RUNS, help="where the arms' run folders go")
     parser.add_argument("--out", type=Path, default=RESULTS / "monitor_evidence.json")
+    parser.add_argument("--merge", type=Path, nargs="+", help="merge these per-seed JSON files (one --seed each) into --out")
     args = parser.parse_args()
     record = provenance.start(args)
+    if args.merge:  # {"seeds": {seed: that file's results}}, plotted from the first
+        parts = {f.name: json.loads(f.read_text()) for f in args.merge}
+        merged = {"seeds": {str(p["seed"]): p for p in parts.values()}, "provenance": provenance.merged(record, parts)}
+        args.out.write_text(json.dumps(merged, indent=1) + "\n")
+        plot(next(iter(parts.values())), args.out.with_suffix(".png"))
+        return
     if not args.plot_only and not (args.model / "config.json").exists():
         raise SystemExit(f"no base model at {args.model}: train it with `python -m selfimprove.embedded.train_base`")
     out = args.out
@@ -196,9 +204,9 @@ def main() -> None:
                     "return_unit": "held-out accuracy points gained per 1M tokens (pool generation + training)"}
         results.setdefault("provenance", {})[arm] = provenance.finish(record)  # each arm: its command and commit
         out.write_text(json.dumps(results, indent=1) + "\n")  # after each arm: one finished arm is kept
-    if results["arms"]:
+    if results.get("arms"):  # a merged file (`--merge`) keeps its plot
         plot(results, out.with_suffix(".png"))
-    for arm, res in results["arms"].items():
+    for arm, res in results.get("arms", {}).items():
         print(f"{arm}: base {res['base_accuracy']:.3f}, best {res['best_accuracy']:.3f} (round {res['best_round']}), "
               f"final {res['final_accuracy']:.3f} (round {res['final_round']} weights, {res['rounds_run']} rounds run), "
               f"{res['final_below_best'] * 100:.1f} points below best; fresh test {res['fresh_test_accuracy_final']:.3f}")
