@@ -326,24 +326,27 @@ def distill_evidence(name: str = "distill_evidence") -> list[str]:
 
 
 def monitor_evidence() -> list[str]:
-    """Each arm's row, and the paired fresh-test claims recomputed from the stored outcomes: what the monitors
-    add to the checked vote, what the checked vote adds to the plain one, and the chosen round against the last."""
-    d = load("monitor_evidence")["arms"]
+    """Each arm's row over the seeds, and the paired fresh-test claims pooled over them, recomputed from the
+    stored outcomes: what the monitors add to the checked vote, what the checked vote adds to the plain one,
+    and the monitor's chosen round against its own last round."""
+    seeds = load("monitor_evidence")["seeds"]
     out = []
     for arm in ("on", "checked_vote", "off"):
-        a = d[arm]
-        anchor = {h["round"]: h["anchor_accuracy"] for h in a["history"]}[a["final_round"]]
-        out.append(f"| {pct(a['base_accuracy'])} -> {pct(a['best_accuracy'])} (r{a['best_round']}) | round "
-                   f"{a['final_round']}: {pct(a['final_accuracy'])} | {val(a['final_below_best'])} points | "
-                   f"{100 * anchor:.0f}% | {pct(a['fresh_test_accuracy_final'])} |")
-    final = lambda arm: {"0": d[arm]["fresh_test_outcomes"][str(d[arm]["final_round"])]}  # noqa: E731
-    last = lambda arm: {"0": d[arm]["fresh_test_outcomes"][str(d[arm]["rounds_run"])]}  # noqa: E731
-    for c in (claims.paired("on vs checked_vote", final("on"), final("checked_vote")),
-              claims.paired("checked_vote vs off", final("checked_vote"), final("off")),
-              claims.paired("on, chosen round vs its last round", final("on"), last("on"))):
-        out.append(f"{c.compared}: {claim_phrase(c)}")
-    out.append(f"(base {pct(d['on']['fresh_test_accuracy_base'])})")
-    out.append(f"last round (round {d['on']['rounds_run']} scored {pct(d['on']['fresh_test_accuracy_last_round'])})")
+        runs = [s["arms"][arm] for s in seeds.values()]
+        anchor = [{h["round"]: h["anchor_accuracy"] for h in a["history"]}[a["final_round"]] for a in runs]
+        out.append(f"| {arm} | {per_seed([a['best_accuracy'] - a['base_accuracy'] for a in runs])} | "
+                   f"{per_seed([a['final_accuracy'] - a['base_accuracy'] for a in runs])} | "
+                   f"{', '.join(str(a['final_round']) for a in runs)} | {per_seed(anchor, val)} | "
+                   f"{per_seed([a['fresh_test_accuracy_final'] for a in runs], val)} |")
+
+    def outcomes(arm: str, round_of) -> dict:
+        return {k: s["arms"][arm]["fresh_test_outcomes"][str(round_of(s["arms"][arm]))] for k, s in seeds.items()}
+    final, last = (lambda a: a["final_round"]), (lambda a: a["rounds_run"])
+    for c in (claims.paired("on vs checked_vote", outcomes("on", final), outcomes("checked_vote", final)),
+              claims.paired("checked_vote vs off", outcomes("checked_vote", final), outcomes("off", final)),
+              claims.paired("on, chosen round vs its last round", outcomes("on", final), outcomes("on", last))):
+        out.append(f"{c.compared}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
+    out.append(f"fresh test at the base: {per_seed([s['arms']['on']['fresh_test_accuracy_base'] for s in seeds.values()], val)}")
     return out
 
 
