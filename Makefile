@@ -144,12 +144,16 @@ evidence-acquisition: $(STAMP)  # about 2 hours: 3 seeds side by side, then merg
 evidence-proposer: $(STAMP)
 	$(BIN)/python -m benchmarks.proposer_evidence --seeds 0 1 2 --jobs 2 --work $(EV)/proposer-evidence
 
-# on, off, and checked_vote (the same checked vote with no monitor: what the monitors add); about 18
-# minutes an arm, two at once (on_no_stop, the reset guard alone, is `--arm on_no_stop`).
+# on, off, and checked_vote (the same checked vote with no monitor: what the monitors add), the three arms of a
+# seed at once, seeds 0-2 one after another (10-29 minutes an arm), then merged; on_no_stop, the reset guard
+# alone, is `--arm on_no_stop`.
 evidence-monitor: $(STAMP)
-	$(BIN)/python -m benchmarks.monitor_evidence --arm on --runs $(EV)/monitor-evidence & \
-	$(BIN)/python -m benchmarks.monitor_evidence --arm off --runs $(EV)/monitor-evidence & wait
-	$(BIN)/python -m benchmarks.monitor_evidence --arm checked_vote --runs $(EV)/monitor-evidence
+	@mkdir -p $(EV)/monitor-evidence
+	for s in 0 1 2; do for a in on off checked_vote; do $(BIN)/python -m benchmarks.monitor_evidence --arm $$a --seed $$s \
+		--runs $(EV)/monitor-evidence/s$$s --out $(EV)/monitor-evidence/s$$s.json > $(EV)/monitor-evidence/s$$s-$$a.log 2>&1 & \
+		done; wait; done
+	$(BIN)/python -m benchmarks.monitor_evidence --merge $(EV)/monitor-evidence/s0.json $(EV)/monitor-evidence/s1.json \
+		$(EV)/monitor-evidence/s2.json
 
 evidence-resume-cost: $(STAMP)  # about 5 minutes
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.resume_cost

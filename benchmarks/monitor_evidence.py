@@ -195,6 +195,9 @@ def main() -> None:
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {"arms": {}}
+    if "seeds" in results:
+        raise SystemExit(f"--out {out} holds seeds merged by --merge; give each seed's arms a file of their own "
+                         "(--out s0.json) and merge those")
     for arm in ([] if args.plot_only else args.arm or list(ARMS)):
         finished = run_arm(arm, args)
         results = json.loads(out.read_text()) if out.exists() else {"arms": {}}  # another arm may have finished
