@@ -48,7 +48,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-from benchmarks.evidence import outcomes, provenance, splits  # noqa: E402
+from benchmarks.evidence import claims, outcomes, provenance, splits  # noqa: E402
 from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
 from benchmarks.evidence.stats import spread  # noqa: E402
 
@@ -266,11 +266,33 @@ def part_variants(work: Path, seed: int) -> dict:
                               for arm, out in (("plain", plain), ("ladder", ladder))},
             "heldout": {"plain": [h["accuracy"] for h in history(plain)[:DEMO_ROUNDS + 1]],
                         "ladder": [h["accuracy"] for h in history(ladder)]},
+            "histories": {"plain": history(plain)[:DEMO_ROUNDS + 1], "ladder": history(ladder)},
             "trees": trees}
 
 
 PARTS = {"written": part_written, "curriculum": part_curriculum, "curriculum_checked": part_curriculum_checked,
          "variants": part_variants}
+
+
+def part_claims(results: dict) -> list:
+    """Each part's arm against its control after its last round, paired per question on the untouched test
+    split (3-step problems), pooled over the seeds whose runs stored test outcomes."""
+    found = []
+    for part, compared, mine, theirs in (
+            ("variants", "LADDER variants vs the demo, round 4", "ladder", "plain"),
+            ("curriculum", "4- then 5-step rounds vs 3-step rounds, round 6 (3-step test)", "harder", "same"),
+            ("curriculum_checked", "the same with one equation per step checked, round 6 (3-step test)",
+             "harder", "same")):
+        def last(seed_result, arm):
+            h = seed_result["histories"][arm] if part == "variants" else seed_result[arm]["history"]
+            return h[-1].get("test_outcomes") if h else None
+
+        seeds = {s: r for s, r in results.get(part, {}).items()
+                 if (part != "variants" or "histories" in r) and last(r, mine) and last(r, theirs)}
+        if seeds:
+            found.append(claims.paired(f"{compared}, test", {s: last(r, mine) for s, r in seeds.items()},
+                                       {s: last(r, theirs) for s, r in seeds.items()}))
+    return found
 
 
 def summarize(results: dict) -> dict:
@@ -304,6 +326,9 @@ def summarize(results: dict) -> dict:
                 h["round"]: spread([x[arm]["history"][h["round"]]["kept"] for x in c.values()
                                     if len(x[arm]["history"]) > h["round"]])
                 for h in next(iter(c.values()))[arm]["history"][1:]} for arm in ("same", "harder")}
+    tested = part_claims(results)
+    if tested:
+        out["claims"] = [c.record() for c in tested]
     v = results.get("variants", {})
     if v:
         out["variants"] = {
