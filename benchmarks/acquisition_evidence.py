@@ -280,8 +280,8 @@ def part_claims(results: dict) -> list:
     found = []
     for part, compared, mine, theirs in (
             ("variants", "LADDER variants vs the demo, round 4", "ladder", "plain"),
-            ("curriculum", "4- then 5-step rounds vs 3-step rounds, round 6 (3-step test)", "harder", "same"),
-            ("curriculum_checked", "the same with one equation per step checked, round 6 (3-step test)",
+            ("curriculum", "4- then 5-step rounds vs 3-step rounds, round 6 (3-step problems)", "harder", "same"),
+            ("curriculum_checked", "the same with one equation per step checked, round 6 (3-step problems)",
              "harder", "same")):
         def last(seed_result, arm):
             h = seed_result["histories"][arm] if part == "variants" else seed_result[arm]["history"]
