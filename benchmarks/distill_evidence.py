@@ -158,31 +158,41 @@ def student_claims(per_seed: dict[str, dict]) -> list:
     return out
 
 
+ARMS = (("teacher", "C0", "teacher (width 64), self-improving", "teacher\nafter"),
+        ("distill", "C2", "student, distilled from the self-improved teacher", "student of the\nimproved teacher"),
+        ("base_teacher", "C4", "student, distilled from the un-improved teacher base", "student of the\nteacher base"),
+        ("gold", "C3", "student, taught gold rationales (oracle)", "student of\ngold (oracle)"),
+        ("control", "C1", "student, labelled seed set only (control)", "student,\nseed set (control)"))
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    runs = results["per_seed"].values()
-    for arm, color, label in (("teacher", "C0", "teacher (width 64), self-improving"),
-                              ("distill", "C2", f"student (width {results['student_width']}), distilled"),
-                              ("control", "C1", "student, labelled seed set only (control)")):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    runs = list(results["per_seed"].values())
+    arms = [(arm, color, label, short) for arm, color, label, short in ARMS if all(arm in r for r in runs)]
+    for arm, color, label, _ in arms:
         rounds = range(min(len(r[arm]) for r in runs))
         acc = [[r[arm][i]["accuracy"] for r in runs] for i in rounds]
         left.plot(rounds, [statistics.median(a) for a in acc], marker="o", color=color, label=label)
         left.fill_between(rounds, [min(a) for a in acc], [max(a) for a in acc], color=color, alpha=0.2)
-    left.axhline(results["summary"]["teacher_base"]["median"], color="C0", ls="--", lw=0.8, label="teacher base")
-    left.set(xlabel="round", ylabel="held-out greedy accuracy", title="accuracy per round (median, min-max)")
-    left.legend(fontsize=8)
-    s = results["summary"]
-    names = ["teacher_base", "teacher_after", "student_before", "control_after", "student_after"]
-    med = [100 * s[n]["median"] for n in names]
-    err = [[m - 100 * s[n]["min"] for m, n in zip(med, names)], [100 * s[n]["max"] - m for m, n in zip(med, names)]]
-    right.bar([n.replace("_", "\n") for n in names], med, yerr=err, capsize=4,
-              color=["C0", "C0", "C2", "C1", "C2"])
-    right.set(ylabel="held-out greedy accuracy (%)", title="before and after")
+    left.set_xticks(list(rounds))
+    left.set(xlabel="round", ylabel="dev greedy accuracy", title="dev set, per round (median, min-max)")
+    left.legend(fontsize=7)
+    # the bars: the untouched test split where it was scored, else the dev set
+    key = "test_accuracy" if all(h.get("test_accuracy") is not None for r in runs for h in r["distill"]) else "accuracy"
+    bars = [("teacher\nbase", "C0", [r["teacher"][0][key] for r in runs]),
+            ("student\nbase", "C2", [r["distill"][0][key] for r in runs]),
+            *((short, color, [r[arm][-1][key] for r in runs]) for arm, color, _, short in arms)]
+    med = [100 * statistics.median(v) for _, _, v in bars]
+    err = [[m - 100 * min(v) for m, (_, _, v) in zip(med, bars)], [100 * max(v) - m for m, (_, _, v) in zip(med, bars)]]
+    right.bar(range(len(bars)), med, yerr=err, capsize=4, color=[c for _, c, _ in bars])
+    right.set_xticks(range(len(bars)), [n for n, _, _ in bars], fontsize=6)
+    right.set(ylabel=f"{'untouched test' if key == 'test_accuracy' else 'dev'} greedy accuracy (%)",
+              title="after the last round (median, min-max)")
     fig.suptitle(f"distillation into a width-{results['student_width']} student (the base is 64), "
                  f"seeds {results['seeds']}")
     fig.tight_layout()
