@@ -188,6 +188,7 @@ def part_curriculum(work: Path, seed: int) -> dict:
     run_arm(control, seed, [], rounds=DEMO_ROUNDS)
     if not harder.exists():  # the same first 4 rounds: a copy of the control, which branches at round 5
         shutil.copytree(control, harder)
+        splits.forget_after(harder, DEMO_ROUNDS)
     same = run_arm(control, seed, longer, rounds=DEMO_ROUNDS + EXTRA_ROUNDS)
     stages = (f"{{1: 'steps=3,max_value=30,n=1000,seed={seed}', 5: 'steps=4,max_value=30,n=1000,seed={seed}', "
               f"6: 'steps=5,max_value=30,n=1000,seed={seed}'}}")
@@ -215,6 +216,7 @@ def branch(source: Path, out: Path, after_round: int) -> None:
     for name in list(store.manifest["artifacts"]):
         if (layout.round_of(name) or 0) > after_round:
             store.retire(name)
+    splits.forget_after(out.with_name(out.name + ".partial"), after_round)
     shutil.move(out.with_name(out.name + ".partial"), out)
 
 

@@ -100,3 +100,14 @@ def test_the_test_split_is_another_seed_stream_without_questions_seen():
     reworded = [dev[0].question.replace("?", " now?")]  # a near copy of a seen question is removed too
     kept, removed = splits.disjoint([dev[0], *test], reworded)
     assert removed == 1 and kept == test
+
+
+def test_a_branched_run_forgets_the_test_scores_of_its_sources_later_rounds(tmp_path):
+    from benchmarks.evidence import splits
+
+    rounds = {str(r): {"accuracy": r / 10, "outcomes": "01"} for r in range(7)}
+    (tmp_path / splits.SCORES).write_text(json.dumps({"split": {"source": "s"}, **rounds}))
+    splits.forget_after(tmp_path, 4)
+    kept = json.loads((tmp_path / splits.SCORES).read_text())
+    assert sorted(kept) == ["0", "1", "2", "3", "4", "split"]
+    assert kept["4"] == rounds["4"]

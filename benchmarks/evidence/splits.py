@@ -116,3 +116,12 @@ def score_run(run_dir: Path, n: int, seen: list[str]) -> dict:
     if backend is not None:
         backend.close()
     return done
+
+
+def forget_after(run_dir: Path, after_round: int) -> None:
+    """Drop the cached test scores of rounds after `after_round`: a run branched from a copy of another
+    must not inherit the source's later rounds, which its own later rounds replace."""
+    cache = Path(run_dir) / SCORES
+    if cache.exists():
+        done = json.loads(cache.read_text())
+        cache.write_text(json.dumps({k: v for k, v in done.items() if not k.isdigit() or int(k) <= after_round}))
