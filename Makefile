@@ -131,7 +131,7 @@ evidence-distill: $(STAMP)
 	$(BIN)/python -m benchmarks.distill_evidence --jobs 2 --missing-arms --student-width 48 \
 		--work $(EV)/distill-evidence-w48 --out benchmarks/results/distill_evidence_w48.json
 
-evidence-acquisition: $(STAMP)  # about 2 hours: 3 seeds side by side, then merged
+evidence-acquisition: $(STAMP)  # about 3 hours: 3 seeds side by side, then merged
 	@mkdir -p $(EV)/acquisition-evidence
 	for s in 0 1 2; do $(BIN)/python -m benchmarks.acquisition_evidence --seeds $$s --work $(EV)/acquisition-evidence \
 		--out $(EV)/acquisition-evidence/a$$s.json > $(EV)/acquisition-evidence/a$$s.log 2>&1 & done; wait

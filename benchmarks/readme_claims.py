@@ -275,7 +275,48 @@ def acquisition_evidence() -> list[str]:
             f"| duplicates | {q['duplicate']:,} |", f"| leaks, caught by the guard | {q['leak']:,} | "
             f"{100 * q['leak'] / q['written']:.2f}% |", f"Of the acceptable ones, {q['used']:,} were used",
             f"{per_round['written']:,} questions written by the model each round, the first {per_round['used']:,} "
-            f"acceptable ones used"]
+            f"acceptable ones used", *acquisition_curriculum_and_variants(load("acquisition_evidence"))]
+
+
+def acquisition_curriculum_and_variants(d: dict) -> list[str]:
+    """The easy-to-hard tables (accuracy by steps; the 3-step test row), the variants table, and the paired
+    test-split claims recomputed from the stored outcomes."""
+    from benchmarks.acquisition_evidence import DEMO_ROUNDS, STEPS, part_claims
+
+    med = lambda xs: pct(statistics.median(xs))  # noqa: E731
+    out = []
+    for part in ("curriculum", "curriculum_checked"):
+        seeds = list(d.get(part, {}).values())
+        if not seeds or not all(h.get("test_accuracy") is not None for x in seeds for h in x["same"]["history"]):
+            continue
+        last = str(DEMO_ROUNDS + 2)
+        for steps in STEPS:
+            at = lambda arm, r: [x[arm]["by_steps"][str(steps)][r] for x in seeds]  # noqa: E731
+            out.append(f"| {steps}-step | {med(at('same', '0'))} | {med(at('same', str(DEMO_ROUNDS)))} | "
+                       f"{med(at('same', last))} {per_seed(at('same', last), val)} | "
+                       f"{med(at('harder', last))} {per_seed(at('harder', last), val)} |")
+        test = lambda arm, r: [x[arm]["history"][r]["test_accuracy"] for x in seeds]  # noqa: E731
+        out.append(f"| 3-step, untouched test | {med(test('same', 0))} | {med(test('same', DEMO_ROUNDS))} | "
+                   f"{med(test('same', -1))} {per_seed(test('same', -1), val)} | "
+                   f"{med(test('harder', -1))} {per_seed(test('harder', -1), val)} |")
+    v = [x for x in d.get("variants", {}).values() if "histories" in x]
+    if v:
+        rounds = [str(r) for r in range(2, DEMO_ROUNDS + 1)]
+        for arm, label in (("plain", "demo"), ("ladder", "*ladder*")):
+            shares = [[x["trusted_later"][arm][r] for x in v] for r in rounds]
+            out.append(f"| of the round-1 untrusted, trusted now: {label} | " + " | ".join(
+                f"{med(s)} {per_seed(s, val)}" for s in shares) + " |")
+            for split, key in (("dev", "accuracy"), ("test", "test_accuracy")):
+                acc = [[x["histories"][arm][int(r)][key] for x in v] for r in rounds]
+                out.append(f"| {split} greedy: {label} | " + " | ".join(f"{med(a)} {per_seed(a, val)}" for a in acc)
+                           + " |")
+        spent = {arm: [sum(h["compute_tokens"] or 0 for h in x["histories"][arm]) for x in v] for arm in ("plain", "ladder")}
+        more = [a / b - 1 for a, b in zip(spent["ladder"], spent["plain"])]
+        out.append(f"*ladder* spent {statistics.median(spent['ladder']) / 1e6:.2f}M tokens over the 4 rounds against the "
+                   f"demo's {statistics.median(spent['plain']) / 1e6:.2f}M ({100 * statistics.median(more):+.0f}%)")
+    for c in part_claims(d):
+        out.append(f"{c.compared}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
+    return out
 
 
 def proposer_evidence() -> list[str]:
