@@ -276,6 +276,12 @@ PARTS = {"written": part_written, "curriculum": part_curriculum, "curriculum_che
          "variants": part_variants}
 
 
+def final_test_outcomes(part: str, seed_result: dict, arm: str) -> str | None:
+    """An arm's per-question test outcomes after its last round (None where the run stored none)."""
+    h = seed_result.get("histories", {}).get(arm) if part == "variants" else seed_result[arm]["history"]
+    return h[-1].get("test_outcomes") if h else None
+
+
 def part_claims(results: dict) -> list:
     """Each part's arm against its control after its last round, paired per question on the untouched test
     split (3-step problems), pooled over the seeds whose runs stored test outcomes."""
@@ -285,12 +291,8 @@ def part_claims(results: dict) -> list:
             ("curriculum", "4- then 5-step rounds vs 3-step rounds, round 6 (3-step problems)", "harder", "same"),
             ("curriculum_checked", "the same with one equation per step checked, round 6 (3-step problems)",
              "harder", "same")):
-        def last(seed_result, arm):
-            h = seed_result["histories"][arm] if part == "variants" else seed_result[arm]["history"]
-            return h[-1].get("test_outcomes") if h else None
-
-        seeds = {s: r for s, r in results.get(part, {}).items()
-                 if (part != "variants" or "histories" in r) and last(r, mine) and last(r, theirs)}
+        last = lambda r, arm: final_test_outcomes(part, r, arm)  # noqa: E731
+        seeds = {s: r for s, r in results.get(part, {}).items() if last(r, mine) and last(r, theirs)}
         if seeds:
             found.append(claims.paired(f"{compared}, test", {s: last(r, mine) for s, r in seeds.items()},
                                        {s: last(r, theirs) for s, r in seeds.items()}))

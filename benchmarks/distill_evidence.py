@@ -158,10 +158,11 @@ def student_claims(per_seed: dict[str, dict]) -> list:
     return out
 
 
+# each arm: its colour, its name in the docs' table and the plot's legend ({w}: the student's width), its bar label
 ARMS = (("teacher", "C0", "teacher (width 64), self-improving", "teacher\nafter"),
-        ("distill", "C2", "student, distilled from the self-improved teacher", "student of the\nimproved teacher"),
+        ("distill", "C2", "student (width {w}), distilled from the self-improved teacher", "student of the\nimproved teacher"),
         ("base_teacher", "C4", "student, distilled from the un-improved teacher base", "student of the\nteacher base"),
-        ("gold", "C3", "student, taught gold rationales (oracle)", "student of\ngold (oracle)"),
+        ("gold", "C3", "student, taught the pool's gold rationales (oracle)", "student of\ngold (oracle)"),
         ("control", "C1", "student, labelled seed set only (control)", "student,\nseed set (control)"))
 
 
@@ -177,7 +178,8 @@ def plot(results: dict, path: Path) -> None:
     for arm, color, label, _ in arms:
         rounds = range(min(len(r[arm]) for r in runs))
         acc = [[r[arm][i]["accuracy"] for r in runs] for i in rounds]
-        left.plot(rounds, [statistics.median(a) for a in acc], marker="o", color=color, label=label)
+        left.plot(rounds, [statistics.median(a) for a in acc], marker="o", color=color,
+                  label=label.format(w=results["student_width"]))
         left.fill_between(rounds, [min(a) for a in acc], [max(a) for a in acc], color=color, alpha=0.2)
     left.set_xticks(list(rounds))
     left.set(xlabel="round", ylabel="dev greedy accuracy", title="dev set, per round (median, min-max)")

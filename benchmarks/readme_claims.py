@@ -350,7 +350,7 @@ def proposer_evidence() -> list[str]:
 
 
 def distill_evidence(name: str = "distill_evidence") -> list[str]:
-    from benchmarks.distill_evidence import student_claims
+    from benchmarks.distill_evidence import ARMS, student_claims
 
     d = load(name)
     s = d["summary"]
@@ -359,15 +359,11 @@ def distill_evidence(name: str = "distill_evidence") -> list[str]:
     runs = list(d["per_seed"].values())
     if all(h.get("test_accuracy") is not None for r in runs for h in r["distill"]):  # dev and test, every arm
         out = []
-        for arm, label in (("teacher", "teacher (width 64), self-improving"),
-                           ("distill", f"student (width {w}), distilled from the self-improved teacher"),
-                           ("base_teacher", "student, distilled from the un-improved teacher base"),
-                           ("gold", "student, taught the pool's gold rationales (oracle)"),
-                           ("control", "student, labelled seed set only (control)")):
+        for arm, _, label, _ in ARMS:
             if all(arm in r for r in runs):
                 cells = [median_of([r[arm][i][key] for r in runs], val)
                          for key in ("accuracy", "test_accuracy") for i in (0, -1)]
-                out.append(f"| {label} | " + " | ".join(cells) + " |")
+                out.append(f"| {label.format(w=w)} | " + " | ".join(cells) + " |")
         for c in student_claims(d["per_seed"]):
             out.append(f"{claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
         return out
