@@ -40,6 +40,7 @@ benchmarks/results/acquisition_evidence.json and .png. Not run by CI.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shutil
 import statistics
@@ -96,11 +97,15 @@ def writer_base(work: Path) -> Path:
     from selfimprove.embedded.train_base import BaseRecipe, build
 
     out, recipe = work / "writer_base", BaseRecipe(question_loss=True, question_lists=1600)
-    built = json.loads((out / "recipe.json").read_text()) if (out / "recipe.json").exists() else {}
-    if built.get("question_lists") != recipe.question_lists:
-        shutil.rmtree(out, ignore_errors=True)
-        build(out.with_name("writer_base.partial"), recipe)
-        shutil.move(out.with_name("writer_base.partial"), out)
+    # Seeds run as processes side by side (make evidence-acquisition) share it: the first builds, the rest wait.
+    with open(work / "writer_base.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = json.loads((out / "recipe.json").read_text()) if (out / "recipe.json").exists() else {}
+        if built.get("question_lists") != recipe.question_lists:
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(out.with_name("writer_base.partial"), ignore_errors=True)
+            build(out.with_name("writer_base.partial"), recipe)
+            shutil.move(out.with_name("writer_base.partial"), out)
     return out
 
 
@@ -278,7 +283,7 @@ PARTS = {"written": part_written, "curriculum": part_curriculum, "curriculum_che
 
 def final_test_outcomes(part: str, seed_result: dict, arm: str) -> str | None:
     """An arm's per-question test outcomes after its last round (None where the run stored none)."""
-    h = seed_result.get("histories", {}).get(arm) if part == "variants" else seed_result[arm]["history"]
+    h = seed_result.get("histories", {}).get(arm) if part in ("written", "variants") else seed_result[arm]["history"]
     return h[-1].get("test_outcomes") if h else None
 
 
@@ -287,6 +292,8 @@ def part_claims(results: dict) -> list:
     split (3-step problems), pooled over the seeds whose runs stored test outcomes."""
     found = []
     for part, compared, mine, theirs in (
+            ("written", "written questions vs the 10 shown alone, round 4", "written", "shown10"),
+            ("written", "the real pool vs the 10 shown alone, round 4", "real", "shown10"),
             ("variants", "LADDER variants vs the demo, round 4", "ladder", "plain"),
             ("curriculum", "4- then 5-step rounds vs 3-step rounds, round 6 (3-step problems)", "harder", "same"),
             ("curriculum_checked", "the same with one equation per step checked, round 6 (3-step problems)",
@@ -306,6 +313,9 @@ def summarize(results: dict) -> dict:
     if w:
         out["written"] = {
             "gain": {arm: spread([r["gain"][arm] for r in w.values()]) for arm in ("real", "written", "shown10")},
+            "test_gain": {arm: spread(gains) for arm in ("real", "written", "shown10") if (gains := [
+                h[-1]["test_accuracy"] - h[0]["test_accuracy"] for r in w.values()
+                if (h := r["histories"][arm])[-1].get("test_accuracy") is not None])},
             "share_of_real_gain": spread([r["share_of_real_gain"] for r in w.values()
                                           if r["share_of_real_gain"] is not None]),
             "written_questions": {v: sum(x.get(v, 0) for r in w.values() for x in r["written_questions"])
