@@ -20,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 THREADS = "from selfimprove.models import default_threads; print(default_threads())"
 
@@ -29,6 +33,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=RESULTS / "demo_time.json")
     args = ap.parse_args()
+    record = provenance.start(args)
 
     from rich.console import Console
     from rich.table import Table
@@ -63,8 +68,7 @@ def main() -> None:
               "platform": platform.platform(), "rows": rows,
               "max_wall_seconds": max(r["wall_seconds"] for r in rows),
               "min_gain_points": min(r["gain_points"] for r in rows)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    provenance.write_result(result, args.out, None, record)
     print(f"wrote {args.out}")
 
 

@@ -31,6 +31,10 @@ import sys
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -138,6 +142,7 @@ def main() -> None:
         row = race(engine, threads, questions(args.questions), args.k, args.max_new_tokens)
         print("ROW " + json.dumps(row))
         return
+    record = provenance.start(args)  # the parent only: a child's row is part of its result
 
     from rich.console import Console
     from rich.table import Table
@@ -177,8 +182,7 @@ def main() -> None:
               "model": MODEL, "parameters": n_params, "platform": platform.platform(),
               "load_average": os.getloadavg(), "rows": rows,
               "wall_seconds": round(time.time() - started, 1)}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    provenance.write_result(result, args.out, None, record)
     print(f"wrote {args.out}")
 
 

@@ -14,12 +14,16 @@ Writes benchmarks/results/generation.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -83,6 +87,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "generation.json"))
     args = ap.parse_args()
+    record = provenance.start(args)
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
     task = get_task("gsm8k")
@@ -111,8 +116,7 @@ def main() -> None:
     result = {"questions": len(texts), "k": args.k, "format": args.format, "shots": args.shots,
               "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads(),
               "platform": platform.platform(), "torch": torch.__version__, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    provenance.write_result(result, args.out, None, record)
     console.print(f"wrote {args.out}")
 
 

@@ -23,6 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))  # the loopback server helpers the tests use
@@ -79,6 +83,7 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray 1-vs-2 workers arms")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "http_vs_inprocess.json"))
     args = parser.parse_args()
+    record = provenance.start(args)
     torch.set_num_threads(1)
     gguf = smollm2_gguf()
     if gguf is None:
@@ -123,8 +128,7 @@ def main() -> None:
         result["ray_2_over_1"] = round(result["ray_2_workers"]["samples_per_s"]
                                        / result["ray_1_workers"]["samples_per_s"], 3)
     result["machine"]["load_average_after"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    provenance.write_result(result, args.out, None, record)
     print(json.dumps(result, indent=1))
 
 

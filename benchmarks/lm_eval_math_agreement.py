@@ -28,6 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "lm_eval_math_agreement.json"
 FIXTURE = HERE.parent / "tests" / "fixtures" / "math500_completions.jsonl"
@@ -94,6 +98,7 @@ def main() -> None:
     parser.add_argument("--lm-eval-python", default=sys.executable)
     parser.add_argument("--questions", type=int, default=500, help="MATH-500 questions whose references are scored")
     args = parser.parse_args()
+    record = provenance.start(args)
     from selfimprove.tasks import get_task
 
     task = get_task("math500")
@@ -121,10 +126,9 @@ def main() -> None:
                                 "selfimprove_right": right, "exact_match": their["exact_match"],
                                 "exact_match_answer": their["answer"], "math_verify": their["math_verify"],
                                 "why": why_they_differ(ours, right, their), "completion_end": row["completion"][-300:]})
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"lm_eval_task": "minerva_math500 (lm-eval 0.4.13 process_results)",
-                                   "questions": args.questions,
-                                   "per_kind": table, "differences": differences}, indent=1) + "\n")
+    provenance.write_result({"lm_eval_task": "minerva_math500 (lm-eval 0.4.13 process_results)",
+                             "questions": args.questions, "per_kind": table, "differences": differences},
+                            RESULTS, None, record)
     for kind, counts in table.items():
         print(kind, counts)
     for d in differences:

@@ -28,8 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -170,6 +175,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "own_exemplars.json"))
     parser.add_argument("--verbose", action="store_true", help="show progress bars")
     args = parser.parse_args()
+    record = provenance.start(args)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -181,6 +187,7 @@ def main() -> None:
     if args.embedded:
         results["embedded"] = embedded(args)
     results["wall_seconds"] = round(time.time() - started)
+    results["provenance"] = provenance.finish(record)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

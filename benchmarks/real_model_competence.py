@@ -13,10 +13,14 @@ domain, difficulty, prompt and K of `configs/smollm2_equations.yaml`; the test s
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +38,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_model_competence_equations.json"))
     args = parser.parse_args()
+    record = provenance.start(args)
 
     import torch
 
@@ -84,8 +89,7 @@ def main() -> None:
             print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     backend.close()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": vars(args), "split": "validation (dev)", "rows": rows}, indent=1))
+    provenance.write_result({"settings": vars(args), "split": "validation (dev)", "rows": rows}, out, None, record)
     print(f"wrote {out}")
 
 

@@ -33,9 +33,14 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -221,9 +226,7 @@ def main() -> None:
     parser.add_argument("--skip-threads", action="store_true", help="do not time 1 vs 2 threads")
     parser.add_argument("--verbose", action="store_true", help="show each run's progress")
     args = parser.parse_args()
-
-    import sys
-
+    record = provenance.start(args)
     sys.path.insert(0, str(Path(__file__).parent))  # the oracle's adaptation method lives in this file
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # One rationale cache for every arm: round 1's samples and round 0's scores are computed once.
@@ -247,6 +250,7 @@ def main() -> None:
                          for seed in args.seeds for arm in args.arms for other in ("base", "control")
                          if arm != other and (other == "base" or other in args.arms)}
     results["wall_seconds"] = round(time.time() - started)
+    results["provenance"] = provenance.finish(record)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

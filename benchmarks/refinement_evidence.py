@@ -30,8 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_CONFIG = Path(__file__).parents[1] / "configs" / "refinement_smollm2_cpu.yaml"
@@ -102,6 +107,8 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, default=40)
     parser.add_argument("--only", nargs="+", default=None)
     args = parser.parse_args()
+    record = provenance.start(args)
+    sys.path.insert(0, str(Path(__file__).parent))  # the arms' adaptation method lives in this file
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rich.console import Console
 
@@ -117,9 +124,8 @@ def main() -> None:
         run(load_config(args.config, [f"run.out_dir={out}", *overrides]), console=Console(quiet=True))
         results[name] = {**measure(out), "overrides": overrides, "seconds": round(time.time() - started)}
         print(name, json.dumps({k: v for k, v in results[name].items() if k != "overrides"}), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"config": str(args.config), "k": args.k, "agents": args.agents,
-                                    "arms": results}, indent=1))
+    provenance.write_result({"config": str(args.config), "k": args.k, "agents": args.agents, "arms": results},
+                            args.out, None, record)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "round_memory.json"
 
@@ -107,6 +111,7 @@ def main() -> None:
         return
     if args.baseline_src is None:
         parser.error("--baseline-src is required")
+    record = provenance.start(args)  # the parent only: a child's numbers are part of its result
     from selfimprove.tasks import local_source
     from selfimprove.tiny import save_tiny_model
 
@@ -119,7 +124,7 @@ def main() -> None:
         print(f"{label:16}{r['peak_rss_mb']:>16.0f}{r['model_loads']:>14}")
     result = {"model": "random Llama 512x8 (25M params, fp32)", "round": "16 questions, K=4, held-out 16, anchor 16, "
               "5 full fine-tuning steps", "sides": {k: {**v, "src": str(sides[k])} for k, v in rows.items()}}
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    provenance.write_result(result, RESULTS, None, record)
     print(f"wrote {RESULTS}")
 
 

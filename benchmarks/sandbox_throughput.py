@@ -19,8 +19,13 @@ import argparse
 import json
 import os
 import secrets
+import sys
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 HANG = "def f(xs):\n    while True:\n        pass\n"
@@ -50,6 +55,7 @@ def main() -> None:
     parser.add_argument("--memory-mb", type=int, default=256)
     parser.add_argument("--out", type=Path, default=RESULTS / "sandbox_throughput.json")
     args = parser.parse_args()
+    record = provenance.start(args)
     cpus = os.cpu_count() or 1
     workers = args.workers or sorted({1, *[w for w in (2, 4, 8, 16, 32) if w <= cpus], cpus})
     codes = workload(args.programs)
@@ -75,8 +81,7 @@ def main() -> None:
     result = {"programs": len(codes), "timeout_s": args.timeout, "memory_mb": args.memory_mb, "cpus": cpus,
               "note": "one program = one sandboxed process running a list function on ~10 calls; "
                       "1 in 8 is hostile (endless loop or memory hog)", "arms": arms}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    provenance.write_result(result, args.out, None, record)
     print(json.dumps({a["workers"]: (a["programs_per_second"], a["speedup"]) for a in arms}))
 
 

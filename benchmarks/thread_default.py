@@ -16,7 +16,6 @@ Prints a table, writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -24,6 +23,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.evidence import provenance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(384, 384)\nwhile True:\n    a @ a\n"
@@ -69,6 +72,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS / "thread_default.json")
     args = ap.parse_args()
+    record = provenance.start(args)
 
     from rich.console import Console
     from rich.table import Table
@@ -97,8 +101,7 @@ def main() -> None:
               "platform": platform.platform(), "rows": rows, "summary": summary,
               "wall_seconds": round(time.time() - started, 1),
               "command": "python benchmarks/thread_default.py " + " ".join(sys.argv[1:])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    provenance.write_result(result, args.out, None, record)
     print(f"wrote {args.out}")
 
 
