@@ -32,7 +32,7 @@ def start(args=None) -> dict:
         if isinstance(v, (int, float, str, bool, type(None))):
             return v
         return [plain(x) for x in v] if isinstance(v, (list, tuple)) else str(v)
-    parsed = {k: plain(v) for k, v in vars(args or {}).items()}
+    parsed = {k: plain(v) for k, v in (vars(args) if args is not None else {}).items()}
     return {"argv": [Path(sys.argv[0]).name, *sys.argv[1:]], "args": parsed, **commit(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "_t0": time.time()}
 
