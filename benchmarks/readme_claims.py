@@ -185,20 +185,38 @@ def embedded_evidence() -> list[str]:
     return out
 
 
+RL_ARMS = {"sft": "SFT rounds (the demo)", "grpo_verified": "GRPO, verified majority",
+           "grpo_plain": "GRPO, plain majority (TTRL's reward)", "grpo_gold": "GRPO, gold labels (oracle)",
+           "grpo_random": "GRPO, random reward (control)", "grpo_verified_guard": "GRPO, verified majority, guard on",
+           "grpo_plain_long": "GRPO, plain majority, 4 rounds", "grpo_plain_long_guard": "GRPO, plain majority, 4 rounds, guard on"}
+TTT_COLUMNS = ("ttt", "ttt_guard", "ttt_random", "ttt_gold", "ttt_lr0.002", "ttt_guard_lr0.002")
+
+
 def rl_evidence() -> list[str]:
-    from benchmarks.rl_evidence import final, sft_claims
+    """The arms table (untouched and probe-set gains, tokens), SFT against each arm on the untouched set,
+    how far the guarded runs ended from their best probe, and the test-time training table by seed."""
+    from benchmarks.rl_evidence import base_claims, final, sft_claims
 
     d = load("rl_evidence")
     out = []
-    for arm, label in (("sft", "SFT rounds (the demo)"), ("grpo_verified", "GRPO, verified majority"),
-                       ("grpo_plain", "GRPO, plain majority (TTRL's reward)"), ("grpo_gold", "GRPO, gold labels (oracle)"),
-                       ("grpo_random", "GRPO, random reward (control)")):
-        runs = d["arms"][arm]
-        gains = [final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"] for r in runs.values()]
-        probe = [final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs.values()]
-        out.append(f"| {label} | {pts(statistics.median(gains))} {per_seed(gains)} | {pts(statistics.median(probe))} |")
+    for arm, label in RL_ARMS.items():
+        runs = [d["arms"][arm][s] for s in sorted(d["arms"][arm])]
+        gains = [final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"] for r in runs]
+        probe = [final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs]
+        tokens = [sum(h["compute_tokens"] or 0 for h in r["history"][1:]) / 1e6 for r in runs]
+        spent = f"{min(tokens):.2f}-{max(tokens):.2f}" if max(tokens) - min(tokens) > 0.05 else f"{statistics.median(tokens):.2f}"
+        out.append(f"| {label} | {pts(statistics.median(gains))} {per_seed(gains)} | {pts(statistics.median(probe))} | "
+                   f"{spent} |")
     for c in sft_claims(d):
-        out.append(f"{c.compared.split(',')[0].replace('SFT vs ', '')}: {claim_phrase(c)}")
+        out.append(f"{c.compared.split(',')[0].replace('SFT vs ', '')}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
+    for c in base_claims(d):
+        out.append(f"{c.compared.split(',')[0]}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
+    below = [b for arm in ("grpo_verified_guard", "grpo_plain_long_guard") for b in d["summary"][arm]["final_below_best_probe"]]
+    out.append(f"{sum(b == 0 for b in below)} of {len(below)} guarded runs ended exactly on their best probe")
+    for s in sorted(d["ttt"]):
+        base = d["ttt"][s]
+        cells = [pct(d[name][s]["adapted_accuracy"]) if s in d.get(name, {}) else "-" for name in TTT_COLUMNS]
+        out.append(f"| {s} | {pct(base['base_accuracy'])} | {pct(base['base_vote_accuracy'])} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -275,7 +293,8 @@ def acquisition_evidence() -> list[str]:
             f"| duplicates | {q['duplicate']:,} |", f"| leaks, caught by the guard | {q['leak']:,} | "
             f"{100 * q['leak'] / q['written']:.2f}% |", f"Of the acceptable ones, {q['used']:,} were used",
             f"{per_round['written']:,} questions written by the model each round, the first {per_round['used']:,} "
-            f"acceptable ones used", *acquisition_curriculum_and_variants(load("acquisition_evidence"))]
+            f"acceptable ones used", *[f"{pts(t['median'])} {seeds(t)}" for t in w.get("test_gain", {}).values()],
+            *acquisition_curriculum_and_variants(load("acquisition_evidence"))]
 
 
 def acquisition_curriculum_and_variants(d: dict) -> list[str]:

@@ -246,7 +246,18 @@ def summarize(results: dict) -> dict:
         if results[name]:
             out[f"{name} (transductive)"] = {"gain": spread([t["adapted_accuracy"] - t["base_accuracy"]
                                                              for t in results[name].values()])}
-    out["claims"] = [c.record() for c in sft_claims(results)]
+    out["claims"] = [c.record() for c in [*sft_claims(results), *base_claims(results)]]
+    return out
+
+
+def base_claims(results: dict) -> list:
+    """Each arm's final weights against the base they started from, paired per question on the untouched set."""
+    out = []
+    for arm, per_seed in results["arms"].items():
+        if all(r["history"][0].get("untouched_outcomes") and final(r).get("untouched_outcomes") for r in per_seed.values()):
+            out.append(claims.paired(f"{arm} vs its base, untouched set, final weights",
+                                     {s: final(r)["untouched_outcomes"] for s, r in per_seed.items()},
+                                     {s: r["history"][0]["untouched_outcomes"] for s, r in per_seed.items()}))
     return out
 
 
