@@ -30,3 +30,20 @@ def test_a_merge_keeps_every_parts_record_and_names_the_unrecorded_ones():
     merged = provenance.merged(provenance.start(None), {"s0.json": {"provenance": part}, "old.json": {"arms": {}}})
     assert merged["parts"] == {"s0.json": part, "old.json": "unrecorded"}
     assert "wall_seconds" in merged
+
+
+# Written before benchmarks.evidence.provenance existed and not rerun since: they record nothing of how they
+# were made. docs/evidence.md ("How the evidence is kept") names the same files; a rerun takes one off.
+UNRECORDED = {"demo_time", "engine_race", "generation", "http_vs_inprocess", "lm_eval_agreement",
+              "lm_eval_math_agreement", "real_model_competence", "real_model_competence_equations",
+              "real_model_gain_arithmetic", "refinement_evidence", "round_memory", "sandbox_throughput",
+              "thread_default"}
+
+
+def test_every_committed_result_records_how_it_was_made_unless_listed_as_unrecorded():
+    results = {p.stem: json.loads(p.read_text()) for p in (ROOT / "benchmarks/results").glob("*.json")}
+    unrecorded = {name for name, r in results.items() if "provenance" not in r}
+    assert unrecorded == UNRECORDED, "rerun a listed result, or record provenance when writing a new one"
+    merged_from_unrecorded = {name for name, r in results.items()
+                              if "unrecorded" in r.get("provenance", {}).get("parts", {}).values()}
+    assert merged_from_unrecorded <= {"acquisition_evidence"}
