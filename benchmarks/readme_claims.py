@@ -283,12 +283,13 @@ def code_evidence() -> list[str]:
 def acquisition_evidence() -> list[str]:
     w = load("acquisition_evidence")["summary"]["written"]
     g, q = w["gain"], w["written_questions"]
+    ok = q["kept"] + q["surplus"]  # acceptable: used, or beyond the round's count ("surplus")
     seeds = lambda s: per_seed(s["values"])  # noqa: E731
     per_round = load("acquisition_evidence")["written"]["0"]["written_questions"][0]
     return [f"**{pts(g['real']['median'])}** {seeds(g['real'])}",
             f"{pts(g['written']['median'])} {seeds(g['written'])}: **{100 * w['share_of_real_gain']['median']:.0f}%**",
             f"| {pts(g['shown10']['median'])} {seeds(g['shown10'])} |",
-            f"the model wrote {q['written']:,} questions", f"| acceptable | {q['kept']:,} | {100 * q['kept'] / q['written']:.1f}% |",
+            f"the model wrote {q['written']:,} questions", f"| acceptable | {ok:,} | {100 * ok / q['written']:.1f}% |",
             f"| malformed | {q['malformed']:,} |", f"| near duplicates | {q['near_duplicate']:,} |",
             f"| duplicates | {q['duplicate']:,} |", f"| leaks, caught by the guard | {q['leak']:,} | "
             f"{100 * q['leak'] / q['written']:.2f}% |", f"Of the acceptable ones, {q['used']:,} were used",
