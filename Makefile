@@ -97,8 +97,8 @@ evidence-embedded: $(STAMP)  # about 1 hour: 3 arms + 9 ablations x 3 seeds, 2 j
 	$(BIN)/python -m benchmarks.embedded_evidence --seeds 0 1 2 --jobs 2 --work $(EV)/embedded-evidence
 
 # 3 seeds side by side (about 58 minutes each on 2 cores, every arm, TTT at lr 5e-4), then TTT at lr 2e-3
-# (4 minutes), then merged: about 1 hour 5 minutes. RL_LR: GRPO's learning rate, chosen on dev (evidence-rl-lr
-# and evidence-rl-knobs both chose 1e-4).
+# (4 minutes), then merged: about 1 hour 5 minutes. RL_LR: GRPO's learning rate, chosen on dev (evidence-rl-knobs
+# chose 1e-4 at seed 0; evidence-rl-lr reruns that choice for the verified arm alone on 3 seeds).
 RL_LR ?= 1e-4
 evidence-rl: $(STAMP)
 	@mkdir -p $(EV)/rl-evidence
