@@ -195,18 +195,17 @@ TTT_COLUMNS = ("ttt", "ttt_guard", "ttt_random", "ttt_gold", "ttt_lr0.002", "ttt
 def rl_evidence() -> list[str]:
     """The arms table (untouched and probe-set gains, tokens), SFT against each arm on the untouched set,
     how far the guarded runs ended from their best probe, and the test-time training table by seed."""
-    from benchmarks.rl_evidence import base_claims, final, sft_claims
+    from benchmarks.rl_evidence import base_claims, gain, sft_claims, spent
 
     d = load("rl_evidence")
     out = []
     for arm, label in RL_ARMS.items():
         runs = [d["arms"][arm][s] for s in sorted(d["arms"][arm])]
-        gains = [final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"] for r in runs]
-        probe = [final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs]
-        tokens = [sum(h["compute_tokens"] or 0 for h in r["history"][1:]) / 1e6 for r in runs]
-        spent = f"{min(tokens):.2f}-{max(tokens):.2f}" if max(tokens) - min(tokens) > 0.05 else f"{statistics.median(tokens):.2f}"
+        gains, probe = [gain(r, "untouched_accuracy") for r in runs], [gain(r) for r in runs]
+        tokens = [spent(r) / 1e6 for r in runs]
+        cost = f"{min(tokens):.2f}-{max(tokens):.2f}" if max(tokens) - min(tokens) > 0.05 else f"{statistics.median(tokens):.2f}"
         out.append(f"| {label} | {pts(statistics.median(gains))} {per_seed(gains)} | {pts(statistics.median(probe))} | "
-                   f"{spent} |")
+                   f"{cost} |")
     for c in sft_claims(d):
         out.append(f"{c.compared.split(',')[0].replace('SFT vs ', '')}: {claim_phrase(c)}, per seed {per_seed(c.per_seed)}")
     for c in base_claims(d):
@@ -229,7 +228,7 @@ RL_KNOBS_ARMS = {"sft": "SFT rounds (the demo)", "grpo_verified": "GRPO, verifie
 def rl_knobs(d: dict | None = None) -> list[str]:
     """The table row of each arm (untouched and dev gains, tokens, zero-variance share, token entropy, the
     chosen rate and reward) and SFT against each arm, paired per question on the untouched set."""
-    from benchmarks.rl_evidence import final
+    from benchmarks.rl_evidence import final, gain, spent
 
     d = load("rl_knobs") if d is None else d
     arms, out = d["arms"], []
@@ -237,9 +236,8 @@ def rl_knobs(d: dict | None = None) -> list[str]:
         if arm not in arms:
             continue
         runs = [arms[arm][s] for s in sorted(arms[arm])]
-        test = [final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"] for r in runs]
-        dev = [final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs]
-        tokens = statistics.median(sum(h["compute_tokens"] or 0 for h in r["history"][1:]) for r in runs) / 1e6
+        test, dev = [gain(r, "untouched_accuracy") for r in runs], [gain(r) for r in runs]
+        tokens = statistics.median(spent(r) for r in runs) / 1e6
         zero = [r["zero_variance_groups"] for r in runs if r["zero_variance_groups"] is not None]
         entropy = [r["token_entropy"] for r in runs if r["token_entropy"] is not None]
         setting = "" if arm == "sft" else f"{runs[0]['lr']:g}" + (f", {runs[0]['reward']}" if runs[0]["reward"] else "")

@@ -227,15 +227,25 @@ def final(run: dict) -> dict:
     return run["history"][last["weights_round"]] if last.get("weights_round") is not None else last
 
 
+def gain(run: dict, key: str = "accuracy") -> float:
+    """The final weights' score (`accuracy`: dev; `untouched_accuracy`: test) less the base's."""
+    return final(run)[key] - run["history"][0][key]
+
+
+def spent(run: dict) -> int:
+    """Tokens the run's rounds sampled and trained."""
+    return sum(h["compute_tokens"] or 0 for h in run["history"][1:])
+
+
 def summarize(results: dict) -> dict:
     out = {}
     for arm, per_seed in results["arms"].items():
         runs = list(per_seed.values())
         probes = [[s["probe_accuracy"] for s in r["steps"] if s["probe_accuracy"] is not None] for r in runs]
         out[arm] = {
-            "untouched_gain": spread([final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"] for r in runs]),
-            "heldout_gain": spread([final(r)["accuracy"] - r["history"][0]["accuracy"] for r in runs]),
-            "compute_tokens": [sum(h["compute_tokens"] or 0 for h in r["history"][1:]) for r in runs],
+            "untouched_gain": spread([gain(r, "untouched_accuracy") for r in runs]),
+            "heldout_gain": spread([gain(r) for r in runs]),
+            "compute_tokens": [spent(r) for r in runs],
             # the guard's criterion, on its probe set: the final weights against the best probe of the run
             "best_probe_gain": [max(p) - r["history"][0]["accuracy"] for r, p in zip(runs, probes) if p] or None,
             "final_below_best_probe": [round(max(p) - final(r)["accuracy"], 4) for r, p in zip(runs, probes) if p]

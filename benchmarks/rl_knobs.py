@@ -48,7 +48,7 @@ from benchmarks.evidence import claims, provenance  # noqa: E402
 from benchmarks.evidence.jobs import run_jobs  # noqa: E402
 from benchmarks.evidence.quiet import quiet_worker  # noqa: E402
 from benchmarks.evidence.stats import spread  # noqa: E402
-from benchmarks.rl_evidence import final, token_lengths, untouched  # noqa: E402
+from benchmarks.rl_evidence import final, gain, spent, token_lengths, untouched  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ARMS = ("sft", "grpo_verified", "grpo_dapo", "grpo_entropy", "grpo_gold", "grpo_random")
@@ -120,10 +120,6 @@ def sft_batch_size(run_dir: Path) -> int:
     return adapt.batch_size * adapt.grad_accum
 
 
-def dev_gain(run: dict) -> float:
-    return final(run)["accuracy"] - run["history"][0]["accuracy"]
-
-
 def candidates(arm: str, args, chosen: dict) -> list[tuple[float, str | None]]:
     """(learning rate, reward) pairs to run at the first seed; one pair once chosen."""
     if arm in chosen:
@@ -157,11 +153,11 @@ def run_seed(seed: int, args, results: dict, chosen: dict, workers: int = 1) -> 
         arm_steps = steps if arm == "grpo_verified" else max(1, round(budget / per_step))
         runs = run_all([(f"{arm}-lr{lr:g}{'-' + reward if reward else ''}", arm, seed, args, arm_steps, lr, reward)
                         for lr, reward in candidates(arm, args, chosen)], workers)
-        best = max(runs, key=dev_gain)
+        best = max(runs, key=gain)
         chosen.setdefault(arm, (best["lr"], best["reward"]))
         results["arms"].setdefault(arm, {})[str(seed)] = best
         if len(runs) > 1:
-            results.setdefault("selection", {})[arm] = [{"lr": r["lr"], "reward": r["reward"], "dev_gain": dev_gain(r)}
+            results.setdefault("selection", {})[arm] = [{"lr": r["lr"], "reward": r["reward"], "dev_gain": gain(r)}
                                                         for r in runs]
         if arm == "grpo_verified":
             zero, length = best["zero_variance_groups"], best["mean_tokens"] or c
@@ -180,10 +176,9 @@ def summarize(results: dict) -> dict:
     out = {}
     for arm, per_seed in results["arms"].items():
         runs = list(per_seed.values())
-        out[arm] = {"untouched_gain": spread([final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"]
-                                              for r in runs]),
-                    "dev_gain": spread([dev_gain(r) for r in runs]),
-                    "compute_tokens": [sum(h["compute_tokens"] or 0 for h in r["history"][1:]) for r in runs],
+        out[arm] = {"untouched_gain": spread([gain(r, "untouched_accuracy") for r in runs]),
+                    "dev_gain": spread([gain(r) for r in runs]),
+                    "compute_tokens": [spent(r) for r in runs],
                     "lr": runs[0]["lr"], "reward": runs[0]["reward"],
                     **{k: [r[k] for r in runs] for k in ("zero_variance_groups", "token_entropy", "dropped_groups")}}
     arms = results["arms"]
@@ -206,7 +201,7 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for i, arm in enumerate(arms):
         runs = list(results["arms"][arm].values())
-        gains = [100 * (final(r)["untouched_accuracy"] - r["history"][0]["untouched_accuracy"]) for r in runs]
+        gains = [100 * gain(r, "untouched_accuracy") for r in runs]
         ax.barh(i, statistics.median(gains), color=f"C{i}", alpha=0.6)
         ax.scatter(gains, [i] * len(gains), color="black", s=12, zorder=3)
         zero = [r["zero_variance_groups"] for r in runs if r["zero_variance_groups"] is not None]
