@@ -50,7 +50,7 @@ def no_training(ctx, round_, inputs):
 
 
 def arms(k: int, agents: int, eval_limit: int, work: Path) -> dict[str, list[str]]:
-    none = ["adapt.method=refinement_evidence:no_training"]
+    none = ["adapt.method=benchmarks.refinement_evidence:no_training"]
     one_question = ["task.limit=1", "generate.k=1", f"task.eval_limit={eval_limit}"]  # only round 0's held-out scores
     out = {
         "plain": none + [f"generate.k={k}"],
@@ -108,7 +108,6 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None)
     args = parser.parse_args()
     record = provenance.start(args)
-    sys.path.insert(0, str(Path(__file__).parent))  # the arms' adaptation method lives in this file
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rich.console import Console
 
