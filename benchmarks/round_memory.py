@@ -97,7 +97,9 @@ def measure(src: Path, model: str, data: str) -> dict:
     env = os.environ | {"PYTHONPATH": f"{src}:{HERE}", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                         "SELFIMPROVE_SHARED_DATA": str(SHARED_DATA), "SELFIMPROVE_ROUND_MEMORY_CHILD": "1"}
     proc = subprocess.run([sys.executable, __file__, "--child", out, model, data], env=env, capture_output=True,
-                          text=True, check=True)
+                          text=True)
+    if proc.returncode:  # the child's own error, not the parent's CalledProcessError
+        raise SystemExit(f"the round under {src} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -115,8 +117,12 @@ def main() -> None:
     from selfimprove.tasks import local_source
     from selfimprove.tiny import save_tiny_model
 
+    data = local_source("gsm8k")
+    if data is None:
+        parser.error("GSM8K's local copy was not found: set SELFIMPROVE_SHARED_DATA to the shared data folder "
+                     "(the one holding gsm8k/)")
+    data = str(data)
     model = str(save_tiny_model(Path(tempfile.mkdtemp()) / "model", hidden_size=512, num_layers=8))
-    data = str(local_source("gsm8k"))
     sides = {"this checkout": HERE.parent / "src", "baseline": args.baseline_src.resolve()}
     rows = {label: measure(src, model, data) for label, src in sides.items()}
     print(f"{'':16}{'peak RSS (MB)':>16}{'model loads':>14}")
