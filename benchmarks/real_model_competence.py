@@ -1,12 +1,16 @@
 """Where a real model's label-free vote can work: a competence scan on the dev (validation) split.
 
     python benchmarks/real_model_competence.py                       # the numbers in results/real_model_competence_equations.json
-    python benchmarks/real_model_competence.py --task arithmetic --source steps=1-2,max_value=10 --questions 16
+    python benchmarks/real_model_competence.py --task arithmetic --shots 2 --max-new-tokens 64 --questions 40 \
+        --source steps=1-2,max_value=10 steps=1-2,max_value=10,ops=+- steps=1,max_value=10,ops=+- \
+        --require "[{name: arithmetic, require_equations: true}, {name: grounded}]" \
+        --out benchmarks/results/real_model_competence.json     # the arithmetic scan (configs/smollm2_arithmetic.yaml)
 
 For each prompt style (zero-shot chain of thought; 2 worked examples as chat turns), on `--questions`
 validation questions: greedy accuracy, and over K samples at temperature T the plain majority, the vote of
-only the answers the task's own check accepts (substitution, for equations; none for tasks without a
-check), its coverage (questions with a checked answer) and precision, and pass@K. This scan chose the
+only the answers the task's own check accepts (substitution, for equations) or, with `--require`, of
+only the paths that pass those pre-vote gates (a recipe's `vote.require`, e.g. arithmetic that recomputes),
+its coverage (questions with a checked answer) and precision, and pass@K. This scan chose the
 domain, difficulty, prompt and K of `configs/smollm2_equations.yaml`; the test split is never read here.
 """
 
@@ -17,6 +21,8 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+import yaml
 
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
@@ -36,6 +42,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=80)
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--require", type=yaml.safe_load, default=None,
+                        help="a YAML list of pre-vote gates, as in a recipe's vote.require: only the paths that pass "
+                             "them all vote in the checked vote (instead of the task's answer check)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_model_competence_equations.json"))
     args = parser.parse_args()
     record = provenance.start(args)
@@ -48,11 +57,23 @@ def main() -> None:
     from selfimprove.prompts import chat_messages
     from selfimprove.records import Weights
     from selfimprove.tasks import get_task
+    from selfimprove.gates import build_gates
+    from selfimprove.gates.base import GateContext
+    from selfimprove.records import Sample
     from selfimprove.tasks.base import checker_of
+    from selfimprove.voting.majority import eligible_voters
 
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
     check = checker_of(task)
+    gates = {}
+    if args.require is not None:
+        if not isinstance(args.require, list):
+            parser.error("--require is a YAML list of gates, e.g. \"[{name: arithmetic}, {name: grounded}]\"")
+        try:
+            gates = build_gates(args.require, GateContext(task), "--require", before_vote=True)
+        except (ValueError, KeyError) as e:
+            parser.error(str(e))
     backend = create_backend(ModelConfig(name=args.model, dtype="float32", device="cpu", chat="on"), GenerateConfig())
     weights = Weights(args.model)
     rows = []
@@ -74,8 +95,14 @@ def main() -> None:
                 count["pass_at_k"] += any(map(right, answers))
                 votes = Counter(a for a in answers if a is not None)
                 count["plain_majority"] += bool(votes) and right(votes.most_common(1)[0][0])
-                if check is not None:
+                if gates:
+                    paths = [Sample(item.id, 0, j, fmt, 0, args.model, None, c.text, a, c.num_tokens, c.truncated,
+                                    c.logprob) for j, (c, a) in enumerate(zip(group, answers))]
+                    checked = Counter(s.answer for s in eligible_voters(paths, {item.id: item.question}, gates)
+                                      if s.answer is not None)
+                elif check is not None:
                     checked = Counter(a for a in answers if check.check(item.question, a))
+                if gates or check is not None:
                     count["checked_covered"] += bool(checked)
                     count["checked_majority"] += bool(checked) and right(checked.most_common(1)[0][0])
                 count["tokens"] += sum(c.num_tokens for c in group)
@@ -89,7 +116,9 @@ def main() -> None:
             print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     backend.close()
     out = Path(args.out)
-    provenance.write_result({"settings": vars(args), "split": "validation (dev)", "rows": rows}, out, None, record)
+    checked_by = "--require gates" if gates else "the task's answer check" if check is not None else None
+    provenance.write_result({"settings": vars(args), "split": "validation (dev)", "checked_by": checked_by, "rows": rows},
+                            out, None, record)
     print(f"wrote {out}")
 
 

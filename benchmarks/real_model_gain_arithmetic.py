@@ -20,8 +20,8 @@ Held-out: greedy accuracy on `--heldout` questions from a disjoint seed stream, 
 evaluation (the same scorer as `selfimprove eval`). Round 1's sampling and every round-0 evaluation are
 shared through one rationale cache, so the arms differ only in what they train on.
 
-Also measured side by side (one process, alternating): generation tokens/s with 1 and 2 torch threads,
-the evidence for `run.threads: 1` in the recipe.
+Also measured side by side (one process, alternating; `--skip-threads` leaves it out): generation tokens/s
+with 1 and 2 torch threads, on whatever else the machine runs at the time.
 
 Writes WORK/<arm>-s<seed>/ (run directories; a rerun resumes them) and the merged
 benchmarks/results/real_model_gain_arithmetic.json and .png. Not run by CI.
@@ -40,7 +40,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: import from the repository root, as `python -m benchmarks...` does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-from benchmarks.evidence import provenance  # noqa: E402
+from benchmarks.evidence import claims, outcomes, provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -49,7 +49,7 @@ ARMS = ("selftrain", "control", "oracle")
 ARM_OVERRIDES = {
     "selftrain": [],
     "control": ["vote.require=[]", "curate.gates=[]"],
-    "oracle": ["adapt.method=real_model_gain_arithmetic:gold_rationales"],
+    "oracle": ["adapt.method=benchmarks.real_model_gain_arithmetic:gold_rationales"],
 }
 KEEP = ("round", "accuracy", "pseudo_label_accuracy", "kept_pseudo_label_accuracy", "kept", "kept_questions",
         "pool_questions", "train_examples", "train_loss_first", "train_loss_last", "agreement",
@@ -130,24 +130,16 @@ def thread_timing(repeats: int = 1) -> list[dict]:
     return rows
 
 
-def paired(args, seed: int, arm: str, other: str) -> dict:
-    """Held-out questions the arm's final weights answer right and `other`'s wrong, and the reverse
-    (the same questions, so the difference is read question by question, not from two noisy shares)."""
-    from selfimprove.rundir import layout
-    from selfimprove.tasks import get_task
-
-    task = get_task("arithmetic")
-
-    def right(name: str, round_: int) -> dict:
-        path = Path(args.work) / f"{name}-s{seed}" / layout.round_file(round_, layout.EVAL_SAMPLES)
-        gold = {r["id"]: r["gold"] for r in map(json.loads, (path.parents[2] / layout.HELDOUT).open())}
-        return {r["question_id"]: r["answer"] is not None and task.is_equivalent(r["answer"], gold[r["question_id"]])
-                for r in map(json.loads, path.open()) if r["index"] == 0}
-
-    mine = right(arm, args.rounds)
-    theirs = right(arm, 0) if other == "base" else right(other, args.rounds)  # round 0 is every arm's base
-    return {"vs": other, "only_this_arm_right": sum(mine[q] and not theirs[q] for q in mine),
-            "only_other_right": sum(theirs[q] and not mine[q] for q in mine), "questions": len(mine)}
+def claims_of(results: dict, rounds: int) -> list[dict]:
+    """Each arm's final round against the base (round 0, shared by every arm) and against the control,
+    paired question by question on the held-out set and pooled over seeds."""
+    outcomes = results["outcomes"]
+    final = {arm: {seed: by_round[str(rounds)] for seed, by_round in by_seed.items()} for arm, by_seed in outcomes.items()}
+    base = {seed: by_round["0"] for seed, by_round in next(iter(outcomes.values())).items()}
+    out = [claims.paired(f"{arm} vs base", final[arm], base) for arm in final]
+    out += [claims.paired(f"{arm} vs control", final[arm], final["control"]) for arm in final
+            if "control" in final and arm != "control"]
+    return [c.record() for c in out]
 
 
 def summarize(arms: dict) -> dict:
@@ -171,7 +163,9 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    threads = results.get("threads") or []
+    fig, axes = plt.subplots(1, 2 if threads else 1, figsize=(10 if threads else 5.5, 4), squeeze=False)
+    ax = axes[0][0]
     for i, (arm, by_seed) in enumerate(results["arms"].items()):
         for j, (seed, history) in enumerate(by_seed.items()):
             ax.plot([h["round"] for h in history], [100 * h["accuracy"] for h in history], marker="o",
@@ -180,15 +174,13 @@ def plot(results: dict, path: Path) -> None:
     ax.set(xlabel="round", ylabel=f"held-out greedy accuracy, % (n={n})",
            title="SmolLM2-135M, 1-2 step arithmetic, no labels")
     ax.legend()
-    for j, key in enumerate(("threads", "threads_busy")):  # the machine idle, and shared with other jobs
-        for threads in (1, 2):
-            values = [r["tokens_per_s"] for r in results.get(key) or [] if r["threads"] == threads]
-            if values:
-                bx.bar(3 * j + threads - 1, statistics.median(values), color="C0" if threads == 1 else "C3",
-                       label=f"{threads} thread{'s' * (threads > 1)}" if j == 0 else None)
-    bx.set_xticks([0.5, 3.5], ["2 cores idle", "2 cores busy"])
-    bx.set(ylabel="generated tokens/s (median)", title="sampling speed by torch threads, same process")
-    bx.legend()
+    if threads:
+        bx = axes[0][1]
+        for count in (1, 2):
+            bx.bar(count, statistics.median(r["tokens_per_s"] for r in threads if r["threads"] == count),
+                   color="C0" if count == 1 else "C3")
+        bx.set_xticks([1, 2], ["1 thread", "2 threads"])
+        bx.set(ylabel="generated tokens/s (median)", title="sampling speed by torch threads, same process")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -206,9 +198,8 @@ def print_table(results: dict) -> None:
     for arm, s in results["summary"].items():
         if isinstance(s, dict):
             print(f"{arm}: base {100 * s['base']:.1f}% -> {100 * s['final']:.1f}% (gain {100 * s['gain_median']:+.1f})")
-    for name, p in results.get("paired", {}).items():
-        print(f"{name}: {p['only_this_arm_right']} questions right only here, {p['only_other_right']} only there "
-              f"(of {p['questions']})")
+    for c in results["claims"]:
+        print(claims.Claim(**{k: v for k, v in c.items() if k != "holds"}).sentence())
     for r in results.get("threads", []):
         print(f"threads={r['threads']}: {r['tokens_per_s']} tokens/s ({r['tokens']} tokens in {r['seconds']} s)")
 
@@ -227,34 +218,29 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="show each run's progress")
     args = parser.parse_args()
     record = provenance.start(args)
-    sys.path.insert(0, str(Path(__file__).parent))  # the oracle's adaptation method lives in this file
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # One rationale cache for every arm: round 1's samples and round 0's scores are computed once.
     os.environ["SELFIMPROVE_CACHE_DIR"] = str(Path(args.work) / "cache")
     started = time.time()
+    from selfimprove.tasks import get_task
+
+    task = get_task("arithmetic")
     results = {"settings": {k: v for k, v in vars(args).items() if k not in ("out", "verbose")},
-               "recipe": str(RECIPE.relative_to(ROOT)), "arms": {}, "probe": {}}
+               "recipe": str(RECIPE.relative_to(ROOT)), "arms": {}, "outcomes": {}, "probe": {}}
     for seed in args.seeds:
         for arm in args.arms:
             print(f"[{time.strftime('%H:%M:%S')}] {arm} seed {seed}", flush=True)
             history, probe = run_arm(arm, seed, args)
             results["arms"].setdefault(arm, {})[str(seed)] = history
+            results["outcomes"].setdefault(arm, {})[str(seed)] = outcomes.from_run(Path(args.work) / f"{arm}-s{seed}", task)
             results["probe"].setdefault(str(seed), probe)
     if not args.skip_threads:
         results["threads"] = thread_timing()
-    elif Path(args.out).exists():  # keep the timings an earlier run of this script measured
-        earlier = json.loads(Path(args.out).read_text())
-        results |= {k: earlier[k] for k in ("threads", "threads_busy", "threads_note") if k in earlier}
     results["summary"] = summarize(results["arms"])
-    results["paired"] = {f"{arm} vs {other}, seed {seed}": paired(args, seed, arm, other)
-                         for seed in args.seeds for arm in args.arms for other in ("base", "control")
-                         if arm != other and (other == "base" or other in args.arms)}
+    results["claims"] = claims_of(results, args.rounds)
     results["wall_seconds"] = round(time.time() - started)
-    results["provenance"] = provenance.finish(record)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    plot(results, out.with_suffix(".png"))
+    provenance.write_result(results, out, plot, record)
     print_table(results)
     print(f"wrote {out} and {out.with_suffix('.png')} in {results['wall_seconds']} s")
 
