@@ -36,7 +36,7 @@ def test_a_merge_keeps_every_parts_record_and_names_the_unrecorded_ones():
 # were made. docs/evidence.md ("How the evidence is kept") names the same files; a rerun takes one off.
 UNRECORDED = {"lm_eval_agreement",
               "lm_eval_math_agreement", "real_model_competence", "real_model_competence_equations",
-              "real_model_gain_arithmetic", "refinement_evidence"}
+              "real_model_gain_arithmetic"}
 
 
 def test_every_committed_result_records_how_it_was_made_unless_listed_as_unrecorded():
