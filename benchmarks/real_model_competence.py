@@ -6,7 +6,8 @@
         --require "[{name: arithmetic, require_equations: true}, {name: grounded}]" \
         --out benchmarks/results/real_model_competence.json     # the arithmetic scan (configs/smollm2_arithmetic.yaml)
 
-For each prompt style (zero-shot chain of thought; 2 worked examples as chat turns), on `--questions`
+For each source (difficulty) and prompt style (zero-shot chain of thought; `--shots` worked examples as chat
+turns), on `--questions`
 validation questions: greedy accuracy, and over K samples at temperature T the plain majority, the vote of
 only the answers the task's own check accepts (substitution, for equations) or, with `--require`, of
 only the paths that pass those pre-vote gates (a recipe's `vote.require`, e.g. arithmetic that recomputes),
@@ -35,12 +36,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--task", default="equations")
-    parser.add_argument("--source", nargs="+", default=["steps=1-2,max_value=10"])
+    parser.add_argument("--source", nargs="+", default=["steps=1-2,max_value=10", "steps=2,max_value=10"])
     parser.add_argument("--questions", type=int, default=24)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--max-new-tokens", type=int, default=80)
-    parser.add_argument("--shots", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--shots", type=int, nargs="+", default=[0, 2, 4])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--require", type=yaml.safe_load, default=None,
                         help="a YAML list of pre-vote gates, as in a recipe's vote.require: only the paths that pass "
