@@ -93,11 +93,32 @@ def why_they_differ(ours: str | None, ours_right: bool, theirs: dict) -> str:
     return f"exact_match judges {theirs['answer']!r} equal to {theirs['gold']!r}; math-verify does not ({ours!r})"
 
 
+# What lm-eval's minerva_math utils need, checked in its interpreter before any work: its own import asserts
+# an antlr4 runtime of 4.11, which a plain `pip install lm-eval` does not bring.
+LM_EVAL_NEEDS = """
+from importlib.metadata import version, PackageNotFoundError
+try:
+    ok = version("lm-eval") == "0.4.13" and version("antlr4-python3-runtime").startswith("4.11") and version("sympy") \
+        and version("math-verify")
+except PackageNotFoundError:
+    ok = False
+raise SystemExit(0 if ok else 1)
+"""
+INSTALL = "pip install --no-deps lm-eval==0.4.13 sympy math-verify==0.9.0 'antlr4-python3-runtime==4.11.*'"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lm-eval-python", default=sys.executable)
     parser.add_argument("--questions", type=int, default=500, help="MATH-500 questions whose references are scored")
     args = parser.parse_args()
+    try:
+        ready = subprocess.run([args.lm_eval_python, "-c", LM_EVAL_NEEDS], capture_output=True, timeout=120).returncode == 0
+    except OSError as e:
+        parser.error(f"--lm-eval-python {args.lm_eval_python}: {e}")
+    if not ready:
+        parser.error(f"--lm-eval-python {args.lm_eval_python} lacks lm-eval 0.4.13's MATH scoring; in that interpreter "
+                     f"(a venv of its own): {INSTALL}")
     record = provenance.start(args)
     from selfimprove.tasks import get_task
 
