@@ -151,6 +151,18 @@ def own_exemplars() -> list[str]:
             f"{pct(emb['fewshot']['accuracy'])} few-shot vs {pct(emb['zero']['accuracy'])} zero-shot"]
 
 
+def real_model_competence() -> list[str]:
+    """The arithmetic scan's range over its sources: how often the right answer is among K paths, and how
+    often the vote of the paths whose arithmetic recomputes is right."""
+    d = load("real_model_competence")
+    k, rows = d["settings"]["k"], d["rows"]
+
+    def span(key: str) -> str:
+        values = sorted(int(100 * r[key] + 0.5) for r in rows)  # half up, as a reader rounds 52.5
+        return f"{values[0]}-{values[-1]}%"
+    return [f"pass@{k} {span('pass_at_k')}, but checked maj@{k} only {span('checked_majority')}"]
+
+
 def real_model_competence_equations() -> list[str]:
     rows = load("real_model_competence_equations")["rows"]
     chosen = next(r for r in rows if r["source"] == "steps=1-2,max_value=10" and r["shots"] == 2)
@@ -525,6 +537,7 @@ def engine_race() -> list[str]:
 
 CHECKS = {
     "real_model_gain": real_model_gain, "real_model_gain_arithmetic": real_model_gain_arithmetic,
+    "real_model_competence": real_model_competence,
     "real_model_competence_equations": real_model_competence_equations, "own_exemplars": own_exemplars,
     "embedded_evidence": embedded_evidence, "rl_evidence": rl_evidence, "code_evidence": code_evidence,
     "acquisition_evidence": acquisition_evidence, "proposer_evidence": proposer_evidence,
