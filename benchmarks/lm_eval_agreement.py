@@ -52,9 +52,14 @@ def run_selfimprove(model: str, questions: Path, max_tokens: int, out: Path) -> 
     if not (out / "eval_samples.jsonl").exists():
         _eval_subprocess(model, questions, max_tokens, out)
     texts = [json.loads(line)["question"] for line in questions.read_text().splitlines()]
-    rows = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
-    greedy = rows[:len(rows) // 2]  # evaluate writes the greedy pass first (in question order), then k samples
-    return dict(zip(texts, greedy))
+    greedy = {}  # evaluate writes the greedy pass first, in question order; any further samples come after it
+    for line in (out / "eval_samples.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        greedy.setdefault(row["question_id"], row)
+    if len(greedy) != len(texts):
+        raise SystemExit(f"{out / 'eval_samples.jsonl'} scores {len(greedy)} questions, not the {len(texts)} of "
+                         f"{questions}: remove {out} and rerun")
+    return dict(zip(texts, greedy.values()))
 
 
 def _eval_subprocess(model: str, questions: Path, max_tokens: int, out: Path) -> None:
