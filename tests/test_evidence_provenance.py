@@ -34,9 +34,7 @@ def test_a_merge_keeps_every_parts_record_and_names_the_unrecorded_ones():
 
 # Written before benchmarks.evidence.provenance existed and not rerun since: they record nothing of how they
 # were made. docs/evidence.md ("How the evidence is kept") names the same files; a rerun takes one off.
-UNRECORDED = {"lm_eval_agreement",
-              "lm_eval_math_agreement", "real_model_competence_equations",
-              "real_model_gain_arithmetic"}
+UNRECORDED = {"lm_eval_math_agreement", "real_model_competence_equations"}
 
 
 def test_every_committed_result_records_how_it_was_made_unless_listed_as_unrecorded():
