@@ -32,15 +32,10 @@ def test_a_merge_keeps_every_parts_record_and_names_the_unrecorded_ones():
     assert "wall_seconds" in merged
 
 
-# Written before benchmarks.evidence.provenance existed and not rerun since: they record nothing of how they
-# were made. docs/evidence.md ("How the evidence is kept") names the same files; a rerun takes one off.
-UNRECORDED = {"lm_eval_math_agreement", "real_model_competence_equations"}
-
-
-def test_every_committed_result_records_how_it_was_made_unless_listed_as_unrecorded():
+def test_every_committed_result_records_how_it_was_made():
     results = {p.stem: json.loads(p.read_text()) for p in (ROOT / "benchmarks/results").glob("*.json")}
     unrecorded = {name for name, r in results.items() if "provenance" not in r}
-    assert unrecorded == UNRECORDED, "rerun a listed result, or record provenance when writing a new one"
+    assert unrecorded == set(), "rerun these results: they record nothing of how they were made"
     merged_from_unrecorded = {name for name, r in results.items()
                               if "unrecorded" in r.get("provenance", {}).get("parts", {}).values()}
     assert merged_from_unrecorded == set()
