@@ -98,8 +98,8 @@ def why_they_differ(ours: str | None, ours_right: bool, theirs: dict) -> str:
 LM_EVAL_NEEDS = """
 from importlib.metadata import version, PackageNotFoundError
 try:
-    ok = version("lm-eval") == "0.4.13" and version("antlr4-python3-runtime").startswith("4.11") and version("sympy") \
-        and version("math-verify")
+    version("sympy"), version("math-verify")
+    ok = version("lm-eval") == "0.4.13" and version("antlr4-python3-runtime").startswith("4.11")
 except PackageNotFoundError:
     ok = False
 raise SystemExit(0 if ok else 1)

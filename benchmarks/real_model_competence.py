@@ -32,7 +32,7 @@ from benchmarks.evidence import provenance  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--task", default="equations")
@@ -47,74 +47,93 @@ def main() -> None:
                         help="a YAML list of pre-vote gates, as in a recipe's vote.require: only the paths that pass "
                              "them all vote in the checked vote (instead of the task's answer check)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_model_competence_equations.json"))
-    args = parser.parse_args()
+    return parser, parser.parse_args(argv)
+
+
+def require_gates(parser, require, task) -> dict:
+    """`--require`'s gates, built as a recipe's vote.require is; a bad list is an argument error."""
+    from selfimprove.gates import build_gates
+    from selfimprove.gates.base import GateContext
+
+    if require is None:
+        return {}
+    if not isinstance(require, list):
+        parser.error("--require is a YAML list of gates, e.g. \"[{name: arithmetic}, {name: grounded}]\"")
+    try:
+        return build_gates(require, GateContext(task), "--require", before_vote=True)
+    except (ValueError, KeyError) as e:
+        parser.error(str(e))
+
+
+def checked_votes(task, check, gates, item, fmt: str, model: str, group, answers) -> Counter | None:
+    """The answers that count in the checked vote: those of paths passing `gates`, else those the task's
+    answer check accepts; None when there is neither."""
+    from selfimprove.records import Sample
+    from selfimprove.voting.majority import eligible_voters
+
+    if gates:
+        paths = [Sample(item.id, 0, j, fmt, 0, model, None, c.text, a, c.num_tokens, c.truncated, c.logprob)
+                 for j, (c, a) in enumerate(zip(group, answers))]
+        return Counter(s.answer for s in eligible_voters(paths, {item.id: item.question}, gates) if s.answer is not None)
+    if check is not None:
+        return Counter(a for a in answers if check.check(item.question, a))
+    return None
+
+
+def scan(args, task, check, gates, backend, weights, source: str, shots: int) -> dict:
+    """One row: greedy, plain and checked majority, coverage and pass@K on one source with `shots` examples."""
+    from selfimprove.backends.base import SamplingParams
+    from selfimprove.prompts import chat_messages
+
+    started = time.time()
+    items = task.load(f"{source},n={args.questions},seed=7", split="validation")
+    fmt = "cot_fewshot" if shots else "cot_zeroshot"
+    prompts = [chat_messages(i.question, fmt, task.exemplars()[:shots], task.answer_prefix) for i in items]
+    greedy = backend.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens), weights)
+    samples = backend.generate(prompts, SamplingParams(n=args.k, temperature=args.temperature,
+                                                       max_new_tokens=args.max_new_tokens, seed=0), weights)
+    count = Counter()
+    for item, first, group in zip(items, greedy, samples):
+        right = lambda a: a is not None and task.is_equivalent(a, item.gold)  # noqa: E731
+        answers = [task.extract(c.text) for c in group]
+        count["greedy"] += right(task.extract(first[0].text))
+        count["pass_at_k"] += any(map(right, answers))
+        votes = Counter(a for a in answers if a is not None)
+        count["plain_majority"] += bool(votes) and right(votes.most_common(1)[0][0])
+        checked = checked_votes(task, check, gates, item, fmt, args.model, group, answers)
+        if checked is not None:
+            count["checked_covered"] += bool(checked)
+            count["checked_majority"] += bool(checked) and right(checked.most_common(1)[0][0])
+        count["tokens"] += sum(c.num_tokens for c in group)
+    n = len(items)
+    return {"source": source, "shots": shots, "questions": n,
+            **{k: count[k] / n for k in ("greedy", "plain_majority", "checked_majority", "checked_covered", "pass_at_k")},
+            "checked_precision": count["checked_majority"] / count["checked_covered"] if count["checked_covered"] else None,
+            "tokens_per_path": count["tokens"] / (n * args.k), "seconds": round(time.time() - started)}
+
+
+def main() -> None:
+    parser, args = parse_args()
     record = provenance.start(args)
 
     import torch
 
     from selfimprove.backends import create_backend
-    from selfimprove.backends.base import SamplingParams
-    from selfimprove.config import ModelConfig, GenerateConfig
-    from selfimprove.prompts import chat_messages
+    from selfimprove.config import GenerateConfig, ModelConfig
     from selfimprove.records import Weights
     from selfimprove.tasks import get_task
-    from selfimprove.gates import build_gates
-    from selfimprove.gates.base import GateContext
-    from selfimprove.records import Sample
     from selfimprove.tasks.base import checker_of
-    from selfimprove.voting.majority import eligible_voters
 
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
-    check = checker_of(task)
-    gates = {}
-    if args.require is not None:
-        if not isinstance(args.require, list):
-            parser.error("--require is a YAML list of gates, e.g. \"[{name: arithmetic}, {name: grounded}]\"")
-        try:
-            gates = build_gates(args.require, GateContext(task), "--require", before_vote=True)
-        except (ValueError, KeyError) as e:
-            parser.error(str(e))
+    check, gates = checker_of(task), require_gates(parser, args.require, task)
     backend = create_backend(ModelConfig(name=args.model, dtype="float32", device="cpu", chat="on"), GenerateConfig())
     weights = Weights(args.model)
     rows = []
     for source in args.source:
-        items = task.load(f"{source},n={args.questions},seed=7", split="validation")
         for shots in args.shots:
-            started = time.time()
-            fmt = "cot_fewshot" if shots else "cot_zeroshot"
-            prompts = [chat_messages(i.question, fmt, task.exemplars()[:shots], task.answer_prefix) for i in items]
-            greedy = backend.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens),
-                                      weights)
-            samples = backend.generate(prompts, SamplingParams(n=args.k, temperature=args.temperature,
-                                                               max_new_tokens=args.max_new_tokens, seed=0), weights)
-            count = Counter()
-            for item, first, group in zip(items, greedy, samples):
-                right = lambda a: a is not None and task.is_equivalent(a, item.gold)  # noqa: E731
-                answers = [task.extract(c.text) for c in group]
-                count["greedy"] += right(task.extract(first[0].text))
-                count["pass_at_k"] += any(map(right, answers))
-                votes = Counter(a for a in answers if a is not None)
-                count["plain_majority"] += bool(votes) and right(votes.most_common(1)[0][0])
-                if gates:
-                    paths = [Sample(item.id, 0, j, fmt, 0, args.model, None, c.text, a, c.num_tokens, c.truncated,
-                                    c.logprob) for j, (c, a) in enumerate(zip(group, answers))]
-                    checked = Counter(s.answer for s in eligible_voters(paths, {item.id: item.question}, gates)
-                                      if s.answer is not None)
-                elif check is not None:
-                    checked = Counter(a for a in answers if check.check(item.question, a))
-                if gates or check is not None:
-                    count["checked_covered"] += bool(checked)
-                    count["checked_majority"] += bool(checked) and right(checked.most_common(1)[0][0])
-                count["tokens"] += sum(c.num_tokens for c in group)
-            n = len(items)
-            row = {"source": source, "shots": shots, "questions": n,
-                   **{k: count[k] / n for k in ("greedy", "plain_majority", "checked_majority", "checked_covered",
-                                                "pass_at_k")},
-                   "checked_precision": count["checked_majority"] / count["checked_covered"] if count["checked_covered"] else None,
-                   "tokens_per_path": count["tokens"] / (n * args.k), "seconds": round(time.time() - started)}
-            rows.append(row)
-            print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            rows.append(scan(args, task, check, gates, backend, weights, source, shots))
+            print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     backend.close()
     out = Path(args.out)
     checked_by = "--require gates" if gates else "the task's answer check" if check is not None else None
